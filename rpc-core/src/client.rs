@@ -1,0 +1,474 @@
+//! The client: request ids, concurrent calls over one connection, deadlines.
+//!
+//! Many threads may share one [`Client`] (it is `Clone + Send + Sync`; clones share
+//! the connection). Calls multiplex by request id. There is no background thread: the
+//! first caller waiting for a reply reads the connection for everyone, hands replies
+//! that belong to other callers over to them, and passes the reading role on when its
+//! own reply arrives. A lone caller therefore writes its request and reads its own
+//! reply itself, with no thread hand-off, and its reply is decoded straight out of the
+//! receive buffer.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+
+use crate::codec::{decode_all, decode_prefix, encode_into};
+use crate::dispatch::ServiceInfo;
+use crate::error::{CodecError, RemoteError, RpcError, TransportError};
+use crate::transport::{Closer, FrameReceiver, FrameSender, Parts, Transport};
+use crate::wire::{self, Hello, MAGIC, PROTOCOL_VERSION, STATUS_ERR, STATUS_OK, Welcome};
+
+/// How long `connect` waits for the server's handshake reply.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection to a server, shared by any number of threads.
+///
+/// Generated `{Trait}Client` types wrap this; use it directly only to write a stub by
+/// hand.
+#[derive(Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+    timeout: Option<Duration>,
+}
+
+struct Shared {
+    peer: Arc<str>,
+    service: &'static ServiceInfo,
+    sending: Mutex<Sending>,
+    receiver: Mutex<Box<dyn FrameReceiver>>,
+    calls: Mutex<Calls>,
+    next_id: AtomicU64,
+    closer: Box<dyn Closer>,
+}
+
+struct Sending {
+    sender: Box<dyn FrameSender>,
+    buf: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Calls {
+    /// A caller is reading replies for everyone.
+    reading: bool,
+    /// Why the connection is dead, once it is.
+    closed: Option<Arc<str>>,
+    pending: HashMap<u64, Pending>,
+}
+
+#[derive(Default)]
+struct Pending {
+    waiter: Option<Thread>,
+    reply: Option<(u8, Vec<u8>)>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Client {
+    /// Performs the handshake over a connected transport and returns a client.
+    ///
+    /// # Errors
+    ///
+    /// `Incompatible` if the server runs another service, signature or protocol
+    /// version; `Protocol` if it is not an ipc-rpc server; `Disconnected`/`Io` if the
+    /// connection fails; `Timeout` if no answer comes within [`HANDSHAKE_TIMEOUT`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rpc_core::{Client, ServiceInfo, transport::mem};
+    /// static INFO: ServiceInfo = ServiceInfo { name: "Nothing", fingerprint: 1, methods: &[] };
+    /// let (client_end, server_end) = mem::pair();
+    /// drop(server_end); // nobody answers the handshake
+    /// assert!(Client::handshake(Box::new(client_end), &INFO).unwrap_err().is_disconnected());
+    /// ```
+    pub fn handshake(
+        transport: Box<dyn Transport>,
+        service: &'static ServiceInfo,
+    ) -> Result<Client, RpcError> {
+        let peer: Arc<str> = transport.peer().into();
+        let closed = |what: &str| RpcError::Disconnected {
+            peer: peer.clone(),
+            reason: format!("the server closed the connection during the handshake ({what})").into(),
+        };
+        let Parts {
+            mut sender,
+            mut receiver,
+            closer,
+        } = transport.split().map_err(|e| transport_error(&peer, e))?;
+
+        let mut buf = Vec::with_capacity(256);
+        let hello = Hello {
+            magic: MAGIC,
+            protocol: PROTOCOL_VERSION,
+            service: service.name,
+            fingerprint: service.fingerprint,
+        };
+        encode_into(&hello, &mut buf, "handshake")?;
+        sender.send(&buf).map_err(|e| match e {
+            TransportError::Closed => closed("sending hello"),
+            e => transport_error(&peer, e),
+        })?;
+
+        let frame = receiver
+            .recv(Some(Instant::now() + HANDSHAKE_TIMEOUT))
+            .map_err(|e| match e {
+                TransportError::Closed => closed("waiting for its welcome"),
+                TransportError::TimedOut => RpcError::Timeout {
+                    peer: peer.clone(),
+                    after: HANDSHAKE_TIMEOUT,
+                },
+                TransportError::FrameTooLarge { .. } | TransportError::Corrupt(_) => {
+                    RpcError::Protocol {
+                        peer: peer.clone(),
+                        detail: "the handshake reply is not an ipc-rpc frame",
+                    }
+                }
+                e => transport_error(&peer, e),
+            })?;
+        let welcome: Welcome<'_> = match decode_prefix::<Welcome<'_>>(&mut &frame[..], "welcome") {
+            Ok(w) if w.magic == MAGIC => w,
+            _ => {
+                return Err(RpcError::Protocol {
+                    peer,
+                    detail: "the handshake reply is not an ipc-rpc welcome",
+                });
+            }
+        };
+        if !welcome.accepted
+            || welcome.protocol != PROTOCOL_VERSION
+            || welcome.service != service.name
+            || welcome.fingerprint != service.fingerprint
+        {
+            return Err(RpcError::Incompatible {
+                client: format!("{service}, protocol {PROTOCOL_VERSION}"),
+                server: format!(
+                    "`{}` (fingerprint {:016x}), protocol {}",
+                    welcome.service, welcome.fingerprint, welcome.protocol
+                ),
+                peer,
+            });
+        }
+
+        Ok(Client {
+            shared: Arc::new(Shared {
+                peer,
+                service,
+                sending: Mutex::new(Sending { sender, buf }),
+                receiver: Mutex::new(receiver),
+                calls: Mutex::new(Calls::default()),
+                next_id: AtomicU64::new(1),
+                closer,
+            }),
+            timeout: None,
+        })
+    }
+
+    /// A client on the same connection whose calls fail with `RpcError::Timeout` after
+    /// `timeout`. The connection stays usable; a late reply is discarded.
+    pub fn with_timeout(&self, timeout: Duration) -> Client {
+        Client {
+            shared: self.shared.clone(),
+            timeout: Some(timeout),
+        }
+    }
+
+    /// This client's per-call deadline, if any.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// The server's endpoint, as connected to.
+    pub fn peer(&self) -> &str {
+        &self.shared.peer
+    }
+
+    /// The service this client was made for.
+    pub fn service(&self) -> &'static ServiceInfo {
+        self.shared.service
+    }
+
+    /// Whether the connection has failed; every later call returns `Disconnected`.
+    pub fn is_closed(&self) -> bool {
+        lock(&self.shared.calls).closed.is_some()
+    }
+
+    /// Calls method number `method`: `encode_args` appends the arguments, the reply is
+    /// decoded as `R`.
+    ///
+    /// # Errors
+    ///
+    /// See [`RpcError`].
+    pub fn call<R: DeserializeOwned>(
+        &self,
+        method: u16,
+        encode_args: impl FnOnce(&mut Vec<u8>) -> Result<(), CodecError>,
+    ) -> Result<R, RpcError> {
+        let deadline = self.timeout.map(|t| Instant::now() + t);
+        let shared = &*self.shared;
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut call = shared.register(id)?;
+        shared.send_request(id, method, encode_args)?;
+        let result = if call.reading {
+            shared.read_replies(id, deadline)
+        } else {
+            match shared.wait_turn(&mut call, deadline) {
+                Turn::Reply(status, payload) => shared.decode_reply(status, &payload),
+                Turn::Read => shared.read_replies(id, deadline),
+                Turn::Failed(e) => Err(e),
+            }
+        };
+        match result {
+            Err(RpcError::Timeout { peer, .. }) => Err(RpcError::Timeout {
+                peer,
+                after: self.timeout.unwrap_or_default(),
+            }),
+            other => other,
+        }
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("peer", &self.shared.peer)
+            .field("service", &self.shared.service.name)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Removes a call's entry when the call ends, however it ends, and passes the reading
+/// role on if this call held it.
+struct CallGuard<'a> {
+    shared: &'a Shared,
+    id: u64,
+    reading: bool,
+}
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        let mut calls = lock(&self.shared.calls);
+        calls.pending.remove(&self.id);
+        if self.reading {
+            calls.reading = false;
+            let next = calls
+                .pending
+                .values()
+                .find(|p| p.reply.is_none() && p.waiter.is_some())
+                .and_then(|p| p.waiter.clone());
+            drop(calls);
+            if let Some(t) = next {
+                t.unpark();
+            }
+        }
+    }
+}
+
+enum Turn {
+    Reply(u8, Vec<u8>),
+    Read,
+    Failed(RpcError),
+}
+
+impl Shared {
+    fn disconnected(&self, reason: &Arc<str>) -> RpcError {
+        RpcError::Disconnected {
+            peer: self.peer.clone(),
+            reason: reason.clone(),
+        }
+    }
+
+    fn register(&self, id: u64) -> Result<CallGuard<'_>, RpcError> {
+        let mut calls = lock(&self.calls);
+        if let Some(reason) = &calls.closed {
+            return Err(self.disconnected(reason));
+        }
+        calls.pending.insert(id, Pending::default());
+        let reading = !calls.reading;
+        calls.reading = true;
+        Ok(CallGuard {
+            shared: self,
+            id,
+            reading,
+        })
+    }
+
+    fn send_request(
+        &self,
+        id: u64,
+        method: u16,
+        encode_args: impl FnOnce(&mut Vec<u8>) -> Result<(), CodecError>,
+    ) -> Result<(), RpcError> {
+        let mut sending = lock(&self.sending);
+        let Sending { sender, buf } = &mut *sending;
+        buf.clear();
+        wire::encode_request_header(id, method, buf)?;
+        encode_args(buf)?;
+        match sender.send(buf) {
+            Ok(()) => Ok(()),
+            Err(TransportError::FrameTooLarge { len, max }) => Err(RpcError::FrameTooLarge {
+                len,
+                max: max as u64,
+            }),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Waits until this call's reply was handed over, or until it may read itself.
+    fn wait_turn(&self, call: &mut CallGuard<'_>, deadline: Option<Instant>) -> Turn {
+        let mut calls = lock(&self.calls);
+        loop {
+            let closed = calls.closed.clone();
+            let reader_free = !calls.reading;
+            let Some(pending) = calls.pending.get_mut(&call.id) else {
+                unreachable!("a call's entry lives until its guard drops")
+            };
+            if let Some((status, payload)) = pending.reply.take() {
+                return Turn::Reply(status, payload);
+            }
+            if let Some(reason) = closed {
+                return Turn::Failed(self.disconnected(&reason));
+            }
+            if reader_free {
+                calls.reading = true;
+                call.reading = true;
+                return Turn::Read;
+            }
+            if pending.waiter.is_none() {
+                pending.waiter = Some(thread::current());
+            }
+            drop(calls);
+            match deadline {
+                None => thread::park(),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Turn::Failed(RpcError::Timeout {
+                            peer: self.peer.clone(),
+                            after: Duration::ZERO,
+                        });
+                    }
+                    thread::park_timeout(d - now);
+                }
+            }
+            calls = lock(&self.calls);
+        }
+    }
+
+    /// Reads replies for every caller until this call's own arrives.
+    fn read_replies<R: DeserializeOwned>(&self, id: u64, deadline: Option<Instant>) -> Result<R, RpcError> {
+        let mut receiver = lock(&self.receiver);
+        loop {
+            let frame = match receiver.recv(deadline) {
+                Ok(frame) => frame,
+                Err(TransportError::TimedOut) => {
+                    return Err(RpcError::Timeout {
+                        peer: self.peer.clone(),
+                        after: Duration::ZERO,
+                    });
+                }
+                Err(e) => {
+                    drop(receiver);
+                    return Err(self.fail(e));
+                }
+            };
+            let Ok((reply_id, status, payload)) = wire::decode_response_header(frame) else {
+                drop(receiver);
+                return Err(self.fail(TransportError::Corrupt("malformed reply header")));
+            };
+            if reply_id == id {
+                return self.decode_reply(status, payload);
+            }
+            let mut calls = lock(&self.calls);
+            // A reply nobody waits for belongs to a call that timed out: dropped.
+            if let Some(p) = calls.pending.get_mut(&reply_id) {
+                p.reply = Some((status, payload.to_vec()));
+                if let Some(t) = &p.waiter {
+                    t.unpark();
+                }
+            }
+        }
+    }
+
+    fn decode_reply<R: DeserializeOwned>(&self, status: u8, payload: &[u8]) -> Result<R, RpcError> {
+        match status {
+            STATUS_OK => Ok(decode_all(payload, "reply")?),
+            STATUS_ERR => Err(match decode_all::<RemoteError>(payload, "remote error")? {
+                RemoteError::Panic { method, message } => RpcError::RemotePanic { method, message },
+                RemoteError::ReplyTooLarge { len, max, .. } => RpcError::FrameTooLarge { len, max },
+                other => RpcError::Remote(other),
+            }),
+            _ => Err(RpcError::Protocol {
+                peer: self.peer.clone(),
+                detail: "unknown reply status",
+            }),
+        }
+    }
+
+    /// Marks the connection dead, wakes every waiting caller, and returns this
+    /// caller's error.
+    fn fail(&self, cause: TransportError) -> RpcError {
+        let reason: Arc<str> = match &cause {
+            TransportError::Closed => {
+                "the server closed the connection (it exited, crashed or shut down)".into()
+            }
+            other => format!("the connection failed: {other}").into(),
+        };
+        let waiters: Vec<Thread> = {
+            let mut calls = lock(&self.calls);
+            if calls.closed.is_none() {
+                calls.closed = Some(reason.clone());
+            }
+            calls.pending.values().filter_map(|p| p.waiter.clone()).collect()
+        };
+        self.closer.close();
+        for t in waiters {
+            t.unpark();
+        }
+        match cause {
+            TransportError::Closed => self.disconnected(&reason),
+            TransportError::FrameTooLarge { len, max } => RpcError::FrameTooLarge {
+                len,
+                max: max as u64,
+            },
+            TransportError::Corrupt(detail) => RpcError::Protocol {
+                peer: self.peer.clone(),
+                detail,
+            },
+            other => transport_error(&self.peer, other),
+        }
+    }
+}
+
+/// Maps a transport error outside a call (connect, split) to an `RpcError`.
+fn transport_error(peer: &Arc<str>, e: TransportError) -> RpcError {
+    match e {
+        TransportError::Closed => RpcError::Disconnected {
+            peer: peer.clone(),
+            reason: "the connection is closed".into(),
+        },
+        TransportError::TimedOut => RpcError::Timeout {
+            peer: peer.clone(),
+            after: Duration::ZERO,
+        },
+        TransportError::FrameTooLarge { len, max } => RpcError::FrameTooLarge {
+            len,
+            max: max as u64,
+        },
+        TransportError::Corrupt(detail) => RpcError::Protocol {
+            peer: peer.clone(),
+            detail,
+        },
+        TransportError::Io { context, source } => RpcError::Io { context, source },
+        other => RpcError::Connect {
+            endpoint: peer.to_string(),
+            source: other,
+        },
+    }
+}

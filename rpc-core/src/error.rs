@@ -1,0 +1,310 @@
+//! One error type per layer.
+//!
+//! | layer | type |
+//! |---|---|
+//! | transport (OS) | [`TransportError`] |
+//! | codec | [`CodecError`] |
+//! | a failure on the server, sent back as data | [`RemoteError`] |
+//! | a client call | [`RpcError`] (what every generated method returns) |
+//! | starting a server | [`ServeError`] |
+//!
+//! Messages are lowercase and say what to do; the underlying cause is in
+//! [`std::error::Error::source`], not repeated in the message.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A boxed error from a dependency (the serialiser), kept behind our own types.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An error from a transport: the OS mechanism under a connection or listener.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The peer closed the connection (EOF, `EPIPE`, `ECONNRESET`), or it was shut down locally.
+    #[error("the connection is closed")]
+    Closed,
+    /// A deadline passed before a whole frame arrived; the transport stays usable.
+    #[error("timed out waiting for the peer")]
+    TimedOut,
+    /// A frame is larger than the connection's `max_frame`; nothing was sent or allocated.
+    #[error(
+        "frame of {len} bytes exceeds the limit of {max} bytes; send less per call or raise \
+         `max_frame` on both sides (endpoint option `?max_frame=N`)"
+    )]
+    FrameTooLarge {
+        /// The frame's length (as claimed by the peer, when receiving).
+        len: u64,
+        /// The connection's limit.
+        max: usize,
+    },
+    /// The peer sent bytes that break the transport's own framing.
+    #[error("corrupt data from the peer: {0}")]
+    Corrupt(&'static str),
+    /// A live server already owns the endpoint.
+    #[error("{endpoint} is in use by a live server; stop that server or pick another endpoint")]
+    AddrInUse {
+        /// The endpoint that is taken.
+        endpoint: String,
+    },
+    /// The endpoint names a mechanism or option this build cannot use.
+    #[error("{endpoint}: {reason}")]
+    Unsupported {
+        /// The endpoint as written.
+        endpoint: String,
+        /// Why, and what to use instead.
+        reason: String,
+    },
+    /// Any other OS error; `context` says which operation on which object failed.
+    #[error("{context}")]
+    Io {
+        /// What we were doing, e.g. `connect to unix:/tmp/x.sock`.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl TransportError {
+    /// Classifies an I/O error once, for every transport: a peer that is gone (EOF,
+    /// `EPIPE`, `ECONNRESET`, ...) is [`TransportError::Closed`], an expired timed
+    /// wait is [`TransportError::TimedOut`], anything else is [`TransportError::Io`]
+    /// with `context` describing the operation.
+    ///
+    /// A Rust binary ignores `SIGPIPE`, so a broken pipe arrives here as `EPIPE`; a C
+    /// host that embeds this library must ignore `SIGPIPE` itself.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rpc_core::TransportError;
+    /// let e = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+    /// assert!(matches!(TransportError::from_io(e, || "write".into()), TransportError::Closed));
+    /// ```
+    pub fn from_io(err: io::Error, context: impl FnOnce() -> String) -> Self {
+        use io::ErrorKind as K;
+        match err.kind() {
+            K::UnexpectedEof
+            | K::BrokenPipe
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::NotConnected => TransportError::Closed,
+            K::WouldBlock | K::TimedOut => TransportError::TimedOut,
+            _ => TransportError::Io {
+                context: context(),
+                source: err,
+            },
+        }
+    }
+}
+
+/// An error from the serialiser (postcard), kept behind this type so it can change.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// A value could not be serialised.
+    #[error("cannot encode {what}")]
+    Encode {
+        /// What was being encoded (`arguments of add`, `reply header`, ...).
+        what: &'static str,
+        /// The serialiser's error.
+        #[source]
+        source: BoxError,
+    },
+    /// Bytes could not be deserialised into the expected type.
+    #[error("cannot decode {what}; both sides must be built from the same service definition")]
+    Decode {
+        /// What was being decoded.
+        what: &'static str,
+        /// The serialiser's error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+/// A failure on the server side of one call, sent back to the caller as data.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoteError {
+    /// The handler panicked; the server caught it and goes on serving.
+    #[error("handler `{method}` panicked: {message}")]
+    Panic {
+        /// The method whose handler panicked.
+        method: String,
+        /// The panic message.
+        message: String,
+    },
+    /// The server has no method with that index (client and server built from different code).
+    #[error("the server has no method #{index}; rebuild client and server from the same trait")]
+    UnknownMethod {
+        /// The method index the client sent.
+        index: u16,
+    },
+    /// The server could not decode the arguments.
+    #[error("the server could not decode the arguments of `{method}`: {detail}")]
+    BadArguments {
+        /// The method called.
+        method: String,
+        /// The decoder's message.
+        detail: String,
+    },
+    /// The server could not encode the handler's return value.
+    #[error("the server could not encode the reply of `{method}`: {detail}")]
+    BadReply {
+        /// The method called.
+        method: String,
+        /// The encoder's message.
+        detail: String,
+    },
+    /// The reply is larger than the connection's `max_frame`.
+    #[error("the reply of `{method}` is {len} bytes, over the limit of {max} bytes")]
+    ReplyTooLarge {
+        /// The method called.
+        method: String,
+        /// The encoded reply's size.
+        len: u64,
+        /// The server's `max_frame`.
+        max: u64,
+    },
+}
+
+/// The error of every generated client method and of `connect`.
+///
+/// Application errors are not here: a method declared `-> Result<T, E>` returns
+/// `Result<Result<T, E>, RpcError>`, and the inner `Result` is the handler's own value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RpcError {
+    /// The peer is gone (it exited, crashed, was killed, or closed the connection), or
+    /// the connection was closed after a fatal error. Make a new client with `connect`
+    /// once a server is back.
+    #[error("disconnected from {peer}: {reason}")]
+    Disconnected {
+        /// The endpoint of the server.
+        peer: Arc<str>,
+        /// What ended the connection.
+        reason: Arc<str>,
+    },
+    /// The call's deadline passed; the client stays usable and a late reply is discarded.
+    #[error(
+        "no reply from {peer} within {after:?}; the call may still run on the server; raise the \
+         deadline with `with_timeout`"
+    )]
+    Timeout {
+        /// The endpoint of the server.
+        peer: Arc<str>,
+        /// The deadline that passed.
+        after: Duration,
+    },
+    /// An OS error that is not a disconnect.
+    #[error("{context}")]
+    Io {
+        /// What failed.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Arguments or a reply could not be (de)serialised.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The request or the reply is larger than the connection's `max_frame`. The
+    /// connection stays usable.
+    #[error(
+        "message of {len} bytes exceeds the limit of {max} bytes; send less per call or raise \
+         `max_frame` on both sides (endpoint option `?max_frame=N`)"
+    )]
+    FrameTooLarge {
+        /// The message's size.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The server serves another service, or another version of this one.
+    #[error(
+        "incompatible service: this client is {client} but the server at {peer} is {server}; build \
+         both from the same #[ipc_service] trait"
+    )]
+    Incompatible {
+        /// The endpoint of the server.
+        peer: Arc<str>,
+        /// This side: service name and fingerprint.
+        client: String,
+        /// The server's service name and fingerprint.
+        server: String,
+    },
+    /// The handler panicked on the server; the server goes on serving.
+    #[error("handler `{method}` panicked on the server: {message}")]
+    RemotePanic {
+        /// The method whose handler panicked.
+        method: String,
+        /// The panic message.
+        message: String,
+    },
+    /// Another failure on the server side of this call.
+    #[error(transparent)]
+    Remote(RemoteError),
+    /// Connecting failed.
+    #[error("cannot connect to {endpoint}")]
+    Connect {
+        /// The endpoint as written.
+        endpoint: String,
+        /// Why.
+        #[source]
+        source: TransportError,
+    },
+    /// The server sent bytes that are not a valid reply.
+    #[error("protocol error from {peer}: {detail}; is it an ipc-rpc server of the same version?")]
+    Protocol {
+        /// The endpoint of the server.
+        peer: Arc<str>,
+        /// What was wrong.
+        detail: &'static str,
+    },
+}
+
+impl RpcError {
+    /// Whether this error means the connection is gone and a new client is needed.
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, RpcError::Disconnected { .. })
+    }
+}
+
+/// An error starting a server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// A live server already owns the endpoint.
+    #[error("{endpoint} is in use by a live server; stop that server or pick another endpoint")]
+    AddrInUse {
+        /// The endpoint.
+        endpoint: String,
+    },
+    /// Binding or listening failed for another reason.
+    #[error("cannot listen on {endpoint}")]
+    Listen {
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        #[source]
+        source: TransportError,
+    },
+    /// The OS refused a thread for the accept loop.
+    #[error("cannot start the server's accept thread")]
+    Thread(#[source] io::Error),
+}
+
+impl ServeError {
+    /// Wraps a transport error from binding `endpoint`, lifting `AddrInUse`.
+    pub fn listen(endpoint: impl Into<String>, source: TransportError) -> Self {
+        match source {
+            TransportError::AddrInUse { endpoint } => ServeError::AddrInUse { endpoint },
+            source => ServeError::Listen {
+                endpoint: endpoint.into(),
+                source,
+            },
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! The server: an accept loop, and one thread per connection that reads a request,
+//! runs the handler and writes the reply.
+//!
+//! A connection runs its calls in arrival order on its own thread (the thread that
+//! read a request runs it: no hand-off). Connections run in parallel. A panicking
+//! handler becomes `RemoteError::Panic` for that caller only; a frame that is not a
+//! valid request ends that connection only.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::codec::{decode_prefix, encode_into};
+use crate::dispatch::{Dispatch, DispatchError};
+use crate::error::{RemoteError, ServeError, TransportError};
+use crate::transport::{Closer, FrameReceiver, FrameSender, Listener, Parts, Transport};
+use crate::wire::{self, Hello, MAGIC, PROTOCOL_VERSION, STATUS_ERR, STATUS_OK, Welcome};
+
+/// How long a new connection may take to send its handshake before it is dropped.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pause after a failed `accept` (e.g. out of file descriptors) before the next try.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+
+/// A running server: accept loop plus connection threads.
+///
+/// Dropping it shuts it down (see [`RunningServer::shutdown`]).
+pub struct RunningServer {
+    endpoint: String,
+    stopping: Arc<AtomicBool>,
+    listener_closer: Box<dyn Closer>,
+    accept_thread: Option<JoinHandle<()>>,
+    connections: Arc<Connections>,
+}
+
+#[derive(Default)]
+struct Connections {
+    state: Mutex<ConnectionTable>,
+}
+
+#[derive(Default)]
+struct ConnectionTable {
+    next_id: u64,
+    shutting_down: bool,
+    open: HashMap<u64, (Box<dyn Closer>, Option<JoinHandle<()>>)>,
+}
+
+impl Connections {
+    fn lock(&self) -> MutexGuard<'_, ConnectionTable> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl RunningServer {
+    /// Starts serving `dispatch` on `listener` in background threads.
+    ///
+    /// # Errors
+    ///
+    /// [`ServeError::Listen`] if the listener's wake-up handle cannot be made,
+    /// [`ServeError::Thread`] if the accept thread cannot start.
+    ///
+    /// # Examples
+    ///
+    /// See the facade's `ipc_rpc::serve`, which binds the listener from an endpoint.
+    pub fn start(mut listener: Box<dyn Listener>, dispatch: Arc<dyn Dispatch>) -> Result<Self, ServeError> {
+        let endpoint = listener.local_endpoint();
+        let listener_closer = listener
+            .closer()
+            .map_err(|e| ServeError::listen(endpoint.clone(), e))?;
+        let stopping = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(Connections::default());
+        let accept_thread = {
+            let stopping = stopping.clone();
+            let connections = connections.clone();
+            thread::Builder::new()
+                .name(format!("ipc-rpc accept {endpoint}"))
+                .spawn(move || {
+                    while !stopping.load(Ordering::Acquire) {
+                        match listener.accept() {
+                            Ok(transport) => open_connection(transport, &dispatch, &connections),
+                            Err(TransportError::Closed) => break,
+                            Err(_) => thread::sleep(ACCEPT_BACKOFF),
+                        }
+                    }
+                    // The listener drops here, removing its named objects.
+                })
+                .map_err(ServeError::Thread)?
+        };
+        Ok(RunningServer {
+            endpoint,
+            stopping,
+            listener_closer,
+            accept_thread: Some(accept_thread),
+            connections,
+        })
+    }
+
+    /// The endpoint as bound, in endpoint syntax.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Number of connections currently open.
+    pub fn connection_count(&self) -> usize {
+        self.connections.lock().open.len()
+    }
+
+    /// Stops accepting, lets calls in flight finish and send their replies, closes
+    /// every connection, joins every thread and removes the listener's named objects.
+    /// Idempotent.
+    pub fn shutdown(&mut self) {
+        if let Some(accept_thread) = self.accept_thread.take() {
+            self.stopping.store(true, Ordering::Release);
+            self.listener_closer.close();
+            let _ = accept_thread.join();
+        }
+        self.close_connections();
+    }
+
+    /// Blocks until the accept loop ends (its listener failed or was closed from
+    /// elsewhere), then closes the connections.
+    pub fn wait(mut self) {
+        if let Some(accept_thread) = self.accept_thread.take() {
+            let _ = accept_thread.join();
+        }
+        self.close_connections();
+    }
+
+    fn close_connections(&mut self) {
+        let open = {
+            let mut table = self.connections.lock();
+            table.shutting_down = true;
+            std::mem::take(&mut table.open)
+        };
+        for (closer, _) in open.values() {
+            closer.close();
+        }
+        for (_, (_, handle)) in open {
+            if let Some(handle) = handle {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn open_connection(transport: Box<dyn Transport>, dispatch: &Arc<dyn Dispatch>, connections: &Arc<Connections>) {
+    let Ok(Parts {
+        sender,
+        receiver,
+        closer,
+    }) = transport.split()
+    else {
+        return;
+    };
+    let mut table = connections.lock();
+    if table.shutting_down {
+        return;
+    }
+    let id = table.next_id;
+    table.next_id += 1;
+    let dispatch = dispatch.clone();
+    let registry = connections.clone();
+    let spawned = thread::Builder::new()
+        .name(format!("ipc-rpc conn {id}"))
+        .spawn(move || {
+            serve_connection(sender, receiver, &*dispatch);
+            registry.lock().open.remove(&id);
+        });
+    // Registered under the lock the thread needs to deregister, so it cannot finish first.
+    if let Ok(handle) = spawned {
+        table.open.insert(id, (closer, Some(handle)));
+    }
+}
+
+/// Runs one connection to its end: handshake, then request → handler → reply.
+fn serve_connection(mut sender: Box<dyn FrameSender>, mut receiver: Box<dyn FrameReceiver>, dispatch: &dyn Dispatch) {
+    let mut reply = Vec::with_capacity(256);
+    if !handshake(&mut *sender, &mut *receiver, dispatch, &mut reply) {
+        return;
+    }
+    let info = dispatch.info();
+    loop {
+        let Ok(frame) = receiver.recv(None) else {
+            return;
+        };
+        let Ok((id, method, args)) = wire::decode_request_header(frame) else {
+            return;
+        };
+        reply.clear();
+        if encode_reply(id, method, args, dispatch, &mut reply).is_err() {
+            return;
+        }
+        match sender.send(&reply) {
+            Ok(()) => {}
+            Err(TransportError::FrameTooLarge { len, max }) => {
+                let error = RemoteError::ReplyTooLarge {
+                    method: info.method_name(method).to_owned(),
+                    len,
+                    max: max as u64,
+                };
+                if encode_error(id, &error, &mut reply).is_err() || sender.send(&reply).is_err() {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Answers the client's hello; `false` ends the connection.
+fn handshake(
+    sender: &mut dyn FrameSender,
+    receiver: &mut dyn FrameReceiver,
+    dispatch: &dyn Dispatch,
+    buf: &mut Vec<u8>,
+) -> bool {
+    let info = dispatch.info();
+    let Ok(frame) = receiver.recv(Some(Instant::now() + HANDSHAKE_TIMEOUT)) else {
+        return false;
+    };
+    let Ok(hello) = decode_prefix::<Hello<'_>>(&mut &frame[..], "hello") else {
+        return false;
+    };
+    if hello.magic != MAGIC {
+        return false;
+    }
+    let accepted = hello.protocol == PROTOCOL_VERSION
+        && hello.service == info.name
+        && hello.fingerprint == info.fingerprint;
+    let welcome = Welcome {
+        magic: MAGIC,
+        protocol: PROTOCOL_VERSION,
+        service: info.name,
+        fingerprint: info.fingerprint,
+        accepted,
+    };
+    buf.clear();
+    if encode_into(&welcome, buf, "welcome").is_err() {
+        return false;
+    }
+    sender.send(buf).is_ok() && accepted
+}
+
+/// Runs the handler and writes the whole reply frame (success or `RemoteError`).
+fn encode_reply(
+    id: u64,
+    method: u16,
+    args: &[u8],
+    dispatch: &dyn Dispatch,
+    reply: &mut Vec<u8>,
+) -> Result<(), crate::CodecError> {
+    wire::encode_response_header(id, STATUS_OK, reply)?;
+    let info = dispatch.info();
+    let outcome = catch_unwind(AssertUnwindSafe(|| dispatch.dispatch(method, args, reply)));
+    let error = match outcome {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(DispatchError::UnknownMethod)) => RemoteError::UnknownMethod { index: method },
+        Ok(Err(DispatchError::BadArguments(e))) => RemoteError::BadArguments {
+            method: info.method_name(method).to_owned(),
+            detail: error_chain(&e),
+        },
+        Ok(Err(DispatchError::BadReply(e))) => RemoteError::BadReply {
+            method: info.method_name(method).to_owned(),
+            detail: error_chain(&e),
+        },
+        Err(panic) => RemoteError::Panic {
+            method: info.method_name(method).to_owned(),
+            message: panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-string panic payload".to_owned()),
+        },
+    };
+    encode_error(id, &error, reply)
+}
+
+fn encode_error(id: u64, error: &RemoteError, reply: &mut Vec<u8>) -> Result<(), crate::CodecError> {
+    reply.clear();
+    wire::encode_response_header(id, STATUS_ERR, reply)?;
+    encode_into(error, reply, "remote error")
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,101 @@
+//! The transport contract every mechanism implements.
+//!
+//! A transport is a blocking, message-framed, bidirectional channel to exactly one
+//! peer. [`Transport::split`] turns it into a [`FrameSender`], a [`FrameReceiver`]
+//! and a [`Closer`], so one thread can send while another receives, and any thread
+//! can shut the connection.
+//!
+//! Contract (checked for every transport by the matrix suite in `tests/`):
+//! - frames of `0..=max_frame` bytes arrive whole, in order, unmodified;
+//! - sending a larger frame fails with `FrameTooLarge` and leaves the transport usable;
+//!   receiving one fails with `FrameTooLarge` before anything is allocated for it;
+//! - after the peer is gone, `recv` returns `Closed` (once frames already sent are
+//!   drained), and `send` returns `Closed`; never a hang;
+//! - `recv` with a deadline returns `TimedOut` when it passes, and stays usable: a
+//!   frame that was half received is continued by the next `recv`;
+//! - [`Closer::close`] makes a blocked or later `recv` return `Closed`;
+//! - dropping the parts removes every named OS object the transport created.
+
+use std::time::Instant;
+
+use crate::error::TransportError;
+
+pub mod mem;
+
+/// The sending half of a connection.
+pub trait FrameSender: Send {
+    /// Sends one frame, whole, in one system call where the mechanism allows.
+    ///
+    /// # Errors
+    ///
+    /// `FrameTooLarge` (nothing sent, still usable), `Closed` if the peer is gone,
+    /// `Io` otherwise.
+    fn send(&mut self, frame: &[u8]) -> Result<(), TransportError>;
+}
+
+/// The receiving half of a connection.
+pub trait FrameReceiver: Send {
+    /// Waits for the next frame until `deadline` (forever if `None`) and returns it.
+    /// The slice is valid until the next call.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` when the deadline passes, `Closed` when the peer is gone or the
+    /// connection was closed, `FrameTooLarge`/`Corrupt` for bad input, `Io` otherwise.
+    fn recv(&mut self, deadline: Option<Instant>) -> Result<&[u8], TransportError>;
+
+    /// Whether another whole frame is already buffered, so `recv` will not block.
+    fn has_buffered_frame(&self) -> bool {
+        false
+    }
+}
+
+/// Shuts a connection (or a listener) from any thread.
+pub trait Closer: Send + Sync {
+    /// Makes a blocked or later `recv` (or `accept`) return `Closed`. Idempotent.
+    fn close(&self);
+}
+
+/// The three parts of a connection.
+pub struct Parts {
+    /// Sends frames to the peer.
+    pub sender: Box<dyn FrameSender>,
+    /// Receives frames from the peer.
+    pub receiver: Box<dyn FrameReceiver>,
+    /// Shuts the receiving side from another thread.
+    pub closer: Box<dyn Closer>,
+}
+
+/// A connected transport, before it is split into its parts.
+pub trait Transport: Send {
+    /// A description of the peer for messages, e.g. `unix:/tmp/calc.sock`.
+    fn peer(&self) -> String;
+
+    /// Splits the connection into its sending, receiving and closing parts.
+    ///
+    /// # Errors
+    ///
+    /// `Io` if the OS handle could not be duplicated.
+    fn split(self: Box<Self>) -> Result<Parts, TransportError>;
+}
+
+/// Accepts connections for a server.
+pub trait Listener: Send {
+    /// Blocks until a client connects.
+    ///
+    /// # Errors
+    ///
+    /// `Closed` after the listener's [`Closer`] was used; `Io` for OS errors (which
+    /// may be passing, e.g. too many open files).
+    fn accept(&mut self) -> Result<Box<dyn Transport>, TransportError>;
+
+    /// A handle that makes a blocked `accept` return `Closed`.
+    ///
+    /// # Errors
+    ///
+    /// `Io` if the OS refused the wake-up object.
+    fn closer(&self) -> Result<Box<dyn Closer>, TransportError>;
+
+    /// The endpoint as bound (with a real port for `tcp:…:0`), in endpoint syntax.
+    fn local_endpoint(&self) -> String;
+}

@@ -1,0 +1,126 @@
+//! The envelope: what travels inside each frame.
+//!
+//! ```text
+//! connect:   client ── Hello   ──▶ server      then   client ◀── Welcome ── server
+//! each call: client ── Request ──▶ server      then   client ◀── Response ── server
+//!
+//! Hello    = "IPCR" protocol:u16 service:str fingerprint:u64
+//! Welcome  = "IPCR" protocol:u16 service:str fingerprint:u64 accepted:bool
+//! Request  = id:varint method:varint  args...            (each argument, postcard, in order)
+//! Response = id:varint status:u8      payload            (0: the return value, 1: RemoteError)
+//! ```
+//!
+//! Every frame is then carried by a transport with its own length prefix or message
+//! boundary. Request ids let one connection carry many concurrent calls; replies may
+//! come back in any order.
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{decode_prefix, encode_into};
+use crate::error::CodecError;
+
+/// Version of this envelope; a mismatch is reported as `RpcError::Incompatible`.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// First bytes of the handshake frames, to tell an ipc-rpc peer from anything else.
+pub const MAGIC: [u8; 4] = *b"IPCR";
+
+/// The client's first frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello<'a> {
+    /// Always [`MAGIC`].
+    pub magic: [u8; 4],
+    /// The client's [`PROTOCOL_VERSION`].
+    pub protocol: u16,
+    /// The service the client was generated for.
+    pub service: &'a str,
+    /// The client's signature fingerprint.
+    pub fingerprint: u64,
+}
+
+/// The server's answer to [`Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome<'a> {
+    /// Always [`MAGIC`].
+    pub magic: [u8; 4],
+    /// The server's [`PROTOCOL_VERSION`].
+    pub protocol: u16,
+    /// The service the server runs.
+    pub service: &'a str,
+    /// The server's signature fingerprint.
+    pub fingerprint: u64,
+    /// Whether the server accepted the client; if not it closes the connection.
+    pub accepted: bool,
+}
+
+/// Status byte of a reply carrying the return value.
+pub const STATUS_OK: u8 = 0;
+/// Status byte of a reply carrying a [`crate::RemoteError`].
+pub const STATUS_ERR: u8 = 1;
+
+/// Writes a request header to `buf`; the arguments follow.
+pub fn encode_request_header(id: u64, method: u16, buf: &mut Vec<u8>) -> Result<(), CodecError> {
+    encode_into(&(id, method), buf, "request header")
+}
+
+/// Splits a request frame into `(id, method, arguments)`.
+pub fn decode_request_header(frame: &[u8]) -> Result<(u64, u16, &[u8]), CodecError> {
+    let mut rest = frame;
+    let (id, method): (u64, u16) = decode_prefix(&mut rest, "request header")?;
+    Ok((id, method, rest))
+}
+
+/// Writes a reply header to `buf`; the payload follows.
+pub fn encode_response_header(id: u64, status: u8, buf: &mut Vec<u8>) -> Result<(), CodecError> {
+    encode_into(&(id, status), buf, "reply header")
+}
+
+/// Splits a reply frame into `(id, status, payload)`.
+pub fn decode_response_header(frame: &[u8]) -> Result<(u64, u8, &[u8]), CodecError> {
+    let mut rest = frame;
+    let (id, status): (u64, u8) = decode_prefix(&mut rest, "reply header")?;
+    Ok((id, status, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::decode_all;
+
+    #[test]
+    fn request_header_round_trips_and_leaves_arguments() {
+        let mut buf = Vec::new();
+        encode_request_header(u64::MAX, 513, &mut buf).unwrap();
+        buf.extend_from_slice(b"args");
+        assert_eq!(decode_request_header(&buf).unwrap(), (u64::MAX, 513, &b"args"[..]));
+    }
+
+    #[test]
+    fn response_header_round_trips() {
+        let mut buf = Vec::new();
+        encode_response_header(9, STATUS_ERR, &mut buf).unwrap();
+        assert_eq!(decode_response_header(&buf).unwrap(), (9, STATUS_ERR, &[][..]));
+    }
+
+    #[test]
+    fn truncated_headers_are_errors() {
+        assert!(decode_request_header(&[]).is_err());
+        assert!(decode_request_header(&[0x80]).is_err());
+        assert!(decode_response_header(&[0xFF, 0xFF]).is_err());
+    }
+
+    #[test]
+    fn hello_round_trips() {
+        let hello = Hello {
+            magic: MAGIC,
+            protocol: PROTOCOL_VERSION,
+            service: "Calculator",
+            fingerprint: 42,
+        };
+        let mut buf = Vec::new();
+        encode_into(&hello, &mut buf, "hello").unwrap();
+        let back: Hello<'_> = decode_prefix(&mut &buf[..], "hello").unwrap();
+        assert_eq!(back, hello);
+        assert!(decode_all::<u64>(&buf, "x").is_err());
+    }
+}

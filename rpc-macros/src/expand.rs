@@ -1,0 +1,91 @@
+//! Orchestration: parse the attribute and the item, check, then generate or fall back.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::spanned::Spanned;
+
+use crate::ast::ServiceDef;
+use crate::attr::ServiceArgs;
+use crate::{fallback, valid};
+
+mod client;
+mod server;
+
+pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let args: ServiceArgs = syn::parse2(attr)?;
+    let item: syn::Item = syn::parse2(item)?;
+    let syn::Item::Trait(item_trait) = &item else {
+        return Err(syn::Error::new(
+            item_keyword_span(&item),
+            "#[ipc_service] goes on a trait, e.g. `#[ipc_service] pub trait Calculator { fn add(&self, a: i64, b: i64) -> i64; }`",
+        ));
+    };
+    let service = ServiceDef::from_trait(item_trait);
+    if let Err(errors) = valid::check(&service) {
+        return Ok(fallback::with_errors(item_trait, errors));
+    }
+    let client = client::generate(&service, &args.krate);
+    let server = server::generate(&service, &args.krate);
+    Ok(quote! {
+        #item_trait
+        #client
+        #server
+    })
+}
+
+/// The token to underline when the attribute is on something that is not a trait.
+fn item_keyword_span(item: &syn::Item) -> proc_macro2::Span {
+    match item {
+        syn::Item::Struct(s) => s.struct_token.span,
+        syn::Item::Enum(e) => e.enum_token.span,
+        syn::Item::Fn(f) => f.sig.fn_token.span,
+        syn::Item::Impl(i) => i.impl_token.span,
+        syn::Item::Mod(m) => m.mod_token.span,
+        syn::Item::Union(u) => u.union_token.span,
+        syn::Item::Type(t) => t.type_token.span,
+        other => other.span(),
+    }
+}
+
+/// The text the fingerprint is computed over: the service name, then each method's
+/// name and signature (argument and return types as written), in order.
+pub(crate) fn signature_text(service: &ServiceDef<'_>) -> String {
+    let squash = |t: &dyn quote::ToTokens| {
+        quote!(#t).to_string().chars().filter(|c| !c.is_whitespace()).collect::<String>()
+    };
+    let mut text = format!("{}{{", service.ident());
+    for m in &service.methods {
+        let args: Vec<String> = m.args.iter().map(|a| squash(a.ty)).collect();
+        let ret = m.output.map_or_else(|| "()".to_owned(), |t| squash(t));
+        text.push_str(&format!("{}({})->{};", crate::names::plain(m.ident()), args.join(","), ret));
+    }
+    text.push('}');
+    text
+}
+
+/// FNV-1a, the same function as `rpc_core::fingerprint`.
+pub(crate) fn fingerprint(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_text_lists_methods_and_types_without_spaces() {
+        let t: syn::ItemTrait = syn::parse_quote! {
+            trait Calc { fn add(&self, a: i64, b: Vec<u8>) -> Result<i64, E>; fn reset(&self); }
+        };
+        let s = ServiceDef::from_trait(&t);
+        assert_eq!(signature_text(&s), "Calc{add(i64,Vec<u8>)->Result<i64,E>;reset()->();}");
+    }
+
+    #[test]
+    fn fingerprint_matches_fnv1a() {
+        assert_eq!(fingerprint(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fingerprint("a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}

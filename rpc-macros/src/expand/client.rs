@@ -1,0 +1,128 @@
+//! `{Trait}Client`: one method per trait method, each returning `Result<_, RpcError>`.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::Path;
+use syn::spanned::Spanned;
+
+use crate::ast::{MethodDef, ServiceDef};
+use crate::expand::{fingerprint, signature_text};
+use crate::names;
+
+pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
+    let vis = &service.original.vis;
+    let trait_ident = service.ident();
+    let name = names::plain(trait_ident);
+    let client = names::client(trait_ident);
+    let fingerprint = fingerprint(&signature_text(service));
+    let method_names = service.methods.iter().map(|m| names::plain(m.ident()));
+    let methods = service.methods.iter().map(|m| method(m, krate, trait_ident));
+    let doc = format!(
+        "Client of the [`{name}`] service: one method per trait method, each returning \
+         `Result<_, RpcError>`.\n\nCheap to clone; clones share one connection, and any \
+         number of threads may call at once."
+    );
+    quote! {
+        #[doc = #doc]
+        #vis struct #client {
+            __client: #krate::__private::Client,
+        }
+
+        const _: () = {
+            impl ::core::clone::Clone for #client {
+                fn clone(&self) -> Self {
+                    #client { __client: ::core::clone::Clone::clone(&self.__client) }
+                }
+            }
+
+            impl ::core::fmt::Debug for #client {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    ::core::fmt::Debug::fmt(&self.__client, f)
+                }
+            }
+        };
+
+        impl #client {
+            /// Name, method names and signature fingerprint of this service, as sent in
+            /// the handshake.
+            pub const SERVICE: &'static #krate::__private::ServiceInfo = &#krate::__private::ServiceInfo {
+                name: #name,
+                fingerprint: #fingerprint,
+                methods: &[#(#method_names),*],
+            };
+
+            /// Connects to a server of this service at `endpoint`.
+            ///
+            /// # Errors
+            ///
+            /// `RpcError::Connect` if nothing can be reached there, `RpcError::Incompatible`
+            /// if the server runs another service or signature.
+            pub fn connect(endpoint: &#krate::Endpoint) -> ::core::result::Result<Self, #krate::RpcError> {
+                ::core::result::Result::Ok(#client {
+                    __client: #krate::__private::connect(endpoint, Self::SERVICE)?,
+                })
+            }
+
+            /// Wraps a connected, handshaken core client (as made by a worker pool).
+            pub fn from_client(client: #krate::__private::Client) -> Self {
+                #client { __client: client }
+            }
+
+            /// A client on the same connection whose calls fail with
+            /// `RpcError::Timeout` after `timeout`; the connection stays usable.
+            pub fn with_timeout(&self, timeout: ::core::time::Duration) -> Self {
+                #client { __client: self.__client.with_timeout(timeout) }
+            }
+
+            /// This client's per-call deadline, if any.
+            pub fn timeout(&self) -> ::core::option::Option<::core::time::Duration> {
+                self.__client.timeout()
+            }
+
+            /// The server's endpoint.
+            pub fn peer(&self) -> &str {
+                self.__client.peer()
+            }
+
+            #(#methods)*
+        }
+    }
+}
+
+fn method(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStream {
+    let ident = m.ident();
+    let index = m.index;
+    let docs = m.docs();
+    let cfgs = m.cfgs();
+    let see = format!("\n\nRuns [`{trait_ident}::{}`] on the server.", names::plain(ident));
+    let ret = m.output.map_or_else(|| quote!(()), |t| quote!(#t));
+    let arg_idents: Vec<_> = m.args.iter().map(|a| a.ident.expect("checked by valid")).collect();
+    let arg_tys: Vec<_> = m.args.iter().map(|a| a.ty).collect();
+    let buf = if m.args.is_empty() {
+        format_ident!("_")
+    } else {
+        format_ident!("__ipc_buf")
+    };
+    let encodes = m.args.iter().map(|a| {
+        let ident = a.ident.expect("checked by valid");
+        let ty = a.ty;
+        quote_spanned! {ty.span()=>
+            #krate::__private::encode_arg::<#ty>(&#ident, __ipc_buf)?;
+        }
+    });
+    let call = match m.output {
+        Some(t) => quote_spanned! {t.span()=> self.__client.call::<#t> },
+        None => quote! { self.__client.call::<()> },
+    };
+    quote! {
+        #(#cfgs)*
+        #(#docs)*
+        #[doc = #see]
+        pub fn #ident(&self #(, #arg_idents: #arg_tys)*) -> ::core::result::Result<#ret, #krate::RpcError> {
+            #call(#index, |#buf| {
+                #(#encodes)*
+                ::core::result::Result::Ok(())
+            })
+        }
+    }
+}

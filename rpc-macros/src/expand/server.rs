@@ -1,0 +1,93 @@
+//! `{Trait}Server<S>`: decodes arguments, calls `S`'s method, encodes the reply.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::Path;
+use syn::spanned::Spanned;
+
+use crate::ast::{MethodDef, ServiceDef};
+use crate::names;
+
+pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
+    let vis = &service.original.vis;
+    let trait_ident = service.ident();
+    let client = names::client(trait_ident);
+    let server = names::server(trait_ident);
+    let arms = service.methods.iter().map(|m| arm(m, krate, trait_ident));
+    let doc = format!(
+        "Serves an implementation of [`{}`]: pass `{server}::new(service)` to `ipc_rpc::serve`.",
+        names::plain(trait_ident)
+    );
+    quote! {
+        #[doc = #doc]
+        #vis struct #server<__S> {
+            __service: __S,
+        }
+
+        impl<__S> #server<__S>
+        where
+            __S: #trait_ident + ::core::marker::Send + ::core::marker::Sync + 'static,
+        {
+            /// Wraps the implementation that will answer every call.
+            pub fn new(service: __S) -> Self {
+                #server { __service: service }
+            }
+
+            /// The wrapped implementation.
+            pub fn service(&self) -> &__S {
+                &self.__service
+            }
+        }
+
+        impl<__S> #krate::__private::Dispatch for #server<__S>
+        where
+            __S: #trait_ident + ::core::marker::Send + ::core::marker::Sync + 'static,
+        {
+            fn info(&self) -> &'static #krate::__private::ServiceInfo {
+                #client::SERVICE
+            }
+
+            fn dispatch(
+                &self,
+                __ipc_method: u16,
+                __ipc_args: &[u8],
+                __ipc_reply: &mut ::std::vec::Vec<u8>,
+            ) -> ::core::result::Result<(), #krate::__private::DispatchError> {
+                match __ipc_method {
+                    #(#arms)*
+                    _ => ::core::result::Result::Err(#krate::__private::DispatchError::UnknownMethod),
+                }
+            }
+        }
+    }
+}
+
+fn arm(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStream {
+    let ident = m.ident();
+    let index = m.index;
+    let cfgs = m.cfgs();
+    let ret = m.output.map_or_else(|| quote!(()), |t| quote!(#t));
+    let arg_idents: Vec<_> = m.args.iter().map(|a| a.ident.expect("checked by valid")).collect();
+    let mutability = if m.args.is_empty() { quote!() } else { quote!(mut) };
+    let decodes = m.args.iter().map(|a| {
+        let name = a.ident.expect("checked by valid");
+        let ty = a.ty;
+        quote_spanned! {ty.span()=>
+            let #name: #ty = #krate::__private::decode_arg::<#ty>(&mut __ipc_rest)?;
+        }
+    });
+    let encode = match m.output {
+        Some(t) => quote_spanned! {t.span()=> #krate::__private::encode_reply::<#t>(&__ipc_ret, __ipc_reply) },
+        None => quote! { #krate::__private::encode_reply::<()>(&__ipc_ret, __ipc_reply) },
+    };
+    quote! {
+        #(#cfgs)*
+        #index => {
+            let #mutability __ipc_rest: &[u8] = __ipc_args;
+            #(#decodes)*
+            #krate::__private::finish_args(__ipc_rest)?;
+            let __ipc_ret: #ret = <__S as #trait_ident>::#ident(&self.__service #(, #arg_idents)*);
+            #encode
+        }
+    }
+}

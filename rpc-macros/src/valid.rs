@@ -1,0 +1,212 @@
+//! Checks a service trait and reports every problem in one compile, each spanned on
+//! the offending token with a sentence saying what to write instead.
+
+use syn::spanned::Spanned;
+use syn::{FnArg, GenericArgument, PathArguments, ReturnType, TraitItem, Type};
+
+use crate::ast::ServiceDef;
+use crate::names;
+
+/// Collects errors so that all of them are shown at once.
+#[derive(Default)]
+pub struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub fn push(&mut self, span: impl Spanned, message: impl std::fmt::Display) {
+        let e = syn::Error::new(span.span(), message);
+        match &mut self.0 {
+            Some(all) => all.combine(e),
+            None => self.0 = Some(e),
+        }
+    }
+
+    pub fn finish(self) -> Result<(), syn::Error> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+pub fn check(service: &ServiceDef<'_>) -> Result<(), syn::Error> {
+    let mut errors = Errors::default();
+    let t = service.original;
+    if let Some(unsafety) = &t.unsafety {
+        errors.push(unsafety, "a service trait cannot be `unsafe`; remove `unsafe`");
+    }
+    if let Some(auto) = &t.auto_token {
+        errors.push(auto, "a service trait cannot be an auto trait; remove `auto`");
+    }
+    if !t.generics.params.is_empty() || t.generics.where_clause.is_some() {
+        errors.push(
+            &t.generics,
+            "a service trait cannot be generic: client and server must agree on concrete types; \
+             write one trait per type, or take an enum",
+        );
+    }
+    for item in &t.items {
+        match item {
+            TraitItem::Fn(_) => {}
+            TraitItem::Type(ty) => errors.push(
+                &ty.type_token,
+                "associated types are not supported in a service trait: the client must know \
+                 every type; use a concrete type in the method signatures",
+            ),
+            TraitItem::Const(c) => errors.push(
+                &c.const_token,
+                "associated consts are not supported in a service trait; move the constant out of \
+                 the trait",
+            ),
+            other => errors.push(other, "only methods can appear in a service trait"),
+        }
+    }
+    if service.methods.len() > usize::from(u16::MAX) {
+        errors.push(t.ident.span(), "a service trait can have at most 65535 methods");
+    }
+    for method in &service.methods {
+        check_method(method, &mut errors);
+    }
+    errors.finish()
+}
+
+fn check_method(method: &crate::ast::MethodDef<'_>, errors: &mut Errors) {
+    let sig = &method.original.sig;
+    if let Some(a) = &sig.asyncness {
+        errors.push(
+            a,
+            "`async fn` is not supported: service methods are blocking and run on a server \
+             thread; write `fn` and return the value",
+        );
+    }
+    if let Some(u) = &sig.unsafety {
+        errors.push(u, "service methods cannot be `unsafe`: a remote caller cannot uphold a safety contract");
+    }
+    if let Some(c) = &sig.constness {
+        errors.push(c, "service methods cannot be `const`");
+    }
+    if let Some(abi) = &sig.abi {
+        errors.push(abi, "service methods cannot declare an ABI; remove `extern`");
+    }
+    if let Some(v) = &sig.variadic {
+        errors.push(v, "variadic methods are not supported");
+    }
+    if !sig.generics.params.is_empty() {
+        errors.push(
+            &sig.generics,
+            "generic methods cannot be called across processes: the server must know the \
+             concrete type; use a concrete type (or an enum of the types you need)",
+        );
+    } else if let Some(w) = &sig.generics.where_clause {
+        errors.push(w, "service methods cannot have `where` clauses; use concrete types");
+    }
+    let name = names::plain(&sig.ident);
+    if names::CLIENT_METHODS.contains(&name.as_str()) {
+        errors.push(
+            &sig.ident,
+            format!(
+                "a method named `{name}` would clash with the generated client's own `{name}`; \
+                 rename the method"
+            ),
+        );
+    }
+
+    match sig.inputs.first() {
+        Some(FnArg::Receiver(r)) => {
+            if r.colon_token.is_some() {
+                errors.push(r, "write the receiver as `&self`; typed receivers such as `self: Box<Self>` are not supported");
+            } else if r.reference.is_none() {
+                errors.push(
+                    r,
+                    "`self` by value is not supported: one service value serves every connection; \
+                     take `&self`",
+                );
+            } else if let Some(m) = &r.mutability {
+                errors.push(
+                    m,
+                    "`&mut self` is not supported: one service value serves every connection at \
+                     once; take `&self` and keep mutable state behind a Mutex or an atomic",
+                );
+            }
+        }
+        _ => errors.push(
+            &sig.ident,
+            format!(
+                "service methods take `&self` first, e.g. `fn {name}(&self, …)`; associated \
+                 functions cannot be called remotely"
+            ),
+        ),
+    }
+
+    for arg in &method.args {
+        if arg.ident.is_none() {
+            errors.push(arg.pat, "name the argument, e.g. `value: Type`: patterns are not supported here");
+        }
+        check_type(arg.ty, "argument", errors);
+    }
+    if let ReturnType::Type(_, ty) = &sig.output {
+        check_type(ty, "return type", errors);
+    }
+}
+
+/// Refuses types that cannot cross a process boundary, anywhere inside `ty`.
+fn check_type(ty: &Type, role: &str, errors: &mut Errors) {
+    match ty {
+        Type::Reference(r) => errors.push(
+            &r.and_token,
+            format!(
+                "a borrowed {role} cannot cross a process boundary; use an owned type (`String` \
+                 for `&str`, `Vec<T>` for `&[T]`, `T` for `&T`)"
+            ),
+        ),
+        Type::ImplTrait(i) => errors.push(
+            &i.impl_token,
+            format!("`impl Trait` is not supported as {role}: the other process needs a concrete type; name one"),
+        ),
+        Type::TraitObject(o) => errors.push(
+            o,
+            format!("a trait object cannot be sent as {role}; use a concrete type or an enum"),
+        ),
+        Type::BareFn(f) => errors.push(f, format!("a function pointer cannot be sent as {role}")),
+        Type::Ptr(p) => errors.push(p, format!("a raw pointer cannot be sent as {role}; send the data it points to")),
+        Type::Infer(i) => errors.push(i, format!("write the {role} out in full; `_` is not allowed here")),
+        Type::Macro(m) => errors.push(m, format!("a type macro is not supported as {role}; write the type out")),
+        Type::Never(n) => errors.push(n, format!("`!` is not supported as {role}")),
+        Type::Paren(p) => check_type(&p.elem, role, errors),
+        Type::Group(g) => check_type(&g.elem, role, errors),
+        Type::Array(a) => check_type(&a.elem, role, errors),
+        Type::Slice(s) => check_type(&s.elem, role, errors),
+        Type::Tuple(t) => t.elems.iter().for_each(|e| check_type(e, role, errors)),
+        Type::Path(p) => {
+            if let Some(q) = &p.qself {
+                errors.push(&q.ty, format!("qualified paths are not supported as {role}; name the type directly"));
+                return;
+            }
+            if p.path.segments.first().is_some_and(|s| s.ident == "Self") {
+                errors.push(
+                    &p.path,
+                    format!("`Self` is the service itself and cannot be sent as {role}; use a concrete type"),
+                );
+                return;
+            }
+            for seg in &p.path.segments {
+                match &seg.arguments {
+                    PathArguments::AngleBracketed(args) => {
+                        for a in &args.args {
+                            match a {
+                                GenericArgument::Type(t) => check_type(t, role, errors),
+                                GenericArgument::Lifetime(l) => errors.push(
+                                    l,
+                                    format!("a {role} that borrows (`{l}`) cannot cross a process boundary; use an owned type"),
+                                ),
+                                _ => {}
+                            }
+                        }
+                    }
+                    PathArguments::Parenthesized(p) => errors.push(
+                        p,
+                        format!("a closure type cannot be sent as {role}; send data and match on it"),
+                    ),
+                    PathArguments::None => {}
+                }
+            }
+        }
+        _ => errors.push(ty, format!("this {role} type is not supported; use an owned, serde-serialisable type")),
+    }
+}

@@ -1,0 +1,76 @@
+//! `serve`: bind an endpoint and run a service on it in background threads.
+
+use std::sync::Arc;
+
+use rpc_core::{Dispatch, RunningServer, ServeError};
+
+use crate::Endpoint;
+
+/// A running server. Dropping it shuts it down, like [`ServerHandle::shutdown`].
+pub struct ServerHandle {
+    endpoint: Endpoint,
+    running: RunningServer,
+}
+
+/// Binds `endpoint` and serves `service` (a generated `{Trait}Server`) on it in
+/// background threads: one accept loop, one thread per connection.
+///
+/// # Errors
+///
+/// [`ServeError::AddrInUse`] if a live server owns the endpoint; [`ServeError::Listen`]
+/// for any other failure to bind (its source says why: missing directory,
+/// unsupported mechanism, ...).
+///
+/// # Examples
+///
+/// ```
+/// # use ipc_rpc::ipc_service;
+/// # #[ipc_service] trait Ping { fn ping(&self); }
+/// # struct P; impl Ping for P { fn ping(&self) {} }
+/// let server = ipc_rpc::serve(&"tcp:127.0.0.1:0".parse().unwrap(), PingServer::new(P)).unwrap();
+/// let taken = ipc_rpc::serve(&server.endpoint(), PingServer::new(P));
+/// assert!(matches!(taken, Err(ipc_rpc::ServeError::AddrInUse { .. })));
+/// ```
+pub fn serve<D: Dispatch>(endpoint: &Endpoint, service: D) -> Result<ServerHandle, ServeError> {
+    let listener = transports::listen(endpoint).map_err(|e| ServeError::listen(endpoint.to_string(), e))?;
+    let bound = listener
+        .local_endpoint()
+        .parse()
+        .unwrap_or_else(|_| endpoint.clone());
+    let running = RunningServer::start(listener, Arc::new(service))?;
+    Ok(ServerHandle {
+        endpoint: bound,
+        running,
+    })
+}
+
+impl ServerHandle {
+    /// The endpoint as bound: for `tcp:…:0`, the port the OS picked.
+    pub fn endpoint(&self) -> Endpoint {
+        self.endpoint.clone()
+    }
+
+    /// Number of client connections open now.
+    pub fn connection_count(&self) -> usize {
+        self.running.connection_count()
+    }
+
+    /// Stops accepting, lets calls in flight finish, closes every connection, and
+    /// removes the endpoint's named objects (socket file, lock file).
+    pub fn shutdown(mut self) {
+        self.running.shutdown();
+    }
+
+    /// Blocks the calling thread while the server runs (until its listener fails).
+    pub fn wait(self) {
+        self.running.wait();
+    }
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("endpoint", &self.endpoint.to_string())
+            .finish_non_exhaustive()
+    }
+}

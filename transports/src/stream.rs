@@ -1,0 +1,110 @@
+//! The one framing implementation for byte-stream transports (UNIX socket, TCP, and
+//! later pipes and FIFOs): [`StreamSender`] and [`StreamReceiver`] over any file
+//! descriptor that reads and writes bytes.
+
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::time::Instant;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use rpc_core::framing::{FrameReader, check_len, write_frame};
+use rpc_core::{FrameReceiver, FrameSender, TransportError};
+
+/// Sends length-prefixed frames on a byte stream: one `writev` per frame.
+pub struct StreamSender<W> {
+    writer: W,
+    max_frame: usize,
+    peer: String,
+}
+
+impl<W: Write + Send> StreamSender<W> {
+    /// Frames written to `writer`, refusing frames over `max_frame`; `peer` names the
+    /// other side in error messages.
+    pub fn new(writer: W, max_frame: usize, peer: String) -> Self {
+        StreamSender {
+            writer,
+            max_frame,
+            peer,
+        }
+    }
+}
+
+impl<W: Write + Send> FrameSender for StreamSender<W> {
+    fn send(&mut self, frame: &[u8]) -> Result<(), TransportError> {
+        check_len(frame.len(), self.max_frame)?;
+        write_frame(&mut self.writer, frame)
+            .map_err(|e| TransportError::from_io(e, || format!("write to {}", self.peer)))
+    }
+}
+
+/// Receives length-prefixed frames from a byte stream into a reused buffer.
+pub struct StreamReceiver<R> {
+    reader: R,
+    frames: FrameReader,
+    peer: String,
+}
+
+impl<R: Read + AsFd + Send> StreamReceiver<R> {
+    /// Frames read from `reader`, refusing frames over `max_frame`.
+    pub fn new(reader: R, max_frame: usize, peer: String) -> Self {
+        StreamReceiver {
+            reader,
+            frames: FrameReader::new(max_frame),
+            peer,
+        }
+    }
+}
+
+impl<R: Read + AsFd + Send> FrameReceiver for StreamReceiver<R> {
+    fn recv(&mut self, deadline: Option<Instant>) -> Result<&[u8], TransportError> {
+        let StreamReceiver { reader, frames, peer } = self;
+        frames.next_frame(|buf| {
+            if let Some(deadline) = deadline {
+                wait_readable(&*reader, deadline, peer)?;
+            }
+            loop {
+                match reader.read(buf) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(TransportError::from_io(e, || format!("read from {peer}"))),
+                }
+            }
+        })
+    }
+
+    fn has_buffered_frame(&self) -> bool {
+        self.frames.has_buffered_frame()
+    }
+}
+
+/// Waits until `fd` is readable (data, end of stream or error) or `deadline` passes.
+///
+/// # Errors
+///
+/// `TimedOut` when the deadline passes first; `Io` if `poll` fails.
+///
+/// # References
+///
+/// poll(2)
+pub fn wait_readable(fd: impl AsFd, deadline: Instant, peer: &str) -> Result<(), TransportError> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(TransportError::TimedOut);
+        }
+        // Round up so that a wake-up never comes before the deadline.
+        let ms = i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+        let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                return Err(TransportError::Io {
+                    context: format!("wait for data from {peer}"),
+                    source: e.into(),
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! UNIX stream sockets: `unix:/path.sock`.
+//!
+//! The socket file is created 0600 (the mode is set on the socket before `bind`, so
+//! there is no moment when others may connect). An owner lock at `<path>.lock` tells a
+//! live server from a stale file: binding over a crashed server's socket replaces it,
+//! binding over a live one fails with `AddrInUse`. Both files are removed when the
+//! listener drops.
+
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use nix::sys::socket::{AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, listen, socket};
+use nix::sys::stat::{Mode, fchmod};
+use rpc_core::{Closer, Listener, Parts, Transport, TransportError};
+
+use crate::endpoint::Endpoint;
+use crate::owner_lock::OwnerLock;
+use crate::stream::{StreamReceiver, StreamSender};
+use crate::wakeup::Wakeup;
+
+/// Pending connections the kernel queues before `accept`.
+const BACKLOG: i32 = 128;
+
+/// A connected UNIX stream socket.
+pub struct UdsTransport {
+    stream: UnixStream,
+    peer: String,
+    max_frame: usize,
+}
+
+impl UdsTransport {
+    /// Connects to the server at `path`.
+    ///
+    /// # Errors
+    ///
+    /// `Io` saying whether no server is there (no file, or a stale file), or access
+    /// was denied.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let t = transports::UdsTransport::connect("/tmp/calc.sock", 16 << 20)?;
+    /// # Ok::<(), rpc_core::TransportError>(())
+    /// ```
+    pub fn connect(path: impl AsRef<Path>, max_frame: usize) -> Result<Self, TransportError> {
+        let path = path.as_ref();
+        let peer = format!("unix:{}", path.display());
+        let stream = UnixStream::connect(path).map_err(|e| connect_error(e, &peer))?;
+        Ok(UdsTransport {
+            stream,
+            peer,
+            max_frame,
+        })
+    }
+}
+
+fn connect_error(e: io::Error, peer: &str) -> TransportError {
+    let hint = match e.kind() {
+        io::ErrorKind::NotFound => "no server: the socket file does not exist; start the server or check the path",
+        io::ErrorKind::ConnectionRefused => "no server is listening (a stale socket file); start the server",
+        io::ErrorKind::PermissionDenied => "permission denied: the socket belongs to another user",
+        _ => "connect failed",
+    };
+    TransportError::Io {
+        context: format!("{peer}: {hint}"),
+        source: e,
+    }
+}
+
+struct ShutdownRead(UnixStream);
+
+impl Closer for ShutdownRead {
+    fn close(&self) {
+        // Fails only if the socket is already disconnected, which is the goal anyway.
+        let _ = self.0.shutdown(Shutdown::Read);
+    }
+}
+
+impl Transport for UdsTransport {
+    fn peer(&self) -> String {
+        self.peer.clone()
+    }
+
+    fn split(self: Box<Self>) -> Result<Parts, TransportError> {
+        let dup = |s: &UnixStream| {
+            s.try_clone().map_err(|e| TransportError::Io {
+                context: format!("duplicate the socket of {}", self.peer),
+                source: e,
+            })
+        };
+        let reader = dup(&self.stream)?;
+        let closer = dup(&self.stream)?;
+        Ok(Parts {
+            receiver: Box::new(StreamReceiver::new(reader, self.max_frame, self.peer.clone())),
+            closer: Box::new(ShutdownRead(closer)),
+            sender: Box::new(StreamSender::new(self.stream, self.max_frame, self.peer)),
+        })
+    }
+}
+
+/// A listening UNIX socket that owns its socket file.
+pub struct UdsListener {
+    listener: UnixListener,
+    path: PathBuf,
+    endpoint: Endpoint,
+    wakeup: Wakeup,
+    _lock: OwnerLock,
+}
+
+impl UdsListener {
+    /// Binds `endpoint` (which must be `unix:`), replacing a stale socket file.
+    ///
+    /// # Errors
+    ///
+    /// `AddrInUse` if a live server owns the path; `Io` if the path exists and is not
+    /// a socket, its directory is missing, or the OS refuses the socket.
+    pub fn bind(path: &str, endpoint: Endpoint) -> Result<Self, TransportError> {
+        let path = PathBuf::from(path);
+        let io_err = |what: &str, source: io::Error| TransportError::Io {
+            context: format!("{endpoint}: {what}"),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.is_dir()
+        {
+            return Err(io_err(
+                &format!("directory {} does not exist; create it first", dir.display()),
+                io::ErrorKind::NotFound.into(),
+            ));
+        }
+        let lock = OwnerLock::acquire(PathBuf::from(format!("{}.lock", path.display())), &endpoint.to_string())?;
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_socket() => {
+                std::fs::remove_file(&path).map_err(|e| io_err("remove the stale socket file", e))?;
+            }
+            Ok(_) => {
+                return Err(io_err(
+                    "the path exists and is not a socket; refusing to replace it (remove it or pick another path)",
+                    io::ErrorKind::AlreadyExists.into(),
+                ));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("inspect the socket path", e)),
+        }
+        let fd = owner_only_socket(&path).map_err(|e| io_err("bind", e))?;
+        let listener = UnixListener::from(fd);
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| io_err("make the listener non-blocking", e))?;
+        // Belt and braces: if the kernel ignored the pre-bind mode, fix it now.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| io_err("restrict the socket file to its owner", e))?;
+        Ok(UdsListener {
+            listener,
+            path,
+            endpoint,
+            wakeup: Wakeup::new()?,
+            _lock: lock,
+        })
+    }
+}
+
+/// socket(2) + fchmod(2) 0600 + bind(2) + listen(2): the file is born owner-only.
+fn owner_only_socket(path: &Path) -> io::Result<OwnedFd> {
+    let fd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    fchmod(fd.as_fd(), Mode::from_bits_truncate(0o600))?;
+    let addr = UnixAddr::new(path)?;
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr)?;
+    listen(&fd, Backlog::new(BACKLOG)?)?;
+    Ok(fd)
+}
+
+impl Listener for UdsListener {
+    fn accept(&mut self) -> Result<Box<dyn Transport>, TransportError> {
+        let name = self.endpoint.to_string();
+        loop {
+            self.wakeup.wait_readable(self.listener.as_fd(), &name)?;
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    stream.set_nonblocking(false).map_err(|e| TransportError::Io {
+                        context: format!("{name}: configure an accepted connection"),
+                        source: e,
+                    })?;
+                    return Ok(Box::new(UdsTransport {
+                        stream,
+                        peer: format!("{name} (client)"),
+                        max_frame: self.endpoint.max_frame(),
+                    }));
+                }
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+                Err(e) => {
+                    return Err(TransportError::Io {
+                        context: format!("{name}: accept"),
+                        source: e,
+                    });
+                }
+            }
+        }
+    }
+
+    fn closer(&self) -> Result<Box<dyn Closer>, TransportError> {
+        Ok(Box::new(self.wakeup.clone()))
+    }
+
+    fn local_endpoint(&self) -> String {
+        self.endpoint.to_string()
+    }
+}
+
+impl Drop for UdsListener {
+    fn drop(&mut self) {
+        // The owner lock (a field) is released after this, so nobody binds in between.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

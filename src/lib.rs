@@ -61,7 +61,10 @@ pub mod __private {
 
     /// Appends one argument to a request.
     #[inline]
-    pub fn encode_arg<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Result<(), CodecError> {
+    pub fn encode_arg<T: Serialize + ?Sized>(
+        value: &T,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
         encode_into(value, buf, "arguments")
     }
 

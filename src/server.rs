@@ -32,7 +32,8 @@ pub struct ServerHandle {
 /// assert!(matches!(taken, Err(ipc_rpc::ServeError::AddrInUse { .. })));
 /// ```
 pub fn serve<D: Dispatch>(endpoint: &Endpoint, service: D) -> Result<ServerHandle, ServeError> {
-    let listener = transports::listen(endpoint).map_err(|e| ServeError::listen(endpoint.to_string(), e))?;
+    let listener =
+        transports::listen(endpoint).map_err(|e| ServeError::listen(endpoint.to_string(), e))?;
     let bound = listener
         .local_endpoint()
         .parse()

@@ -94,7 +94,8 @@ impl Client {
         let peer: Arc<str> = transport.peer().into();
         let closed = |what: &str| RpcError::Disconnected {
             peer: peer.clone(),
-            reason: format!("the server closed the connection during the handshake ({what})").into(),
+            reason: format!("the server closed the connection during the handshake ({what})")
+                .into(),
         };
         let Parts {
             mut sender,
@@ -362,7 +363,11 @@ impl Shared {
     }
 
     /// Reads replies for every caller until this call's own arrives.
-    fn read_replies<R: DeserializeOwned>(&self, id: u64, deadline: Option<Instant>) -> Result<R, RpcError> {
+    fn read_replies<R: DeserializeOwned>(
+        &self,
+        id: u64,
+        deadline: Option<Instant>,
+    ) -> Result<R, RpcError> {
         let mut receiver = lock(&self.receiver);
         loop {
             let frame = match receiver.recv(deadline) {
@@ -425,7 +430,11 @@ impl Shared {
             if calls.closed.is_none() {
                 calls.closed = Some(reason.clone());
             }
-            calls.pending.values().filter_map(|p| p.waiter.clone()).collect()
+            calls
+                .pending
+                .values()
+                .filter_map(|p| p.waiter.clone())
+                .collect()
         };
         self.closer.close();
         for t in waiters {

@@ -220,7 +220,10 @@ mod tests {
     }
 
     /// A source that hands out at most `step` bytes per read.
-    fn dribble(mut data: &[u8], step: usize) -> impl FnMut(&mut [u8]) -> Result<usize, TransportError> {
+    fn dribble(
+        mut data: &[u8],
+        step: usize,
+    ) -> impl FnMut(&mut [u8]) -> Result<usize, TransportError> {
         move |b: &mut [u8]| {
             let n = step.min(b.len()).min(data.len());
             b[..n].copy_from_slice(&data[..n]);
@@ -239,7 +242,10 @@ mod tests {
         assert_eq!(r.next_frame(&mut fill).unwrap(), b"");
         assert_eq!(r.next_frame(&mut fill).unwrap(), &big[..]);
         assert_eq!(r.next_frame(&mut fill).unwrap(), b"tail");
-        assert!(matches!(r.next_frame(&mut fill), Err(TransportError::Closed)));
+        assert!(matches!(
+            r.next_frame(&mut fill),
+            Err(TransportError::Closed)
+        ));
     }
 
     #[test]
@@ -270,9 +276,18 @@ mod tests {
             data.extend_from_slice(&[0; 16]);
             let mut r = FrameReader::new(1024);
             let err = r.next_frame(dribble(&data, 64)).unwrap_err();
-            assert!(matches!(err, TransportError::FrameTooLarge { len, max: 1024 } if len == claim as u64));
-            assert!(r.buf.len() <= 1024 + LEN_PREFIX, "buffer grew to {}", r.buf.len());
-            assert!(matches!(r.next_frame(dribble(&[], 1)), Err(TransportError::Corrupt(_))));
+            assert!(
+                matches!(err, TransportError::FrameTooLarge { len, max: 1024 } if len == claim as u64)
+            );
+            assert!(
+                r.buf.len() <= 1024 + LEN_PREFIX,
+                "buffer grew to {}",
+                r.buf.len()
+            );
+            assert!(matches!(
+                r.next_frame(dribble(&[], 1)),
+                Err(TransportError::Corrupt(_))
+            ));
         }
     }
 
@@ -281,8 +296,15 @@ mod tests {
         let mut data = (8u32 << 20).to_le_bytes().to_vec();
         data.extend_from_slice(&[1; 1000]);
         let mut r = FrameReader::new(DEFAULT_MAX_FRAME);
-        assert!(matches!(r.next_frame(dribble(&data, 4096)), Err(TransportError::Closed)));
-        assert!(r.buf.len() <= INITIAL_BUFFER, "buffer grew to {}", r.buf.len());
+        assert!(matches!(
+            r.next_frame(dribble(&data, 4096)),
+            Err(TransportError::Closed)
+        ));
+        assert!(
+            r.buf.len() <= INITIAL_BUFFER,
+            "buffer grew to {}",
+            r.buf.len()
+        );
     }
 
     #[test]
@@ -290,7 +312,10 @@ mod tests {
         let mut data = framed(&[b"hello"]);
         data.truncate(6);
         let mut r = FrameReader::new(1024);
-        assert!(matches!(r.next_frame(dribble(&data, 3)), Err(TransportError::Closed)));
+        assert!(matches!(
+            r.next_frame(dribble(&data, 3)),
+            Err(TransportError::Closed)
+        ));
     }
 
     #[test]

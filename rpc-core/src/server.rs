@@ -45,7 +45,13 @@ struct Connections {
 struct ConnectionTable {
     next_id: u64,
     shutting_down: bool,
-    open: HashMap<u64, (Box<dyn Closer>, Option<JoinHandle<()>>)>,
+    open: HashMap<u64, OpenConnection>,
+}
+
+/// What shutdown needs of a connection: a way to close it and its thread to join.
+struct OpenConnection {
+    closer: Box<dyn Closer>,
+    thread: JoinHandle<()>,
 }
 
 impl Connections {
@@ -65,7 +71,10 @@ impl RunningServer {
     /// # Examples
     ///
     /// See the facade's `ipc_rpc::serve`, which binds the listener from an endpoint.
-    pub fn start(mut listener: Box<dyn Listener>, dispatch: Arc<dyn Dispatch>) -> Result<Self, ServeError> {
+    pub fn start(
+        mut listener: Box<dyn Listener>,
+        dispatch: Arc<dyn Dispatch>,
+    ) -> Result<Self, ServeError> {
         let endpoint = listener.local_endpoint();
         let listener_closer = listener
             .closer()
@@ -135,13 +144,11 @@ impl RunningServer {
             table.shutting_down = true;
             std::mem::take(&mut table.open)
         };
-        for (closer, _) in open.values() {
-            closer.close();
+        for connection in open.values() {
+            connection.closer.close();
         }
-        for (_, (_, handle)) in open {
-            if let Some(handle) = handle {
-                let _ = handle.join();
-            }
+        for (_, connection) in open {
+            let _ = connection.thread.join();
         }
     }
 }
@@ -152,7 +159,11 @@ impl Drop for RunningServer {
     }
 }
 
-fn open_connection(transport: Box<dyn Transport>, dispatch: &Arc<dyn Dispatch>, connections: &Arc<Connections>) {
+fn open_connection(
+    transport: Box<dyn Transport>,
+    dispatch: &Arc<dyn Dispatch>,
+    connections: &Arc<Connections>,
+) {
     let Ok(Parts {
         sender,
         receiver,
@@ -176,13 +187,17 @@ fn open_connection(transport: Box<dyn Transport>, dispatch: &Arc<dyn Dispatch>, 
             registry.lock().open.remove(&id);
         });
     // Registered under the lock the thread needs to deregister, so it cannot finish first.
-    if let Ok(handle) = spawned {
-        table.open.insert(id, (closer, Some(handle)));
+    if let Ok(thread) = spawned {
+        table.open.insert(id, OpenConnection { closer, thread });
     }
 }
 
 /// Runs one connection to its end: handshake, then request → handler → reply.
-fn serve_connection(mut sender: Box<dyn FrameSender>, mut receiver: Box<dyn FrameReceiver>, dispatch: &dyn Dispatch) {
+fn serve_connection(
+    mut sender: Box<dyn FrameSender>,
+    mut receiver: Box<dyn FrameReceiver>,
+    dispatch: &dyn Dispatch,
+) {
     let mut reply = Vec::with_capacity(256);
     if !handshake(&mut *sender, &mut *receiver, dispatch, &mut reply) {
         return;
@@ -284,7 +299,11 @@ fn encode_reply(
     encode_error(id, &error, reply)
 }
 
-fn encode_error(id: u64, error: &RemoteError, reply: &mut Vec<u8>) -> Result<(), crate::CodecError> {
+fn encode_error(
+    id: u64,
+    error: &RemoteError,
+    reply: &mut Vec<u8>,
+) -> Result<(), crate::CodecError> {
     reply.clear();
     wire::encode_response_header(id, STATUS_ERR, reply)?;
     encode_into(error, reply, "remote error")

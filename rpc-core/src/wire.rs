@@ -92,14 +92,20 @@ mod tests {
         let mut buf = Vec::new();
         encode_request_header(u64::MAX, 513, &mut buf).unwrap();
         buf.extend_from_slice(b"args");
-        assert_eq!(decode_request_header(&buf).unwrap(), (u64::MAX, 513, &b"args"[..]));
+        assert_eq!(
+            decode_request_header(&buf).unwrap(),
+            (u64::MAX, 513, &b"args"[..])
+        );
     }
 
     #[test]
     fn response_header_round_trips() {
         let mut buf = Vec::new();
         encode_response_header(9, STATUS_ERR, &mut buf).unwrap();
-        assert_eq!(decode_response_header(&buf).unwrap(), (9, STATUS_ERR, &[][..]));
+        assert_eq!(
+            decode_response_header(&buf).unwrap(),
+            (9, STATUS_ERR, &[][..])
+        );
     }
 
     #[test]

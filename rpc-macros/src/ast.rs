@@ -87,11 +87,17 @@ impl<'a> MethodDef<'a> {
 
     /// `#[doc]` attributes, carried over to the client method.
     pub fn docs(&self) -> impl Iterator<Item = &'a Attribute> {
-        self.original.attrs.iter().filter(|a| a.path().is_ident("doc"))
+        self.original
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident("doc"))
     }
 
     /// `#[cfg]` attributes, carried over to the client method and the dispatch arm.
     pub fn cfgs(&self) -> impl Iterator<Item = &'a Attribute> {
-        self.original.attrs.iter().filter(|a| a.path().is_ident("cfg"))
+        self.original
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident("cfg"))
     }
 }

@@ -31,7 +31,10 @@ impl Parse for ServiceArgs {
                 ));
             }
             if krate.is_some() {
-                return Err(syn::Error::new(key.span(), "`crate` is given twice; keep one"));
+                return Err(syn::Error::new(
+                    key.span(),
+                    "`crate` is given twice; keep one",
+                ));
             }
             input.parse::<Token![=]>()?;
             let path = if input.peek(LitStr) {

@@ -51,13 +51,22 @@ fn item_keyword_span(item: &syn::Item) -> proc_macro2::Span {
 /// name and signature (argument and return types as written), in order.
 pub(crate) fn signature_text(service: &ServiceDef<'_>) -> String {
     let squash = |t: &dyn quote::ToTokens| {
-        quote!(#t).to_string().chars().filter(|c| !c.is_whitespace()).collect::<String>()
+        quote!(#t)
+            .to_string()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
     };
     let mut text = format!("{}{{", service.ident());
     for m in &service.methods {
         let args: Vec<String> = m.args.iter().map(|a| squash(a.ty)).collect();
         let ret = m.output.map_or_else(|| "()".to_owned(), |t| squash(t));
-        text.push_str(&format!("{}({})->{};", crate::names::plain(m.ident()), args.join(","), ret));
+        text.push_str(&format!(
+            "{}({})->{};",
+            crate::names::plain(m.ident()),
+            args.join(","),
+            ret
+        ));
     }
     text.push('}');
     text
@@ -80,7 +89,10 @@ mod tests {
             trait Calc { fn add(&self, a: i64, b: Vec<u8>) -> Result<i64, E>; fn reset(&self); }
         };
         let s = ServiceDef::from_trait(&t);
-        assert_eq!(signature_text(&s), "Calc{add(i64,Vec<u8>)->Result<i64,E>;reset()->();}");
+        assert_eq!(
+            signature_text(&s),
+            "Calc{add(i64,Vec<u8>)->Result<i64,E>;reset()->();}"
+        );
     }
 
     #[test]

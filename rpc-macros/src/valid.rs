@@ -29,10 +29,16 @@ pub fn check(service: &ServiceDef<'_>) -> Result<(), syn::Error> {
     let mut errors = Errors::default();
     let t = service.original;
     if let Some(unsafety) = &t.unsafety {
-        errors.push(unsafety, "a service trait cannot be `unsafe`; remove `unsafe`");
+        errors.push(
+            unsafety,
+            "a service trait cannot be `unsafe`; remove `unsafe`",
+        );
     }
     if let Some(auto) = &t.auto_token {
-        errors.push(auto, "a service trait cannot be an auto trait; remove `auto`");
+        errors.push(
+            auto,
+            "a service trait cannot be an auto trait; remove `auto`",
+        );
     }
     if !t.generics.params.is_empty() || t.generics.where_clause.is_some() {
         errors.push(
@@ -45,12 +51,12 @@ pub fn check(service: &ServiceDef<'_>) -> Result<(), syn::Error> {
         match item {
             TraitItem::Fn(_) => {}
             TraitItem::Type(ty) => errors.push(
-                &ty.type_token,
+                ty.type_token,
                 "associated types are not supported in a service trait: the client must know \
                  every type; use a concrete type in the method signatures",
             ),
             TraitItem::Const(c) => errors.push(
-                &c.const_token,
+                c.const_token,
                 "associated consts are not supported in a service trait; move the constant out of \
                  the trait",
             ),
@@ -58,7 +64,10 @@ pub fn check(service: &ServiceDef<'_>) -> Result<(), syn::Error> {
         }
     }
     if service.methods.len() > usize::from(u16::MAX) {
-        errors.push(t.ident.span(), "a service trait can have at most 65535 methods");
+        errors.push(
+            t.ident.span(),
+            "a service trait can have at most 65535 methods",
+        );
     }
     for method in &service.methods {
         check_method(method, &mut errors);
@@ -76,13 +85,19 @@ fn check_method(method: &crate::ast::MethodDef<'_>, errors: &mut Errors) {
         );
     }
     if let Some(u) = &sig.unsafety {
-        errors.push(u, "service methods cannot be `unsafe`: a remote caller cannot uphold a safety contract");
+        errors.push(
+            u,
+            "service methods cannot be `unsafe`: a remote caller cannot uphold a safety contract",
+        );
     }
     if let Some(c) = &sig.constness {
         errors.push(c, "service methods cannot be `const`");
     }
     if let Some(abi) = &sig.abi {
-        errors.push(abi, "service methods cannot declare an ABI; remove `extern`");
+        errors.push(
+            abi,
+            "service methods cannot declare an ABI; remove `extern`",
+        );
     }
     if let Some(v) = &sig.variadic {
         errors.push(v, "variadic methods are not supported");
@@ -94,7 +109,10 @@ fn check_method(method: &crate::ast::MethodDef<'_>, errors: &mut Errors) {
              concrete type; use a concrete type (or an enum of the types you need)",
         );
     } else if let Some(w) = &sig.generics.where_clause {
-        errors.push(w, "service methods cannot have `where` clauses; use concrete types");
+        errors.push(
+            w,
+            "service methods cannot have `where` clauses; use concrete types",
+        );
     }
     let name = names::plain(&sig.ident);
     if names::CLIENT_METHODS.contains(&name.as_str()) {
@@ -136,7 +154,10 @@ fn check_method(method: &crate::ast::MethodDef<'_>, errors: &mut Errors) {
 
     for arg in &method.args {
         if arg.ident.is_none() {
-            errors.push(arg.pat, "name the argument, e.g. `value: Type`: patterns are not supported here");
+            errors.push(
+                arg.pat,
+                "name the argument, e.g. `value: Type`: patterns are not supported here",
+            );
         }
         check_type(arg.ty, "argument", errors);
     }
@@ -149,14 +170,14 @@ fn check_method(method: &crate::ast::MethodDef<'_>, errors: &mut Errors) {
 fn check_type(ty: &Type, role: &str, errors: &mut Errors) {
     match ty {
         Type::Reference(r) => errors.push(
-            &r.and_token,
+            r.and_token,
             format!(
                 "a borrowed {role} cannot cross a process boundary; use an owned type (`String` \
                  for `&str`, `Vec<T>` for `&[T]`, `T` for `&T`)"
             ),
         ),
         Type::ImplTrait(i) => errors.push(
-            &i.impl_token,
+            i.impl_token,
             format!("`impl Trait` is not supported as {role}: the other process needs a concrete type; name one"),
         ),
         Type::TraitObject(o) => errors.push(

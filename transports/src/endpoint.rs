@@ -108,7 +108,10 @@ impl EndpointError {
 impl Endpoint {
     /// An endpoint of this kind with default options.
     pub fn new(kind: EndpointKind) -> Self {
-        Endpoint { kind, max_frame: None }
+        Endpoint {
+            kind,
+            max_frame: None,
+        }
     }
 
     /// `unix:<path>`.
@@ -149,6 +152,7 @@ impl Endpoint {
     ///
     /// ```no_run
     /// let ep = transports::Endpoint::from_env("CALC_ENDPOINT")?;
+    /// println!("serving on {ep}");
     /// # Ok::<(), transports::EndpointError>(())
     /// ```
     pub fn from_env(var: &str) -> Result<Self, EndpointError> {
@@ -195,7 +199,9 @@ impl fmt::Display for Endpoint {
             EndpointKind::Mq(n) => write!(f, "mq:{n}")?,
             EndpointKind::Shm(n) => write!(f, "shm:{n}")?,
             EndpointKind::Unix(p) => write!(f, "unix:{p}")?,
-            EndpointKind::Tcp { host, port } if host.contains(':') => write!(f, "tcp:[{host}]:{port}")?,
+            EndpointKind::Tcp { host, port } if host.contains(':') => {
+                write!(f, "tcp:[{host}]:{port}")?
+            }
             EndpointKind::Tcp { host, port } => write!(f, "tcp:{host}:{port}")?,
         }
         if let Some(max) = self.max_frame {
@@ -220,24 +226,39 @@ impl FromStr for Endpoint {
         };
         let kind = match (scheme, rest) {
             ("pipe", None) => EndpointKind::Pipe,
-            ("pipe", Some(_)) => return Err(err("`pipe` takes no address; write just `pipe`".into())),
-            ("fifo", Some(p)) => EndpointKind::Fifo(parse_path(p, "fifo:/dir/name", usize::MAX).map_err(err)?),
-            ("unix", Some(p)) => EndpointKind::Unix(parse_path(p, "unix:/path.sock", MAX_UNIX_PATH).map_err(err)?),
+            ("pipe", Some(_)) => {
+                return Err(err("`pipe` takes no address; write just `pipe`".into()));
+            }
+            ("fifo", Some(p)) => {
+                EndpointKind::Fifo(parse_path(p, "fifo:/dir/name", usize::MAX).map_err(err)?)
+            }
+            ("unix", Some(p)) => {
+                EndpointKind::Unix(parse_path(p, "unix:/path.sock", MAX_UNIX_PATH).map_err(err)?)
+            }
             ("mq", Some(n)) => EndpointKind::Mq(parse_posix_name(n, "mq").map_err(err)?),
             ("shm", Some(n)) => EndpointKind::Shm(parse_posix_name(n, "shm").map_err(err)?),
             ("tcp", Some(a)) => parse_tcp(a).map_err(err)?,
             ("fifo" | "unix" | "mq" | "shm" | "tcp", None) => {
-                return Err(err(format!("`{scheme}` needs an address, e.g. {}", example(scheme))));
+                return Err(err(format!(
+                    "`{scheme}` needs an address, e.g. {}",
+                    example(scheme)
+                )));
             }
             ("", _) => return Err(err(format!("empty scheme; expected one of {FORMS}"))),
-            (other, _) => return Err(err(format!("unknown scheme `{other}`; expected one of {FORMS}"))),
+            (other, _) => {
+                return Err(err(format!(
+                    "unknown scheme `{other}`; expected one of {FORMS}"
+                )));
+            }
         };
         let mut endpoint = Endpoint::new(kind);
         if let Some(query) = query {
             for pair in query.split('&') {
-                let (key, value) = pair
-                    .split_once('=')
-                    .ok_or_else(|| err(format!("option `{pair}` needs a value, e.g. `max_frame=1048576`")))?;
+                let (key, value) = pair.split_once('=').ok_or_else(|| {
+                    err(format!(
+                        "option `{pair}` needs a value, e.g. `max_frame=1048576`"
+                    ))
+                })?;
                 match key {
                     "max_frame" => {
                         let n: usize = value
@@ -251,7 +272,11 @@ impl FromStr for Endpoint {
                             })?;
                         endpoint.max_frame = Some(n);
                     }
-                    other => return Err(err(format!("unknown option `{other}`; known options: max_frame"))),
+                    other => {
+                        return Err(err(format!(
+                            "unknown option `{other}`; known options: max_frame"
+                        )));
+                    }
                 }
             }
         }
@@ -287,13 +312,20 @@ fn parse_path(p: &str, form: &str, max: usize) -> Result<String, String> {
 
 fn parse_posix_name(n: &str, scheme: &str) -> Result<String, String> {
     let Some(bare) = n.strip_prefix('/') else {
-        return Err(format!("a {scheme} name starts with `/`, e.g. `{scheme}:/calc`"));
+        return Err(format!(
+            "a {scheme} name starts with `/`, e.g. `{scheme}:/calc`"
+        ));
     };
     if bare.is_empty() || bare.contains('/') || bare.contains('\0') {
-        return Err(format!("a {scheme} name is `/` then one or more characters other than `/`, e.g. `{scheme}:/calc`"));
+        return Err(format!(
+            "a {scheme} name is `/` then one or more characters other than `/`, e.g. `{scheme}:/calc`"
+        ));
     }
     if bare.len() > MAX_POSIX_NAME {
-        return Err(format!("the name is {} bytes; the limit is {MAX_POSIX_NAME}", bare.len()));
+        return Err(format!(
+            "the name is {} bytes; the limit is {MAX_POSIX_NAME}",
+            bare.len()
+        ));
     }
     Ok(n.to_owned())
 }
@@ -308,8 +340,9 @@ fn parse_tcp(a: &str) -> Result<EndpointKind, String> {
             .ok_or("a port must follow the address, e.g. `tcp:[::1]:7000`")?;
         (host, port)
     } else {
-        a.rsplit_once(':')
-            .ok_or("expected `tcp:host:port`, e.g. `tcp:127.0.0.1:7000` (port 0 picks a free one)")?
+        a.rsplit_once(':').ok_or(
+            "expected `tcp:host:port`, e.g. `tcp:127.0.0.1:7000` (port 0 picks a free one)",
+        )?
     };
     if host.is_empty() {
         return Err("the host is empty; write e.g. `tcp:127.0.0.1:7000`".into());
@@ -381,7 +414,7 @@ mod tests {
             ("pipe:x", "takes no address"),
             ("mq:calc", "starts with `/`"),
             ("shm:/a/b", "other than `/`"),
-            ("tcp:127.0.0.1", "not a port number"),
+            ("tcp:127.0.0.1", "expected `tcp:host:port`"),
             ("tcp:127.0.0.1:99999", "not a port number"),
             ("tcp::1:80", "brackets"),
             ("tcp:[::1", "closing `]`"),
@@ -395,13 +428,21 @@ mod tests {
             assert!(e.contains(&format!("`{s}`")), "{s:?}: {e}");
         }
         let long = format!("unix:/{}", "x".repeat(200));
-        assert!(long.parse::<Endpoint>().unwrap_err().to_string().contains("limited to 107"));
+        assert!(
+            long.parse::<Endpoint>()
+                .unwrap_err()
+                .to_string()
+                .contains("limited to 107")
+        );
     }
 
     #[test]
     fn from_env_names_the_variable() {
         let e = Endpoint::from_env("IPC_RPC_TEST_SURELY_UNSET_VARIABLE").unwrap_err();
-        assert!(e.to_string().contains("IPC_RPC_TEST_SURELY_UNSET_VARIABLE is not set"));
+        assert!(
+            e.to_string()
+                .contains("IPC_RPC_TEST_SURELY_UNSET_VARIABLE is not set")
+        );
     }
 
     #[test]

@@ -38,12 +38,19 @@ use rpc_core::{Listener, Transport, TransportError};
 ///
 /// ```no_run
 /// let t = transports::connect(&"unix:/tmp/calc.sock".parse()?)?;
+/// println!("connected to {}", t.peer());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn connect(endpoint: &Endpoint) -> Result<Box<dyn Transport>, TransportError> {
     match endpoint.kind() {
-        EndpointKind::Unix(path) => Ok(Box::new(UdsTransport::connect(path, endpoint.max_frame())?)),
-        EndpointKind::Tcp { host, port } => Ok(Box::new(TcpTransport::connect(host, *port, endpoint.max_frame())?)),
+        EndpointKind::Unix(path) => {
+            Ok(Box::new(UdsTransport::connect(path, endpoint.max_frame())?))
+        }
+        EndpointKind::Tcp { host, port } => Ok(Box::new(TcpTransport::connect(
+            host,
+            *port,
+            endpoint.max_frame(),
+        )?)),
         _ => Err(unsupported(endpoint)),
     }
 }

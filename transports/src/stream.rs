@@ -57,7 +57,11 @@ impl<R: Read + AsFd + Send> StreamReceiver<R> {
 
 impl<R: Read + AsFd + Send> FrameReceiver for StreamReceiver<R> {
     fn recv(&mut self, deadline: Option<Instant>) -> Result<&[u8], TransportError> {
-        let StreamReceiver { reader, frames, peer } = self;
+        let StreamReceiver {
+            reader,
+            frames,
+            peer,
+        } = self;
         frames.next_frame(|buf| {
             if let Some(deadline) = deadline {
                 wait_readable(&*reader, deadline, peer)?;
@@ -66,7 +70,9 @@ impl<R: Read + AsFd + Send> FrameReceiver for StreamReceiver<R> {
                 match reader.read(buf) {
                     Ok(n) => return Ok(n),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(TransportError::from_io(e, || format!("read from {peer}"))),
+                    Err(e) => {
+                        return Err(TransportError::from_io(e, || format!("read from {peer}")));
+                    }
                 }
             }
         })

@@ -31,14 +31,18 @@ impl TcpTransport {
     /// # Examples
     ///
     /// ```no_run
+    /// use rpc_core::Transport as _;
     /// let t = transports::TcpTransport::connect("127.0.0.1", 7000, 16 << 20)?;
+    /// println!("connected to {}", t.peer());
     /// # Ok::<(), rpc_core::TransportError>(())
     /// ```
     pub fn connect(host: &str, port: u16, max_frame: usize) -> Result<Self, TransportError> {
         let peer = Endpoint::tcp(host, port).to_string();
         let io_err = |e: io::Error| {
             let hint = match e.kind() {
-                io::ErrorKind::ConnectionRefused => "connection refused: no server listens on that port",
+                io::ErrorKind::ConnectionRefused => {
+                    "connection refused: no server listens on that port"
+                }
                 _ => "connect failed",
             };
             TransportError::Io {
@@ -80,7 +84,11 @@ impl Transport for TcpTransport {
         let reader = dup(&self.stream)?;
         let closer = dup(&self.stream)?;
         Ok(Parts {
-            receiver: Box::new(StreamReceiver::new(reader, self.max_frame, self.peer.clone())),
+            receiver: Box::new(StreamReceiver::new(
+                reader,
+                self.max_frame,
+                self.peer.clone(),
+            )),
             closer: Box::new(ShutdownRead(closer)),
             sender: Box::new(StreamSender::new(self.stream, self.max_frame, self.peer)),
         })
@@ -114,7 +122,9 @@ impl TcpListener {
         listener
             .set_nonblocking(true)
             .map_err(|e| io_err("make the listener non-blocking", e))?;
-        let bound = listener.local_addr().map_err(|e| io_err("read the bound address", e))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| io_err("read the bound address", e))?;
         let endpoint = endpoint.with_kind(EndpointKind::Tcp {
             host: bound.ip().to_string(),
             port: bound.port(),
@@ -146,7 +156,11 @@ impl Listener for TcpListener {
                         max_frame: self.endpoint.max_frame(),
                     }));
                 }
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
                 Err(e) => {
                     return Err(TransportError::Io {
                         context: format!("{name}: accept"),

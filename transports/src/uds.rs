@@ -13,7 +13,9 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
-use nix::sys::socket::{AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, listen, socket};
+use nix::sys::socket::{
+    AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, listen, socket,
+};
 use nix::sys::stat::{Mode, fchmod};
 use rpc_core::{Closer, Listener, Parts, Transport, TransportError};
 
@@ -43,7 +45,9 @@ impl UdsTransport {
     /// # Examples
     ///
     /// ```no_run
+    /// use rpc_core::Transport as _;
     /// let t = transports::UdsTransport::connect("/tmp/calc.sock", 16 << 20)?;
+    /// println!("connected to {}", t.peer());
     /// # Ok::<(), rpc_core::TransportError>(())
     /// ```
     pub fn connect(path: impl AsRef<Path>, max_frame: usize) -> Result<Self, TransportError> {
@@ -60,8 +64,12 @@ impl UdsTransport {
 
 fn connect_error(e: io::Error, peer: &str) -> TransportError {
     let hint = match e.kind() {
-        io::ErrorKind::NotFound => "no server: the socket file does not exist; start the server or check the path",
-        io::ErrorKind::ConnectionRefused => "no server is listening (a stale socket file); start the server",
+        io::ErrorKind::NotFound => {
+            "no server: the socket file does not exist; start the server or check the path"
+        }
+        io::ErrorKind::ConnectionRefused => {
+            "no server is listening (a stale socket file); start the server"
+        }
         io::ErrorKind::PermissionDenied => "permission denied: the socket belongs to another user",
         _ => "connect failed",
     };
@@ -95,7 +103,11 @@ impl Transport for UdsTransport {
         let reader = dup(&self.stream)?;
         let closer = dup(&self.stream)?;
         Ok(Parts {
-            receiver: Box::new(StreamReceiver::new(reader, self.max_frame, self.peer.clone())),
+            receiver: Box::new(StreamReceiver::new(
+                reader,
+                self.max_frame,
+                self.peer.clone(),
+            )),
             closer: Box::new(ShutdownRead(closer)),
             sender: Box::new(StreamSender::new(self.stream, self.max_frame, self.peer)),
         })
@@ -128,14 +140,21 @@ impl UdsListener {
             && !dir.is_dir()
         {
             return Err(io_err(
-                &format!("directory {} does not exist; create it first", dir.display()),
+                &format!(
+                    "directory {} does not exist; create it first",
+                    dir.display()
+                ),
                 io::ErrorKind::NotFound.into(),
             ));
         }
-        let lock = OwnerLock::acquire(PathBuf::from(format!("{}.lock", path.display())), &endpoint.to_string())?;
+        let lock = OwnerLock::acquire(
+            PathBuf::from(format!("{}.lock", path.display())),
+            &endpoint.to_string(),
+        )?;
         match std::fs::symlink_metadata(&path) {
             Ok(m) if m.file_type().is_socket() => {
-                std::fs::remove_file(&path).map_err(|e| io_err("remove the stale socket file", e))?;
+                std::fs::remove_file(&path)
+                    .map_err(|e| io_err("remove the stale socket file", e))?;
             }
             Ok(_) => {
                 return Err(io_err(
@@ -166,7 +185,12 @@ impl UdsListener {
 
 /// socket(2) + fchmod(2) 0600 + bind(2) + listen(2): the file is born owner-only.
 fn owner_only_socket(path: &Path) -> io::Result<OwnedFd> {
-    let fd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
     fchmod(fd.as_fd(), Mode::from_bits_truncate(0o600))?;
     let addr = UnixAddr::new(path)?;
     bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr)?;
@@ -181,17 +205,23 @@ impl Listener for UdsListener {
             self.wakeup.wait_readable(self.listener.as_fd(), &name)?;
             match self.listener.accept() {
                 Ok((stream, _)) => {
-                    stream.set_nonblocking(false).map_err(|e| TransportError::Io {
-                        context: format!("{name}: configure an accepted connection"),
-                        source: e,
-                    })?;
+                    stream
+                        .set_nonblocking(false)
+                        .map_err(|e| TransportError::Io {
+                            context: format!("{name}: configure an accepted connection"),
+                            source: e,
+                        })?;
                     return Ok(Box::new(UdsTransport {
                         stream,
                         peer: format!("{name} (client)"),
                         max_frame: self.endpoint.max_frame(),
                     }));
                 }
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
                 Err(e) => {
                     return Err(TransportError::Io {
                         context: format!("{name}: accept"),

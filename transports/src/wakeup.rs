@@ -20,12 +20,13 @@ impl Wakeup {
     ///
     /// `Io` if the OS refuses an eventfd (out of file descriptors).
     pub fn new() -> Result<Self, TransportError> {
-        let fd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).map_err(|e| {
-            TransportError::Io {
-                context: "create an eventfd to wake the listener".into(),
-                source: e.into(),
-            }
-        })?;
+        let fd =
+            EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).map_err(|e| {
+                TransportError::Io {
+                    context: "create an eventfd to wake the listener".into(),
+                    source: e.into(),
+                }
+            })?;
         Ok(Wakeup(Arc::new(fd)))
     }
 

@@ -133,7 +133,11 @@ impl FrameReceiver for MemReceiver {
                 return Err(TransportError::Closed);
             }
             q = match deadline {
-                None => self.dir.ready.wait(q).unwrap_or_else(PoisonError::into_inner),
+                None => self
+                    .dir
+                    .ready
+                    .wait(q)
+                    .unwrap_or_else(PoisonError::into_inner),
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {
@@ -183,7 +187,10 @@ mod tests {
     fn frames_arrive_in_order_and_oversize_is_refused() {
         let (mut a, mut b) = parts();
         a.sender.send(b"1").unwrap();
-        assert!(matches!(a.sender.send(&[0; 9]), Err(TransportError::FrameTooLarge { len: 9, max: 8 })));
+        assert!(matches!(
+            a.sender.send(&[0; 9]),
+            Err(TransportError::FrameTooLarge { len: 9, max: 8 })
+        ));
         a.sender.send(b"").unwrap();
         assert_eq!(b.receiver.recv(None).unwrap(), b"1");
         assert_eq!(b.receiver.recv(None).unwrap(), b"");
@@ -203,18 +210,29 @@ mod tests {
     fn recv_with_past_deadline_times_out_and_stays_usable() {
         let (mut a, mut b) = parts();
         let soon = Instant::now() + Duration::from_millis(10);
-        assert!(matches!(b.receiver.recv(Some(soon)), Err(TransportError::TimedOut)));
+        assert!(matches!(
+            b.receiver.recv(Some(soon)),
+            Err(TransportError::TimedOut)
+        ));
         a.sender.send(b"ok").unwrap();
-        assert_eq!(b.receiver.recv(Some(Instant::now() + Duration::from_secs(5))).unwrap(), b"ok");
+        assert_eq!(
+            b.receiver
+                .recv(Some(Instant::now() + Duration::from_secs(5)))
+                .unwrap(),
+            b"ok"
+        );
     }
 
     #[test]
     fn close_wakes_a_blocked_recv() {
         let (_a, b) = parts();
         let Parts {
-            mut receiver, closer, ..
+            mut receiver,
+            closer,
+            ..
         } = b;
-        let t = std::thread::spawn(move || matches!(receiver.recv(None), Err(TransportError::Closed)));
+        let t =
+            std::thread::spawn(move || matches!(receiver.recv(None), Err(TransportError::Closed)));
         std::thread::sleep(Duration::from_millis(20));
         closer.close();
         assert!(t.join().unwrap());

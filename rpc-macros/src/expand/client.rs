@@ -16,7 +16,10 @@ pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
     let client = names::client(trait_ident);
     let fingerprint = fingerprint(&signature_text(service));
     let method_names = service.methods.iter().map(|m| names::plain(m.ident()));
-    let methods = service.methods.iter().map(|m| method(m, krate, trait_ident));
+    let methods = service
+        .methods
+        .iter()
+        .map(|m| method(m, krate, trait_ident));
     let doc = format!(
         "Client of the [`{name}`] service: one method per trait method, each returning \
          `Result<_, RpcError>`.\n\nCheap to clone; clones share one connection, and any \
@@ -94,9 +97,16 @@ fn method(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStr
     let index = m.index;
     let docs = m.docs();
     let cfgs = m.cfgs();
-    let see = format!("\n\nRuns [`{trait_ident}::{}`] on the server.", names::plain(ident));
+    let see = format!(
+        "\n\nRuns [`{trait_ident}::{}`] on the server.",
+        names::plain(ident)
+    );
     let ret = m.output.map_or_else(|| quote!(()), |t| quote!(#t));
-    let arg_idents: Vec<_> = m.args.iter().map(|a| a.ident.expect("checked by valid")).collect();
+    let arg_idents: Vec<_> = m
+        .args
+        .iter()
+        .map(|a| a.ident.expect("checked by valid"))
+        .collect();
     let arg_tys: Vec<_> = m.args.iter().map(|a| a.ty).collect();
     let buf = if m.args.is_empty() {
         format_ident!("_")

@@ -67,8 +67,16 @@ fn arm(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStream
     let index = m.index;
     let cfgs = m.cfgs();
     let ret = m.output.map_or_else(|| quote!(()), |t| quote!(#t));
-    let arg_idents: Vec<_> = m.args.iter().map(|a| a.ident.expect("checked by valid")).collect();
-    let mutability = if m.args.is_empty() { quote!() } else { quote!(mut) };
+    let arg_idents: Vec<_> = m
+        .args
+        .iter()
+        .map(|a| a.ident.expect("checked by valid"))
+        .collect();
+    let mutability = if m.args.is_empty() {
+        quote!()
+    } else {
+        quote!(mut)
+    };
     let decodes = m.args.iter().map(|a| {
         let name = a.ident.expect("checked by valid");
         let ty = a.ty;
@@ -77,7 +85,9 @@ fn arm(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStream
         }
     });
     let encode = match m.output {
-        Some(t) => quote_spanned! {t.span()=> #krate::__private::encode_reply::<#t>(&__ipc_ret, __ipc_reply) },
+        Some(t) => {
+            quote_spanned! {t.span()=> #krate::__private::encode_reply::<#t>(&__ipc_ret, __ipc_reply) }
+        }
         None => quote! { #krate::__private::encode_reply::<()>(&__ipc_ret, __ipc_reply) },
     };
     quote! {

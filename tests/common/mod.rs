@@ -1,0 +1,287 @@
+//! Shared pieces of the integration tests: test services, per-transport endpoints,
+//! a watchdog, and a server run in a child process (the test binary re-executed).
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use ipc_rpc::{Endpoint, ipc_service};
+use serde::{Deserialize, Serialize};
+
+/// Env var that makes a re-executed test binary act as a server.
+pub const ROLE_VAR: &str = "IPC_RPC_TEST_ROLE";
+/// Env var carrying the endpoint the child server binds.
+pub const ENDPOINT_VAR: &str = "IPC_RPC_TEST_ENDPOINT";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Shape {
+    Point,
+    Circle { r: f64 },
+    Poly(Vec<(i32, i32)>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Nested {
+    pub name: String,
+    pub shapes: Vec<Shape>,
+    pub tags: BTreeMap<String, Option<u64>>,
+    pub inner: Option<Box<Nested>>,
+    pub pair: (u8, i128),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MathError {
+    DivideByZero,
+    Overflow { a: i64, b: i64 },
+}
+
+/// The service every matrix test talks to.
+#[ipc_service]
+pub trait Probe {
+    /// Adds two numbers.
+    fn add(&self, a: i64, b: i64) -> i64;
+    fn echo(&self, bytes: Vec<u8>) -> Vec<u8>;
+    fn nested(&self, value: Nested) -> Nested;
+    fn div(&self, a: i64, b: i64) -> Result<i64, MathError>;
+    fn sleep_ms(&self, ms: u64) -> u64;
+    fn panic_now(&self, message: String) -> u32;
+    fn fill(&self, len: u32) -> Vec<u8>;
+    fn nothing(&self);
+    fn pid(&self) -> u32;
+}
+
+pub struct ProbeImpl;
+
+impl Probe for ProbeImpl {
+    fn add(&self, a: i64, b: i64) -> i64 {
+        a.wrapping_add(b)
+    }
+    fn echo(&self, bytes: Vec<u8>) -> Vec<u8> {
+        bytes
+    }
+    fn nested(&self, mut value: Nested) -> Nested {
+        value.name.push_str(" (seen)");
+        value
+    }
+    fn div(&self, a: i64, b: i64) -> Result<i64, MathError> {
+        if b == 0 {
+            return Err(MathError::DivideByZero);
+        }
+        a.checked_div(b).ok_or(MathError::Overflow { a, b })
+    }
+    fn sleep_ms(&self, ms: u64) -> u64 {
+        thread::sleep(Duration::from_millis(ms));
+        ms
+    }
+    fn panic_now(&self, message: String) -> u32 {
+        panic!("{message}")
+    }
+    fn fill(&self, len: u32) -> Vec<u8> {
+        vec![0xAB; len as usize]
+    }
+    fn nothing(&self) {}
+    fn pid(&self) -> u32 {
+        std::process::id()
+    }
+}
+
+/// A service with another name, for handshake tests.
+#[ipc_service]
+pub trait Other {
+    fn add(&self, a: i64, b: i64) -> i64;
+}
+
+/// The same name as `Probe` with another signature, for handshake tests.
+pub mod probe_v2 {
+    use ipc_rpc::ipc_service;
+
+    #[ipc_service]
+    pub trait Probe {
+        fn add(&self, a: i32, b: i32) -> i32;
+    }
+}
+
+/// The transports of the matrix; adding one is a variant here and a word in the
+/// `matrix!` invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum Transport {
+    unix,
+    tcp,
+}
+
+/// A fresh endpoint for one test; dropping it removes its temp directory.
+pub struct TestEndpoint {
+    pub endpoint: Endpoint,
+    pub dir: Option<PathBuf>,
+}
+
+impl Drop for TestEndpoint {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A directory of our own in the temp dir: `ipc-rpc-test-<pid>-<n>`.
+pub fn unique_dir() -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("ipc-rpc-test-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create test dir");
+    dir
+}
+
+impl Transport {
+    pub fn endpoint(self) -> TestEndpoint {
+        self.endpoint_with("")
+    }
+
+    /// `options` is appended as `?…` (e.g. `max_frame=65536`).
+    pub fn endpoint_with(self, options: &str) -> TestEndpoint {
+        let q = if options.is_empty() {
+            String::new()
+        } else {
+            format!("?{options}")
+        };
+        match self {
+            Transport::unix => {
+                let dir = unique_dir();
+                TestEndpoint {
+                    endpoint: format!("unix:{}/probe.sock{q}", dir.display())
+                        .parse()
+                        .unwrap(),
+                    dir: Some(dir),
+                }
+            }
+            Transport::tcp => TestEndpoint {
+                endpoint: format!("tcp:127.0.0.1:0{q}").parse().unwrap(),
+                dir: None,
+            },
+        }
+    }
+}
+
+/// Runs `f` on its own thread and fails the test if it does not finish within `limit`.
+pub fn watchdog<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    let worker = thread::spawn(move || {
+        let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(value)) => {
+            let _ = worker.join();
+            value
+        }
+        Ok(Err(panic)) => resume_unwind(panic),
+        Err(_) => panic!("watchdog: the test was still running after {limit:?}; something hangs"),
+    }
+}
+
+/// If this process was started by [`ChildServer::spawn`], serves `Probe` on the given
+/// endpoint until stdin closes, then exits; otherwise returns.
+pub fn serve_if_child() {
+    if std::env::var(ROLE_VAR).as_deref() != Ok("server") {
+        return;
+    }
+    let endpoint = Endpoint::from_env(ENDPOINT_VAR).expect("child endpoint");
+    let server = ipc_rpc::serve(&endpoint, ProbeServer::new(ProbeImpl)).expect("child serve");
+    println!("READY {}", server.endpoint());
+    // The parent holds our stdin: when it closes it (or dies), we are done.
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    server.shutdown();
+    std::process::exit(0);
+}
+
+/// A `Probe` server in a child process: this test binary re-executed for one test.
+pub struct ChildServer {
+    pub child: Child,
+    pub endpoint: Endpoint,
+}
+
+impl ChildServer {
+    /// Starts the child for test `test_name` (its full libtest name) and waits until it
+    /// reports its bound endpoint.
+    pub fn spawn(test_name: &str, endpoint: &Endpoint) -> ChildServer {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+            .env(ROLE_VAR, "server")
+            .env(ENDPOINT_VAR, endpoint.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn child server");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let endpoint = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    // libtest may have printed `test name ... ` on the same line first.
+                    if let Some((_, ep)) = line.split_once("READY ") {
+                        break ep.parse().unwrap();
+                    }
+                }
+                _ => {
+                    let _ = child.kill();
+                    let status = child.wait();
+                    panic!("child server exited before it was ready: {status:?}");
+                }
+            }
+        };
+        // Drain the rest of its output so it never blocks on a full pipe.
+        thread::spawn(move || for _ in lines {});
+        ChildServer { child, endpoint }
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The libtest name of a test fn given `module_path!()` and the fn name.
+pub fn test_name(module_path: &str, name: &str) -> String {
+    let path = module_path.split_once("::").map_or("", |(_, rest)| rest);
+    if path.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{path}::{name}")
+    }
+}
+
+/// A nested value exercising structs, enums, maps, options, tuples and recursion.
+pub fn sample_nested() -> Nested {
+    Nested {
+        name: "outer ✓".into(),
+        shapes: vec![
+            Shape::Point,
+            Shape::Circle { r: 1.5 },
+            Shape::Poly(vec![(1, -2), (i32::MAX, i32::MIN)]),
+        ],
+        tags: BTreeMap::from([("a".into(), Some(u64::MAX)), ("b".into(), None)]),
+        inner: Some(Box::new(Nested {
+            name: String::new(),
+            shapes: vec![],
+            tags: BTreeMap::new(),
+            inner: None,
+            pair: (0, -1),
+        })),
+        pair: (255, i128::MIN),
+    }
+}

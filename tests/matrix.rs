@@ -1,0 +1,51 @@
+//! The transport matrix: every test in `suite` runs over every transport.
+//!
+//! Test names come out as `unix::round_trip_nested_values`, so
+//! `cargo nextest run -E 'test(/^tcp::/)'` selects one transport. Adding a transport is
+//! one word in the `matrix!` call below (and a variant of `common::Transport`).
+
+mod common;
+#[path = "matrix/suite.rs"]
+mod suite;
+
+macro_rules! matrix {
+    (transports: [$($transport:ident),* $(,)?], tests: $tests:tt) => {
+        $( matrix!(@one $transport $tests); )*
+    };
+    (@one $transport:ident [$($test:ident),* $(,)?]) => {
+        mod $transport {
+            $(
+                #[test]
+                fn $test() {
+                    crate::common::serve_if_child();
+                    let name = crate::common::test_name(module_path!(), stringify!($test));
+                    crate::suite::$test(crate::common::Transport::$transport, name);
+                }
+            )*
+        }
+    };
+}
+
+matrix! {
+    transports: [unix, tcp],
+    tests: [
+        round_trip_nested_values,
+        empty_and_4mib_payloads_round_trip,
+        app_error_reaches_caller_as_value,
+        unit_and_zero_argument_methods_work,
+        timeout_returns_timeout_and_client_stays_usable,
+        handler_panic_becomes_remote_panic_and_server_keeps_serving,
+        other_service_is_incompatible,
+        other_signature_is_incompatible,
+        eight_threads_share_one_client,
+        eight_connections_at_once,
+        server_killed_mid_call_returns_disconnected,
+        server_shutdown_returns_disconnected,
+        oversized_request_is_refused_and_connection_survives,
+        oversized_reply_is_refused_and_connection_survives,
+        malformed_frames_close_only_that_connection,
+        second_server_on_live_endpoint_is_addr_in_use,
+        connect_to_missing_server_fails_clearly,
+        client_drop_closes_server_connection,
+    ]
+}

@@ -116,7 +116,11 @@ fn run() -> Result<(), Box<dyn Error>> {
 /// Serves until stdin closes (a parent that started us) or the process is stopped.
 fn serve(endpoint: &Endpoint) -> Result<(), Box<dyn Error>> {
     let server = ipc_rpc::serve(endpoint, CalculatorServer::new(Calc::default()))?;
-    println!("server pid {} listening on {}", std::process::id(), server.endpoint());
+    println!(
+        "server pid {} listening on {}",
+        std::process::id(),
+        server.endpoint()
+    );
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
     server.shutdown();
     Ok(())
@@ -124,7 +128,12 @@ fn serve(endpoint: &Endpoint) -> Result<(), Box<dyn Error>> {
 
 fn call(endpoint: &Endpoint) -> Result<(), Box<dyn Error>> {
     let calc = CalculatorClient::connect(endpoint)?;
-    println!("client pid {} connected to {} (server pid {})", std::process::id(), calc.peer(), calc.pid()?);
+    println!(
+        "client pid {} connected to {} (server pid {})",
+        std::process::id(),
+        calc.peer(),
+        calc.pid()?
+    );
     println!("add(2, 3)         = {}", calc.add(2, 3)?);
     println!("div(7, 2)         = {:?}", calc.div(7, 2)?);
     println!("div(1, 0)         = {:?}", calc.div(1, 0)?);
@@ -138,7 +147,10 @@ fn call(endpoint: &Endpoint) -> Result<(), Box<dyn Error>> {
         Err(e) => println!("slow(500) with a 50 ms deadline: {e}"),
         Ok(()) => println!("slow(500) finished within 50 ms?"),
     }
-    println!("add(40, 2)        = {} (the client is still usable)", calc.add(40, 2)?);
+    println!(
+        "add(40, 2)        = {} (the client is still usable)",
+        calc.add(40, 2)?
+    );
     Ok(())
 }
 

@@ -44,9 +44,15 @@ fn main() -> Result<(), Box<dyn Error>> {
         server.shutdown();
         return Ok(());
     }
-    let endpoint: Endpoint = args.first().ok_or("usage: latency ENDPOINT [SIZE...]")?.parse()?;
+    let endpoint: Endpoint = args
+        .first()
+        .ok_or("usage: latency ENDPOINT [SIZE...]")?
+        .parse()?;
     let sizes: Vec<usize> = if args.len() > 1 {
-        args[1..].iter().map(|s| s.parse()).collect::<Result<_, _>>()?
+        args[1..]
+            .iter()
+            .map(|s| s.parse())
+            .collect::<Result<_, _>>()?
     } else {
         vec![64, 65536]
     };

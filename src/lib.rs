@@ -33,6 +33,11 @@
 
 mod server;
 
+/// The README's code blocks, compiled and run as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use rpc_core::{CodecError, RemoteError, RpcError, ServeError, ServiceInfo, TransportError};
 pub use rpc_macros::ipc_service;
 pub use server::{ServerHandle, serve};

@@ -20,7 +20,12 @@ fn socket_and_lock_files_are_owner_only_and_removed_at_shutdown() {
         let server = ipc_rpc::serve(&endpoint, ProbeServer::new(ProbeImpl)).unwrap();
         for file in [path.clone(), dir.join("calc.sock.lock")] {
             let meta = std::fs::metadata(&file).unwrap();
-            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{}", file.display());
+            assert_eq!(
+                meta.permissions().mode() & 0o777,
+                0o600,
+                "{}",
+                file.display()
+            );
         }
         assert!(std::fs::metadata(&path).unwrap().file_type().is_socket());
         server.shutdown();
@@ -60,7 +65,10 @@ fn path_that_is_not_a_socket_is_never_replaced() {
         let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());
         assert!(chain.contains("not a socket"), "{chain}");
         assert_eq!(std::fs::read(&path).unwrap(), b"user data");
-        assert!(!dir.join("precious.txt.lock").exists(), "the lock file is removed on failure");
+        assert!(
+            !dir.join("precious.txt.lock").exists(),
+            "the lock file is removed on failure"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     });
 }

@@ -14,11 +14,13 @@ struct AppendTo<'a>(&'a mut Vec<u8>);
 impl postcard::ser_flavors::Flavor for AppendTo<'_> {
     type Output = ();
 
+    #[inline]
     fn try_push(&mut self, data: u8) -> postcard::Result<()> {
         self.0.push(data);
         Ok(())
     }
 
+    #[inline]
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
         self.0.extend_from_slice(data);
         Ok(())
@@ -88,6 +90,53 @@ pub fn decode_all<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Resu
     Ok(value)
 }
 
+/// Serialises a byte slice in one piece (serde's `serialize_bytes`).
+///
+/// postcard writes a byte string exactly as it writes a sequence of `u8` (a varint
+/// length, then the bytes), so this is wire-compatible with `Vec<u8>`'s own impl, only
+/// without a call per byte. Generated code uses it for `Vec<u8>` arguments and returns.
+#[derive(Debug, Clone, Copy)]
+pub struct BytesRef<'a>(pub &'a [u8]);
+
+impl Serialize for BytesRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+/// Deserialises a `Vec<u8>` in one piece; the counterpart of [`BytesRef`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ByteBuf(pub Vec<u8>);
+
+impl<'de> Deserialize<'de> for ByteBuf {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ByteBuf;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ByteBuf, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+                while let Some(b) = seq.next_element()? {
+                    out.push(b);
+                }
+                Ok(ByteBuf(out))
+            }
+        }
+        d.deserialize_byte_buf(Visitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +161,20 @@ mod tests {
         let mut tuple = Vec::new();
         encode_into(&(1i32, Some(vec![1u8, 2])), &mut tuple, "x").unwrap();
         assert_eq!(parts, tuple);
+    }
+
+    #[test]
+    fn bytes_wrappers_are_wire_compatible_with_vec_u8() {
+        for len in [0usize, 1, 127, 128, 70_000] {
+            let v: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut as_vec = Vec::new();
+            encode_into(&v, &mut as_vec, "v").unwrap();
+            let mut as_bytes = Vec::new();
+            encode_into(&BytesRef(&v), &mut as_bytes, "v").unwrap();
+            assert_eq!(as_vec, as_bytes);
+            assert_eq!(decode_all::<ByteBuf>(&as_vec, "v").unwrap().0, v);
+            assert_eq!(decode_all::<Vec<u8>>(&as_bytes, "v").unwrap(), v);
+        }
     }
 
     #[test]

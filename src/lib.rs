@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+mod child;
 mod server;
 
 /// The README's code blocks, compiled and run as doc tests so they stay true.
@@ -38,6 +39,7 @@ mod server;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+pub use child::{ServiceClient, serve_parent, spawn_child};
 pub use rpc_core::{CodecError, RemoteError, RpcError, ServeError, ServiceInfo, TransportError};
 pub use rpc_macros::ipc_service;
 pub use server::{ServerHandle, serve};

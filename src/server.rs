@@ -46,6 +46,10 @@ pub fn serve<D: Dispatch>(endpoint: &Endpoint, service: D) -> Result<ServerHandl
 }
 
 impl ServerHandle {
+    pub(crate) fn new(endpoint: Endpoint, running: RunningServer) -> Self {
+        ServerHandle { endpoint, running }
+    }
+
     /// The endpoint as bound: for `tcp:…:0`, the port the OS picked.
     pub fn endpoint(&self) -> Endpoint {
         self.endpoint.clone()
@@ -62,7 +66,9 @@ impl ServerHandle {
         self.running.shutdown();
     }
 
-    /// Blocks the calling thread while the server runs (until its listener fails).
+    /// Blocks while the server runs: until no more connections can come (a `pipe`
+    /// server's one connection ended; a listener failed) and every connection ended.
+    /// A socket server runs until the process is stopped.
     pub fn wait(self) {
         self.running.wait();
     }

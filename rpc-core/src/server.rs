@@ -129,13 +129,26 @@ impl RunningServer {
         self.close_connections();
     }
 
-    /// Blocks until the accept loop ends (its listener failed or was closed from
-    /// elsewhere), then closes the connections.
+    /// Blocks until the accept loop ends (a single-connection listener such as an
+    /// inherited pipe has no more to give, or the listener failed) and every open
+    /// connection has ended by itself.
     pub fn wait(mut self) {
         if let Some(accept_thread) = self.accept_thread.take() {
             let _ = accept_thread.join();
         }
-        self.close_connections();
+        loop {
+            let next = {
+                let mut table = self.connections.lock();
+                let id = table.open.keys().next().copied();
+                id.and_then(|id| table.open.remove(&id))
+            };
+            match next {
+                Some(connection) => {
+                    let _ = connection.thread.join();
+                }
+                None => break,
+            }
+        }
     }
 
     fn close_connections(&mut self) {

@@ -4,8 +4,8 @@
 //! |---|---|---|
 //! | `unix:/path.sock` | [`uds`] | supported |
 //! | `tcp:host:port` | [`tcp`] | supported |
-//! | `pipe` | — | not yet: [`connect`]/[`listen`] return `Unsupported` |
-//! | `fifo:/dir/name` | — | not yet |
+//! | `pipe` | [`pipe`] | supported: the parent spawns the child ([`PipeTransport::spawn`]) |
+//! | `fifo:/dir/name` | [`fifo`] | supported |
 //! | `mq:/name` | — | not yet |
 //! | `shm:/name` | — | not yet |
 //!
@@ -15,13 +15,19 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod endpoint;
+pub mod fifo;
 pub mod owner_lock;
+pub mod pipe;
+pub mod read_waker;
 pub mod stream;
+mod sys;
 pub mod tcp;
 pub mod uds;
 pub mod wakeup;
 
 pub use endpoint::{Endpoint, EndpointError, EndpointKind};
+pub use fifo::{FifoListener, FifoTransport};
+pub use pipe::{PipeListener, PipeTransport};
 pub use tcp::{TcpListener, TcpTransport};
 pub use uds::{UdsListener, UdsTransport};
 
@@ -65,6 +71,8 @@ pub fn listen(endpoint: &Endpoint) -> Result<Box<dyn Listener>, TransportError> 
     match endpoint.kind() {
         EndpointKind::Unix(path) => Ok(Box::new(UdsListener::bind(path, endpoint.clone())?)),
         EndpointKind::Tcp { host, port } => Ok(Box::new(TcpListener::bind(host, *port, endpoint)?)),
+        EndpointKind::Pipe => Ok(Box::new(PipeListener::inherited(endpoint.max_frame())?)),
+        EndpointKind::Fifo(dir) => Ok(Box::new(FifoListener::bind(dir, endpoint.clone())?)),
         _ => Err(unsupported(endpoint)),
     }
 }

@@ -4,6 +4,8 @@
 
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -42,6 +44,7 @@ pub struct StreamReceiver<R> {
     reader: R,
     frames: FrameReader,
     peer: String,
+    closed: Option<Arc<AtomicBool>>,
 }
 
 impl<R: Read + AsFd + Send> StreamReceiver<R> {
@@ -51,7 +54,15 @@ impl<R: Read + AsFd + Send> StreamReceiver<R> {
             reader,
             frames: FrameReader::new(max_frame),
             peer,
+            closed: None,
         }
+    }
+
+    /// Makes every read check `closed` when it returns: for mechanisms without
+    /// `shutdown` (pipes, FIFOs), whose closer sets the flag and then wakes the read.
+    pub fn with_close_flag(mut self, closed: Arc<AtomicBool>) -> Self {
+        self.closed = Some(closed);
+        self
     }
 }
 
@@ -61,13 +72,23 @@ impl<R: Read + AsFd + Send> FrameReceiver for StreamReceiver<R> {
             reader,
             frames,
             peer,
+            closed,
         } = self;
+        // SYNC: Acquire, paired with the Release store in ReadWaker::close.
+        let is_closed = || closed.as_ref().is_some_and(|c| c.load(Ordering::Acquire));
         frames.next_frame(|buf| {
+            if is_closed() {
+                return Err(TransportError::Closed);
+            }
             if let Some(deadline) = deadline {
                 wait_readable(&*reader, deadline, peer)?;
             }
             loop {
-                match reader.read(buf) {
+                let result = reader.read(buf);
+                if is_closed() {
+                    return Err(TransportError::Closed);
+                }
+                match result {
                     Ok(n) => return Ok(n),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
@@ -112,5 +133,32 @@ pub fn wait_readable(fd: impl AsFd, deadline: Instant, peer: &str) -> Result<(),
                 });
             }
         }
+    }
+}
+
+/// A receiver that keeps `guard` alive as long as it lives: e.g. file names to remove
+/// when the connection ends.
+pub struct WithGuard<G> {
+    inner: Box<dyn FrameReceiver>,
+    _guard: G,
+}
+
+impl<G: Send> WithGuard<G> {
+    /// Wraps `inner`; `guard` drops with it.
+    pub fn new(inner: Box<dyn FrameReceiver>, guard: G) -> Self {
+        WithGuard {
+            inner,
+            _guard: guard,
+        }
+    }
+}
+
+impl<G: Send> FrameReceiver for WithGuard<G> {
+    fn recv(&mut self, deadline: Option<Instant>) -> Result<&[u8], TransportError> {
+        self.inner.recv(deadline)
+    }
+
+    fn has_buffered_frame(&self) -> bool {
+        self.inner.has_buffered_frame()
     }
 }

@@ -1,0 +1,350 @@
+//! FIFO pairs: `fifo:/dir/name`, many clients, each with its own pair of FIFOs.
+//!
+//! The endpoint path is a directory the server creates owner-only (0700); see
+//! [`rendezvous`] for what is inside. Connecting:
+//!
+//! 1. the client makes `<id>.c2s` and `<id>.s2c` (0600) and opens `s2c` for reading;
+//! 2. it writes `CONNECT <id>` to the rendezvous FIFO (one atomic write);
+//! 3. the server opens `c2s` for reading and `s2c` for writing, and runs the
+//!    connection;
+//! 4. the client opens `c2s` for writing and unlinks both names: from here on nothing
+//!    of the connection exists in the file system.
+//!
+//! Both sides' first read is the handshake, made with a deadline (poll), so neither
+//! mistakes "the writer has not opened yet" for end-of-file. After that, end-of-file
+//! is the peer's death or departure: `Closed`. A client killed before step 4 leaves
+//! its pair behind only until the server notices (its connection ends) or until the
+//! next server binds the endpoint, which sweeps the directory.
+
+pub mod rendezvous;
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::libc;
+use nix::sys::stat::Mode;
+use rpc_core::{Closer, Listener, Parts, Transport, TransportError};
+
+use crate::endpoint::Endpoint;
+use crate::owner_lock::OwnerLock;
+use crate::pipe::split_pipe_pair;
+use crate::wakeup::Wakeup;
+
+/// How long a client waits for the server to open its FIFOs.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> TransportError {
+    let context = context.into();
+    move |source| TransportError::Io { context, source }
+}
+
+fn mkfifo(path: &Path) -> io::Result<()> {
+    nix::unistd::mkfifo(path, Mode::from_bits_truncate(0o600))?;
+    // mkfifo applies the umask, which can only remove bits; make it exactly 0600.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+fn open_fifo(path: &Path, write: bool) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(!write)
+        .write(write)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    if !file.metadata()?.file_type().is_fifo() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a FIFO"));
+    }
+    Ok(file)
+}
+
+fn set_blocking(file: &File) -> io::Result<()> {
+    let flags = OFlag::from_bits_truncate(fcntl(file.as_fd(), FcntlArg::F_GETFL)?);
+    fcntl(file.as_fd(), FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK))?;
+    Ok(())
+}
+
+/// Removes a client's FIFO pair when dropped (on every failure path of connect).
+struct PairNames(PathBuf, PathBuf);
+
+impl Drop for PairNames {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_file(&self.1);
+    }
+}
+
+/// A connected FIFO pair.
+pub struct FifoTransport {
+    reader: File,
+    writer: File,
+    peer: String,
+    max_frame: usize,
+    /// Server side: the pair's names, removed when the connection ends if the client
+    /// did not get to it.
+    names: Option<PairNames>,
+}
+
+impl FifoTransport {
+    /// Connects to the FIFO server whose endpoint directory is `dir`.
+    ///
+    /// # Errors
+    ///
+    /// `Io` saying that no server is there (no rendezvous FIFO, or nobody reading it),
+    /// that it did not answer within 5 s, or why the FIFOs could not be made.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rpc_core::Transport as _;
+    /// let t = transports::FifoTransport::connect("/tmp/calc", 16 << 20)?;
+    /// println!("connected to {}", t.peer());
+    /// # Ok::<(), rpc_core::TransportError>(())
+    /// ```
+    pub fn connect(dir: impl AsRef<Path>, max_frame: usize) -> Result<Self, TransportError> {
+        let dir = dir.as_ref();
+        let peer = format!("fifo:{}", dir.display());
+        let connect_path = dir.join(rendezvous::CONNECT);
+        let mut rendezvous = match open_fifo(&connect_path, true) {
+            Ok(f) => f,
+            Err(e) => {
+                let hint = match e.raw_os_error() {
+                    Some(libc::ENOENT) => {
+                        "no server: the rendezvous FIFO does not exist; start the server or check the path"
+                    }
+                    Some(libc::ENXIO) => {
+                        "no server is reading the rendezvous FIFO (a dead server's leftovers); start the server"
+                    }
+                    Some(libc::EACCES) => "permission denied: the endpoint belongs to another user",
+                    _ => "cannot open the rendezvous FIFO",
+                };
+                return Err(io_err(format!("{peer}: {hint}"))(e));
+            }
+        };
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            NEXT_ID.fetch_add(1, Ordering::Relaxed)
+        );
+        let (c2s, s2c) = rendezvous::pair_paths(dir, &id);
+        for p in [&c2s, &s2c] {
+            // A leftover of an earlier process with our pid: ours to replace.
+            let _ = std::fs::remove_file(p);
+        }
+        let names = PairNames(c2s.clone(), s2c.clone());
+        for p in [&c2s, &s2c] {
+            mkfifo(p).map_err(io_err(format!("{peer}: create FIFO {}", p.display())))?;
+        }
+        let reader =
+            open_fifo(&s2c, false).map_err(io_err(format!("{peer}: open {}", s2c.display())))?;
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        let request = rendezvous::request(&id);
+        loop {
+            match rendezvous.write(&request) {
+                Ok(n) if n == request.len() => break,
+                Ok(_) => return Err(TransportError::Corrupt("short write of a connect request")),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => return Err(io_err(format!("{peer}: send the connect request"))(e)),
+            }
+        }
+        drop(rendezvous);
+        let mut pause = Duration::from_micros(20);
+        let writer = loop {
+            match open_fifo(&c2s, true) {
+                Ok(f) => break f,
+                Err(e) if e.raw_os_error() == Some(libc::ENXIO) && Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(5));
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                    return Err(io_err(format!(
+                        "{peer}: the server did not take the connection within {CONNECT_TIMEOUT:?}; is it overloaded or stuck?"
+                    ))(e));
+                }
+                Err(e) => return Err(io_err(format!("{peer}: open {}", c2s.display()))(e)),
+            }
+        };
+        set_blocking(&reader).map_err(io_err(format!("{peer}: configure the reply FIFO")))?;
+        set_blocking(&writer).map_err(io_err(format!("{peer}: configure the request FIFO")))?;
+        drop(names); // both ends are open: the names are no longer needed
+        Ok(FifoTransport {
+            reader,
+            writer,
+            peer,
+            max_frame,
+            names: None,
+        })
+    }
+}
+
+impl Transport for FifoTransport {
+    fn peer(&self) -> String {
+        self.peer.clone()
+    }
+
+    fn split(self: Box<Self>) -> Result<Parts, TransportError> {
+        let FifoTransport {
+            reader,
+            writer,
+            peer,
+            max_frame,
+            names,
+        } = *self;
+        let mut parts = split_pipe_pair(reader, writer, peer, max_frame)?;
+        if let Some(names) = names {
+            parts.receiver = Box::new(crate::stream::WithGuard::new(parts.receiver, names));
+        }
+        Ok(parts)
+    }
+}
+
+/// A FIFO server's endpoint directory and rendezvous FIFO.
+pub struct FifoListener {
+    dir: PathBuf,
+    endpoint: Endpoint,
+    rendezvous: File,
+    pending: Vec<u8>,
+    wakeup: Wakeup,
+    lock: Option<OwnerLock>,
+}
+
+impl FifoListener {
+    /// Creates (or takes over from a dead server) the endpoint directory `dir`.
+    ///
+    /// # Errors
+    ///
+    /// `AddrInUse` if a live server owns it; `Io` if the path exists and is not our
+    /// directory, or the FIFO cannot be made.
+    pub fn bind(dir: &str, endpoint: Endpoint) -> Result<Self, TransportError> {
+        let dir = PathBuf::from(dir);
+        let name = endpoint.to_string();
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() && m.uid() == nix::unistd::geteuid().as_raw() => {
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(
+                    io_err(format!(
+                        "{name}: restrict the endpoint directory to its owner"
+                    )),
+                )?;
+            }
+            Ok(_) => {
+                return Err(io_err(format!(
+                    "{name}: the path exists and is not a directory of this user; a FIFO endpoint is a directory the server creates"
+                ))(io::ErrorKind::AlreadyExists.into()));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                DirBuilder::new()
+                    .mode(0o700)
+                    .create(&dir)
+                    .map_err(io_err(format!(
+                        "{name}: create the endpoint directory (does its parent exist?)"
+                    )))?;
+            }
+            Err(e) => return Err(io_err(format!("{name}: inspect the endpoint path"))(e)),
+        }
+        let lock = OwnerLock::acquire(dir.join(rendezvous::LOCK), &name)?;
+        sweep(&dir);
+        let connect = dir.join(rendezvous::CONNECT);
+        mkfifo(&connect).map_err(io_err(format!("{name}: create the rendezvous FIFO")))?;
+        // Opened for reading and writing, so it never reports end-of-file between clients.
+        let rendezvous = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&connect)
+            .map_err(io_err(format!("{name}: open the rendezvous FIFO")))?;
+        Ok(FifoListener {
+            dir,
+            endpoint,
+            rendezvous,
+            pending: Vec::with_capacity(rendezvous::MAX_REQUEST * 4),
+            wakeup: Wakeup::new()?,
+            lock: Some(lock),
+        })
+    }
+
+    /// Opens the FIFO pair of client `id`; on failure removes it and returns `None`.
+    fn open_pair(&self, id: &str) -> Option<FifoTransport> {
+        let (c2s, s2c) = rendezvous::pair_paths(&self.dir, id);
+        let names = PairNames(c2s.clone(), s2c.clone());
+        let reader = open_fifo(&c2s, false).ok()?;
+        let writer = open_fifo(&s2c, true).ok()?;
+        set_blocking(&reader).ok()?;
+        set_blocking(&writer).ok()?;
+        Some(FifoTransport {
+            reader,
+            writer,
+            peer: format!("{} (client {id})", self.endpoint),
+            max_frame: self.endpoint.max_frame(),
+            names: Some(names),
+        })
+    }
+}
+
+/// Removes a dead server's rendezvous FIFO and client FIFOs from `dir`.
+fn sweep(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name == rendezvous::CONNECT || rendezvous::is_client_fifo(&name) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+impl Listener for FifoListener {
+    fn accept(&mut self) -> Result<Box<dyn Transport>, TransportError> {
+        let name = self.endpoint.to_string();
+        let mut buf = [0u8; 512];
+        loop {
+            match rendezvous::next_request(&mut self.pending) {
+                Ok(Some(id)) => {
+                    if let Some(t) = self.open_pair(&id) {
+                        return Ok(Box::new(t));
+                    }
+                    continue;
+                }
+                Ok(None) => continue,
+                Err(()) => {}
+            }
+            self.wakeup.wait_readable(self.rendezvous.as_fd(), &name)?;
+            match self.rendezvous.read(&mut buf) {
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Err(io_err(format!("{name}: read the rendezvous FIFO"))(e)),
+            }
+        }
+    }
+
+    fn closer(&self) -> Result<Box<dyn Closer>, TransportError> {
+        Ok(Box::new(self.wakeup.clone()))
+    }
+
+    fn local_endpoint(&self) -> String {
+        self.endpoint.to_string()
+    }
+}
+
+impl Drop for FifoListener {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.dir.join(rendezvous::CONNECT));
+        sweep(&self.dir);
+        drop(self.lock.take());
+        // Succeeds once the directory is empty; a connecting client's pair keeps it.
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}

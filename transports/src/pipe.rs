@@ -1,0 +1,258 @@
+//! Two anonymous pipes between a parent and the child it spawns: endpoint `pipe`.
+//!
+//! ```text
+//!  parent                                     child (spawned, then exec'd)
+//!  ┌───────────────┐  pipe 1: requests  ┌──────────────────────────┐
+//!  │ write end ────┼───────────────────▶│ fd 3 (read)              │
+//!  │ read end  ◀───┼────────────────────┼ fd 4 (write)             │
+//!  └───────────────┘  pipe 2: replies   └──────────────────────────┘
+//!                      IPC_RPC_PIPE=<parent pid>:3:4 in the child's environment
+//! ```
+//!
+//! - The parent calls [`PipeTransport::spawn`] with a `std::process::Command`: the
+//!   child's ends become its descriptors 3 and 4 (dup2 between fork and exec; never a
+//!   bare `fork()`), and the environment variable `IPC_RPC_PIPE` says so. Every other
+//!   descriptor of ours is close-on-exec, so no other process holds these pipes.
+//! - The child calls [`PipeTransport::inherited`], which takes descriptors 3 and 4
+//!   once, only if `IPC_RPC_PIPE` names its actual parent (so a grandchild that inherits
+//!   the variable is not fooled), and marks them close-on-exec.
+//! - When either process exits or is killed, the other reads end-of-file:
+//!   `Closed`, that is `RpcError::Disconnected`. A child serving its parent therefore
+//!   stops when the parent goes away.
+//! - Writes larger than `PIPE_BUF` are not atomic; frames never interleave because
+//!   each side sends whole frames under one lock (the client's send lock, the server's
+//!   connection thread).
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::fcntl::OFlag;
+use nix::unistd::pipe2;
+use rpc_core::{Closer, Listener, Parts, Transport, TransportError};
+
+use crate::read_waker::ReadWaker;
+use crate::stream::{StreamReceiver, StreamSender};
+use crate::sys;
+
+/// Environment variable telling a child where its pipe ends are: `<parent pid>:3:4`.
+pub const PIPE_ENV: &str = "IPC_RPC_PIPE";
+
+/// The child's descriptor for reading requests.
+const CHILD_READ_FD: RawFd = 3;
+/// The child's descriptor for writing replies.
+const CHILD_WRITE_FD: RawFd = 4;
+/// Parent-side copies of the child's ends are moved at or above this number, so the
+/// `dup2` onto 3 and 4 cannot clobber one with the other.
+const STAGING_FD: RawFd = 10;
+
+/// Set once this process has taken its inherited pipes.
+static TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// One end of a pipe pair.
+pub struct PipeTransport {
+    reader: File,
+    writer: File,
+    peer: String,
+    max_frame: usize,
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> TransportError {
+    let context = context.into();
+    move |source| TransportError::Io { context, source }
+}
+
+impl PipeTransport {
+    /// Spawns `cmd` with a pipe pair and returns the child and the parent's end.
+    ///
+    /// The child must serve on its end, e.g. with `ipc_rpc::serve_parent`.
+    ///
+    /// # Errors
+    ///
+    /// `Io` if the pipes cannot be created or the command cannot be spawned.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let cmd = std::process::Command::new(std::env::current_exe()?);
+    /// let (mut child, transport) = transports::PipeTransport::spawn(cmd, 16 << 20)?;
+    /// # drop(transport); child.wait()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn spawn(cmd: Command, max_frame: usize) -> Result<(Child, PipeTransport), TransportError> {
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        let (to_child_r, to_child_w) =
+            pipe2(OFlag::O_CLOEXEC).map_err(|e| io_err("create a pipe")(e.into()))?;
+        let (from_child_r, from_child_w) =
+            pipe2(OFlag::O_CLOEXEC).map_err(|e| io_err("create a pipe")(e.into()))?;
+        let child_read =
+            sys::dup_at_least(&to_child_r, STAGING_FD).map_err(io_err("duplicate a pipe end"))?;
+        let child_write =
+            sys::dup_at_least(&from_child_w, STAGING_FD).map_err(io_err("duplicate a pipe end"))?;
+        drop((to_child_r, from_child_w));
+
+        let mut cmd = sys::with_inherited_fds(
+            cmd,
+            &child_read,
+            CHILD_READ_FD,
+            &child_write,
+            CHILD_WRITE_FD,
+        );
+        cmd.env(
+            PIPE_ENV,
+            format!("{}:{CHILD_READ_FD}:{CHILD_WRITE_FD}", std::process::id()),
+        );
+        let child = cmd
+            .spawn()
+            .map_err(io_err(format!("spawn `{program}` with a pipe pair")))?;
+        // Only the child may hold its ends now: the parent's copies must close, or the
+        // parent would never see end-of-file when the child dies.
+        drop((child_read, child_write));
+        let transport = PipeTransport {
+            reader: File::from(from_child_r),
+            writer: File::from(to_child_w),
+            peer: format!("pipe (child pid {})", child.id()),
+            max_frame,
+        };
+        Ok((child, transport))
+    }
+
+    /// In a child started by [`PipeTransport::spawn`], takes the inherited pipe pair;
+    /// `None` if this process was not started that way or already took it.
+    ///
+    /// # Errors
+    ///
+    /// `Io` if the variable is set for this process but the descriptors are not pipes.
+    pub fn inherited(max_frame: usize) -> Result<Option<PipeTransport>, TransportError> {
+        let Ok(value) = std::env::var(PIPE_ENV) else {
+            return Ok(None);
+        };
+        let mut fields = value.split(':').map(str::parse::<i64>);
+        let (Some(Ok(parent)), Some(Ok(read)), Some(Ok(write)), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Err(TransportError::Io {
+                context: format!("{PIPE_ENV}={value} is not `<parent pid>:<read fd>:<write fd>`"),
+                source: std::io::ErrorKind::InvalidInput.into(),
+            });
+        };
+        if i64::from(nix::unistd::getppid().as_raw()) != parent {
+            return Ok(None); // inherited from a grandparent: not ours
+        }
+        if TAKEN.swap(true, Ordering::AcqRel) {
+            return Ok(None);
+        }
+        let fd = |n: i64| -> Result<OwnedFd, TransportError> {
+            let n = RawFd::try_from(n).map_err(|_| {
+                io_err(format!("{PIPE_ENV}: bad descriptor {n}"))(
+                    std::io::ErrorKind::InvalidInput.into(),
+                )
+            })?;
+            sys::take_inherited_pipe_fd(n).map_err(io_err(format!(
+                "take inherited pipe descriptor {n} ({PIPE_ENV})"
+            )))
+        };
+        let reader = fd(read)?;
+        let writer = fd(write)?;
+        Ok(Some(PipeTransport {
+            reader: File::from(reader),
+            writer: File::from(writer),
+            peer: format!("pipe (parent pid {parent})"),
+            max_frame,
+        }))
+    }
+
+    /// The descriptor numbers (read, write), for diagnostics.
+    pub fn raw_fds(&self) -> (RawFd, RawFd) {
+        (self.reader.as_raw_fd(), self.writer.as_raw_fd())
+    }
+}
+
+impl Transport for PipeTransport {
+    fn peer(&self) -> String {
+        self.peer.clone()
+    }
+
+    fn split(self: Box<Self>) -> Result<Parts, TransportError> {
+        split_pipe_pair(self.reader, self.writer, self.peer, self.max_frame)
+    }
+}
+
+/// The parts of a connection over a pair of one-way byte channels (pipes or FIFOs):
+/// framing on both, and a closer that wakes a read blocked on `reader`.
+pub(crate) fn split_pipe_pair(
+    reader: File,
+    writer: File,
+    peer: String,
+    max_frame: usize,
+) -> Result<Parts, TransportError> {
+    let closed = Arc::new(AtomicBool::new(false));
+    let closer = ReadWaker::new(&reader, closed.clone())?;
+    Ok(Parts {
+        receiver: Box::new(
+            StreamReceiver::new(reader, max_frame, peer.clone()).with_close_flag(closed),
+        ),
+        sender: Box::new(StreamSender::new(writer, max_frame, peer)),
+        closer: Box::new(closer),
+    })
+}
+
+/// Serves the one connection inherited from the parent: the first `accept` returns it,
+/// later ones return `Closed`, so the server ends when that connection ends.
+pub struct PipeListener {
+    transport: Option<PipeTransport>,
+}
+
+impl PipeListener {
+    /// A listener that hands out `transport` once.
+    pub fn from_transport(transport: PipeTransport) -> Self {
+        PipeListener {
+            transport: Some(transport),
+        }
+    }
+
+    /// A listener for the pipe pair inherited from the parent.
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` if this process was not started by [`PipeTransport::spawn`].
+    pub fn inherited(max_frame: usize) -> Result<Self, TransportError> {
+        match PipeTransport::inherited(max_frame)? {
+            Some(transport) => Ok(PipeListener {
+                transport: Some(transport),
+            }),
+            None => Err(TransportError::Unsupported {
+                endpoint: "pipe".into(),
+                reason:
+                    "this process has no pipe pair from its parent: a `pipe` server is a child \
+                         started with `ipc_rpc::spawn_child` (or PipeTransport::spawn)"
+                        .into(),
+            }),
+        }
+    }
+}
+
+struct NothingToWake;
+
+impl Closer for NothingToWake {
+    fn close(&self) {}
+}
+
+impl Listener for PipeListener {
+    fn accept(&mut self) -> Result<Box<dyn Transport>, TransportError> {
+        match self.transport.take() {
+            Some(t) => Ok(Box::new(t)),
+            None => Err(TransportError::Closed),
+        }
+    }
+
+    fn closer(&self) -> Result<Box<dyn Closer>, TransportError> {
+        Ok(Box::new(NothingToWake))
+    }
+
+    fn local_endpoint(&self) -> String {
+        "pipe".into()
+    }
+}

@@ -1,0 +1,83 @@
+//! The few OS calls nix has no safe wrapper for. Every unsafe block of the crate outside
+//! the shared-memory mapping lives here.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+use nix::libc;
+use nix::sys::stat::{SFlag, fstat};
+
+/// Duplicates `fd` to the lowest free number `>= min`, close-on-exec.
+///
+/// # References
+///
+/// fcntl(2) `F_DUPFD_CLOEXEC`
+pub fn dup_at_least(fd: impl AsFd, min: RawFd) -> io::Result<OwnedFd> {
+    let raw = fcntl(fd.as_fd(), FcntlArg::F_DUPFD_CLOEXEC(min))?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Makes the child started by `cmd` find `read` at descriptor `read_at` and `write` at
+/// `write_at` (both without close-on-exec). `read` and `write` must stay open until
+/// the command is spawned, and their numbers must not be `read_at` or `write_at`.
+///
+/// Takes the command by value so it cannot be spawned again with stale numbers.
+///
+/// # References
+///
+/// dup2(2), `std::os::unix::process::CommandExt::pre_exec`
+pub fn with_inherited_fds(
+    mut cmd: Command,
+    read: &OwnedFd,
+    read_at: RawFd,
+    write: &OwnedFd,
+    write_at: RawFd,
+) -> Command {
+    let (read, write) = (read.as_raw_fd(), write.as_raw_fd());
+    debug_assert!(![read_at, write_at].contains(&read) && ![read_at, write_at].contains(&write));
+    let hook = move || {
+        for (from, to) in [(read, read_at), (write, write_at)] {
+            // SAFETY: dup2 is async-signal-safe and touches no memory; `from` is open
+            // in the parent (the caller keeps it alive until spawn) and so in the child.
+            if unsafe { libc::dup2(from, to) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs between fork and exec and only calls dup2, which is
+    // async-signal-safe, allocates nothing and takes no lock.
+    unsafe { cmd.pre_exec(hook) };
+    cmd
+}
+
+/// Takes ownership of descriptor `fd`, which this process inherited, after checking it
+/// is a pipe or FIFO; marks it close-on-exec so our own children do not inherit it.
+///
+/// The caller guarantees nothing else in this process owns `fd` (it came from the
+/// parent and is taken once, see `pipe::inherited`).
+///
+/// # References
+///
+/// fstat(2), fcntl(2)
+pub fn take_inherited_pipe_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: borrowed only for the checks below; `fd` stays open during them (a
+    // closed number makes fstat fail with EBADF, which we report).
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let stat = fstat(borrowed)?;
+    if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFIFO {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("inherited descriptor {fd} is not a pipe"),
+        ));
+    }
+    fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
+    // SAFETY: `fd` is open (fstat succeeded), is a pipe, and per the caller's guarantee
+    // is owned by nothing else in this process.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}

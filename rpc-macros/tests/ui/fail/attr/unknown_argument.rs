@@ -5,4 +5,11 @@ pub trait Pinger {
     fn ping(&self) -> u64;
 }
 
+struct P;
+impl Pinger for P {
+    fn ping(&self) -> u64 {
+        1
+    }
+}
+
 fn main() {}

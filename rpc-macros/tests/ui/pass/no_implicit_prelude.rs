@@ -1,7 +1,9 @@
 //! Hygiene: every path the expansion writes is absolute, so nothing depends on the
-//! prelude; the facade can also be reached through a re-export with
-//! `#[ipc_service(crate = "...")]`.
+//! prelude; the facade can also be reached through a re-export or under another
+//! name with `#[ipc_service(crate = "...")]`.
 #![no_implicit_prelude]
+
+extern crate ipc_rpc as renamed_rpc;
 
 mod deps {
     pub use ::ipc_rpc as rpc;
@@ -26,7 +28,15 @@ mod reexported {
     }
 }
 
+mod renamed {
+    #[::renamed_rpc::ipc_service(crate = "::renamed_rpc")]
+    pub trait Store {
+        fn get(&self, key: ::std::string::String) -> ::core::option::Option<::std::vec::Vec<u8>>;
+    }
+}
+
 fn main() {
     let _: &::ipc_rpc::ServiceInfo = direct::StoreClient::SERVICE;
     let _: &::ipc_rpc::ServiceInfo = reexported::StoreClient::SERVICE;
+    let _: &::ipc_rpc::ServiceInfo = renamed::StoreClient::SERVICE;
 }

@@ -66,21 +66,6 @@ pub mod __private {
         Client::handshake(transport, service)
     }
 
-    /// Appends one argument to a request.
-    #[inline]
-    pub fn encode_arg<T: Serialize + ?Sized>(
-        value: &T,
-        buf: &mut Vec<u8>,
-    ) -> Result<(), CodecError> {
-        encode_into(value, buf, "arguments")
-    }
-
-    /// Takes one argument off the front of a request's argument bytes.
-    #[inline]
-    pub fn decode_arg<T: DeserializeOwned>(args: &mut &[u8]) -> Result<T, DispatchError> {
-        decode_prefix(args, "arguments").map_err(DispatchError::BadArguments)
-    }
-
     /// Checks that every argument byte was used.
     #[inline]
     pub fn finish_args(rest: &[u8]) -> Result<(), DispatchError> {
@@ -93,9 +78,97 @@ pub mod __private {
         }))
     }
 
-    /// Appends a handler's return value to the reply.
-    #[inline]
-    pub fn encode_reply<T: Serialize>(value: &T, reply: &mut Vec<u8>) -> Result<(), DispatchError> {
-        encode_into(value, reply, "reply").map_err(DispatchError::BadReply)
+    /// An argument or return type: one serde can write and read back
+    /// (`Serialize + DeserializeOwned`).
+    ///
+    /// Generated code reaches serde only through this trait, as
+    /// `<Type as Wire<_>>::…` spanned on the type the user wrote, so a type without
+    /// serde gets one short error there. `M` is always inferred as [`Serde`]: the
+    /// second impl below can never apply, but it is why the message is ours. With one
+    /// blanket impl, rustc would report the serde bound that failed inside it (for
+    /// `Option<NotSerde>`, `NotSerde: Serialize`, with a list of every `Serialize`
+    /// impl), once per use. With two candidate impls it rejects `Type: Wire<_>`
+    /// itself, reports that with the message below, and drops the repeats, which have
+    /// the same span and text.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be sent between processes: it does not implement serde's `Serialize` and `Deserialize`",
+        label = "arguments and return values are sent with serde",
+        note = "add `#[derive(serde::Serialize, serde::Deserialize)]` to each of your types used here, or use types that have them"
+    )]
+    pub trait Wire<M>: Sized {
+        /// Appends `self` to a request's arguments.
+        fn encode_arg(&self, buf: &mut Vec<u8>) -> Result<(), CodecError>;
+
+        /// Takes one argument off the front of a request's argument bytes.
+        fn decode_arg(args: &mut &[u8]) -> Result<Self, DispatchError>;
+
+        /// Appends a handler's return value to the reply.
+        fn encode_reply(&self, reply: &mut Vec<u8>) -> Result<(), DispatchError>;
+
+        /// Calls method number `method` and decodes the reply as `Self`.
+        fn call(
+            client: &Client,
+            method: u16,
+            encode_args: impl FnOnce(&mut Vec<u8>) -> Result<(), CodecError>,
+        ) -> Result<Self, RpcError>;
+    }
+
+    /// The marker of the [`Wire`] impl that applies.
+    pub enum Serde {}
+
+    /// The marker of the [`Wire`] impl that never applies.
+    pub enum Unreachable {}
+
+    mod sealed {
+        /// Implemented by no type.
+        pub trait Never {}
+    }
+
+    impl<T: Serialize + DeserializeOwned> Wire<Serde> for T {
+        #[inline]
+        fn encode_arg(&self, buf: &mut Vec<u8>) -> Result<(), CodecError> {
+            encode_into(self, buf, "arguments")
+        }
+
+        #[inline]
+        fn decode_arg(args: &mut &[u8]) -> Result<Self, DispatchError> {
+            decode_prefix(args, "arguments").map_err(DispatchError::BadArguments)
+        }
+
+        #[inline]
+        fn encode_reply(&self, reply: &mut Vec<u8>) -> Result<(), DispatchError> {
+            encode_into(self, reply, "reply").map_err(DispatchError::BadReply)
+        }
+
+        #[inline]
+        fn call(
+            client: &Client,
+            method: u16,
+            encode_args: impl FnOnce(&mut Vec<u8>) -> Result<(), CodecError>,
+        ) -> Result<Self, RpcError> {
+            client.call(method, encode_args)
+        }
+    }
+
+    impl<T: Serialize + DeserializeOwned + sealed::Never> Wire<Unreachable> for T {
+        fn encode_arg(&self, buf: &mut Vec<u8>) -> Result<(), CodecError> {
+            <T as Wire<Serde>>::encode_arg(self, buf)
+        }
+
+        fn decode_arg(args: &mut &[u8]) -> Result<Self, DispatchError> {
+            <T as Wire<Serde>>::decode_arg(args)
+        }
+
+        fn encode_reply(&self, reply: &mut Vec<u8>) -> Result<(), DispatchError> {
+            <T as Wire<Serde>>::encode_reply(self, reply)
+        }
+
+        fn call(
+            client: &Client,
+            method: u16,
+            encode_args: impl FnOnce(&mut Vec<u8>) -> Result<(), CodecError>,
+        ) -> Result<Self, RpcError> {
+            <T as Wire<Serde>>::call(client, method, encode_args)
+        }
     }
 }

@@ -12,18 +12,29 @@ mod client;
 mod server;
 
 pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    let args: ServiceArgs = syn::parse2(attr)?;
     let item: syn::Item = syn::parse2(item)?;
+    let args = syn::parse2::<ServiceArgs>(attr);
     let syn::Item::Trait(item_trait) = &item else {
-        return Err(syn::Error::new(
+        let mut errors = syn::Error::new(
             item_keyword_span(&item),
             "#[ipc_service] goes on a trait, e.g. `#[ipc_service] pub trait Calculator { fn add(&self, a: i64, b: i64) -> i64; }`",
-        ));
+        );
+        if let Err(e) = args {
+            errors.combine(e);
+        }
+        return Ok(fallback::with_errors(&item, errors));
     };
     let service = ServiceDef::from_trait(item_trait);
-    if let Err(errors) = valid::check(&service) {
-        return Ok(fallback::with_errors(item_trait, errors));
-    }
+    let args = match (args, valid::check(&service)) {
+        (Ok(args), Ok(())) => args,
+        (Err(mut errors), Err(more)) => {
+            errors.combine(more);
+            return Ok(fallback::with_errors(&item, errors));
+        }
+        (Err(errors), Ok(())) | (Ok(_), Err(errors)) => {
+            return Ok(fallback::with_errors(&item, errors));
+        }
+    };
     let client = client::generate(&service, &args.krate);
     let server = server::generate(&service, &args.krate);
     Ok(quote! {

@@ -1,7 +1,7 @@
 //! Checks a service trait and reports every problem in one compile, each spanned on
 //! the offending token with a sentence saying what to write instead.
 
-use syn::spanned::Spanned;
+use quote::ToTokens;
 use syn::{FnArg, GenericArgument, PathArguments, ReturnType, TraitItem, Type};
 
 use crate::ast::ServiceDef;
@@ -12,8 +12,10 @@ use crate::names;
 pub struct Errors(Option<syn::Error>);
 
 impl Errors {
-    pub fn push(&mut self, span: impl Spanned, message: impl std::fmt::Display) {
-        let e = syn::Error::new(span.span(), message);
+    /// Records `message` at `tokens`; the whole of `tokens` is underlined, not only
+    /// its first token.
+    pub fn push(&mut self, tokens: impl ToTokens, message: impl std::fmt::Display) {
+        let e = syn::Error::new_spanned(tokens, message);
         match &mut self.0 {
             Some(all) => all.combine(e),
             None => self.0 = Some(e),
@@ -60,14 +62,14 @@ pub fn check(service: &ServiceDef<'_>) -> Result<(), syn::Error> {
                 "associated consts are not supported in a service trait; move the constant out of \
                  the trait",
             ),
-            other => errors.push(other, "only methods can appear in a service trait"),
+            other => errors.push(
+                other,
+                "only methods can appear in a service trait; move this item out of the trait",
+            ),
         }
     }
     if service.methods.len() > usize::from(u16::MAX) {
-        errors.push(
-            t.ident.span(),
-            "a service trait can have at most 65535 methods",
-        );
+        errors.push(&t.ident, "a service trait can have at most 65535 methods");
     }
     for method in &service.methods {
         check_method(method, &mut errors);
@@ -87,11 +89,12 @@ fn check_method(method: &crate::ast::MethodDef<'_>, errors: &mut Errors) {
     if let Some(u) = &sig.unsafety {
         errors.push(
             u,
-            "service methods cannot be `unsafe`: a remote caller cannot uphold a safety contract",
+            "service methods cannot be `unsafe`: a remote caller cannot uphold a safety \
+             contract; remove `unsafe`",
         );
     }
     if let Some(c) = &sig.constness {
-        errors.push(c, "service methods cannot be `const`");
+        errors.push(c, "service methods cannot be `const`; remove `const`");
     }
     if let Some(abi) = &sig.abi {
         errors.push(
@@ -100,7 +103,7 @@ fn check_method(method: &crate::ast::MethodDef<'_>, errors: &mut Errors) {
         );
     }
     if let Some(v) = &sig.variadic {
-        errors.push(v, "variadic methods are not supported");
+        errors.push(v, "variadic methods are not supported; take a `Vec<T>`");
     }
     if !sig.generics.params.is_empty() {
         errors.push(
@@ -156,7 +159,8 @@ fn check_method(method: &crate::ast::MethodDef<'_>, errors: &mut Errors) {
         if arg.ident.is_none() {
             errors.push(
                 arg.pat,
-                "name the argument, e.g. `value: Type`: patterns are not supported here",
+                "patterns are not supported in a service method's arguments; name the \
+                 argument, e.g. `value: Type`, and destructure it in the implementation",
             );
         }
         check_type(arg.ty, "argument", errors);
@@ -168,41 +172,47 @@ fn check_method(method: &crate::ast::MethodDef<'_>, errors: &mut Errors) {
 
 /// Refuses types that cannot cross a process boundary, anywhere inside `ty`.
 fn check_type(ty: &Type, role: &str, errors: &mut Errors) {
+    let article = if role.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    let as_role = format!("as {article} {role}");
     match ty {
         Type::Reference(r) => errors.push(
-            r.and_token,
+            r,
             format!(
                 "a borrowed {role} cannot cross a process boundary; use an owned type (`String` \
                  for `&str`, `Vec<T>` for `&[T]`, `T` for `&T`)"
             ),
         ),
         Type::ImplTrait(i) => errors.push(
-            i.impl_token,
-            format!("`impl Trait` is not supported as {role}: the other process needs a concrete type; name one"),
+            i,
+            format!("`impl Trait` is not supported {as_role}: the other process needs a concrete type; name one"),
         ),
         Type::TraitObject(o) => errors.push(
             o,
-            format!("a trait object cannot be sent as {role}; use a concrete type or an enum"),
+            format!("a trait object cannot be sent {as_role}; use a concrete type or an enum"),
         ),
-        Type::BareFn(f) => errors.push(f, format!("a function pointer cannot be sent as {role}")),
-        Type::Ptr(p) => errors.push(p, format!("a raw pointer cannot be sent as {role}; send the data it points to")),
+        Type::BareFn(f) => errors.push(f, format!("a function pointer cannot be sent {as_role}; send data and match on it")),
+        Type::Ptr(p) => errors.push(p, format!("a raw pointer cannot be sent {as_role}; send the data it points to")),
         Type::Infer(i) => errors.push(i, format!("write the {role} out in full; `_` is not allowed here")),
-        Type::Macro(m) => errors.push(m, format!("a type macro is not supported as {role}; write the type out")),
-        Type::Never(n) => errors.push(n, format!("`!` is not supported as {role}")),
+        Type::Macro(m) => errors.push(m, format!("a type macro is not supported {as_role}; write the type out")),
+        Type::Never(n) => errors.push(n, format!("`!` is not supported {as_role}; use `()`")),
         Type::Paren(p) => check_type(&p.elem, role, errors),
         Type::Group(g) => check_type(&g.elem, role, errors),
         Type::Array(a) => check_type(&a.elem, role, errors),
         Type::Slice(s) => check_type(&s.elem, role, errors),
         Type::Tuple(t) => t.elems.iter().for_each(|e| check_type(e, role, errors)),
         Type::Path(p) => {
-            if let Some(q) = &p.qself {
-                errors.push(&q.ty, format!("qualified paths are not supported as {role}; name the type directly"));
+            if p.qself.is_some() {
+                errors.push(p, format!("qualified paths are not supported {as_role}; name the type directly"));
                 return;
             }
             if p.path.segments.first().is_some_and(|s| s.ident == "Self") {
                 errors.push(
                     &p.path,
-                    format!("`Self` is the service itself and cannot be sent as {role}; use a concrete type"),
+                    format!("`Self` is the service itself and cannot be sent {as_role}; use a concrete type"),
                 );
                 return;
             }
@@ -222,7 +232,7 @@ fn check_type(ty: &Type, role: &str, errors: &mut Errors) {
                     }
                     PathArguments::Parenthesized(p) => errors.push(
                         p,
-                        format!("a closure type cannot be sent as {role}; send data and match on it"),
+                        format!("a closure type cannot be sent {as_role}; send data and match on it"),
                     ),
                     PathArguments::None => {}
                 }

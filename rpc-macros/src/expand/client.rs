@@ -117,19 +117,19 @@ fn method(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStr
         let ident = a.ident.expect("checked by valid");
         let ty = a.ty;
         quote_spanned! {ty.span()=>
-            #krate::__private::encode_arg::<#ty>(&#ident, __ipc_buf)?;
+            <#ty as #krate::__private::Wire<_>>::encode_arg(&#ident, __ipc_buf)?;
         }
     });
     let call = match m.output {
-        Some(t) => quote_spanned! {t.span()=> self.__client.call::<#t> },
-        None => quote! { self.__client.call::<()> },
+        Some(t) => quote_spanned! {t.span()=> <#t as #krate::__private::Wire<_>>::call },
+        None => quote! { <() as #krate::__private::Wire<_>>::call },
     };
     quote! {
         #(#cfgs)*
         #(#docs)*
         #[doc = #see]
         pub fn #ident(&self #(, #arg_idents: #arg_tys)*) -> ::core::result::Result<#ret, #krate::RpcError> {
-            #call(#index, |#buf| {
+            #call(&self.__client, #index, |#buf| {
                 #(#encodes)*
                 ::core::result::Result::Ok(())
             })

@@ -81,14 +81,16 @@ fn arm(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStream
         let name = a.ident.expect("checked by valid");
         let ty = a.ty;
         quote_spanned! {ty.span()=>
-            let #name: #ty = #krate::__private::decode_arg::<#ty>(&mut __ipc_rest)?;
+            let #name: #ty = <#ty as #krate::__private::Wire<_>>::decode_arg(&mut __ipc_rest)?;
         }
     });
     let encode = match m.output {
         Some(t) => {
-            quote_spanned! {t.span()=> #krate::__private::encode_reply::<#t>(&__ipc_ret, __ipc_reply) }
+            quote_spanned! {t.span()=> <#t as #krate::__private::Wire<_>>::encode_reply(&__ipc_ret, __ipc_reply) }
         }
-        None => quote! { #krate::__private::encode_reply::<()>(&__ipc_ret, __ipc_reply) },
+        None => {
+            quote! { <() as #krate::__private::Wire<_>>::encode_reply(&__ipc_ret, __ipc_reply) }
+        }
     };
     quote! {
         #(#cfgs)*

@@ -1,0 +1,325 @@
+//! Behaviour of the generated code: every method of a service round-trips through the
+//! generated client and server over the in-process `mem` transport.
+
+use std::collections::{BTreeMap, HashMap};
+use std::panic::resume_unwind;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+use ipc_rpc::{RpcError, ipc_service};
+use rpc_core::transport::mem;
+use rpc_core::{Closer, Listener, RunningServer, Transport, TransportError};
+use serde::{Deserialize, Serialize};
+
+/// A test that has not finished by then has hung: it fails instead of blocking CI.
+const WATCHDOG: Duration = Duration::from_secs(10);
+
+/// Per-call deadline of the test clients, shorter than the watchdog.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Kind {
+    Plain,
+    Weighted { grams: u32 },
+    Bundle(Vec<Item>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Item {
+    name: String,
+    kind: Kind,
+    tags: BTreeMap<String, Option<u64>>,
+    size: Option<(u16, u16)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum StoreError {
+    NotFound(u64),
+    Full { capacity: usize },
+}
+
+#[ipc_service]
+trait Inventory {
+    /// Stores an item and returns its id.
+    fn put(&self, item: Item) -> Result<u64, StoreError>;
+    fn get(&self, id: u64) -> Result<Item, StoreError>;
+    fn count(&self) -> usize;
+    fn clear(&self);
+    fn touch(&self, id: u64) -> ();
+    fn search(&self, prefix: Option<String>, limit: u8) -> Vec<(u64, Vec<String>)>;
+    fn by_kind(&self) -> HashMap<String, Vec<u64>>;
+    fn r#match(&self, r#type: String, pair: (i8, [u8; 3])) -> (String, i8, [u8; 3]);
+    fn doubled(&self, n: u32) -> u32 {
+        n * 2
+    }
+}
+
+const CAPACITY: usize = 3;
+
+#[derive(Default)]
+struct Store {
+    items: Mutex<BTreeMap<u64, Item>>,
+    touched: Mutex<Vec<u64>>,
+}
+
+impl Store {
+    fn items(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Item>> {
+        self.items.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Inventory for Store {
+    fn put(&self, item: Item) -> Result<u64, StoreError> {
+        let mut items = self.items();
+        if items.len() >= CAPACITY {
+            return Err(StoreError::Full { capacity: CAPACITY });
+        }
+        let id = items.keys().next_back().map_or(1, |last| last + 1);
+        items.insert(id, item);
+        Ok(id)
+    }
+
+    fn get(&self, id: u64) -> Result<Item, StoreError> {
+        self.items()
+            .get(&id)
+            .cloned()
+            .ok_or(StoreError::NotFound(id))
+    }
+
+    fn count(&self) -> usize {
+        self.items().len()
+    }
+
+    fn clear(&self) {
+        self.items().clear();
+    }
+
+    fn touch(&self, id: u64) {
+        self.touched.lock().unwrap().push(id);
+    }
+
+    fn search(&self, prefix: Option<String>, limit: u8) -> Vec<(u64, Vec<String>)> {
+        self.items()
+            .iter()
+            .filter(|(_, item)| prefix.as_deref().is_none_or(|p| item.name.starts_with(p)))
+            .take(usize::from(limit))
+            .map(|(id, item)| (*id, item.tags.keys().cloned().collect()))
+            .collect()
+    }
+
+    fn by_kind(&self) -> HashMap<String, Vec<u64>> {
+        let mut out: HashMap<String, Vec<u64>> = HashMap::new();
+        for (id, item) in self.items().iter() {
+            let kind = match item.kind {
+                Kind::Plain => "plain",
+                Kind::Weighted { .. } => "weighted",
+                Kind::Bundle(_) => "bundle",
+            };
+            out.entry(kind.to_owned()).or_default().push(*id);
+        }
+        out
+    }
+
+    fn r#match(&self, r#type: String, pair: (i8, [u8; 3])) -> (String, i8, [u8; 3]) {
+        (
+            r#type.to_uppercase(),
+            -pair.0,
+            [pair.1[2], pair.1[1], pair.1[0]],
+        )
+    }
+}
+
+/// A listener that yields one transport, then blocks until its closer is used.
+struct OneConnection {
+    transport: Option<Box<dyn Transport>>,
+    closed: Arc<(Mutex<bool>, Condvar)>,
+}
+
+struct OneConnectionCloser(Arc<(Mutex<bool>, Condvar)>);
+
+impl Listener for OneConnection {
+    fn accept(&mut self) -> Result<Box<dyn Transport>, TransportError> {
+        if let Some(transport) = self.transport.take() {
+            return Ok(transport);
+        }
+        let (lock, wake) = &*self.closed;
+        let mut closed = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        while !*closed {
+            closed = wake.wait(closed).unwrap_or_else(PoisonError::into_inner);
+        }
+        Err(TransportError::Closed)
+    }
+
+    fn closer(&self) -> Result<Box<dyn Closer>, TransportError> {
+        Ok(Box::new(OneConnectionCloser(self.closed.clone())))
+    }
+
+    fn local_endpoint(&self) -> String {
+        "mem".to_owned()
+    }
+}
+
+impl Closer for OneConnectionCloser {
+    fn close(&self) {
+        let (lock, wake) = &*self.0;
+        *lock.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        wake.notify_all();
+    }
+}
+
+/// Serves `Store` on one end of a mem pair and returns a client on the other end.
+fn connected() -> (RunningServer, Result<InventoryClient, RpcError>) {
+    let (client_end, server_end) = mem::pair();
+    let listener = OneConnection {
+        transport: Some(Box::new(server_end)),
+        closed: Arc::default(),
+    };
+    let server = RunningServer::start(
+        Box::new(listener),
+        Arc::new(InventoryServer::new(Store::default())),
+    )
+    .expect("server starts");
+    let client =
+        ipc_rpc::__private::Client::handshake(Box::new(client_end), InventoryClient::SERVICE)
+            .map(|core| InventoryClient::from_client(core).with_timeout(CALL_TIMEOUT));
+    (server, client)
+}
+
+/// Runs `body` on its own thread and fails the test if it takes longer than
+/// [`WATCHDOG`].
+fn with_watchdog(body: impl FnOnce() + Send + 'static) {
+    let (done, finished) = mpsc::channel();
+    let runner = thread::spawn(move || {
+        body();
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(WATCHDOG) {
+        Ok(()) => runner.join().expect("the test thread finished"),
+        Err(RecvTimeoutError::Disconnected) => match runner.join() {
+            Ok(()) => {}
+            Err(panic) => resume_unwind(panic),
+        },
+        Err(RecvTimeoutError::Timeout) => panic!("the test hung: no result within {WATCHDOG:?}"),
+    }
+}
+
+fn item(name: &str, kind: Kind) -> Item {
+    Item {
+        name: name.to_owned(),
+        kind,
+        tags: BTreeMap::from([(format!("{name}-tag"), Some(7)), ("any".to_owned(), None)]),
+        size: Some((3, 4)),
+    }
+}
+
+#[test]
+fn every_method_round_trips_over_mem() {
+    with_watchdog(|| {
+        let (mut server, client) = connected();
+        let client = client.expect("handshake");
+
+        assert_eq!(client.count().unwrap(), 0);
+        let bolt = item("bolt", Kind::Weighted { grams: 12 });
+        let kit = item(
+            "kit",
+            Kind::Bundle(vec![bolt.clone(), item("nut", Kind::Plain)]),
+        );
+        let bolt_id = client.put(bolt.clone()).unwrap().unwrap();
+        let kit_id = client.put(kit.clone()).unwrap().unwrap();
+        assert_eq!(client.get(bolt_id).unwrap(), Ok(bolt));
+        assert_eq!(client.get(kit_id).unwrap(), Ok(kit));
+        assert_eq!(client.count().unwrap(), 2);
+
+        client.touch(bolt_id).unwrap();
+        assert_eq!(
+            client.search(Some("bo".to_owned()), 10).unwrap(),
+            vec![(bolt_id, vec!["any".to_owned(), "bolt-tag".to_owned()])]
+        );
+        assert_eq!(client.search(None, 1).unwrap().len(), 1);
+        let kinds = client.by_kind().unwrap();
+        assert_eq!(kinds["weighted"], vec![bolt_id]);
+        assert_eq!(kinds["bundle"], vec![kit_id]);
+        assert_eq!(
+            client.r#match("raw".to_owned(), (5, [1, 2, 3])).unwrap(),
+            ("RAW".to_owned(), -5, [3, 2, 1])
+        );
+        assert_eq!(client.doubled(21).unwrap(), 42);
+
+        client.clear().unwrap();
+        assert_eq!(client.count().unwrap(), 0);
+        server.shutdown();
+    });
+}
+
+#[test]
+fn application_errors_arrive_as_values() {
+    with_watchdog(|| {
+        let (mut server, client) = connected();
+        let client = client.expect("handshake");
+
+        assert_eq!(client.get(99).unwrap(), Err(StoreError::NotFound(99)));
+        for n in 0..CAPACITY {
+            client
+                .put(item(&format!("i{n}"), Kind::Plain))
+                .unwrap()
+                .unwrap();
+        }
+        assert_eq!(
+            client.put(item("one too many", Kind::Plain)).unwrap(),
+            Err(StoreError::Full { capacity: CAPACITY })
+        );
+        assert_eq!(client.count().unwrap(), CAPACITY);
+        server.shutdown();
+    });
+}
+
+#[test]
+fn service_info_lists_methods_in_declaration_order_without_raw_prefix() {
+    let info = InventoryClient::SERVICE;
+    assert_eq!(info.name, "Inventory");
+    assert_eq!(
+        info.methods,
+        [
+            "put", "get", "count", "clear", "touch", "search", "by_kind", "match", "doubled"
+        ]
+    );
+}
+
+mod changed {
+    use super::Item;
+
+    /// `Inventory` with one signature changed: `get` takes a `u32`.
+    #[ipc_rpc::ipc_service]
+    #[expect(dead_code, reason = "only the generated client's SERVICE is used")]
+    pub(super) trait Inventory {
+        fn put(&self, item: Item) -> Result<u64, super::StoreError>;
+        fn get(&self, id: u32) -> Result<Item, super::StoreError>;
+    }
+}
+
+#[test]
+fn client_of_a_changed_signature_is_refused_at_handshake() {
+    with_watchdog(|| {
+        let (client_end, server_end) = mem::pair();
+        let listener = OneConnection {
+            transport: Some(Box::new(server_end)),
+            closed: Arc::default(),
+        };
+        let mut server = RunningServer::start(
+            Box::new(listener),
+            Arc::new(InventoryServer::new(Store::default())),
+        )
+        .expect("server starts");
+        let refused = ipc_rpc::__private::Client::handshake(
+            Box::new(client_end),
+            changed::InventoryClient::SERVICE,
+        );
+        assert!(
+            matches!(refused, Err(RpcError::Incompatible { .. })),
+            "{refused:?}"
+        );
+        server.shutdown();
+    });
+}

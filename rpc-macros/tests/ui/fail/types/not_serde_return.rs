@@ -1,0 +1,10 @@
+use ipc_rpc::ipc_service;
+
+pub struct NotSerde;
+
+#[ipc_service]
+pub trait Store {
+    fn get(&self, key: String) -> Option<NotSerde>;
+}
+
+fn main() {}

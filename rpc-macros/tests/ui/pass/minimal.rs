@@ -1,0 +1,8 @@
+use ipc_rpc::ipc_service;
+
+#[ipc_service]
+pub trait Pinger {
+    fn ping(&self) -> u64;
+}
+
+fn main() {}

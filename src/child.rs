@@ -24,7 +24,6 @@
 use std::process::{Child, Command};
 use std::sync::Arc;
 
-use rpc_core::framing::DEFAULT_MAX_FRAME;
 use rpc_core::{Client, Dispatch, RpcError, RunningServer, ServeError, ServiceInfo};
 use transports::{Endpoint, EndpointKind, PipeListener, PipeTransport};
 
@@ -52,11 +51,24 @@ pub trait ServiceClient: Clone + Send + Sync + Sized + 'static {
 /// `RpcError::Io` if the child cannot be spawned; the handshake's errors if the child
 /// does not serve this service (the child is then killed and reaped).
 pub fn spawn_child<C: ServiceClient>(cmd: Command) -> Result<(C, Child), RpcError> {
+    spawn_child_with(cmd, &Endpoint::new(EndpointKind::Pipe))
+}
+
+/// [`spawn_child`] with the options of a `pipe` endpoint, e.g. `pipe?max_frame=65536`;
+/// the child uses the same limit.
+///
+/// # Errors
+///
+/// As [`spawn_child`].
+pub fn spawn_child_with<C: ServiceClient>(
+    cmd: Command,
+    endpoint: &Endpoint,
+) -> Result<(C, Child), RpcError> {
     let (mut child, transport) =
-        PipeTransport::spawn(cmd, DEFAULT_MAX_FRAME).map_err(|e| match e {
+        PipeTransport::spawn(cmd, endpoint.max_frame()).map_err(|e| match e {
             rpc_core::TransportError::Io { context, source } => RpcError::Io { context, source },
             other => RpcError::Connect {
-                endpoint: "pipe".into(),
+                endpoint: endpoint.to_string(),
                 source: other,
             },
         })?;
@@ -70,6 +82,16 @@ pub fn spawn_child<C: ServiceClient>(cmd: Command) -> Result<(C, Child), RpcErro
     }
 }
 
+/// Connects a client of service `C` to the server at `endpoint`: the generated
+/// `{Trait}Client::connect`, for generic code.
+///
+/// # Errors
+///
+/// As the generated `connect`.
+pub fn connect<C: ServiceClient>(endpoint: &Endpoint) -> Result<C, RpcError> {
+    crate::__private::connect(endpoint, C::SERVICE).map(C::from_client)
+}
+
 /// In a child started by [`spawn_child`], serves `service` to the parent over the
 /// inherited pipe pair and returns the handle; `None` in any other process.
 ///
@@ -80,9 +102,8 @@ pub fn spawn_child<C: ServiceClient>(cmd: Command) -> Result<(C, Child), RpcErro
 ///
 /// [`ServeError::Listen`] if the inherited descriptors are not usable pipes.
 pub fn serve_parent<D: Dispatch>(service: D) -> Result<Option<ServerHandle>, ServeError> {
-    let Some(transport) =
-        PipeTransport::inherited(DEFAULT_MAX_FRAME).map_err(|e| ServeError::listen("pipe", e))?
-    else {
+    let inherited = PipeTransport::inherited().map_err(|e| ServeError::listen("pipe", e))?;
+    let Some(transport) = inherited else {
         return Ok(None);
     };
     let listener = PipeListener::from_transport(transport);

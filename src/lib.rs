@@ -39,7 +39,7 @@ mod server;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-pub use child::{ServiceClient, serve_parent, spawn_child};
+pub use child::{ServiceClient, connect, serve_parent, spawn_child, spawn_child_with};
 pub use rpc_core::{CodecError, RemoteError, RpcError, ServeError, ServiceInfo, TransportError};
 pub use rpc_macros::ipc_service;
 pub use server::{ServerHandle, serve};
@@ -50,7 +50,7 @@ pub use transports::{Endpoint, EndpointError, EndpointKind};
 pub mod __private {
     pub use rpc_core::{Client, Dispatch, DispatchError, ServiceInfo};
 
-    use rpc_core::codec::{decode_prefix, encode_into};
+    use rpc_core::codec::{ByteBuf, BytesRef, decode_prefix, encode_into};
     use rpc_core::{CodecError, RpcError};
     use serde::Serialize;
     use serde::de::DeserializeOwned;
@@ -64,6 +64,43 @@ pub mod __private {
             source,
         })?;
         Client::handshake(transport, service)
+    }
+
+    /// The bulk path for arguments and returns written `Vec<u8>`: postcard's byte
+    /// strings, which are the same bytes on the wire as a sequence of `u8`, so a peer
+    /// using the per-element path reads them alike.
+    pub enum Bytes {}
+
+    impl Bytes {
+        /// Appends a byte vector to a request's arguments.
+        #[inline]
+        pub fn encode_arg(value: &[u8], buf: &mut Vec<u8>) -> Result<(), CodecError> {
+            encode_into(&BytesRef(value), buf, "arguments")
+        }
+
+        /// Takes a byte vector off the front of a request's argument bytes.
+        #[inline]
+        pub fn decode_arg(args: &mut &[u8]) -> Result<::std::vec::Vec<u8>, DispatchError> {
+            decode_prefix::<ByteBuf>(args, "arguments")
+                .map(|b| b.0)
+                .map_err(DispatchError::BadArguments)
+        }
+
+        /// Appends a returned byte vector to the reply.
+        #[inline]
+        pub fn encode_reply(value: &[u8], reply: &mut Vec<u8>) -> Result<(), DispatchError> {
+            encode_into(&BytesRef(value), reply, "reply").map_err(DispatchError::BadReply)
+        }
+
+        /// Calls a method that returns a byte vector.
+        #[inline]
+        pub fn call(
+            client: &Client,
+            method: u16,
+            encode_args: impl FnOnce(&mut Vec<u8>) -> Result<(), CodecError>,
+        ) -> Result<::std::vec::Vec<u8>, RpcError> {
+            client.call::<ByteBuf>(method, encode_args).map(|b| b.0)
+        }
     }
 
     /// Checks that every argument byte was used.

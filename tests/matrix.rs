@@ -27,7 +27,7 @@ macro_rules! matrix {
 }
 
 matrix! {
-    transports: [unix, tcp],
+    transports: [unix, tcp, pipe, fifo],
     tests: [
         round_trip_nested_values,
         empty_and_4mib_payloads_round_trip,
@@ -40,6 +40,7 @@ matrix! {
         eight_threads_share_one_client,
         eight_connections_at_once,
         server_killed_mid_call_returns_disconnected,
+        server_killed_between_calls_returns_disconnected,
         server_shutdown_returns_disconnected,
         oversized_request_is_refused_and_connection_survives,
         oversized_reply_is_refused_and_connection_survives,

@@ -215,14 +215,13 @@ impl Client {
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let mut call = shared.register(id)?;
         shared.send_request(id, method, encode_args)?;
-        let result = if call.reading {
-            shared.read_replies(id, deadline)
-        } else {
-            match shared.wait_turn(&mut call, deadline) {
-                Turn::Reply(status, payload) => shared.decode_reply(status, &payload),
-                Turn::Read => shared.read_replies(id, deadline),
-                Turn::Failed(e) => Err(e),
-            }
+        // Only now may this caller read for everyone: a reader blocked in `send` (the
+        // server's buffer full because it is blocked writing replies nobody reads)
+        // would deadlock the connection.
+        let result = match shared.wait_turn(&mut call, deadline) {
+            Turn::Reply(status, payload) => shared.decode_reply(status, &payload),
+            Turn::Read => shared.read_replies(id, deadline),
+            Turn::Failed(e) => Err(e),
         };
         match result {
             Err(RpcError::Timeout { peer, .. }) => Err(RpcError::Timeout {
@@ -291,12 +290,10 @@ impl Shared {
             return Err(self.disconnected(reason));
         }
         calls.pending.insert(id, Pending::default());
-        let reading = !calls.reading;
-        calls.reading = true;
         Ok(CallGuard {
             shared: self,
             id,
-            reading,
+            reading: false,
         })
     }
 

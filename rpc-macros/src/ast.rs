@@ -101,3 +101,67 @@ impl<'a> MethodDef<'a> {
             .filter(|a| a.path().is_ident("cfg"))
     }
 }
+
+/// Whether `ty` is written as `Vec<u8>` (optionally `std::vec::Vec<u8>`,
+/// `alloc::vec::Vec<u8>`, with or without a leading `::`). Such values take the bulk
+/// byte path (one copy instead of a call per byte); the generated code still names
+/// `::std::vec::Vec<u8>`, so a user type that merely shadows the name fails to compile
+/// rather than misbehaving.
+pub fn is_byte_vec(ty: &Type) -> bool {
+    let Type::Path(p) = ty else {
+        return false;
+    };
+    if p.qself.is_some() {
+        return false;
+    }
+    let segments: Vec<String> = p
+        .path
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect();
+    let prefix_ok = match segments.as_slice() {
+        [_] => p.path.leading_colon.is_none(),
+        [a, b, _] => (a == "std" || a == "alloc") && b == "vec",
+        _ => false,
+    };
+    let Some(last) = p.path.segments.last() else {
+        return false;
+    };
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return false;
+    };
+    prefix_ok
+        && last.ident == "Vec"
+        && args.args.len() == 1
+        && matches!(args.args.first(), Some(syn::GenericArgument::Type(Type::Path(t)))
+            if t.qself.is_none() && t.path.is_ident("u8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_vecs_are_recognised_by_their_written_form() {
+        for yes in [
+            "Vec<u8>",
+            "std::vec::Vec<u8>",
+            "::std::vec::Vec<u8>",
+            "alloc::vec::Vec<u8>",
+        ] {
+            assert!(is_byte_vec(&syn::parse_str(yes).unwrap()), "{yes}");
+        }
+        for no in [
+            "Vec<i8>",
+            "Vec<Vec<u8>>",
+            "my::Vec<u8>",
+            "::Vec<u8>",
+            "[u8; 4]",
+            "Option<Vec<u8>>",
+            "Vec<u8, A>",
+        ] {
+            assert!(!is_byte_vec(&syn::parse_str(no).unwrap()), "{no}");
+        }
+    }
+}

@@ -115,6 +115,8 @@ pub mod probe_v2 {
 pub enum Transport {
     unix,
     tcp,
+    pipe,
+    fifo,
 }
 
 /// A fresh endpoint for one test; dropping it removes its temp directory.
@@ -142,6 +144,11 @@ pub fn unique_dir() -> PathBuf {
 }
 
 impl Transport {
+    /// Whether a server takes any number of clients (all but `pipe`).
+    pub fn multi_client(self) -> bool {
+        self != Transport::pipe
+    }
+
     pub fn endpoint(self) -> TestEndpoint {
         self.endpoint_with("")
     }
@@ -153,20 +160,164 @@ impl Transport {
         } else {
             format!("?{options}")
         };
-        match self {
-            Transport::unix => {
-                let dir = unique_dir();
-                TestEndpoint {
-                    endpoint: format!("unix:{}/probe.sock{q}", dir.display())
-                        .parse()
-                        .unwrap(),
-                    dir: Some(dir),
-                }
+        let in_dir = |scheme: &str, name: &str| {
+            let dir = unique_dir();
+            TestEndpoint {
+                endpoint: format!("{scheme}:{}/{name}{q}", dir.display())
+                    .parse()
+                    .unwrap(),
+                dir: Some(dir),
             }
+        };
+        match self {
+            Transport::unix => in_dir("unix", "probe.sock"),
+            Transport::fifo => in_dir("fifo", "probe"),
             Transport::tcp => TestEndpoint {
                 endpoint: format!("tcp:127.0.0.1:0{q}").parse().unwrap(),
                 dir: None,
             },
+            Transport::pipe => TestEndpoint {
+                endpoint: format!("pipe{q}").parse().unwrap(),
+                dir: None,
+            },
+        }
+    }
+
+    /// A `Probe` server and a client of it: in this process for transports with an
+    /// address, in a child process (this test re-executed) for `pipe`.
+    pub fn start(self, test_name: &str, options: &str) -> Fixture {
+        let ep = self.endpoint_with(options);
+        if self == Transport::pipe {
+            let (client, child) =
+                spawn_pipe_child::<ProbeClient>(test_name, &ep.endpoint).expect("spawn pipe child");
+            return Fixture {
+                client,
+                server: Server::Child(child),
+                transport: self,
+                test_name: test_name.into(),
+                ep,
+            };
+        }
+        let server = ipc_rpc::serve(&ep.endpoint, ProbeServer::new(ProbeImpl)).expect("serve");
+        let client = ProbeClient::connect(&server.endpoint()).expect("connect");
+        Fixture {
+            client,
+            server: Server::Local(server),
+            transport: self,
+            test_name: test_name.into(),
+            ep,
+        }
+    }
+
+    /// Like [`Transport::start`] but the server always runs in a child process.
+    pub fn start_in_child(self, test_name: &str) -> Fixture {
+        if self == Transport::pipe {
+            return self.start(test_name, "");
+        }
+        let ep = self.endpoint();
+        let child = ChildServer::spawn(test_name, &ep.endpoint);
+        let client = ProbeClient::connect(&child.endpoint).expect("connect to child");
+        Fixture {
+            client,
+            server: Server::Remote(child),
+            transport: self,
+            test_name: test_name.into(),
+            ep,
+        }
+    }
+}
+
+/// Spawns this test binary, re-run for `test_name`, as a child serving `Probe` on an
+/// inherited pipe pair, and connects a client of service `C` to it.
+pub fn spawn_pipe_child<C: ipc_rpc::ServiceClient>(
+    test_name: &str,
+    endpoint: &Endpoint,
+) -> Result<(C, Child), ipc_rpc::RpcError> {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+        .env(ROLE_VAR, "pipe-server")
+        .stdout(Stdio::null());
+    ipc_rpc::spawn_child_with::<C>(cmd, endpoint)
+}
+
+pub enum Server {
+    Local(ipc_rpc::ServerHandle),
+    Remote(ChildServer),
+    Child(Child),
+}
+
+/// A running `Probe` server and one client of it.
+pub struct Fixture {
+    pub client: ProbeClient,
+    pub server: Server,
+    pub transport: Transport,
+    pub test_name: String,
+    pub ep: TestEndpoint,
+}
+
+impl Fixture {
+    /// The endpoint clients connect to; `None` for `pipe`.
+    pub fn endpoint(&self) -> Option<Endpoint> {
+        match &self.server {
+            Server::Local(s) => Some(s.endpoint()),
+            Server::Remote(c) => Some(c.endpoint.clone()),
+            Server::Child(_) => None,
+        }
+    }
+
+    /// Another client of the same server; `None` where the transport has one client.
+    pub fn connect_another(&self) -> Option<ProbeClient> {
+        self.endpoint()
+            .map(|ep| ProbeClient::connect(&ep).expect("connect another"))
+    }
+
+    /// A client of service `C` against this fixture's kind of server: over the same
+    /// endpoint, or for `pipe` to a fresh child serving `Probe`.
+    pub fn connect_as<C: ipc_rpc::ServiceClient>(&self) -> Result<C, ipc_rpc::RpcError> {
+        match self.endpoint() {
+            Some(ep) => ipc_rpc::connect::<C>(&ep),
+            None => {
+                spawn_pipe_child::<C>(&self.test_name, &self.ep.endpoint).map(|(c, mut child)| {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    c
+                })
+            }
+        }
+    }
+
+    /// The process id the server runs in.
+    pub fn server_pid(&self) -> u32 {
+        match &self.server {
+            Server::Local(_) => std::process::id(),
+            Server::Remote(c) => c.child.id(),
+            Server::Child(c) => c.id(),
+        }
+    }
+
+    /// SIGKILLs a server running in a child process, and reaps it.
+    pub fn kill_server(&mut self) {
+        match &mut self.server {
+            Server::Local(_) => panic!("the server runs in this process"),
+            Server::Remote(c) => c.kill(),
+            Server::Child(c) => {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+
+    /// Stops the server and waits for it; `pipe` children stop when the client is gone.
+    pub fn shutdown(self) {
+        let Fixture { client, server, .. } = self;
+        drop(client);
+        match server {
+            Server::Local(s) => s.shutdown(),
+            Server::Remote(mut c) => c.kill(),
+            Server::Child(mut c) => {
+                let status = c.wait().expect("wait for the pipe child");
+                assert!(status.success(), "the pipe child ended with {status}");
+            }
         }
     }
 }
@@ -190,8 +341,16 @@ pub fn watchdog<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send
 /// If this process was started by [`ChildServer::spawn`], serves `Probe` on the given
 /// endpoint until stdin closes, then exits; otherwise returns.
 pub fn serve_if_child() {
-    if std::env::var(ROLE_VAR).as_deref() != Ok("server") {
-        return;
+    match std::env::var(ROLE_VAR).as_deref() {
+        Ok("server") => {}
+        Ok("pipe-server") => {
+            let server = ipc_rpc::serve_parent(ProbeServer::new(ProbeImpl))
+                .expect("serve_parent")
+                .expect("started by spawn_child");
+            server.wait();
+            std::process::exit(0);
+        }
+        _ => return,
     }
     let endpoint = Endpoint::from_env(ENDPOINT_VAR).expect("child endpoint");
     let server = ipc_rpc::serve(&endpoint, ProbeServer::new(ProbeImpl)).expect("child serve");

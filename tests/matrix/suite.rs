@@ -1,32 +1,28 @@
 //! The contract every transport keeps, as tests generic over `Transport`. Each takes
 //! the transport and its own libtest name (to re-run itself as a child server).
+//!
+//! Tests that need a second client or an address (`pipe` has neither) say
+//! `skipped: …` on stderr for that transport.
 
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ipc_rpc::{RpcError, ServeError, ServerHandle};
+use ipc_rpc::{RpcError, ServeError};
 
 use crate::common::*;
 
 const WATCHDOG: Duration = Duration::from_secs(30);
 
-fn start(transport: Transport) -> (TestEndpoint, ServerHandle, ProbeClient) {
-    start_with(transport, "")
+fn skip(t: Transport, why: &str) {
+    eprintln!("skipped: {t:?}: {why}");
 }
 
-fn start_with(transport: Transport, options: &str) -> (TestEndpoint, ServerHandle, ProbeClient) {
-    let ep = transport.endpoint_with(options);
-    let server = ipc_rpc::serve(&ep.endpoint, ProbeServer::new(ProbeImpl)).expect("serve");
-    let client = ProbeClient::connect(&server.endpoint()).expect("connect");
-    (ep, server, client)
-}
-
-pub fn round_trip_nested_values(t: Transport, _: String) {
+pub fn round_trip_nested_values(t: Transport, name: String) {
     watchdog(WATCHDOG, move || {
-        let (_ep, server, client) = start(t);
+        let f = t.start(&name, "");
         let value = sample_nested();
-        let back = client.nested(value.clone()).unwrap();
+        let back = f.client.nested(value.clone()).unwrap();
         assert_eq!(back.name, "outer ✓ (seen)");
         assert_eq!(
             Nested {
@@ -35,52 +31,61 @@ pub fn round_trip_nested_values(t: Transport, _: String) {
             },
             value
         );
-        assert_eq!(client.add(i64::MAX, 1).unwrap(), i64::MIN);
-        server.shutdown();
+        assert_eq!(f.client.add(i64::MAX, 1).unwrap(), i64::MIN);
+        f.shutdown();
     });
 }
 
-pub fn empty_and_4mib_payloads_round_trip(t: Transport, _: String) {
+pub fn empty_and_4mib_payloads_round_trip(t: Transport, name: String) {
     watchdog(WATCHDOG, move || {
-        let (_ep, server, client) = start(t);
-        assert_eq!(client.echo(Vec::new()).unwrap(), Vec::<u8>::new());
+        let f = t.start(&name, "");
+        assert_eq!(f.client.echo(Vec::new()).unwrap(), Vec::<u8>::new());
         let big: Vec<u8> = (0..4u32 << 20)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
             .collect();
-        assert_eq!(client.echo(big.clone()).unwrap(), big);
-        assert_eq!(client.fill(3 << 20).unwrap().len(), 3 << 20);
-        server.shutdown();
+        assert_eq!(f.client.echo(big.clone()).unwrap(), big);
+        assert_eq!(f.client.fill(3 << 20).unwrap().len(), 3 << 20);
+        let nested_bytes = vec![Some((7u8, "x".repeat(100_000)))];
+        let value = Nested {
+            name: nested_bytes[0].as_ref().unwrap().1.clone(),
+            ..sample_nested()
+        };
+        assert_eq!(
+            f.client.nested(value.clone()).unwrap().name.len(),
+            value.name.len() + " (seen)".len()
+        );
+        f.shutdown();
     });
 }
 
-pub fn app_error_reaches_caller_as_value(t: Transport, _: String) {
+pub fn app_error_reaches_caller_as_value(t: Transport, name: String) {
     watchdog(WATCHDOG, move || {
-        let (_ep, server, client) = start(t);
-        assert_eq!(client.div(7, 2).unwrap(), Ok(3));
-        assert_eq!(client.div(1, 0).unwrap(), Err(MathError::DivideByZero));
+        let f = t.start(&name, "");
+        assert_eq!(f.client.div(7, 2).unwrap(), Ok(3));
+        assert_eq!(f.client.div(1, 0).unwrap(), Err(MathError::DivideByZero));
         assert_eq!(
-            client.div(i64::MIN, -1).unwrap(),
+            f.client.div(i64::MIN, -1).unwrap(),
             Err(MathError::Overflow { a: i64::MIN, b: -1 })
         );
-        server.shutdown();
+        f.shutdown();
     });
 }
 
-pub fn unit_and_zero_argument_methods_work(t: Transport, _: String) {
+pub fn unit_and_zero_argument_methods_work(t: Transport, name: String) {
     watchdog(WATCHDOG, move || {
-        let (_ep, server, client) = start(t);
-        client.nothing().unwrap();
-        assert_eq!(client.pid().unwrap(), std::process::id());
-        server.shutdown();
+        let f = t.start(&name, "");
+        f.client.nothing().unwrap();
+        assert_eq!(f.client.pid().unwrap(), f.server_pid());
+        f.shutdown();
     });
 }
 
-pub fn timeout_returns_timeout_and_client_stays_usable(t: Transport, _: String) {
+pub fn timeout_returns_timeout_and_client_stays_usable(t: Transport, name: String) {
     watchdog(WATCHDOG, move || {
-        let (_ep, server, client) = start(t);
+        let f = t.start(&name, "");
         let deadline = Duration::from_millis(100);
         let started = Instant::now();
-        let err = client.with_timeout(deadline).sleep_ms(600).unwrap_err();
+        let err = f.client.with_timeout(deadline).sleep_ms(600).unwrap_err();
         let took = started.elapsed();
         assert!(
             matches!(err, RpcError::Timeout { after, .. } if after == deadline),
@@ -92,22 +97,22 @@ pub fn timeout_returns_timeout_and_client_stays_usable(t: Transport, _: String) 
         );
         assert!(err.to_string().contains("with_timeout"), "{err}");
         // The late reply of the first call is discarded; this one gets its own answer.
-        assert_eq!(client.add(40, 2).unwrap(), 42);
+        assert_eq!(f.client.add(40, 2).unwrap(), 42);
         assert_eq!(
-            client
+            f.client
                 .with_timeout(Duration::from_secs(5))
                 .sleep_ms(1)
                 .unwrap(),
             1
         );
-        server.shutdown();
+        f.shutdown();
     });
 }
 
-pub fn handler_panic_becomes_remote_panic_and_server_keeps_serving(t: Transport, _: String) {
+pub fn handler_panic_becomes_remote_panic_and_server_keeps_serving(t: Transport, name: String) {
     watchdog(WATCHDOG, move || {
-        let (_ep, server, client) = start(t);
-        let err = client.panic_now("boom at the server".into()).unwrap_err();
+        let f = t.start(&name, "");
+        let err = f.client.panic_now("boom at the server".into()).unwrap_err();
         match &err {
             RpcError::RemotePanic { method, message } => {
                 assert_eq!(method, "panic_now");
@@ -115,31 +120,33 @@ pub fn handler_panic_becomes_remote_panic_and_server_keeps_serving(t: Transport,
             }
             other => panic!("expected RemotePanic, got {other:?}"),
         }
-        assert_eq!(client.add(1, 2).unwrap(), 3);
-        let second = ProbeClient::connect(&server.endpoint()).unwrap();
-        assert_eq!(second.add(2, 2).unwrap(), 4);
-        server.shutdown();
+        assert_eq!(f.client.add(1, 2).unwrap(), 3);
+        if let Some(second) = f.connect_another() {
+            assert_eq!(second.add(2, 2).unwrap(), 4);
+        }
+        f.shutdown();
     });
 }
 
-pub fn other_service_is_incompatible(t: Transport, _: String) {
+pub fn other_service_is_incompatible(t: Transport, name: String) {
     watchdog(WATCHDOG, move || {
-        let (_ep, server, _client) = start(t);
-        let err = OtherClient::connect(&server.endpoint()).unwrap_err();
+        let f = t.start(&name, "");
+        let err = f.connect_as::<OtherClient>().unwrap_err();
         let text = err.to_string();
         assert!(matches!(err, RpcError::Incompatible { .. }), "{err:?}");
         assert!(
             text.contains("`Other`") && text.contains("`Probe`"),
             "{text}"
         );
-        server.shutdown();
+        assert_eq!(f.client.add(1, 1).unwrap(), 2);
+        f.shutdown();
     });
 }
 
-pub fn other_signature_is_incompatible(t: Transport, _: String) {
+pub fn other_signature_is_incompatible(t: Transport, name: String) {
     watchdog(WATCHDOG, move || {
-        let (_ep, server, _client) = start(t);
-        let err = probe_v2::ProbeClient::connect(&server.endpoint()).unwrap_err();
+        let f = t.start(&name, "");
+        let err = f.connect_as::<probe_v2::ProbeClient>().unwrap_err();
         match &err {
             RpcError::Incompatible { client, server, .. } => {
                 assert!(client.contains("`Probe`") && server.contains("`Probe`"));
@@ -147,24 +154,25 @@ pub fn other_signature_is_incompatible(t: Transport, _: String) {
             }
             other => panic!("expected Incompatible, got {other:?}"),
         }
-        server.shutdown();
+        f.shutdown();
     });
 }
 
-pub fn eight_threads_share_one_client(t: Transport, _: String) {
+pub fn eight_threads_share_one_client(t: Transport, name: String) {
     watchdog(WATCHDOG, move || {
-        let (_ep, server, client) = start(t);
+        let f = t.start(&name, "");
         let barrier = Arc::new(Barrier::new(8));
         let threads: Vec<_> = (0..8i64)
             .map(|n| {
-                let client = client.clone();
+                let client = f.client.clone();
                 let barrier = barrier.clone();
                 thread::spawn(move || {
                     barrier.wait();
                     for i in 0..300i64 {
                         assert_eq!(client.add(n * 1_000_000, i).unwrap(), n * 1_000_000 + i);
                         if i % 50 == 0 {
-                            let payload = vec![n as u8; (i as usize) * 997];
+                            // Frames well over PIPE_BUF must not interleave.
+                            let payload = vec![n as u8; (i as usize) * 997 + 5000];
                             assert_eq!(client.echo(payload.clone()).unwrap(), payload);
                         }
                     }
@@ -174,15 +182,20 @@ pub fn eight_threads_share_one_client(t: Transport, _: String) {
         for t in threads {
             t.join().unwrap();
         }
-        assert_eq!(server.connection_count(), 1);
-        server.shutdown();
+        if let Server::Local(s) = &f.server {
+            assert_eq!(s.connection_count(), 1);
+        }
+        f.shutdown();
     });
 }
 
-pub fn eight_connections_at_once(t: Transport, _: String) {
+pub fn eight_connections_at_once(t: Transport, name: String) {
+    if !t.multi_client() {
+        return skip(t, "one client per server");
+    }
     watchdog(WATCHDOG, move || {
-        let (_ep, server, _client) = start(t);
-        let endpoint = server.endpoint();
+        let f = t.start(&name, "");
+        let endpoint = f.endpoint().unwrap();
         let barrier = Arc::new(Barrier::new(8));
         let threads: Vec<_> = (0..8i64)
             .map(|n| {
@@ -199,89 +212,120 @@ pub fn eight_connections_at_once(t: Transport, _: String) {
             })
             .collect();
         let clients: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-        assert_eq!(server.connection_count(), 9);
+        if let Server::Local(s) = &f.server {
+            assert_eq!(s.connection_count(), 9);
+        }
         drop(clients);
-        server.shutdown();
+        f.shutdown();
     });
 }
 
 pub fn server_killed_mid_call_returns_disconnected(t: Transport, name: String) {
     watchdog(WATCHDOG, move || {
-        let ep = t.endpoint();
-        let mut child = ChildServer::spawn(&name, &ep.endpoint);
-        let client = ProbeClient::connect(&child.endpoint).unwrap();
+        let mut f = t.start_in_child(&name);
         assert_ne!(
-            client.pid().unwrap(),
+            f.client.pid().unwrap(),
             std::process::id(),
             "the server runs in another process"
         );
         let in_flight = {
-            let client = client.clone();
-            thread::spawn(move || {
-                let started = Instant::now();
-                (client.sleep_ms(60_000), started)
-            })
+            let client = f.client.clone();
+            thread::spawn(move || client.sleep_ms(60_000))
         };
         thread::sleep(Duration::from_millis(200));
         let killed_at = Instant::now();
-        child.kill();
-        let (result, _) = in_flight.join().unwrap();
+        f.kill_server();
+        let err = in_flight.join().unwrap().unwrap_err();
         let noticed = killed_at.elapsed();
-        let err = result.unwrap_err();
         assert!(err.is_disconnected(), "{err:?}");
         assert!(noticed < Duration::from_secs(5), "took {noticed:?}");
-        let later = client.add(1, 1).unwrap_err();
+        let later = f.client.add(1, 1).unwrap_err();
         assert!(later.is_disconnected(), "{later:?}");
         assert!(later.to_string().contains("disconnected from"), "{later}");
     });
 }
 
-pub fn server_shutdown_returns_disconnected(t: Transport, _: String) {
+pub fn server_killed_between_calls_returns_disconnected(t: Transport, name: String) {
     watchdog(WATCHDOG, move || {
-        let (_ep, server, client) = start(t);
-        assert_eq!(client.add(1, 1).unwrap(), 2);
-        server.shutdown();
+        let mut f = t.start_in_child(&name);
+        assert_eq!(f.client.add(1, 2).unwrap(), 3);
+        f.kill_server();
+        let started = Instant::now();
+        let err = f.client.add(1, 1).unwrap_err();
+        assert!(err.is_disconnected(), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    });
+}
+
+pub fn server_shutdown_returns_disconnected(t: Transport, name: String) {
+    if !t.multi_client() {
+        return skip(
+            t,
+            "a pipe server stops when its parent leaves; see client_drop_closes_server_connection",
+        );
+    }
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "");
+        assert_eq!(f.client.add(1, 1).unwrap(), 2);
+        let client = f.client.clone();
+        f.shutdown();
         let err = client.add(1, 1).unwrap_err();
         assert!(err.is_disconnected(), "{err:?}");
     });
 }
 
-pub fn oversized_request_is_refused_and_connection_survives(t: Transport, _: String) {
+pub fn oversized_request_is_refused_and_connection_survives(t: Transport, name: String) {
     watchdog(WATCHDOG, move || {
-        let (_ep, server, client) = start_with(t, "max_frame=65536");
-        let err = client.echo(vec![1; 100_000]).unwrap_err();
+        let f = t.start(&name, "max_frame=65536");
+        let err = f.client.echo(vec![1; 100_000]).unwrap_err();
         assert!(
             matches!(err, RpcError::FrameTooLarge { max: 65536, .. }),
             "{err:?}"
         );
         assert!(err.to_string().contains("max_frame"), "{err}");
-        assert_eq!(client.echo(vec![2; 1000]).unwrap(), vec![2; 1000]);
-        server.shutdown();
+        assert_eq!(f.client.echo(vec![2; 1000]).unwrap(), vec![2; 1000]);
+        f.shutdown();
     });
 }
 
-pub fn oversized_reply_is_refused_and_connection_survives(t: Transport, _: String) {
+pub fn oversized_reply_is_refused_and_connection_survives(t: Transport, name: String) {
     watchdog(WATCHDOG, move || {
-        let (_ep, server, client) = start_with(t, "max_frame=65536");
-        let err = client.fill(100_000).unwrap_err();
+        let f = t.start(&name, "max_frame=65536");
+        let err = f.client.fill(100_000).unwrap_err();
         assert!(
             matches!(err, RpcError::FrameTooLarge { max: 65536, .. }),
             "{err:?}"
         );
-        assert_eq!(client.fill(10).unwrap(), vec![0xAB; 10]);
-        server.shutdown();
+        assert_eq!(f.client.fill(10).unwrap(), vec![0xAB; 10]);
+        f.shutdown();
     });
 }
 
-pub fn malformed_frames_close_only_that_connection(t: Transport, _: String) {
+/// Raw parts of a new connection to the fixture's kind of server (for `pipe`, a new
+/// child of its own), to send bytes no client would.
+fn raw_connection(f: &Fixture) -> (rpc_core::Parts, Option<std::process::Child>) {
+    use rpc_core::Transport as _;
+    match f.endpoint() {
+        Some(ep) => (transports::connect(&ep).unwrap().split().unwrap(), None),
+        None => {
+            let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+            cmd.args(["--exact", &f.test_name, "--nocapture", "--test-threads=1"])
+                .env(ROLE_VAR, "pipe-server")
+                .stdout(std::process::Stdio::null());
+            let (child, transport) = transports::PipeTransport::spawn(cmd, 16 << 20).unwrap();
+            (Box::new(transport).split().unwrap(), Some(child))
+        }
+    }
+}
+
+pub fn malformed_frames_close_only_that_connection(t: Transport, name: String) {
     watchdog(WATCHDOG, move || {
-        let (_ep, server, client) = start(t);
-        let endpoint = server.endpoint();
+        let f = t.start(&name, "");
         // Garbage instead of a hello; a huge length header; a valid hello then a
         // request whose header does not decode.
         let garbage: [&[u8]; 3] = [b"\xFF\xFF\xFF\xFF not a hello", &[0xFF; 64], &[0x80; 3]];
         for (i, frame) in garbage.iter().enumerate() {
-            let mut parts = transports::connect(&endpoint).unwrap().split().unwrap();
+            let (mut parts, child) = raw_connection(&f);
             if i == 2 {
                 let mut hello = Vec::new();
                 rpc_core::codec::encode_into(
@@ -306,28 +350,42 @@ pub fn malformed_frames_close_only_that_connection(t: Transport, _: String) {
                 matches!(end, Err(ipc_rpc::TransportError::Closed)),
                 "case {i}: {end:?}"
             );
-            assert_eq!(client.add(i as i64, 1).unwrap(), i as i64 + 1);
+            assert_eq!(f.client.add(i as i64, 1).unwrap(), i as i64 + 1);
+            drop(parts);
+            if let Some(mut child) = child {
+                let status = child.wait().unwrap();
+                assert!(status.success(), "the pipe child ended with {status}");
+            }
         }
-        server.shutdown();
+        f.shutdown();
     });
 }
 
-pub fn second_server_on_live_endpoint_is_addr_in_use(t: Transport, _: String) {
+pub fn second_server_on_live_endpoint_is_addr_in_use(t: Transport, name: String) {
+    if !t.multi_client() {
+        return skip(t, "a pipe has no address to bind twice");
+    }
     watchdog(WATCHDOG, move || {
-        let (_ep, server, client) = start(t);
-        let err = ipc_rpc::serve(&server.endpoint(), ProbeServer::new(ProbeImpl)).unwrap_err();
+        let f = t.start(&name, "");
+        let err = ipc_rpc::serve(&f.endpoint().unwrap(), ProbeServer::new(ProbeImpl)).unwrap_err();
         assert!(matches!(err, ServeError::AddrInUse { .. }), "{err:?}");
         assert!(err.to_string().contains("in use by a live server"), "{err}");
         assert_eq!(
-            client.add(1, 2).unwrap(),
+            f.client.add(1, 2).unwrap(),
             3,
             "the first server is untouched"
         );
-        server.shutdown();
+        f.shutdown();
     });
 }
 
 pub fn connect_to_missing_server_fails_clearly(t: Transport, _: String) {
+    if !t.multi_client() {
+        return skip(
+            t,
+            "a pipe has no address to connect to (see tests/endpoints.rs)",
+        );
+    }
     watchdog(WATCHDOG, move || {
         let ep = t.endpoint();
         // Bind and shut down, so the address is known to be free.
@@ -344,22 +402,40 @@ pub fn connect_to_missing_server_fails_clearly(t: Transport, _: String) {
     });
 }
 
-pub fn client_drop_closes_server_connection(t: Transport, _: String) {
+pub fn client_drop_closes_server_connection(t: Transport, name: String) {
     watchdog(WATCHDOG, move || {
-        let (_ep, server, client) = start(t);
-        let clone = client.clone();
+        let f = t.start(&name, "");
+        let clone = f.client.clone();
         assert_eq!(clone.add(1, 1).unwrap(), 2);
-        assert_eq!(server.connection_count(), 1);
-        drop(client);
-        drop(clone);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while server.connection_count() != 0 {
-            assert!(
-                Instant::now() < deadline,
-                "the server kept a dropped client's connection"
-            );
-            thread::sleep(Duration::from_millis(5));
+        match f.server {
+            Server::Local(ref s) => {
+                assert_eq!(s.connection_count(), 1);
+                let Fixture {
+                    client,
+                    server,
+                    ep: _ep,
+                    ..
+                } = f;
+                drop(client);
+                drop(clone);
+                let Server::Local(s) = server else {
+                    unreachable!()
+                };
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while s.connection_count() != 0 {
+                    assert!(
+                        Instant::now() < deadline,
+                        "the server kept a dropped client's connection"
+                    );
+                    thread::sleep(Duration::from_millis(5));
+                }
+                s.shutdown();
+            }
+            _ => {
+                drop(clone);
+                // The child serves until its parent's client is gone, then exits 0.
+                f.shutdown();
+            }
         }
-        server.shutdown();
     });
 }

@@ -48,15 +48,19 @@ use rpc_core::{Listener, Transport, TransportError};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn connect(endpoint: &Endpoint) -> Result<Box<dyn Transport>, TransportError> {
+    let max_frame = endpoint.max_frame();
     match endpoint.kind() {
-        EndpointKind::Unix(path) => {
-            Ok(Box::new(UdsTransport::connect(path, endpoint.max_frame())?))
+        EndpointKind::Unix(path) => Ok(Box::new(UdsTransport::connect(path, max_frame)?)),
+        EndpointKind::Tcp { host, port } => {
+            Ok(Box::new(TcpTransport::connect(host, *port, max_frame)?))
         }
-        EndpointKind::Tcp { host, port } => Ok(Box::new(TcpTransport::connect(
-            host,
-            *port,
-            endpoint.max_frame(),
-        )?)),
+        EndpointKind::Fifo(dir) => Ok(Box::new(FifoTransport::connect(dir, max_frame)?)),
+        EndpointKind::Pipe => Err(TransportError::Unsupported {
+            endpoint: endpoint.to_string(),
+            reason: "a pipe has no address to connect to: spawn the server as a child with \
+                     `ipc_rpc::spawn_child` (PipeTransport::spawn), which returns the connection"
+                .into(),
+        }),
         _ => Err(unsupported(endpoint)),
     }
 }
@@ -71,8 +75,8 @@ pub fn listen(endpoint: &Endpoint) -> Result<Box<dyn Listener>, TransportError> 
     match endpoint.kind() {
         EndpointKind::Unix(path) => Ok(Box::new(UdsListener::bind(path, endpoint.clone())?)),
         EndpointKind::Tcp { host, port } => Ok(Box::new(TcpListener::bind(host, *port, endpoint)?)),
-        EndpointKind::Pipe => Ok(Box::new(PipeListener::inherited(endpoint.max_frame())?)),
         EndpointKind::Fifo(dir) => Ok(Box::new(FifoListener::bind(dir, endpoint.clone())?)),
+        EndpointKind::Pipe => Ok(Box::new(PipeListener::inherited()?)),
         _ => Err(unsupported(endpoint)),
     }
 }

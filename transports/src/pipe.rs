@@ -6,7 +6,7 @@
 //!  │ write end ────┼───────────────────▶│ fd 3 (read)              │
 //!  │ read end  ◀───┼────────────────────┼ fd 4 (write)             │
 //!  └───────────────┘  pipe 2: replies   └──────────────────────────┘
-//!                      IPC_RPC_PIPE=<parent pid>:3:4 in the child's environment
+//!             IPC_RPC_PIPE=<parent pid>:3:4:<max_frame> in the child's environment
 //! ```
 //!
 //! - The parent calls [`PipeTransport::spawn`] with a `std::process::Command`: the
@@ -31,13 +31,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::fcntl::OFlag;
 use nix::unistd::pipe2;
+use rpc_core::framing::DEFAULT_MAX_FRAME;
 use rpc_core::{Closer, Listener, Parts, Transport, TransportError};
 
 use crate::read_waker::ReadWaker;
 use crate::stream::{StreamReceiver, StreamSender};
 use crate::sys;
 
-/// Environment variable telling a child where its pipe ends are: `<parent pid>:3:4`.
+/// Environment variable telling a child where its pipe ends are and the frame limit:
+/// `<parent pid>:3:4:<max_frame>`.
 pub const PIPE_ENV: &str = "IPC_RPC_PIPE";
 
 /// The child's descriptor for reading requests.
@@ -102,7 +104,10 @@ impl PipeTransport {
         );
         cmd.env(
             PIPE_ENV,
-            format!("{}:{CHILD_READ_FD}:{CHILD_WRITE_FD}", std::process::id()),
+            format!(
+                "{}:{CHILD_READ_FD}:{CHILD_WRITE_FD}:{max_frame}",
+                std::process::id()
+            ),
         );
         let child = cmd
             .spawn()
@@ -119,22 +124,29 @@ impl PipeTransport {
         Ok((child, transport))
     }
 
-    /// In a child started by [`PipeTransport::spawn`], takes the inherited pipe pair;
-    /// `None` if this process was not started that way or already took it.
+    /// In a child started by [`PipeTransport::spawn`], takes the inherited pipe pair,
+    /// with the parent's frame limit; `None` if this process was not started that way
+    /// or already took it.
     ///
     /// # Errors
     ///
     /// `Io` if the variable is set for this process but the descriptors are not pipes.
-    pub fn inherited(max_frame: usize) -> Result<Option<PipeTransport>, TransportError> {
+    pub fn inherited() -> Result<Option<PipeTransport>, TransportError> {
         let Ok(value) = std::env::var(PIPE_ENV) else {
             return Ok(None);
         };
         let mut fields = value.split(':').map(str::parse::<i64>);
-        let (Some(Ok(parent)), Some(Ok(read)), Some(Ok(write)), None) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
-        else {
+        let (Some(Ok(parent)), Some(Ok(read)), Some(Ok(write)), Some(Ok(max_frame)), None) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
             return Err(TransportError::Io {
-                context: format!("{PIPE_ENV}={value} is not `<parent pid>:<read fd>:<write fd>`"),
+                context: format!(
+                    "{PIPE_ENV}={value} is not `<parent pid>:<read fd>:<write fd>:<max_frame>`"
+                ),
                 source: std::io::ErrorKind::InvalidInput.into(),
             });
         };
@@ -160,7 +172,7 @@ impl PipeTransport {
             reader: File::from(reader),
             writer: File::from(writer),
             peer: format!("pipe (parent pid {parent})"),
-            max_frame,
+            max_frame: usize::try_from(max_frame).unwrap_or(DEFAULT_MAX_FRAME),
         }))
     }
 
@@ -218,8 +230,8 @@ impl PipeListener {
     /// # Errors
     ///
     /// `Unsupported` if this process was not started by [`PipeTransport::spawn`].
-    pub fn inherited(max_frame: usize) -> Result<Self, TransportError> {
-        match PipeTransport::inherited(max_frame)? {
+    pub fn inherited() -> Result<Self, TransportError> {
+        match PipeTransport::inherited()? {
             Some(transport) => Ok(PipeListener {
                 transport: Some(transport),
             }),

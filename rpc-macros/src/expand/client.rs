@@ -5,7 +5,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::Path;
 use syn::spanned::Spanned;
 
-use crate::ast::{MethodDef, ServiceDef};
+use crate::ast::{MethodDef, ServiceDef, is_byte_vec};
 use crate::expand::{fingerprint, signature_text};
 use crate::names;
 
@@ -32,6 +32,14 @@ pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
         }
 
         const _: () = {
+            impl #krate::ServiceClient for #client {
+                const SERVICE: &'static #krate::__private::ServiceInfo = #client::SERVICE;
+
+                fn from_client(client: #krate::__private::Client) -> Self {
+                    #client { __client: client }
+                }
+            }
+
             impl ::core::clone::Clone for #client {
                 fn clone(&self) -> Self {
                     #client { __client: ::core::clone::Clone::clone(&self.__client) }
@@ -116,11 +124,17 @@ fn method(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStr
     let encodes = m.args.iter().map(|a| {
         let ident = a.ident.expect("checked by valid");
         let ty = a.ty;
+        if is_byte_vec(ty) {
+            return quote_spanned! {ty.span()=>
+                #krate::__private::Bytes::encode_arg(&#ident, __ipc_buf)?;
+            };
+        }
         quote_spanned! {ty.span()=>
             <#ty as #krate::__private::Wire<_>>::encode_arg(&#ident, __ipc_buf)?;
         }
     });
     let call = match m.output {
+        Some(t) if is_byte_vec(t) => quote_spanned! {t.span()=> #krate::__private::Bytes::call },
         Some(t) => quote_spanned! {t.span()=> <#t as #krate::__private::Wire<_>>::call },
         None => quote! { <() as #krate::__private::Wire<_>>::call },
     };

@@ -1,0 +1,51 @@
+//! What each endpoint kind says when it cannot be used the way it was asked to.
+
+mod common;
+
+use common::*;
+use ipc_rpc::Endpoint;
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
+}
+
+#[test]
+fn transports_not_built_yet_say_so() {
+    let endpoint: Endpoint = "shm:/ipc-rpc-test-unsupported".parse().unwrap();
+    let err = ipc_rpc::serve(&endpoint, ProbeServer::new(ProbeImpl)).unwrap_err();
+    assert!(
+        chain(&err).contains("not implemented yet"),
+        "{}",
+        chain(&err)
+    );
+    let err = ProbeClient::connect(&endpoint).unwrap_err();
+    assert!(
+        chain(&err).contains("not implemented yet"),
+        "{}",
+        chain(&err)
+    );
+}
+
+#[test]
+fn pipe_endpoint_explains_spawning() {
+    let endpoint: Endpoint = "pipe".parse().unwrap();
+    let err = ProbeClient::connect(&endpoint).unwrap_err();
+    assert!(chain(&err).contains("spawn_child"), "{}", chain(&err));
+    let err = ipc_rpc::serve(&endpoint, ProbeServer::new(ProbeImpl)).unwrap_err();
+    assert!(
+        chain(&err).contains("no pipe pair from its parent"),
+        "{}",
+        chain(&err)
+    );
+    assert!(
+        ipc_rpc::serve_parent(ProbeServer::new(ProbeImpl))
+            .unwrap()
+            .is_none()
+    );
+}

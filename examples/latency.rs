@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release --example latency -- unix:/tmp/lat.sock
 //! cargo run --release --example latency -- tcp:127.0.0.1:0 64 65536
+//! cargo run --release --example latency -- pipe 64 65536
 //! ```
 //!
 //! Arguments: the endpoint, then payload sizes in bytes (default 64 and 65536).
@@ -14,7 +15,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ipc_rpc::{Endpoint, ipc_service};
+use ipc_rpc::{Endpoint, EndpointKind, ipc_service};
 
 /// Echoes its argument.
 #[ipc_service]
@@ -36,6 +37,10 @@ const MEASURE: Duration = Duration::from_secs(2);
 
 fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(server) = ipc_rpc::serve_parent(EchoServer::new(Echoer))? {
+        server.wait();
+        return Ok(());
+    }
     if args.first().map(String::as_str) == Some("serve") {
         let endpoint: Endpoint = args.get(1).ok_or("serve needs an endpoint")?.parse()?;
         let server = ipc_rpc::serve(&endpoint, EchoServer::new(Echoer))?;
@@ -57,14 +62,18 @@ fn main() -> Result<(), Box<dyn Error>> {
         vec![64, 65536]
     };
 
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["serve", &endpoint.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
-    let bound: Endpoint = lines.next().ok_or("server did not start")??.parse()?;
-    let client = EchoClient::connect(&bound)?;
+    let (client, mut child) = if endpoint.kind() == &EndpointKind::Pipe {
+        ipc_rpc::spawn_child_with::<EchoClient>(Command::new(std::env::current_exe()?), &endpoint)?
+    } else {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["serve", &endpoint.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
+        let bound: Endpoint = lines.next().ok_or("server did not start")??.parse()?;
+        (EchoClient::connect(&bound)?, child)
+    };
 
     println!("| endpoint | payload | calls | p50 µs | p99 µs | mean µs |");
     println!("|---|---:|---:|---:|---:|---:|");

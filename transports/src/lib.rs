@@ -19,6 +19,7 @@ pub mod fifo;
 pub mod owner_lock;
 pub mod pipe;
 pub mod read_waker;
+mod socket;
 pub mod stream;
 mod sys;
 pub mod tcp;

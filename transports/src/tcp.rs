@@ -5,13 +5,13 @@
 //! SSH forward in front of it otherwise.
 
 use std::io;
-use std::net::{Shutdown, TcpListener as StdTcpListener, TcpStream};
+use std::net::{TcpListener as StdTcpListener, TcpStream};
 use std::os::fd::AsFd;
 
 use rpc_core::{Closer, Listener, Parts, Transport, TransportError};
 
 use crate::endpoint::{Endpoint, EndpointKind};
-use crate::stream::{StreamReceiver, StreamSender};
+use crate::socket::{accept_blocking, split_socket};
 use crate::wakeup::Wakeup;
 
 /// A connected TCP stream.
@@ -60,38 +60,13 @@ impl TcpTransport {
     }
 }
 
-struct ShutdownRead(TcpStream);
-
-impl Closer for ShutdownRead {
-    fn close(&self) {
-        // Fails only if the socket is already disconnected, which is the goal anyway.
-        let _ = self.0.shutdown(Shutdown::Read);
-    }
-}
-
 impl Transport for TcpTransport {
     fn peer(&self) -> String {
         self.peer.clone()
     }
 
     fn split(self: Box<Self>) -> Result<Parts, TransportError> {
-        let dup = |s: &TcpStream| {
-            s.try_clone().map_err(|e| TransportError::Io {
-                context: format!("duplicate the socket of {}", self.peer),
-                source: e,
-            })
-        };
-        let reader = dup(&self.stream)?;
-        let closer = dup(&self.stream)?;
-        Ok(Parts {
-            receiver: Box::new(StreamReceiver::new(
-                reader,
-                self.max_frame,
-                self.peer.clone(),
-            )),
-            closer: Box::new(ShutdownRead(closer)),
-            sender: Box::new(StreamSender::new(self.stream, self.max_frame, self.peer)),
-        })
+        split_socket(self.stream, self.max_frame, self.peer)
     }
 }
 
@@ -140,35 +115,18 @@ impl TcpListener {
 impl Listener for TcpListener {
     fn accept(&mut self) -> Result<Box<dyn Transport>, TransportError> {
         let name = self.endpoint.to_string();
-        loop {
-            self.wakeup.wait_readable(self.listener.as_fd(), &name)?;
-            match self.listener.accept() {
-                Ok((stream, addr)) => {
-                    let configure = |e| TransportError::Io {
-                        context: format!("{name}: configure an accepted connection"),
-                        source: e,
-                    };
-                    stream.set_nonblocking(false).map_err(configure)?;
-                    stream.set_nodelay(true).map_err(configure)?;
-                    return Ok(Box::new(TcpTransport {
-                        stream,
-                        peer: format!("{name} (client {addr})"),
-                        max_frame: self.endpoint.max_frame(),
-                    }));
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) => {}
-                Err(e) => {
-                    return Err(TransportError::Io {
-                        context: format!("{name}: accept"),
-                        source: e,
-                    });
-                }
-            }
-        }
+        let (stream, addr) = accept_blocking(self.listener.as_fd(), &self.wakeup, &name, || {
+            self.listener.accept()
+        })?;
+        stream.set_nodelay(true).map_err(|e| TransportError::Io {
+            context: format!("{name}: turn Nagle's algorithm off for a connection"),
+            source: e,
+        })?;
+        Ok(Box::new(TcpTransport {
+            stream,
+            peer: format!("{name} (client {addr})"),
+            max_frame: self.endpoint.max_frame(),
+        }))
     }
 
     fn closer(&self) -> Result<Box<dyn Closer>, TransportError> {

@@ -7,7 +7,6 @@
 //! listener drops.
 
 use std::io;
-use std::net::Shutdown;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -21,7 +20,7 @@ use rpc_core::{Closer, Listener, Parts, Transport, TransportError};
 
 use crate::endpoint::Endpoint;
 use crate::owner_lock::OwnerLock;
-use crate::stream::{StreamReceiver, StreamSender};
+use crate::socket::{accept_blocking, split_socket};
 use crate::wakeup::Wakeup;
 
 /// Pending connections the kernel queues before `accept`.
@@ -79,38 +78,13 @@ fn connect_error(e: io::Error, peer: &str) -> TransportError {
     }
 }
 
-struct ShutdownRead(UnixStream);
-
-impl Closer for ShutdownRead {
-    fn close(&self) {
-        // Fails only if the socket is already disconnected, which is the goal anyway.
-        let _ = self.0.shutdown(Shutdown::Read);
-    }
-}
-
 impl Transport for UdsTransport {
     fn peer(&self) -> String {
         self.peer.clone()
     }
 
     fn split(self: Box<Self>) -> Result<Parts, TransportError> {
-        let dup = |s: &UnixStream| {
-            s.try_clone().map_err(|e| TransportError::Io {
-                context: format!("duplicate the socket of {}", self.peer),
-                source: e,
-            })
-        };
-        let reader = dup(&self.stream)?;
-        let closer = dup(&self.stream)?;
-        Ok(Parts {
-            receiver: Box::new(StreamReceiver::new(
-                reader,
-                self.max_frame,
-                self.peer.clone(),
-            )),
-            closer: Box::new(ShutdownRead(closer)),
-            sender: Box::new(StreamSender::new(self.stream, self.max_frame, self.peer)),
-        })
+        split_socket(self.stream, self.max_frame, self.peer)
     }
 }
 
@@ -201,35 +175,14 @@ fn owner_only_socket(path: &Path) -> io::Result<OwnedFd> {
 impl Listener for UdsListener {
     fn accept(&mut self) -> Result<Box<dyn Transport>, TransportError> {
         let name = self.endpoint.to_string();
-        loop {
-            self.wakeup.wait_readable(self.listener.as_fd(), &name)?;
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    stream
-                        .set_nonblocking(false)
-                        .map_err(|e| TransportError::Io {
-                            context: format!("{name}: configure an accepted connection"),
-                            source: e,
-                        })?;
-                    return Ok(Box::new(UdsTransport {
-                        stream,
-                        peer: format!("{name} (client)"),
-                        max_frame: self.endpoint.max_frame(),
-                    }));
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) => {}
-                Err(e) => {
-                    return Err(TransportError::Io {
-                        context: format!("{name}: accept"),
-                        source: e,
-                    });
-                }
-            }
-        }
+        let (stream, _) = accept_blocking(self.listener.as_fd(), &self.wakeup, &name, || {
+            self.listener.accept()
+        })?;
+        Ok(Box::new(UdsTransport {
+            stream,
+            peer: format!("{name} (client)"),
+            max_frame: self.endpoint.max_frame(),
+        }))
     }
 
     fn closer(&self) -> Result<Box<dyn Closer>, TransportError> {

@@ -27,7 +27,7 @@ macro_rules! matrix {
 }
 
 matrix! {
-    transports: [unix, tcp, pipe, fifo],
+    transports: [unix, tcp, pipe, fifo, shm],
     tests: [
         round_trip_nested_values,
         empty_and_4mib_payloads_round_trip,

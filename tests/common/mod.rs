@@ -117,6 +117,7 @@ pub enum Transport {
     tcp,
     pipe,
     fifo,
+    shm,
 }
 
 /// A fresh endpoint for one test; dropping it removes its temp directory.
@@ -129,6 +130,13 @@ impl Drop for TestEndpoint {
     fn drop(&mut self) {
         if let Some(dir) = &self.dir {
             let _ = std::fs::remove_dir_all(dir);
+        }
+        // A server killed on purpose leaves its rendezvous socket and lock (the next
+        // server on the name would reclaim them); tidy them up after the test.
+        if let ipc_rpc::EndpointKind::Shm(name) = self.endpoint.kind() {
+            let stem = format!("/dev/shm/ipc-rpc.{}", name.trim_start_matches('/'));
+            let _ = std::fs::remove_file(format!("{stem}.sock"));
+            let _ = std::fs::remove_file(format!("{stem}.sock.lock"));
         }
     }
 }
@@ -176,6 +184,15 @@ impl Transport {
                 endpoint: format!("tcp:127.0.0.1:0{q}").parse().unwrap(),
                 dir: None,
             },
+            Transport::shm => {
+                let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+                TestEndpoint {
+                    endpoint: format!("shm:/ipc-rpc-test-{}-{n}{q}", std::process::id())
+                        .parse()
+                        .unwrap(),
+                    dir: None,
+                }
+            }
             Transport::pipe => TestEndpoint {
                 endpoint: format!("pipe{q}").parse().unwrap(),
                 dir: None,

@@ -49,6 +49,8 @@ const FORMS: &str = "pipe, fifo:/dir/name, mq:/name, shm:/name, unix:/path.sock 
 pub struct Endpoint {
     kind: EndpointKind,
     max_frame: Option<usize>,
+    ring: Option<usize>,
+    spin_us: Option<u64>,
 }
 
 /// The mechanism and its address.
@@ -111,6 +113,8 @@ impl Endpoint {
         Endpoint {
             kind,
             max_frame: None,
+            ring: None,
+            spin_us: None,
         }
     }
 
@@ -186,8 +190,19 @@ impl Endpoint {
     pub fn with_kind(&self, kind: EndpointKind) -> Self {
         Endpoint {
             kind,
-            max_frame: self.max_frame,
+            ..self.clone()
         }
+    }
+
+    /// `shm:` only: bytes per ring, if set (`?ring=`).
+    pub fn ring(&self) -> Option<usize> {
+        self.ring
+    }
+
+    /// `shm:` only: how long a waiter spins while the peer runs on another CPU, if
+    /// set (`?spin_us=`).
+    pub fn spin(&self) -> Option<std::time::Duration> {
+        self.spin_us.map(std::time::Duration::from_micros)
     }
 }
 
@@ -204,8 +219,17 @@ impl fmt::Display for Endpoint {
             }
             EndpointKind::Tcp { host, port } => write!(f, "tcp:{host}:{port}")?,
         }
-        if let Some(max) = self.max_frame {
-            write!(f, "?max_frame={max}")?;
+        let options = [
+            ("max_frame", self.max_frame.map(|v| v as u64)),
+            ("ring", self.ring.map(|v| v as u64)),
+            ("spin_us", self.spin_us),
+        ];
+        let mut sep = '?';
+        for (key, value) in options {
+            if let Some(v) = value {
+                write!(f, "{sep}{key}={v}")?;
+                sep = '&';
+            }
         }
         Ok(())
     }
@@ -272,9 +296,34 @@ impl FromStr for Endpoint {
                             })?;
                         endpoint.max_frame = Some(n);
                     }
+                    "ring" | "spin_us" if !matches!(endpoint.kind, EndpointKind::Shm(_)) => {
+                        return Err(err(format!(
+                            "option `{key}` applies to `shm:` endpoints only"
+                        )));
+                    }
+                    "ring" => {
+                        let n: usize = value
+                            .parse()
+                            .ok()
+                            .filter(|n: &usize| n.is_power_of_two() && (4096..=1 << 30).contains(n))
+                            .ok_or_else(|| {
+                                err(format!("ring must be a power of two from 4096 to 1073741824 bytes, not `{value}`"))
+                            })?;
+                        endpoint.ring = Some(n);
+                    }
+                    "spin_us" => {
+                        let n: u64 = value.parse().ok().filter(|n| *n <= 1_000_000).ok_or_else(
+                            || {
+                                err(format!(
+                                    "spin_us must be microseconds from 0 to 1000000, not `{value}`"
+                                ))
+                            },
+                        )?;
+                        endpoint.spin_us = Some(n);
+                    }
                     other => {
                         return Err(err(format!(
-                            "unknown option `{other}`; known options: max_frame"
+                            "unknown option `{other}`; known options: max_frame, and for shm: ring, spin_us"
                         )));
                     }
                 }
@@ -397,6 +446,8 @@ mod tests {
             "tcp:127.0.0.1:0",
             "tcp:localhost:7000",
             "tcp:[::1]:7000?max_frame=256",
+            "shm:/calc?max_frame=4096&ring=65536&spin_us=0",
+            "shm:/calc?ring=8192",
         ] {
             let ep: Endpoint = s.parse().unwrap_or_else(|e| panic!("{s}: {e}"));
             assert_eq!(ep.to_string(), s);
@@ -419,7 +470,13 @@ mod tests {
             ("tcp::1:80", "brackets"),
             ("tcp:[::1", "closing `]`"),
             ("tcp:1.2.3.4:80?max_frame=12", "max_frame must be"),
-            ("tcp:1.2.3.4:80?ring=12", "unknown option `ring`"),
+            (
+                "tcp:1.2.3.4:80?ring=4096",
+                "applies to `shm:` endpoints only",
+            ),
+            ("shm:/x?ring=5000", "power of two"),
+            ("shm:/x?spin_us=abc", "spin_us must be"),
+            ("tcp:1.2.3.4:80?bogus=1", "unknown option `bogus`"),
             ("tcp:1.2.3.4:80?max_frame", "needs a value"),
         ];
         for (s, want) in cases {

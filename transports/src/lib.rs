@@ -7,7 +7,7 @@
 //! | `pipe` | [`pipe`] | supported: the parent spawns the child ([`PipeTransport::spawn`]) |
 //! | `fifo:/dir/name` | [`fifo`] | supported |
 //! | `mq:/name` | — | not yet |
-//! | `shm:/name` | — | not yet |
+//! | `shm:/name` | [`shm`] | supported |
 //!
 //! Byte-stream transports share one framing implementation ([`stream`]). Linux only.
 #![deny(unsafe_code)]
@@ -19,6 +19,7 @@ pub mod fifo;
 pub mod owner_lock;
 pub mod pipe;
 pub mod read_waker;
+pub mod shm;
 mod socket;
 pub mod stream;
 mod sys;
@@ -29,6 +30,7 @@ pub mod wakeup;
 pub use endpoint::{Endpoint, EndpointError, EndpointKind};
 pub use fifo::{FifoListener, FifoTransport};
 pub use pipe::{PipeListener, PipeTransport};
+pub use shm::{ShmListener, ShmTransport};
 pub use tcp::{TcpListener, TcpTransport};
 pub use uds::{UdsListener, UdsTransport};
 
@@ -56,6 +58,10 @@ pub fn connect(endpoint: &Endpoint) -> Result<Box<dyn Transport>, TransportError
             Ok(Box::new(TcpTransport::connect(host, *port, max_frame)?))
         }
         EndpointKind::Fifo(dir) => Ok(Box::new(FifoTransport::connect(dir, max_frame)?)),
+        EndpointKind::Shm(name) => Ok(Box::new(ShmTransport::connect(
+            name,
+            shm::ShmOptions::from_endpoint(endpoint),
+        )?)),
         EndpointKind::Pipe => Err(TransportError::Unsupported {
             endpoint: endpoint.to_string(),
             reason: "a pipe has no address to connect to: spawn the server as a child with \
@@ -77,6 +83,7 @@ pub fn listen(endpoint: &Endpoint) -> Result<Box<dyn Listener>, TransportError> 
         EndpointKind::Unix(path) => Ok(Box::new(UdsListener::bind(path, endpoint.clone())?)),
         EndpointKind::Tcp { host, port } => Ok(Box::new(TcpListener::bind(host, *port, endpoint)?)),
         EndpointKind::Fifo(dir) => Ok(Box::new(FifoListener::bind(dir, endpoint.clone())?)),
+        EndpointKind::Shm(name) => Ok(Box::new(ShmListener::bind(name, endpoint.clone())?)),
         EndpointKind::Pipe => Ok(Box::new(PipeListener::inherited()?)),
         _ => Err(unsupported(endpoint)),
     }

@@ -81,3 +81,66 @@ pub fn take_inherited_pipe_fd(fd: RawFd) -> io::Result<OwnedFd> {
     // is owned by nothing else in this process.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// Sleeps while `word` holds `expected`, for at most `timeout`; shared between
+/// processes (no FUTEX_PRIVATE_FLAG). Returns `false` if the timeout expired.
+///
+/// # References
+///
+/// futex(2) `FUTEX_WAIT`
+pub fn futex_wait(
+    word: &std::sync::atomic::AtomicU32,
+    expected: u32,
+    timeout: std::time::Duration,
+) -> bool {
+    let ts = libc::timespec {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    // SAFETY: `word` is a valid, aligned u32 for the duration of the call (a reference),
+    // `ts` lives on our stack; FUTEX_WAIT only reads both.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            &ts as *const libc::timespec,
+            std::ptr::null::<u32>(),
+            0u32,
+        )
+    };
+    !(r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ETIMEDOUT))
+}
+
+/// Wakes up to `n` threads (of any process) sleeping on `word`.
+///
+/// # References
+///
+/// futex(2) `FUTEX_WAKE`
+pub fn futex_wake(word: &std::sync::atomic::AtomicU32, n: i32) {
+    // SAFETY: `word` is a valid, aligned u32 (a reference); FUTEX_WAKE does not touch
+    // memory beyond looking the address up.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            n,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}
+
+/// The CPU this thread runs on now (a vDSO call, no system call on x86-64).
+///
+/// # References
+///
+/// sched_getcpu(3)
+pub fn current_cpu() -> u32 {
+    // SAFETY: sched_getcpu takes no arguments and touches no memory of ours.
+    let cpu = unsafe { libc::sched_getcpu() };
+    u32::try_from(cpu).unwrap_or(u32::MAX)
+}

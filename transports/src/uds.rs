@@ -172,6 +172,22 @@ fn owner_only_socket(path: &Path) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+impl UdsListener {
+    /// Accepts the next connection as a plain stream (for transports that use a UNIX
+    /// socket as their rendezvous).
+    ///
+    /// # Errors
+    ///
+    /// `Closed` once the listener's closer was used; `Io` otherwise.
+    pub fn accept_stream(&mut self) -> Result<UnixStream, TransportError> {
+        let name = self.endpoint.to_string();
+        let (stream, _) = accept_blocking(self.listener.as_fd(), &self.wakeup, &name, || {
+            self.listener.accept()
+        })?;
+        Ok(stream)
+    }
+}
+
 impl Listener for UdsListener {
     fn accept(&mut self) -> Result<Box<dyn Transport>, TransportError> {
         let name = self.endpoint.to_string();

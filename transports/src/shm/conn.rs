@@ -1,0 +1,361 @@
+//! One connection over a segment: the frame sender (producer of the outgoing ring),
+//! the frame receiver (consumer of the incoming ring), and the closer.
+//!
+//! Records are 8-byte aligned: a header (`len: u32`, 4 bytes unused) then the payload
+//! padded to 8. A frame whose record fits in the ring is written whole and contiguous
+//! (after a skip record when it would cross the end), so the receiver decodes it in
+//! place; a larger frame streams through the ring in pieces while the receiver copies
+//! it out. Lengths are checked against `max_frame` and the ring; indices and ranges
+//! are checked by [`super::ring`].
+
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use rpc_core::framing::check_len;
+use rpc_core::{Closer, FrameReceiver, FrameSender, TransportError};
+
+use super::index::{self, HEADER, Placement};
+use super::layout::{ControlPage, PAD_RECORD, Side};
+use super::ring::{Reader, Writer};
+use super::segment::Segment;
+use super::wait::{SleepOn, notify, wait_until, wake_all};
+
+/// What both halves and the closer share.
+pub struct Conn {
+    segment: Arc<Segment>,
+    is_client: bool,
+    /// The rendezvous connection, kept open and silent as the liveness link: the
+    /// kernel closes it when the peer dies, however it dies.
+    socket: UnixStream,
+    closed: AtomicBool,
+    max_frame: usize,
+    spin: Duration,
+    peer: String,
+}
+
+impl Conn {
+    /// A connection over `segment`, from the client's or the server's side.
+    pub fn new(
+        segment: Segment,
+        is_client: bool,
+        socket: UnixStream,
+        max_frame: usize,
+        spin: Duration,
+        peer: String,
+    ) -> Arc<Self> {
+        let conn = Conn {
+            segment: Arc::new(segment),
+            is_client,
+            socket,
+            closed: AtomicBool::new(false),
+            max_frame,
+            spin,
+            peer,
+        };
+        conn.my_side().awake.store(1, Ordering::Relaxed);
+        Arc::new(conn)
+    }
+
+    fn control(&self) -> &ControlPage {
+        self.segment.control()
+    }
+
+    /// Our side's line.
+    pub fn my_side(&self) -> &Side {
+        if self.is_client {
+            &self.control().client
+        } else {
+            &self.control().server
+        }
+    }
+
+    /// The peer's side line.
+    pub fn peer_side(&self) -> &Side {
+        if self.is_client {
+            &self.control().server
+        } else {
+            &self.control().client
+        }
+    }
+
+    /// The spin budget.
+    pub fn spin(&self) -> Duration {
+        self.spin
+    }
+
+    /// The peer's description for messages.
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    fn writer(&self) -> Writer {
+        Writer::new(self.segment.clone(), self.is_client)
+    }
+
+    fn reader(&self) -> Reader {
+        Reader::new(self.segment.clone(), !self.is_client)
+    }
+
+    /// `Closed` if either side closed the connection.
+    pub fn check_open(&self) -> Result<(), TransportError> {
+        // SYNC: Acquire, paired with the Release store of `closed` in Conn::close.
+        if self.closed.load(Ordering::Acquire)
+            || self.peer_side().closed.load(Ordering::Acquire) != 0
+        {
+            return Err(TransportError::Closed);
+        }
+        Ok(())
+    }
+
+    /// `Closed` if the peer process is gone: its end of the rendezvous socket closed.
+    /// Nothing is sent on that socket after set-up, so any readiness means end-of-file
+    /// (or a misbehaving peer, treated the same).
+    pub fn check_peer_alive(&self) -> Result<(), TransportError> {
+        let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => Ok(()),
+            _ => Err(TransportError::Closed),
+        }
+    }
+
+    /// Marks the connection closed on our side and wakes every waiter of both sides.
+    pub fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // SYNC: Release, paired with the Acquire load in the peer's check_open.
+        self.my_side().closed.store(1, Ordering::Release);
+        let ctl = self.control();
+        for word in [
+            &ctl.c2s.producer.data_seq,
+            &ctl.c2s.consumer.space_seq,
+            &ctl.s2c.producer.data_seq,
+            &ctl.s2c.consumer.space_seq,
+        ] {
+            wake_all(word);
+        }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Producer of the outgoing ring.
+pub struct ShmSender {
+    conn: Arc<Conn>,
+    ring: Writer,
+}
+
+impl ShmSender {
+    /// The sending half of `conn`.
+    pub fn new(conn: Arc<Conn>) -> Self {
+        let ring = conn.writer();
+        ShmSender { conn, ring }
+    }
+
+    fn wait_free(&self, need: u64) -> Result<(), TransportError> {
+        let ctl = self.ring.control();
+        wait_until(
+            &self.conn,
+            SleepOn {
+                word: &ctl.consumer.space_seq,
+                flag: &ctl.producer.producer_sleeping,
+            },
+            None,
+            || {
+                self.conn.check_open()?;
+                Ok(self.ring.free()? >= need)
+            },
+        )
+    }
+
+    fn publish(&mut self, n: u64) -> Result<(), TransportError> {
+        self.ring.publish(n)?;
+        let ctl = self.ring.control();
+        notify(&ctl.producer.data_seq, &ctl.consumer.consumer_sleeping);
+        Ok(())
+    }
+}
+
+impl FrameSender for ShmSender {
+    fn send(&mut self, frame: &[u8]) -> Result<(), TransportError> {
+        check_len(frame.len(), self.conn.max_frame)?;
+        self.conn.check_open()?;
+        let len = frame.len() as u64;
+        match index::placement(self.ring.tail(), len, self.ring.capacity()) {
+            Placement::Whole { pad, record } => {
+                if pad > 0 {
+                    self.wait_free(pad)?;
+                    self.ring.write_u32(0, PAD_RECORD)?;
+                    self.publish(pad)?;
+                }
+                self.wait_free(record)?;
+                self.ring.write_u32(0, len as u32)?;
+                self.ring.write(HEADER, frame)?;
+                self.publish(record)?;
+            }
+            Placement::Streamed => {
+                self.wait_free(HEADER)?;
+                self.ring.write_u32(0, len as u32)?;
+                self.publish(HEADER)?;
+                let mut rest = frame;
+                while !rest.is_empty() {
+                    self.wait_free(1)?;
+                    let want = self.ring.free()?.min(rest.len() as u64);
+                    let n = index::run(self.ring.tail(), want, self.ring.capacity()) as usize;
+                    self.ring.write(0, &rest[..n])?;
+                    rest = &rest[n..];
+                    self.publish(n as u64)?;
+                }
+                let pad = index::padded(len) - len;
+                if pad > 0 {
+                    self.wait_free(pad)?;
+                    self.publish(pad)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Consumer of the incoming ring.
+pub struct ShmReceiver {
+    conn: Arc<Conn>,
+    ring: Reader,
+    /// Bytes of the record lent out by the last `recv`, released at the next.
+    lent: u64,
+    /// A frame larger than the ring being copied out: its length.
+    streaming: Option<u64>,
+    /// The streamed frame's bytes so far.
+    buf: Vec<u8>,
+}
+
+impl ShmReceiver {
+    /// The receiving half of `conn`.
+    pub fn new(conn: Arc<Conn>) -> Self {
+        let ring = conn.reader();
+        ShmReceiver {
+            conn,
+            ring,
+            lent: 0,
+            streaming: None,
+            buf: Vec::new(),
+        }
+    }
+
+    fn wait_available(&self, need: u64, deadline: Option<Instant>) -> Result<(), TransportError> {
+        let ctl = self.ring.control();
+        wait_until(
+            &self.conn,
+            SleepOn {
+                word: &ctl.producer.data_seq,
+                flag: &ctl.consumer.consumer_sleeping,
+            },
+            deadline,
+            || {
+                if self.conn.closed.load(Ordering::Acquire) {
+                    return Err(TransportError::Closed);
+                }
+                let available = self.ring.available()?;
+                // A peer that closed after its last frame: drain first, then Closed.
+                if available < need && self.conn.peer_side().closed.load(Ordering::Acquire) != 0 {
+                    return Err(TransportError::Closed);
+                }
+                Ok(available >= need)
+            },
+        )
+    }
+
+    fn release(&mut self, n: u64) -> Result<(), TransportError> {
+        self.ring.release(n)?;
+        let ctl = self.ring.control();
+        notify(&ctl.consumer.space_seq, &ctl.producer.producer_sleeping);
+        Ok(())
+    }
+
+    /// Copies the rest of a streamed frame of `len` bytes into `buf`.
+    fn stream_out(&mut self, len: u64, deadline: Option<Instant>) -> Result<(), TransportError> {
+        while (self.buf.len() as u64) < len {
+            self.wait_available(1, deadline)?;
+            let want = (len - self.buf.len() as u64).min(self.ring.available()?);
+            let n = index::run(self.ring.head(), want, self.ring.capacity());
+            self.buf.extend_from_slice(self.ring.peek(0, n)?);
+            self.release(n)?;
+        }
+        let pad = index::padded(len) - len;
+        if pad > 0 {
+            self.wait_available(pad, deadline)?;
+            self.release(pad)?;
+        }
+        Ok(())
+    }
+
+    /// Fails the connection for good: the peer broke the protocol.
+    fn broken(&self, e: TransportError) -> TransportError {
+        self.conn.close();
+        e
+    }
+}
+
+impl FrameReceiver for ShmReceiver {
+    fn recv(&mut self, deadline: Option<Instant>) -> Result<&[u8], TransportError> {
+        if self.lent > 0 {
+            let lent = std::mem::take(&mut self.lent);
+            self.release(lent)?;
+        }
+        if let Some(len) = self.streaming {
+            self.stream_out(len, deadline)?;
+            self.streaming = None;
+            return Ok(&self.buf);
+        }
+        let capacity = self.ring.capacity();
+        loop {
+            self.wait_available(HEADER, deadline)?;
+            let len = self.ring.read_u32(0)?;
+            if len == PAD_RECORD {
+                let skip = index::to_end(self.ring.head(), capacity);
+                self.wait_available(skip, deadline)?;
+                self.release(skip)?;
+                continue;
+            }
+            let len = u64::from(len);
+            check_len(len as usize, self.conn.max_frame).map_err(|e| self.broken(e))?;
+            let record = index::record(len);
+            if record <= capacity {
+                self.wait_available(record, deadline)?;
+                // Checks that the record does not cross the end before lending it.
+                self.ring.peek(0, record).map_err(|e| self.broken(e))?;
+                self.lent = record;
+                return self.ring.peek(HEADER, len);
+            }
+            self.release(HEADER)?;
+            self.buf.clear();
+            self.streaming = Some(len);
+            self.stream_out(len, deadline)?;
+            self.streaming = None;
+            return Ok(&self.buf);
+        }
+    }
+
+    fn has_buffered_frame(&self) -> bool {
+        self.lent == 0
+            && self.streaming.is_none()
+            && self.ring.available().is_ok_and(|a| a >= HEADER)
+    }
+}
+
+/// Closes the connection from any thread.
+pub struct ShmCloser(pub Arc<Conn>);
+
+impl Closer for ShmCloser {
+    fn close(&self) {
+        self.0.close();
+    }
+}

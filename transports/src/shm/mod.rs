@@ -1,0 +1,335 @@
+//! Shared-memory rings: `shm:/name`, many clients, one segment per client; the fast
+//! path makes no system call.
+//!
+//! ```text
+//!   client                                 server (shm:/calc)
+//!   ──────                                 ──────
+//!   connect /dev/shm/ipc-rpc.calc.sock ──▶ accept         (rendezvous: UNIX socket 0600,
+//!   shm_open /ipc-rpc.calc.<pid>.<n>                        owner lock, stale reclaim)
+//!     0600, O_EXCL; ftruncate; mmap;
+//!     header, magic stored last
+//!   "IPCRSHM1 /ipc-rpc.calc.<pid>.<n>\n" ─▶ shm_open, mmap, check magic/version/size
+//!                                      ◀── "OK\n"          shm_unlink
+//!   shm_unlink
+//!   ═════ requests and replies through the two rings of the segment (layout.rs) ═════
+//!   the socket stays open, silent: it is the liveness link
+//! ```
+//!
+//! Choices, and why:
+//! - **Rendezvous over a UNIX socket** rather than a control segment: the kernel
+//!   queues concurrent connects, checks permissions (the socket is 0600) and, best of
+//!   all, closes the socket when either process dies, even by `kill -9`. That is the
+//!   liveness signal: immune to pid reuse, checked whenever a futex sleep slice
+//!   expires (50 ms), so a dead peer becomes `Closed` within about that.
+//! - **The name is unlinked once both sides have mapped it**, so a live connection
+//!   leaves nothing in /dev/shm, and a crash after that leaves nothing either. A
+//!   client that dies between `shm_open` and the answer leaves its segment until the
+//!   next server binds the endpoint, which sweeps `ipc-rpc.<name>.*` segments.
+//! - **The peer is untrusted**: header, indices and lengths are checked before use
+//!   (see [`conn`] and [`index`]); corruption is `Corrupt`, never undefined behaviour.
+//!   Both sides run as the same user (0600), so a hostile peer could still truncate
+//!   the segment (SIGBUS) or ptrace us: the uid is the trust boundary.
+//!
+//! Options: `?ring=<bytes>` (power of two, 4 KiB to 1 GiB, default 2 MiB: a 1 MiB
+//! frame fits whole and is decoded in place) and `?spin_us=<µs>` (how long a waiter
+//! spins while the peer runs on another CPU; default 20 µs; 0 never spins).
+
+pub mod conn;
+pub mod index;
+pub mod layout;
+mod ring;
+mod segment;
+mod wait;
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rpc_core::{Closer, Listener, Parts, Transport, TransportError};
+
+use crate::endpoint::Endpoint;
+use crate::uds::UdsListener;
+use conn::{Conn, ShmCloser, ShmReceiver, ShmSender};
+use segment::Segment;
+
+/// First word of a connect request; names the layout version too.
+const REQUEST: &str = "IPCRSHM1";
+/// How long either side waits for the other during connection setup.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Where the rendezvous socket and lock live.
+const SHM_DIR: &str = "/dev/shm";
+/// Default spin budget.
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
+
+static NEXT_SEGMENT: AtomicU64 = AtomicU64::new(0);
+
+/// The names derived from an endpoint's `/name`.
+struct Names {
+    /// `ipc-rpc.<name>`: prefix of every object of this endpoint.
+    stem: String,
+}
+
+impl Names {
+    fn new(name: &str, endpoint: &str) -> Result<Self, TransportError> {
+        let bare = name.trim_start_matches('/');
+        let stem = format!("ipc-rpc.{bare}");
+        let socket = format!("{SHM_DIR}/{stem}.sock");
+        if socket.len() > crate::endpoint::MAX_UNIX_PATH {
+            return Err(TransportError::Unsupported {
+                endpoint: endpoint.to_owned(),
+                reason: format!(
+                    "the name is too long: its rendezvous socket {socket} would exceed {} bytes; use a shorter name",
+                    crate::endpoint::MAX_UNIX_PATH
+                ),
+            });
+        }
+        Ok(Names { stem })
+    }
+
+    fn socket(&self) -> String {
+        format!("{SHM_DIR}/{}.sock", self.stem)
+    }
+
+    fn new_segment(&self) -> String {
+        let n = NEXT_SEGMENT.fetch_add(1, Ordering::Relaxed);
+        format!("/{}.{}.{n}", self.stem, std::process::id())
+    }
+
+    /// Whether `segment` (as sent by a client) is one of this endpoint's segments.
+    fn owns_segment(&self, segment: &str) -> bool {
+        segment
+            .strip_prefix('/')
+            .and_then(|s| s.strip_prefix(self.stem.as_str()))
+            .and_then(|s| s.strip_prefix('.'))
+            .and_then(|s| s.split_once('.'))
+            .is_some_and(|(pid, n)| {
+                let digits = |t: &str| {
+                    !t.is_empty() && t.len() <= 20 && t.bytes().all(|b| b.is_ascii_digit())
+                };
+                digits(pid) && digits(n)
+            })
+    }
+}
+
+/// Connection options of an `shm:` endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct ShmOptions {
+    /// Bytes per ring.
+    pub ring: usize,
+    /// Largest frame.
+    pub max_frame: usize,
+    /// Spin budget while the peer runs elsewhere.
+    pub spin: Duration,
+}
+
+impl ShmOptions {
+    /// The options an endpoint asks for.
+    pub fn from_endpoint(endpoint: &Endpoint) -> Self {
+        ShmOptions {
+            ring: endpoint.ring().unwrap_or(layout::DEFAULT_CAPACITY),
+            max_frame: endpoint.max_frame().min(u32::MAX as usize - 1),
+            spin: endpoint.spin().unwrap_or(DEFAULT_SPIN),
+        }
+    }
+}
+
+/// A connected shared-memory transport (either side).
+pub struct ShmTransport {
+    conn: std::sync::Arc<Conn>,
+}
+
+impl ShmTransport {
+    /// Connects to the server of `shm:<name>`.
+    ///
+    /// # Errors
+    ///
+    /// `Io` if no server listens, the segment cannot be created (/dev/shm full), or the
+    /// server refuses it; `Unsupported` for a name too long.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rpc_core::Transport as _;
+    /// let ep: transports::Endpoint = "shm:/calc".parse()?;
+    /// let t = transports::ShmTransport::connect("/calc", transports::shm::ShmOptions::from_endpoint(&ep))?;
+    /// println!("connected to {}", t.peer());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn connect(name: &str, options: ShmOptions) -> Result<Self, TransportError> {
+        let peer = format!("shm:{name}");
+        let names = Names::new(name, &peer)?;
+        let io_err = |what: &str| {
+            let context = format!("{peer}: {what}");
+            move |source: io::Error| TransportError::Io { context, source }
+        };
+        let mut socket = UnixStream::connect(names.socket()).map_err(|e| {
+            let hint = match e.kind() {
+                io::ErrorKind::NotFound => "no server: its rendezvous socket does not exist; start the server or check the name",
+                io::ErrorKind::ConnectionRefused => "no server is listening (a stale rendezvous socket); start the server",
+                io::ErrorKind::PermissionDenied => "permission denied: the endpoint belongs to another user",
+                _ => "cannot reach the server's rendezvous socket",
+            };
+            io_err(hint)(e)
+        })?;
+        let segment_name = names.new_segment();
+        let segment = Segment::create(&segment_name, options.ring, options.max_frame as u32)?;
+        let answer = (|| {
+            socket.set_read_timeout(Some(SETUP_TIMEOUT))?;
+            socket.write_all(format!("{REQUEST} {segment_name}\n").as_bytes())?;
+            let mut line = String::new();
+            BufReader::new(&socket).take_line(&mut line)?;
+            socket.set_read_timeout(None)?;
+            Ok(line)
+        })();
+        segment::unlink(&segment_name);
+        let answer = answer.map_err(io_err("set up the shared segment with the server"))?;
+        if answer.trim_end() != "OK" {
+            return Err(TransportError::Io {
+                context: format!(
+                    "{peer}: the server refused the segment: {}",
+                    answer.trim_end()
+                ),
+                source: io::ErrorKind::ConnectionRefused.into(),
+            });
+        }
+        Ok(ShmTransport {
+            conn: Conn::new(segment, true, socket, options.max_frame, options.spin, peer),
+        })
+    }
+}
+
+/// Reads one line of at most 256 bytes.
+trait TakeLine {
+    fn take_line(&mut self, line: &mut String) -> io::Result<()>;
+}
+
+impl<R: io::Read> TakeLine for BufReader<R> {
+    fn take_line(&mut self, line: &mut String) -> io::Result<()> {
+        let n = io::Read::take(&mut *self, 256).read_line(line)?;
+        if n == 0 || !line.ends_with('\n') {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(())
+    }
+}
+
+impl Transport for ShmTransport {
+    fn peer(&self) -> String {
+        self.conn.peer().to_owned()
+    }
+
+    fn split(self: Box<Self>) -> Result<Parts, TransportError> {
+        Ok(Parts {
+            sender: Box::new(ShmSender::new(self.conn.clone())),
+            receiver: Box::new(ShmReceiver::new(self.conn.clone())),
+            closer: Box::new(ShmCloser(self.conn)),
+        })
+    }
+}
+
+/// A shared-memory server's rendezvous.
+pub struct ShmListener {
+    rendezvous: UdsListener,
+    names: Names,
+    endpoint: Endpoint,
+    options: ShmOptions,
+}
+
+impl ShmListener {
+    /// Binds `shm:<name>`: its rendezvous socket, owner lock, and a sweep of segments
+    /// a dead server's clients left.
+    ///
+    /// # Errors
+    ///
+    /// `AddrInUse` if a live server owns the name; `Io` otherwise.
+    pub fn bind(name: &str, endpoint: Endpoint) -> Result<Self, TransportError> {
+        let names = Names::new(name, &endpoint.to_string())?;
+        let rendezvous = UdsListener::bind(&names.socket(), endpoint.clone())?;
+        sweep(&names);
+        Ok(ShmListener {
+            rendezvous,
+            options: ShmOptions::from_endpoint(&endpoint),
+            names,
+            endpoint,
+        })
+    }
+
+    /// Sets up the segment a new client offers; `Err` refuses that client only.
+    fn set_up(&self, mut socket: UnixStream) -> Result<ShmTransport, TransportError> {
+        let name = self.endpoint.to_string();
+        let io_err = |e: io::Error| TransportError::Io {
+            context: format!("{name}: set up a client's segment"),
+            source: e,
+        };
+        socket
+            .set_read_timeout(Some(SETUP_TIMEOUT))
+            .map_err(io_err)?;
+        let mut line = String::new();
+        BufReader::new(&socket)
+            .take_line(&mut line)
+            .map_err(io_err)?;
+        let segment_name = match line.trim_end().split_once(' ') {
+            Some((REQUEST, seg)) if self.names.owns_segment(seg) => seg.to_owned(),
+            _ => {
+                let _ = socket.write_all(b"ERR not an ipc-rpc shm request of this version\n");
+                return Err(TransportError::Corrupt("bad shm connect request"));
+            }
+        };
+        let segment = match Segment::open(&segment_name) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = writeln!(socket, "ERR {e}");
+                return Err(e);
+            }
+        };
+        segment::unlink(&segment_name);
+        socket.write_all(b"OK\n").map_err(io_err)?;
+        socket.set_read_timeout(None).map_err(io_err)?;
+        let pid = segment.control().header.client_pid.load(Ordering::Relaxed);
+        Ok(ShmTransport {
+            conn: Conn::new(
+                segment,
+                false,
+                socket,
+                self.options.max_frame,
+                self.options.spin,
+                format!("{name} (client pid {pid})"),
+            ),
+        })
+    }
+}
+
+/// Removes segments of this endpoint that clients of a dead server left.
+fn sweep(names: &Names) {
+    let Ok(entries) = std::fs::read_dir(SHM_DIR) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        if names.owns_segment(&format!("/{file}")) {
+            segment::unlink(&format!("/{file}"));
+        }
+    }
+}
+
+impl Listener for ShmListener {
+    fn accept(&mut self) -> Result<Box<dyn Transport>, TransportError> {
+        loop {
+            let socket = self.rendezvous.accept_stream()?;
+            // A client that fails to set up is refused; the listener goes on.
+            if let Ok(t) = self.set_up(socket) {
+                return Ok(Box::new(t));
+            }
+        }
+    }
+
+    fn closer(&self) -> Result<Box<dyn Closer>, TransportError> {
+        self.rendezvous.closer()
+    }
+
+    fn local_endpoint(&self) -> String {
+        self.endpoint.to_string()
+    }
+}

@@ -6,7 +6,7 @@
 //! | `tcp:host:port` | [`tcp`] | supported |
 //! | `pipe` | — | not yet: [`connect`]/[`listen`] return `Unsupported` |
 //! | `fifo:/dir/name` | — | not yet |
-//! | `mq:/name` | — | not yet |
+//! | `mq:/name` | [`mq`] | supported |
 //! | `shm:/name` | — | not yet |
 //!
 //! Byte-stream transports share one framing implementation ([`stream`]). Linux only.
@@ -15,6 +15,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod endpoint;
+pub mod mq;
 pub mod owner_lock;
 pub mod stream;
 pub mod tcp;
@@ -22,6 +23,7 @@ pub mod uds;
 pub mod wakeup;
 
 pub use endpoint::{Endpoint, EndpointError, EndpointKind};
+pub use mq::{MqListener, MqTransport};
 pub use tcp::{TcpListener, TcpTransport};
 pub use uds::{UdsListener, UdsTransport};
 
@@ -51,6 +53,7 @@ pub fn connect(endpoint: &Endpoint) -> Result<Box<dyn Transport>, TransportError
             *port,
             endpoint.max_frame(),
         )?)),
+        EndpointKind::Mq(name) => Ok(Box::new(MqTransport::connect(name, endpoint.max_frame())?)),
         _ => Err(unsupported(endpoint)),
     }
 }
@@ -65,6 +68,7 @@ pub fn listen(endpoint: &Endpoint) -> Result<Box<dyn Listener>, TransportError> 
     match endpoint.kind() {
         EndpointKind::Unix(path) => Ok(Box::new(UdsListener::bind(path, endpoint.clone())?)),
         EndpointKind::Tcp { host, port } => Ok(Box::new(TcpListener::bind(host, *port, endpoint)?)),
+        EndpointKind::Mq(name) => Ok(Box::new(MqListener::bind(name, endpoint.clone())?)),
         _ => Err(unsupported(endpoint)),
     }
 }
@@ -73,7 +77,7 @@ fn unsupported(endpoint: &Endpoint) -> TransportError {
     TransportError::Unsupported {
         endpoint: endpoint.to_string(),
         reason: format!(
-            "the `{}` transport is not implemented yet in this version of ipc-rpc; use a `unix:` or `tcp:` endpoint for now",
+            "the `{}` transport is not implemented yet in this version of ipc-rpc; use a `unix:`, `tcp:` or `mq:` endpoint for now",
             endpoint.kind().scheme()
         ),
     }

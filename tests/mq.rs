@@ -583,3 +583,44 @@ fn closer_wakes_a_blocked_receive_promptly() {
         assert_nothing_left(&name);
     });
 }
+
+#[test]
+fn late_large_reply_does_not_block_the_next_large_request() {
+    watchdog(WATCHDOG, || {
+        let name = unique_name();
+        let server = ipc_rpc::serve(&endpoint(&name), ProbeServer::new(ProbeImpl)).unwrap();
+        let client = ProbeClient::connect(&server.endpoint()).unwrap();
+        // Gives up while the 4 MiB reply still streams through the one-message queue:
+        // the server blocks on it, and our next request must still get through.
+        let late = client.with_timeout(Duration::from_millis(1)).fill(4 << 20);
+        assert!(
+            matches!(late, Err(ipc_rpc::RpcError::Timeout { .. }) | Ok(_)),
+            "{late:?}"
+        );
+        let payload = pattern(4 << 20);
+        assert_eq!(client.echo(payload.clone()).unwrap(), payload);
+        assert_eq!(client.add(1, 2).unwrap(), 3);
+        drop(client);
+        server.shutdown();
+        assert_nothing_left(&name);
+    });
+}
+
+#[test]
+fn client_dropped_during_a_large_reply_frees_the_server_side() {
+    watchdog(WATCHDOG, || {
+        let name = unique_name();
+        let server = ipc_rpc::serve(&endpoint(&name), ProbeServer::new(ProbeImpl)).unwrap();
+        let client = ProbeClient::connect(&server.endpoint()).unwrap();
+        let _ = client.with_timeout(Duration::from_millis(1)).fill(4 << 20);
+        drop(client);
+        eventually("the server's connection ended", || {
+            server.connection_count() == 0
+        });
+        eventually("the server closed the client's queues", || {
+            open_connection_queues(&name) == 0
+        });
+        server.shutdown();
+        assert_nothing_left(&name);
+    });
+}

@@ -14,12 +14,12 @@
 //! twice `max_frame`), and the receiver takes the stash first: the order is kept and
 //! the peer can always finish its frame.
 //!
-//! Closing: when the last part of a connection end drops, it sends `FIN` to the peer.
-//! If the peer's queue is full, or the peer has not sent its own `FIN` yet (so it
-//! may still be sending to us, and could block on our full queue), a short-lived
-//! "linger" thread finishes the job: it discards what still arrives until the peer's
-//! `FIN`, and sends ours once there is room. It ends as soon as both `FIN`s have
-//! passed or the peer process exits, and holds no named object.
+//! Closing: when the last part of a connection end drops, it sends `FIN` to the peer
+//! (unless the peer is gone already). If the peer's queue is full, a "linger" thread
+//! sends it once there is room, and ends then or when the peer process exits; it
+//! holds no named object. A peer blocked sending to a closed end is not stuck: its
+//! blocked sender stashes what arrives (see above), finds the `FIN` there and returns
+//! `Closed`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -172,6 +172,10 @@ impl Shared {
             // A deadline already passed: take what is there, never wait.
             match ends.incoming.receive_until(&mut buf, Instant::now()) {
                 Ok(n) => {
+                    if buf[..n].first() == Some(&FIN) {
+                        // Stop sending now; the receiver still gets the FIN in order.
+                        self.gone();
+                    }
                     inbox.bytes += n;
                     inbox.stash.push_back(buf[..n].to_vec());
                 }
@@ -188,48 +192,34 @@ impl Drop for Shared {
         let Some(ends) = self.ends.take() else {
             return;
         };
-        if ends.peer.has_exited() {
-            return;
-        }
-        let fin_sent = ends.outgoing.try_send(&[FIN]).is_ok();
         // SYNC: Acquire, paired with the Release in `Shared::gone`.
-        let fin_seen = self.peer_gone.load(Ordering::Acquire);
-        if fin_sent && fin_seen {
+        if self.peer_gone.load(Ordering::Acquire) || ends.peer.has_exited() {
             return;
         }
-        // If no thread can be had (out of memory or threads), the peer notices when
-        // this process exits.
+        if ends.outgoing.try_send(&[FIN]) != Err(Errno::EAGAIN) {
+            return;
+        }
+        // The peer's queue is full: a thread sends the FIN once the peer makes room.
+        // If no thread can be had, the peer notices when this process exits.
         let _ = std::thread::Builder::new()
             .name("ipc-rpc mq linger".into())
-            .spawn(move || linger(ends, fin_sent, fin_seen));
+            .spawn(move || linger(ends));
     }
 }
 
-/// Finishes closing a connection end: discards incoming messages until the peer's
-/// `FIN`, sends ours once there is room; ends early if the peer exits.
-fn linger(ends: Ends, mut fin_sent: bool, mut fin_seen: bool) {
-    let mut buf = vec![0; ends.in_msgsize];
-    while !(fin_sent && fin_seen) {
-        if ends.peer.has_exited() {
-            return;
-        }
-        if !fin_sent {
-            match ends.outgoing.try_send(&[FIN]) {
-                Ok(()) => fin_sent = true,
+/// Sends `FIN` once the peer's queue has room; ends early if the peer exits.
+fn linger(ends: Ends) {
+    loop {
+        match ends.outgoing.wait_writable(SLICE) {
+            Ok(true) => match ends.outgoing.try_send(&[FIN]) {
+                Ok(()) => return,
                 Err(Errno::EAGAIN | Errno::EINTR) => {}
                 Err(_) => return,
-            }
+            },
+            Ok(false) | Err(Errno::EINTR) => {}
+            Err(_) => return,
         }
-        if !fin_seen {
-            match ends
-                .incoming
-                .receive_until(&mut buf, Instant::now() + SLICE)
-            {
-                Ok(n) => fin_seen = buf[..n].first() == Some(&FIN),
-                Err(Errno::ETIMEDOUT | Errno::EINTR) => {}
-                Err(_) => return,
-            }
-        } else if !fin_sent && ends.outgoing.wait_writable(SLICE).is_err() {
+        if ends.peer.has_exited() {
             return;
         }
     }

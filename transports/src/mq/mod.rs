@@ -38,9 +38,23 @@
 //! # Frames
 //!
 //! A frame up to `msgsize - 1` bytes (8191 by default) is one message: one `mq_send`,
-//! one `mq_timedreceive`. Larger frames are split into chunks and joined on receipt;
-//! a frame over `max_frame` is refused before anything is allocated (format in
-//! [`chunk`]).
+//! one `mq_timedreceive`. Larger frames are split into chunks and joined on receipt.
+//! Every message starts with a kind byte:
+//!
+//! ```text
+//! WHOLE 0x01 | frame             FIRST 0x02 | total: u32 LE | first bytes
+//! MORE  0x03 | next bytes        FIN   0x04                 (empty: a wake-up)
+//! ```
+//!
+//! A frame over `max_frame` is refused before anything is allocated, and its other
+//! chunks are skipped; the receive buffer grows with the chunks that arrive, never
+//! with the claimed total. A timed-out `recv` keeps the chunks it has, and the next
+//! `recv` continues the frame.
+//!
+//! A queue holds little, so a sender blocked on a full queue, finding no `recv`
+//! running on its side, moves what the peer sends into a private stash (up to
+//! `2 × max_frame`) that the next `recv` reads first: two sides blocked sending to
+//! each other cannot deadlock.
 //!
 //! # A dead or departed peer
 //!
@@ -54,11 +68,14 @@
 //!
 //! # Limits
 //!
-//! Each connection queue holds one message of 8192 bytes, so a client costs 16576
-//! bytes of the per-user `RLIMIT_MSGQUEUE` (819200 by default: 49 clients); see
-//! [`limits`] for the arithmetic. When the OS refuses a queue, the error names the
-//! limit (`RLIMIT_MSGQUEUE`/`ulimit -q`, `/proc/sys/fs/mqueue/queues_max`,
-//! `msg_max`, `msgsize_max`) and how to raise it.
+//! Linux charges a queue `maxmsg × (msgsize + 96)` bytes against its creator's
+//! `RLIMIT_MSGQUEUE` (819200 by default, per user). Each connection queue holds one
+//! message of 8192 bytes, so a client costs 2 × 8288 = 16576 bytes and 49 clients fit
+//! (the rendezvous queue, 10 × 64-byte requests, costs 1600). Sizes are lowered to
+//! `/proc/sys/fs/mqueue/msg_max` and `msgsize_max` when those are smaller. When the
+//! OS refuses a queue, the error names the limit (`RLIMIT_MSGQUEUE`/`ulimit -q`,
+//! `/proc/sys/fs/mqueue/queues_max`, `msg_max`, `msgsize_max`), its value and how to
+//! raise it.
 //!
 //! `mq_timedreceive` measures its timeout on `CLOCK_REALTIME`: a wall-clock step
 //! during a wait lengthens or shortens that one slice.

@@ -16,23 +16,6 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 #[test]
-fn transports_not_built_yet_say_so() {
-    let endpoint: Endpoint = "shm:/ipc-rpc-test-unsupported".parse().unwrap();
-    let err = ipc_rpc::serve(&endpoint, ProbeServer::new(ProbeImpl)).unwrap_err();
-    assert!(
-        chain(&err).contains("not implemented yet"),
-        "{}",
-        chain(&err)
-    );
-    let err = ProbeClient::connect(&endpoint).unwrap_err();
-    assert!(
-        chain(&err).contains("not implemented yet"),
-        "{}",
-        chain(&err)
-    );
-}
-
-#[test]
 fn pipe_endpoint_explains_spawning() {
     let endpoint: Endpoint = "pipe".parse().unwrap();
     let err = ProbeClient::connect(&endpoint).unwrap_err();

@@ -27,7 +27,7 @@ macro_rules! matrix {
 }
 
 matrix! {
-    transports: [unix, tcp, pipe, fifo, shm],
+    transports: [unix, tcp, pipe, fifo, shm, mq],
     tests: [
         round_trip_nested_values,
         empty_and_4mib_payloads_round_trip,

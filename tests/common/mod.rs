@@ -118,6 +118,7 @@ pub enum Transport {
     pipe,
     fifo,
     shm,
+    mq,
 }
 
 /// A fresh endpoint for one test; dropping it removes its temp directory.
@@ -184,10 +185,11 @@ impl Transport {
                 endpoint: format!("tcp:127.0.0.1:0{q}").parse().unwrap(),
                 dir: None,
             },
-            Transport::shm => {
+            Transport::shm | Transport::mq => {
                 let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+                let scheme = if self == Transport::shm { "shm" } else { "mq" };
                 TestEndpoint {
-                    endpoint: format!("shm:/ipc-rpc-test-{}-{n}{q}", std::process::id())
+                    endpoint: format!("{scheme}:/ipc-rpc-test-{}-{n}{q}", std::process::id())
                         .parse()
                         .unwrap(),
                     dir: None,

@@ -4,9 +4,9 @@
 //! |---|---|---|
 //! | `unix:/path.sock` | [`uds`] | supported |
 //! | `tcp:host:port` | [`tcp`] | supported |
-//! | `pipe` | [`pipe`] | supported: the parent spawns the child ([`PipeTransport::spawn`]) |
+//! | `pipe` | [`pipe`] | the parent spawns the child ([`PipeTransport::spawn`]) |
 //! | `fifo:/dir/name` | [`fifo`] | supported |
-//! | `mq:/name` | — | not yet |
+//! | `mq:/name` | [`mq`] | supported |
 //! | `shm:/name` | [`shm`] | supported |
 //!
 //! Byte-stream transports share one framing implementation ([`stream`]). Linux only.
@@ -16,6 +16,7 @@
 
 pub mod endpoint;
 pub mod fifo;
+pub mod mq;
 pub mod owner_lock;
 pub mod pipe;
 pub mod read_waker;
@@ -29,6 +30,7 @@ pub mod wakeup;
 
 pub use endpoint::{Endpoint, EndpointError, EndpointKind};
 pub use fifo::{FifoListener, FifoTransport};
+pub use mq::{MqListener, MqTransport};
 pub use pipe::{PipeListener, PipeTransport};
 pub use shm::{ShmListener, ShmTransport};
 pub use tcp::{TcpListener, TcpTransport};
@@ -40,8 +42,8 @@ use rpc_core::{Listener, Transport, TransportError};
 ///
 /// # Errors
 ///
-/// `Unsupported` for a mechanism this build lacks; otherwise the transport's error
-/// (its message names the endpoint and what to do).
+/// The transport's error (its message names the endpoint and what to do);
+/// `Unsupported` for `pipe`, which is connected by spawning the child.
 ///
 /// # Examples
 ///
@@ -62,13 +64,13 @@ pub fn connect(endpoint: &Endpoint) -> Result<Box<dyn Transport>, TransportError
             name,
             shm::ShmOptions::from_endpoint(endpoint),
         )?)),
+        EndpointKind::Mq(name) => Ok(Box::new(MqTransport::connect(name, max_frame)?)),
         EndpointKind::Pipe => Err(TransportError::Unsupported {
             endpoint: endpoint.to_string(),
             reason: "a pipe has no address to connect to: spawn the server as a child with \
                      `ipc_rpc::spawn_child` (PipeTransport::spawn), which returns the connection"
                 .into(),
         }),
-        _ => Err(unsupported(endpoint)),
     }
 }
 
@@ -76,25 +78,14 @@ pub fn connect(endpoint: &Endpoint) -> Result<Box<dyn Transport>, TransportError
 ///
 /// # Errors
 ///
-/// `AddrInUse` if a live server owns it, `Unsupported` for a mechanism this build
-/// lacks, otherwise the transport's error.
+/// `AddrInUse` if a live server owns it, otherwise the transport's error.
 pub fn listen(endpoint: &Endpoint) -> Result<Box<dyn Listener>, TransportError> {
     match endpoint.kind() {
         EndpointKind::Unix(path) => Ok(Box::new(UdsListener::bind(path, endpoint.clone())?)),
         EndpointKind::Tcp { host, port } => Ok(Box::new(TcpListener::bind(host, *port, endpoint)?)),
         EndpointKind::Fifo(dir) => Ok(Box::new(FifoListener::bind(dir, endpoint.clone())?)),
+        EndpointKind::Mq(name) => Ok(Box::new(MqListener::bind(name, endpoint.clone())?)),
         EndpointKind::Shm(name) => Ok(Box::new(ShmListener::bind(name, endpoint.clone())?)),
         EndpointKind::Pipe => Ok(Box::new(PipeListener::inherited()?)),
-        _ => Err(unsupported(endpoint)),
-    }
-}
-
-fn unsupported(endpoint: &Endpoint) -> TransportError {
-    TransportError::Unsupported {
-        endpoint: endpoint.to_string(),
-        reason: format!(
-            "the `{}` transport is not implemented yet in this version of ipc-rpc; use a `unix:` or `tcp:` endpoint for now",
-            endpoint.kind().scheme()
-        ),
     }
 }

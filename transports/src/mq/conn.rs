@@ -1,0 +1,362 @@
+//! A connected queue pair: [`MqTransport`] and the parts it splits into.
+//!
+//! Fast path: a frame up to 8 KiB is one `mq_send` on one side and one
+//! `mq_timedreceive` on the other; liveness costs nothing per message. A wait is cut
+//! into slices of [`SLICE`]; only when a slice passes with nothing to do is the peer's
+//! pidfd polled (dead peer → `Closed`) and the closer's flag read.
+//!
+//! Flow control: a queue holds little (one message by default), so a side blocked
+//! sending to a full queue must never wait for a peer that is itself blocked sending
+//! to us — with no one reading either queue, both would wait forever (e.g. a client
+//! thread sending a large request while the server sends a large reply, and the
+//! client's reading role is held by that same thread). So a blocked sender that finds
+//! no one receiving takes the incoming messages off the queue into a stash (up to
+//! twice `max_frame`), and the receiver takes the stash first: the order is kept and
+//! the peer can always finish its frame.
+//!
+//! Closing: when the last part of a connection end drops, it sends `FIN` to the peer
+//! (unless the peer is gone already). If the peer's queue is full, a "linger" thread
+//! sends it once there is room, and ends then or when the peer process exits; it
+//! holds no named object. A peer blocked sending to a closed end is not stuck: its
+//! blocked sender stashes what arrives (see above), finds the `FIN` there and returns
+//! `Closed`.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use rpc_core::framing::check_len;
+use rpc_core::{Closer, FrameReceiver, FrameSender, Parts, Transport, TransportError};
+
+use super::chunk::{self, Assembler, FIN, Step};
+use super::listener::reclaim_if_abandoned;
+use super::liveness::PeerProcess;
+use super::naming::Names;
+use super::queue::Queue;
+
+/// The longest a wait goes without checking the peer's liveness and the closer.
+pub(crate) const SLICE: Duration = Duration::from_millis(200);
+
+/// What a finished handshake hands over: one side's view of a connection.
+#[derive(Debug)]
+pub(crate) struct Ends {
+    /// The queue this side receives from (blocking descriptor).
+    pub(crate) incoming: Queue,
+    /// A non-blocking sending descriptor of `incoming`, for wake-ups.
+    pub(crate) wake: Queue,
+    /// The queue this side sends to (non-blocking descriptor).
+    pub(crate) outgoing: Queue,
+    /// `mq_msgsize` of `incoming`.
+    pub(crate) in_msgsize: usize,
+    /// `mq_msgsize` of `outgoing`.
+    pub(crate) out_msgsize: usize,
+    /// The process at the other end.
+    pub(crate) peer: PeerProcess,
+    /// On a client: the server's names, removed if the server is seen dead and no
+    /// other server has taken them (see `reclaim_if_abandoned`).
+    pub(crate) server_names: Option<Names>,
+}
+
+/// One end of an mq connection: a queue pair to one peer process.
+///
+/// Made by [`MqTransport::connect`](super::MqTransport::connect) on the client and by
+/// [`MqListener`](super::MqListener)'s `accept` on the server; used through
+/// [`Transport::split`].
+#[derive(Debug)]
+pub struct MqTransport {
+    pub(crate) ends: Ends,
+    pub(crate) peer: String,
+    pub(crate) max_frame: usize,
+}
+
+/// State shared by the parts of one connection end.
+#[derive(Debug)]
+struct Shared {
+    /// Taken only by `Drop`.
+    ends: Option<Ends>,
+    peer_name: String,
+    /// Set by the closer.
+    closed: AtomicBool,
+    /// Set once the peer's `FIN` arrived or its process was seen dead.
+    peer_gone: AtomicBool,
+    /// Whoever holds this takes messages off `incoming`: the receiver during `recv`,
+    /// or a blocked sender when no `recv` runs.
+    inbox: Mutex<Inbox>,
+    /// Most bytes a blocked sender stashes.
+    stash_cap: usize,
+}
+
+/// Messages taken off the incoming queue by a blocked sender, oldest first.
+#[derive(Debug, Default)]
+struct Inbox {
+    stash: VecDeque<Vec<u8>>,
+    bytes: usize,
+}
+
+impl Shared {
+    fn ends(&self) -> &Ends {
+        self.ends
+            .as_ref()
+            .expect("the ends live until Shared drops")
+    }
+
+    fn io_error(&self, what: &str, e: Errno) -> TransportError {
+        TransportError::Io {
+            context: format!("{what} {}", self.peer_name),
+            source: e.into(),
+        }
+    }
+
+    /// Marks the peer gone and returns `Closed`.
+    fn gone(&self) -> TransportError {
+        // SYNC: Release, paired with the Acquire loads in `push` and `Drop for Shared`.
+        self.peer_gone.store(true, Ordering::Release);
+        TransportError::Closed
+    }
+
+    /// The peer process was seen dead: cleans up after a dead server, returns `Closed`.
+    fn peer_died(&self) -> TransportError {
+        if let Some(names) = &self.ends().server_names {
+            reclaim_if_abandoned(names);
+        }
+        self.gone()
+    }
+
+    /// Sends one message; when the queue is full, waits for room in slices, giving
+    /// up with `Closed` when the peer dies or the closer was used, and stashing what
+    /// the peer sends meanwhile if no `recv` is running.
+    fn push(&self, msg: &[u8]) -> Result<(), TransportError> {
+        let ends = self.ends();
+        let mut inbox: Option<MutexGuard<'_, Inbox>> = None;
+        loop {
+            match ends.outgoing.try_send(msg) {
+                Ok(()) => return Ok(()),
+                Err(Errno::EAGAIN | Errno::EINTR) => {}
+                Err(e) => return Err(self.io_error("send to", e)),
+            }
+            loop {
+                // SYNC: Acquire, paired with the Release in `MqCloser::close` and `gone`.
+                if self.closed.load(Ordering::Acquire) || self.peer_gone.load(Ordering::Acquire) {
+                    return Err(TransportError::Closed);
+                }
+                if inbox.is_none() {
+                    inbox = match self.inbox.try_lock() {
+                        Ok(guard) => Some(guard),
+                        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                        Err(TryLockError::WouldBlock) => None,
+                    };
+                }
+                let draining = match inbox.as_mut() {
+                    Some(inbox) => self.drain(inbox),
+                    None => false,
+                };
+                let incoming = draining.then_some(&ends.incoming);
+                match ends.outgoing.wait_room_or_message(incoming, SLICE) {
+                    Ok((true, _)) => break,
+                    Ok((false, true)) | Err(Errno::EINTR) => {}
+                    Ok((false, false)) if ends.peer.has_exited() => return Err(self.peer_died()),
+                    Ok((false, false)) => {}
+                    Err(e) => return Err(self.io_error("wait for room to send to", e)),
+                }
+            }
+        }
+    }
+
+    /// Moves waiting incoming messages into the stash; `false` once the stash is full.
+    fn drain(&self, inbox: &mut Inbox) -> bool {
+        let ends = self.ends();
+        let mut buf = vec![0; ends.in_msgsize];
+        while inbox.bytes < self.stash_cap {
+            // A deadline already passed: take what is there, never wait.
+            match ends.incoming.receive_until(&mut buf, Instant::now()) {
+                Ok(n) => {
+                    if buf[..n].first() == Some(&FIN) {
+                        // Stop sending now; the receiver still gets the FIN in order.
+                        self.gone();
+                    }
+                    inbox.bytes += n;
+                    inbox.stash.push_back(buf[..n].to_vec());
+                }
+                Err(Errno::EINTR) => {}
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let Some(ends) = self.ends.take() else {
+            return;
+        };
+        // SYNC: Acquire, paired with the Release in `Shared::gone`.
+        if self.peer_gone.load(Ordering::Acquire) || ends.peer.has_exited() {
+            return;
+        }
+        if ends.outgoing.try_send(&[FIN]) != Err(Errno::EAGAIN) {
+            return;
+        }
+        // The peer's queue is full: a thread sends the FIN once the peer makes room.
+        // If no thread can be had, the peer notices when this process exits.
+        let _ = std::thread::Builder::new()
+            .name("ipc-rpc mq linger".into())
+            .spawn(move || linger(ends));
+    }
+}
+
+/// Sends `FIN` once the peer's queue has room; ends early if the peer exits.
+fn linger(ends: Ends) {
+    loop {
+        match ends.outgoing.wait_writable(SLICE) {
+            Ok(true) => match ends.outgoing.try_send(&[FIN]) {
+                Ok(()) => return,
+                Err(Errno::EAGAIN | Errno::EINTR) => {}
+                Err(_) => return,
+            },
+            Ok(false) | Err(Errno::EINTR) => {}
+            Err(_) => return,
+        }
+        if ends.peer.has_exited() {
+            return;
+        }
+    }
+}
+
+impl Transport for MqTransport {
+    fn peer(&self) -> String {
+        self.peer.clone()
+    }
+
+    fn split(self: Box<Self>) -> Result<Parts, TransportError> {
+        let MqTransport {
+            ends,
+            peer,
+            max_frame,
+        } = *self;
+        let (in_msgsize, out_msgsize) = (ends.in_msgsize, ends.out_msgsize);
+        let shared = Arc::new(Shared {
+            ends: Some(ends),
+            peer_name: peer,
+            closed: AtomicBool::new(false),
+            peer_gone: AtomicBool::new(false),
+            inbox: Mutex::new(Inbox::default()),
+            stash_cap: max_frame.saturating_mul(2),
+        });
+        Ok(Parts {
+            sender: Box::new(MqSender {
+                msgsize: out_msgsize,
+                scratch: Vec::with_capacity(out_msgsize),
+                // A 4-byte total in `FIRST` messages bounds every frame.
+                max_frame: max_frame.min(u32::MAX as usize),
+                shared: shared.clone(),
+            }),
+            receiver: Box::new(MqReceiver {
+                msg: vec![0; in_msgsize],
+                assembler: Assembler::new(max_frame),
+                fin: false,
+                shared: shared.clone(),
+            }),
+            closer: Box::new(MqCloser(shared)),
+        })
+    }
+}
+
+struct MqSender {
+    msgsize: usize,
+    scratch: Vec<u8>,
+    max_frame: usize,
+    shared: Arc<Shared>,
+}
+
+impl FrameSender for MqSender {
+    fn send(&mut self, frame: &[u8]) -> Result<(), TransportError> {
+        check_len(frame.len(), self.max_frame)?;
+        // SYNC: Acquire, paired with the Release in `Shared::gone`.
+        if self.shared.peer_gone.load(Ordering::Acquire) {
+            return Err(TransportError::Closed);
+        }
+        let shared = &*self.shared;
+        chunk::split(frame, self.msgsize, &mut self.scratch, |msg| {
+            shared.push(msg)
+        })
+    }
+}
+
+struct MqReceiver {
+    /// One message; as long as the incoming queue's `mq_msgsize`.
+    msg: Vec<u8>,
+    assembler: Assembler,
+    /// The peer's `FIN` arrived or it died: every later `recv` is `Closed`.
+    fin: bool,
+    shared: Arc<Shared>,
+}
+
+impl FrameReceiver for MqReceiver {
+    fn recv(&mut self, deadline: Option<Instant>) -> Result<&[u8], TransportError> {
+        let MqReceiver {
+            msg,
+            assembler,
+            fin,
+            shared,
+        } = self;
+        let mut inbox = shared.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            // SYNC: Acquire, paired with the Release in `MqCloser::close`.
+            if *fin || shared.closed.load(Ordering::Acquire) {
+                return Err(TransportError::Closed);
+            }
+            let received = match inbox.stash.pop_front() {
+                Some(stashed) => {
+                    inbox.bytes -= stashed.len();
+                    msg[..stashed.len()].copy_from_slice(&stashed);
+                    Ok(stashed.len())
+                }
+                None => {
+                    let slice_end = Instant::now() + SLICE;
+                    let until = deadline.map_or(slice_end, |d| d.min(slice_end));
+                    shared.ends().incoming.receive_until(msg, until)
+                }
+            };
+            match received {
+                Ok(n) => match assembler.feed(&msg[..n])? {
+                    Step::Whole => return Ok(&msg[1..n]),
+                    Step::Joined => return Ok(assembler.frame()),
+                    Step::Partial | Step::Wake => {}
+                    Step::Fin => {
+                        *fin = true;
+                        return Err(shared.gone());
+                    }
+                },
+                Err(Errno::ETIMEDOUT) => {
+                    // Nothing arrived for a while: the queue is empty, so a dead peer
+                    // has nothing left for us.
+                    if shared.ends().peer.has_exited() {
+                        *fin = true;
+                        return Err(shared.peer_died());
+                    }
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(TransportError::TimedOut);
+                    }
+                }
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(shared.io_error("receive from", e)),
+            }
+        }
+    }
+}
+
+struct MqCloser(Arc<Shared>);
+
+impl Closer for MqCloser {
+    fn close(&self) {
+        // SYNC: Release, paired with the Acquire in `MqReceiver::recv`.
+        self.0.closed.store(true, Ordering::Release);
+        // Wakes a receiver blocked on an empty queue at once; a full queue needs no
+        // wake-up (the receiver has messages to take, then sees the flag) and a failed
+        // send leaves the slice timeout as the bound.
+        let _ = self.0.ends().wake.try_send(&[]);
+    }
+}

@@ -1,0 +1,511 @@
+//! The shared-memory transport on its own: stress through the rings (two threads, two
+//! processes), frames larger than a small ring, and peers that lie.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rpc_core::{Parts, TransportError};
+use transports::Endpoint;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn unique(options: &str) -> Endpoint {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let q = if options.is_empty() {
+        String::new()
+    } else {
+        format!("?{options}")
+    };
+    format!("shm:/ipc-rpc-test-{}-{n}{q}", std::process::id())
+        .parse()
+        .unwrap()
+}
+
+/// Fails the test if `f` does not finish in time (a hang is a failure, not a stall).
+fn watchdog<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(v)) => v,
+        Ok(Err(p)) => std::panic::resume_unwind(p),
+        Err(_) => panic!("watchdog: still running after {limit:?}"),
+    }
+}
+
+/// A connected pair in this process: (server side, client side).
+fn pair(endpoint: &Endpoint) -> (Parts, Parts) {
+    let mut listener = transports::listen(endpoint).unwrap();
+    let accepting = thread::spawn(move || listener.accept().map(|t| (t, listener)));
+    let client = transports::connect(endpoint).unwrap().split().unwrap();
+    let (server, listener) = accepting.join().unwrap().unwrap();
+    drop(listener); // connections outlive the listener
+    (server.split().unwrap(), client)
+}
+
+/// Frame `i`: a length that sweeps small, page-crossing and (every 1000th) larger than
+/// a small ring, filled with bytes derived from `i`.
+fn frame(i: u64, buf: &mut Vec<u8>) {
+    let len = match i % 1000 {
+        0 => 20_000 + (i as usize % 7),
+        n => (n as usize * 7) % 300,
+    };
+    buf.clear();
+    buf.extend((0..len).map(|k| (i as usize).wrapping_mul(31).wrapping_add(k) as u8));
+}
+
+const COUNT: u64 = 1_000_000;
+
+#[test]
+fn two_threads_move_a_million_frames_intact_through_a_small_ring() {
+    watchdog(Duration::from_secs(120), || {
+        let endpoint = unique("ring=4096");
+        let (mut server, mut client) = pair(&endpoint);
+        let producer = thread::spawn(move || {
+            let mut buf = Vec::new();
+            for i in 0..COUNT {
+                frame(i, &mut buf);
+                client.sender.send(&buf).unwrap();
+            }
+            client
+        });
+        let mut want = Vec::new();
+        for i in 0..COUNT {
+            frame(i, &mut want);
+            let got = server.receiver.recv(None).unwrap();
+            assert!(
+                got == want.as_slice(),
+                "frame {i} differs ({} vs {} bytes)",
+                got.len(),
+                want.len()
+            );
+        }
+        let client = producer.join().unwrap();
+        drop(client);
+        assert!(matches!(
+            server.receiver.recv(None),
+            Err(TransportError::Closed)
+        ));
+    });
+}
+
+/// Child role: echoes every frame back over a raw shm connection, then exits.
+fn echo_child() {
+    let Ok(endpoint) = std::env::var("IPC_RPC_TEST_SHM_ECHO") else {
+        return;
+    };
+    let mut listener = transports::listen(&endpoint.parse().unwrap()).unwrap();
+    println!("READY");
+    let mut parts = listener.accept().unwrap().split().unwrap();
+    // `exit` below runs no destructors: remove the rendezvous files now.
+    drop(listener);
+    let mut copy = Vec::new();
+    while let Ok(frame) = parts.receiver.recv(None) {
+        copy.clear();
+        copy.extend_from_slice(frame);
+        if parts.sender.send(&copy).is_err() {
+            break;
+        }
+    }
+    std::process::exit(0);
+}
+
+fn spawn_echo(test: &str, endpoint: &Endpoint) -> std::process::Child {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env("IPC_RPC_TEST_SHM_ECHO", endpoint.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    while !lines
+        .next()
+        .expect("child output")
+        .unwrap()
+        .contains("READY")
+    {}
+    child
+}
+
+#[test]
+fn two_processes_echo_a_million_frames_intact() {
+    echo_child();
+    watchdog(Duration::from_secs(180), || {
+        let endpoint = unique("ring=65536");
+        let mut child = spawn_echo("two_processes_echo_a_million_frames_intact", &endpoint);
+        let mut parts = transports::connect(&endpoint).unwrap().split().unwrap();
+        // Pipelined: up to `window` frames in flight, so both rings wrap constantly.
+        let window = 64;
+        let mut buf = Vec::new();
+        let mut want = Vec::new();
+        let mut sent = 0;
+        for i in 0..COUNT {
+            while sent < COUNT && sent < i + window {
+                frame(sent, &mut buf);
+                parts.sender.send(&buf).unwrap();
+                sent += 1;
+            }
+            frame(i, &mut want);
+            let got = parts.receiver.recv(None).unwrap();
+            assert!(got == want.as_slice(), "frame {i} differs");
+        }
+        drop(parts);
+        assert!(child.wait().unwrap().success());
+    });
+}
+
+#[test]
+fn killed_peer_is_noticed_within_a_bound() {
+    echo_child();
+    watchdog(Duration::from_secs(30), || {
+        let endpoint = unique("");
+        let mut child = spawn_echo("killed_peer_is_noticed_within_a_bound", &endpoint);
+        let mut parts = transports::connect(&endpoint).unwrap().split().unwrap();
+        parts.sender.send(b"ping").unwrap();
+        assert_eq!(parts.receiver.recv(None).unwrap(), b"ping");
+        child.kill().unwrap();
+        let killed = Instant::now();
+        child.wait().unwrap();
+        let end = parts.receiver.recv(None);
+        assert!(matches!(end, Err(TransportError::Closed)), "{end:?}");
+        assert!(
+            killed.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            killed.elapsed()
+        );
+        let stem = format!(
+            "/dev/shm/ipc-rpc.{}",
+            endpoint.to_string().trim_start_matches("shm:/")
+        );
+        let _ = std::fs::remove_file(format!("{stem}.sock"));
+        let _ = std::fs::remove_file(format!("{stem}.sock.lock"));
+    });
+}
+
+#[test]
+fn deadline_mid_stream_keeps_the_frame() {
+    watchdog(Duration::from_secs(30), || {
+        let endpoint = unique("ring=4096");
+        let (mut server, mut client) = pair(&endpoint);
+        let big: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let expected = big.clone();
+        // The sender stalls after part of the frame: the ring is tiny and nobody reads.
+        let sender = thread::spawn(move || {
+            client.sender.send(&big).unwrap();
+            client
+        });
+        thread::sleep(Duration::from_millis(50));
+        let soon = Instant::now() + Duration::from_millis(20);
+        // Reads part of the streamed frame, then times out; the next recv continues it.
+        let first = server.receiver.recv(Some(soon));
+        assert!(matches!(first, Err(TransportError::TimedOut)) || first.is_ok());
+        if let Ok(frame) = first {
+            assert_eq!(frame, expected.as_slice());
+        } else {
+            assert_eq!(server.receiver.recv(None).unwrap(), expected.as_slice());
+        }
+        drop(sender.join().unwrap());
+    });
+}
+
+#[test]
+fn closer_wakes_a_blocked_receive() {
+    watchdog(Duration::from_secs(30), || {
+        let endpoint = unique("");
+        let (server, _client) = pair(&endpoint);
+        let Parts {
+            mut receiver,
+            closer,
+            ..
+        } = server;
+        let blocked = thread::spawn(move || receiver.recv(None).map(|f| f.to_vec()));
+        thread::sleep(Duration::from_millis(100));
+        let closed_at = Instant::now();
+        closer.close();
+        assert!(matches!(
+            blocked.join().unwrap(),
+            Err(TransportError::Closed)
+        ));
+        assert!(closed_at.elapsed() < Duration::from_millis(500));
+    });
+}
+
+#[test]
+fn oversized_ring_option_and_long_names_are_refused_clearly() {
+    let long = format!("shm:/{}", "n".repeat(100));
+    let err = transports::listen(&long.parse().unwrap())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("too long"), "{err}");
+    let err = transports::connect(&unique("")).err().unwrap();
+    let chain = format!("{err}: {:?}", std::error::Error::source(&err));
+    assert!(chain.contains("no server"), "{chain}");
+}
+
+/// A hostile client: sets up a segment by hand, then breaks the protocol.
+mod hostile {
+    use super::*;
+    use nix::fcntl::OFlag;
+    use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap, shm_open, shm_unlink};
+    use nix::sys::stat::Mode;
+    use std::num::NonZeroUsize;
+    use transports::shm::layout::{self, ControlPage};
+
+    struct Mapping {
+        ptr: std::ptr::NonNull<std::ffi::c_void>,
+        len: usize,
+    }
+
+    impl Mapping {
+        fn control(&self) -> &ControlPage {
+            // SAFETY: the mapping is page-aligned, at least DATA_OFFSET bytes, and
+            // ControlPage consists of atomics only.
+            unsafe { self.ptr.cast::<ControlPage>().as_ref() }
+        }
+    }
+
+    impl Drop for Mapping {
+        fn drop(&mut self) {
+            // SAFETY: unmaps exactly the mapping made in `segment`, once.
+            let _ = unsafe { munmap(self.ptr, self.len) };
+        }
+    }
+
+    /// Creates segment `name` with rings of `capacity` and lets `init` fill the header.
+    fn segment(name: &str, capacity: usize, init: impl FnOnce(&ControlPage)) -> Mapping {
+        let fd = shm_open(
+            name,
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
+            Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        let len = layout::segment_len(capacity);
+        nix::unistd::ftruncate(&fd, len as i64).unwrap();
+        // SAFETY: a fresh shared mapping of the object we just sized.
+        let ptr = unsafe {
+            mmap(
+                None,
+                NonZeroUsize::new(len).unwrap(),
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+                &fd,
+                0,
+            )
+        }
+        .unwrap();
+        let m = Mapping { ptr, len };
+        init(m.control());
+        m
+    }
+
+    fn honest_header(c: &ControlPage, capacity: usize) {
+        c.header
+            .version
+            .store(layout::LAYOUT_VERSION, Ordering::Relaxed);
+        c.header.capacity.store(capacity as u32, Ordering::Relaxed);
+        c.header.max_frame.store(1 << 20, Ordering::Relaxed);
+        c.header.magic.store(layout::MAGIC, Ordering::Release);
+    }
+
+    /// Offers segment `seg` to the server of `endpoint`; returns its answer line.
+    fn offer(endpoint: &Endpoint, seg: &str) -> (UnixStream, String) {
+        let name = endpoint.to_string();
+        let bare = name
+            .trim_start_matches("shm:/")
+            .split('?')
+            .next()
+            .unwrap()
+            .to_owned();
+        let mut s = UnixStream::connect(format!("/dev/shm/ipc-rpc.{bare}.sock")).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        writeln!(s, "IPCRSHM1 {seg}").unwrap();
+        let mut line = String::new();
+        BufReader::new(&s).read_line(&mut line).unwrap();
+        (s, line)
+    }
+
+    fn seg_name(endpoint: &Endpoint, n: u32) -> String {
+        let name = endpoint.to_string();
+        let bare = name
+            .trim_start_matches("shm:/")
+            .split('?')
+            .next()
+            .unwrap()
+            .to_owned();
+        format!("/ipc-rpc.{bare}.{}.{}", std::process::id(), 900_000 + n)
+    }
+
+    /// A raw echo server; dropping it closes the listener (removing its files).
+    struct EchoServer {
+        closer: Box<dyn rpc_core::Closer>,
+        accepting: Option<thread::JoinHandle<()>>,
+    }
+
+    impl Drop for EchoServer {
+        fn drop(&mut self) {
+            self.closer.close();
+            if let Some(t) = self.accepting.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    fn echo_server(endpoint: &Endpoint) -> EchoServer {
+        let mut listener = transports::listen(endpoint).unwrap();
+        let closer = listener.closer().unwrap();
+        let accepting = thread::spawn(move || {
+            while let Ok(t) = listener.accept() {
+                thread::spawn(move || {
+                    let mut parts = t.split().unwrap();
+                    let mut copy = Vec::new();
+                    while let Ok(frame) = parts.receiver.recv(None) {
+                        copy.clear();
+                        copy.extend_from_slice(frame);
+                        if parts.sender.send(&copy).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        EchoServer {
+            closer,
+            accepting: Some(accepting),
+        }
+    }
+
+    #[test]
+    fn wrong_magic_version_or_size_is_refused_and_the_server_goes_on() {
+        watchdog(Duration::from_secs(30), || {
+            let endpoint = unique("");
+            let _server = echo_server(&endpoint);
+            let cap = 4096;
+            let cases: [(&str, Box<dyn Fn(&ControlPage)>); 3] = [
+                ("magic", Box::new(|_| {})),
+                (
+                    "layout version",
+                    Box::new(move |c: &ControlPage| {
+                        honest_header(c, cap);
+                        c.header.version.store(99, Ordering::Relaxed);
+                    }),
+                ),
+                (
+                    "disagrees with its size",
+                    Box::new(move |c: &ControlPage| {
+                        honest_header(c, cap);
+                        c.header.capacity.store(8192, Ordering::Relaxed);
+                    }),
+                ),
+            ];
+            for (i, (want, init)) in cases.into_iter().enumerate() {
+                let seg = seg_name(&endpoint, i as u32);
+                let _m = segment(&seg, cap, init);
+                let (_s, answer) = offer(&endpoint, &seg);
+                let _ = shm_unlink(seg.as_str());
+                assert!(
+                    answer.starts_with("ERR") && answer.contains(want),
+                    "{want}: {answer}"
+                );
+            }
+            // A request naming a segment outside the endpoint's names is refused too.
+            let (_s, answer) = offer(&endpoint, "/etc-passwd");
+            assert!(answer.starts_with("ERR"), "{answer}");
+            // The server still serves honest clients.
+            let mut ok = transports::connect(&endpoint).unwrap().split().unwrap();
+            ok.sender.send(b"still here").unwrap();
+            assert_eq!(ok.receiver.recv(None).unwrap(), b"still here");
+        });
+    }
+
+    #[test]
+    fn lying_indices_and_lengths_end_only_that_connection() {
+        watchdog(Duration::from_secs(30), || {
+            let endpoint = unique("max_frame=65536");
+            let _server = echo_server(&endpoint);
+            let cap = 4096u64;
+            let lies: [(&str, Box<dyn Fn(&ControlPage, *mut u8)>); 3] = [
+                (
+                    "tail past head + capacity",
+                    Box::new(move |c: &ControlPage, _| {
+                        c.c2s.producer.tail.store(cap + 64, Ordering::Release);
+                    }),
+                ),
+                (
+                    "length over max_frame",
+                    Box::new(|c: &ControlPage, data: *mut u8| {
+                        // SAFETY: the first 4 bytes of the c2s data region of our own mapping.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(
+                                u32::MAX.wrapping_sub(1).to_le_bytes().as_ptr(),
+                                data,
+                                4,
+                            )
+                        };
+                        c.c2s.producer.tail.store(8, Ordering::Release);
+                    }),
+                ),
+                (
+                    "record crossing the end",
+                    Box::new(move |c: &ControlPage, data: *mut u8| {
+                        // A 3000-byte record claimed at position 2048 of a 4096-byte ring.
+                        // SAFETY: bytes 2048..2052 of the c2s data region of our own mapping.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(
+                                3000u32.to_le_bytes().as_ptr(),
+                                data.add(2048),
+                                4,
+                            )
+                        };
+                        c.c2s.consumer.head.store(2048, Ordering::Release);
+                        c.c2s.producer.tail.store(2048 + 3008, Ordering::Release);
+                    }),
+                ),
+            ];
+            for (i, (what, lie)) in lies.into_iter().enumerate() {
+                let seg = seg_name(&endpoint, 10 + i as u32);
+                let m = segment(&seg, cap as usize, |c| honest_header(c, cap as usize));
+                if i == 2 {
+                    // The server reads the consumer head at attach: set it before offering.
+                    m.control().c2s.consumer.head.store(2048, Ordering::Relaxed);
+                    m.control().c2s.producer.tail.store(2048, Ordering::Relaxed);
+                }
+                let (socket, answer) = offer(&endpoint, &seg);
+                assert_eq!(answer, "OK\n", "{what}");
+                let data = m
+                    .ptr
+                    .as_ptr()
+                    .cast::<u8>()
+                    .wrapping_add(layout::DATA_OFFSET);
+                lie(m.control(), data);
+                transports_wake(m.control());
+                // The server closes this connection: its side says closed.
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while m.control().server.closed.load(Ordering::Acquire) == 0 {
+                    assert!(
+                        Instant::now() < deadline,
+                        "{what}: the server did not drop the liar"
+                    );
+                    thread::sleep(Duration::from_millis(5));
+                }
+                drop(socket);
+            }
+            let mut ok = transports::connect(&endpoint).unwrap().split().unwrap();
+            ok.sender.send(b"honest").unwrap();
+            assert_eq!(ok.receiver.recv(None).unwrap(), b"honest");
+        });
+    }
+
+    /// Wakes a server that sleeps on the c2s ring's futex word.
+    fn transports_wake(c: &ControlPage) {
+        c.c2s.producer.data_seq.fetch_add(1, Ordering::Release);
+        // The server's spin or its next 50 ms slice sees the change too; no futex call
+        // is needed for correctness here.
+    }
+}

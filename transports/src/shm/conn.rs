@@ -24,6 +24,9 @@ use super::ring::{Reader, Writer};
 use super::segment::Segment;
 use super::wait::{SleepOn, notify, wait_until, wake_all};
 
+/// Longest spin while the peer is busy producing what we wait for.
+const SPIN_BUSY: Duration = Duration::from_millis(1);
+
 /// What both halves and the closer share.
 pub struct Conn {
     segment: Arc<Segment>,
@@ -56,7 +59,6 @@ impl Conn {
             spin,
             peer,
         };
-        conn.my_side().awake.store(1, Ordering::Relaxed);
         Arc::new(conn)
     }
 
@@ -82,9 +84,25 @@ impl Conn {
         }
     }
 
-    /// The spin budget.
+    /// The spin budget while the peer is not busy for us.
     pub fn spin(&self) -> Duration {
         self.spin
+    }
+
+    /// The spin budget while the peer is busy producing what we wait for.
+    pub fn spin_busy(&self) -> Duration {
+        if self.spin.is_zero() {
+            Duration::ZERO
+        } else {
+            self.spin.max(SPIN_BUSY)
+        }
+    }
+
+    /// Says whether we produce something the peer waits for.
+    fn set_busy(&self, busy: bool) {
+        self.my_side()
+            .busy
+            .store(u32::from(busy), Ordering::Relaxed);
     }
 
     /// The peer's description for messages.
@@ -188,6 +206,16 @@ impl FrameSender for ShmSender {
     fn send(&mut self, frame: &[u8]) -> Result<(), TransportError> {
         check_len(frame.len(), self.conn.max_frame)?;
         self.conn.check_open()?;
+        self.conn.set_busy(true);
+        let sent = self.send_record(frame);
+        // Done producing: a client now waits for the reply; a server for the next request.
+        self.conn.set_busy(false);
+        sent
+    }
+}
+
+impl ShmSender {
+    fn send_record(&mut self, frame: &[u8]) -> Result<(), TransportError> {
         let len = frame.len() as u64;
         match index::placement(self.ring.tail(), len, self.ring.capacity()) {
             Placement::Whole { pad, record } => {
@@ -297,6 +325,13 @@ impl ShmReceiver {
         Ok(())
     }
 
+    /// A server that received a request now produces its reply: the client may spin.
+    fn handling(&self) {
+        if !self.conn.is_client {
+            self.conn.set_busy(true);
+        }
+    }
+
     /// Fails the connection for good: the peer broke the protocol.
     fn broken(&self, e: TransportError) -> TransportError {
         self.conn.close();
@@ -313,6 +348,7 @@ impl FrameReceiver for ShmReceiver {
         if let Some(len) = self.streaming {
             self.stream_out(len, deadline)?;
             self.streaming = None;
+            self.handling();
             return Ok(&self.buf);
         }
         let capacity = self.ring.capacity();
@@ -333,6 +369,7 @@ impl FrameReceiver for ShmReceiver {
                 // Checks that the record does not cross the end before lending it.
                 self.ring.peek(0, record).map_err(|e| self.broken(e))?;
                 self.lent = record;
+                self.handling();
                 return self.ring.peek(HEADER, len);
             }
             self.release(HEADER)?;
@@ -340,6 +377,7 @@ impl FrameReceiver for ShmReceiver {
             self.streaming = Some(len);
             self.stream_out(len, deadline)?;
             self.streaming = None;
+            self.handling();
             return Ok(&self.buf);
         }
     }

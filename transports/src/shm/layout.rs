@@ -4,8 +4,8 @@
 //! offset    size   what                                        written by
 //! 0         128    SegmentHeader: magic, version, capacity,    the client, before
 //!                  max_frame, client pid                       publishing `magic`
-//! 128       128    Side (client): cpu, awake, closed           the client
-//! 256       128    Side (server): cpu, awake, closed           the server
+//! 128       128    Side (client): cpu, busy, closed            the client
+//! 256       128    Side (server): cpu, busy, closed            the server
 //! 384       256    RingControl c2s: ProducerLine | ConsumerLine
 //! 640       256    RingControl s2c: ProducerLine | ConsumerLine
 //! 4096      C      c2s data (requests)
@@ -61,8 +61,9 @@ pub struct Side {
     /// CPU the side last ran on (`sched_getcpu`), to avoid spinning against a peer
     /// that shares our CPU.
     pub cpu: AtomicU32,
-    /// 1 while the side's thread is running (not asleep in a futex wait).
-    pub awake: AtomicU32,
+    /// 1 while the side produces something the other waits for: writing a frame, or
+    /// (server) handling a request it received. A waiter spins longer while it is set.
+    pub busy: AtomicU32,
     /// 1 once the side closed the connection.
     pub closed: AtomicU32,
 }

@@ -1,10 +1,13 @@
 //! Waiting for the peer: spin briefly, yield, then sleep on a futex in the segment.
 //!
-//! - **Spin** only while the peer is awake on *another* CPU (it published `awake` and
-//!   `cpu` in its side line): then its next write is likely microseconds away and a
-//!   wake-up through the kernel (the dominant cost, ~15 µs across vCPUs here) is saved.
-//!   If the peer sleeps, or shares our CPU, spinning only burns the time slice the
-//!   peer needs, so we stop at once.
+//! - **Spin** only while the peer runs on *another* CPU (it publishes its `cpu`): a
+//!   wake-up through the kernel (the dominant cost, ~15 µs across vCPUs here) is then
+//!   saved. How long depends on the peer: while it says it is `busy` producing what we
+//!   wait for (writing a frame, handling our request) up to the long budget (default
+//!   1 ms), so a large reply does not cost a sleep and a wake-up; otherwise only the
+//!   short budget (`spin_us`, default 20 µs), which catches a tight call loop without
+//!   letting idle connections burn a CPU. If the peer shares our CPU, spinning only
+//!   burns the time slice it needs, so we stop at once.
 //! - **Yield** twice: a peer that shares our CPU and is runnable gets it now.
 //! - **Sleep** on the futex word, after announcing it in our `*_sleeping` flag; the
 //!   other side wakes us only when it sees that flag, so a busy steady state makes no
@@ -52,7 +55,7 @@ pub fn wait_until(
     let my_cpu = sys::current_cpu();
     me.cpu.store(my_cpu, Ordering::Relaxed);
 
-    let spin_until = Instant::now() + conn.spin();
+    let start = Instant::now();
     'spin: loop {
         for _ in 0..SPIN_BATCH {
             if ready()? {
@@ -60,10 +63,16 @@ pub fn wait_until(
             }
             std::hint::spin_loop();
         }
-        let peer_running_elsewhere =
-            peer.awake.load(Ordering::Relaxed) != 0 && peer.cpu.load(Ordering::Relaxed) != my_cpu;
+        if peer.cpu.load(Ordering::Relaxed) == my_cpu {
+            break 'spin;
+        }
+        let budget = if peer.busy.load(Ordering::Relaxed) != 0 {
+            conn.spin_busy()
+        } else {
+            conn.spin()
+        };
         let now = Instant::now();
-        if !peer_running_elsewhere || now >= spin_until || deadline.is_some_and(|d| now >= d) {
+        if now.duration_since(start) >= budget || deadline.is_some_and(|d| now >= d) {
             break 'spin;
         }
     }
@@ -94,9 +103,7 @@ pub fn wait_until(
             sleep.flag.store(0, Ordering::Relaxed);
             return Ok(());
         }
-        me.awake.store(0, Ordering::Relaxed);
         let woken = sys::futex_wait(sleep.word, seq, slice);
-        me.awake.store(1, Ordering::Relaxed);
         sleep.flag.store(0, Ordering::Relaxed);
         if ready()? {
             return Ok(());

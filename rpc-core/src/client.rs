@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
-use crate::codec::{decode_all, decode_prefix, encode_into};
+use crate::codec::{FrameBuf, decode_all, decode_prefix, encode_into, send_frame};
 use crate::dispatch::ServiceInfo;
 use crate::error::{CodecError, RemoteError, RpcError, TransportError};
 use crate::transport::{Closer, FrameReceiver, FrameSender, Parts, Transport};
@@ -199,8 +199,9 @@ impl Client {
         lock(&self.shared.calls).closed.is_some()
     }
 
-    /// Calls method number `method`: `encode_args` appends the arguments, the reply is
-    /// decoded as `R`.
+    /// Calls method number `method`: `encode_args` writes the arguments (it may run
+    /// twice: once counting, once writing straight into a shared-memory ring), the
+    /// reply is decoded as `R`.
     ///
     /// # Errors
     ///
@@ -208,7 +209,7 @@ impl Client {
     pub fn call<R: DeserializeOwned>(
         &self,
         method: u16,
-        encode_args: impl FnOnce(&mut Vec<u8>) -> Result<(), CodecError>,
+        encode_args: impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>,
     ) -> Result<R, RpcError> {
         let deadline = self.timeout.map(|t| Instant::now() + t);
         let shared = &*self.shared;
@@ -301,15 +302,16 @@ impl Shared {
         &self,
         id: u64,
         method: u16,
-        encode_args: impl FnOnce(&mut Vec<u8>) -> Result<(), CodecError>,
+        encode_args: impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>,
     ) -> Result<(), RpcError> {
         let mut sending = lock(&self.sending);
         let Sending { sender, buf } = &mut *sending;
-        buf.clear();
-        wire::encode_request_header(id, method, buf)?;
-        encode_args(buf)?;
-        match sender.send(buf) {
-            Ok(()) => Ok(()),
+        let mut write = |out: &mut FrameBuf<'_>| {
+            wire::encode_request_header(id, method, out)?;
+            encode_args(out)
+        };
+        match send_frame(&mut **sender, buf, &mut write) {
+            Ok(encoded) => Ok(encoded?),
             Err(TransportError::FrameTooLarge { len, max }) => Err(RpcError::FrameTooLarge {
                 len,
                 max: max as u64,

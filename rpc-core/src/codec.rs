@@ -31,6 +31,161 @@ impl postcard::ser_flavors::Flavor for AppendTo<'_> {
     }
 }
 
+/// Where an encoder writes a frame: a growable `Vec`, a fixed slice (straight into a
+/// transport's own buffer, e.g. a shared-memory ring), or nowhere (counting bytes, to
+/// reserve exactly that much first).
+///
+/// # Examples
+///
+/// ```
+/// use rpc_core::codec::{FrameBuf, encode_frame};
+/// let mut count = FrameBuf::counter();
+/// encode_frame(&(7u32, "abc"), &mut count, "example").unwrap();
+/// let mut space = vec![0u8; count.len()];
+/// let mut out = FrameBuf::slice(&mut space);
+/// encode_frame(&(7u32, "abc"), &mut out, "example").unwrap();
+/// assert_eq!(out.len(), space.len());
+/// ```
+pub struct FrameBuf<'a> {
+    sink: Sink<'a>,
+}
+
+enum Sink<'a> {
+    Count(usize),
+    Vec(&'a mut Vec<u8>),
+    Slice { buf: &'a mut [u8], at: usize },
+}
+
+impl<'a> FrameBuf<'a> {
+    /// Appends to `vec`.
+    pub fn vec(vec: &'a mut Vec<u8>) -> Self {
+        FrameBuf {
+            sink: Sink::Vec(vec),
+        }
+    }
+
+    /// Fills `buf` from its start; writing past its end is an error.
+    pub fn slice(buf: &'a mut [u8]) -> Self {
+        FrameBuf {
+            sink: Sink::Slice { buf, at: 0 },
+        }
+    }
+
+    /// Only counts.
+    pub fn counter() -> FrameBuf<'static> {
+        FrameBuf {
+            sink: Sink::Count(0),
+        }
+    }
+
+    /// Bytes written (or counted) so far; for a `vec` buffer, its whole length.
+    pub fn len(&self) -> usize {
+        match &self.sink {
+            Sink::Count(n) => *n,
+            Sink::Vec(v) => v.len(),
+            Sink::Slice { at, .. } => *at,
+        }
+    }
+
+    /// Whether nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    #[inline]
+    fn extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        match &mut self.sink {
+            Sink::Count(n) => *n += data.len(),
+            Sink::Vec(v) => v.extend_from_slice(data),
+            Sink::Slice { buf, at } => {
+                let end = *at + data.len();
+                let dst = buf
+                    .get_mut(*at..end)
+                    .ok_or(postcard::Error::SerializeBufferFull)?;
+                dst.copy_from_slice(data);
+                *at = end;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct FrameFlavor<'b, 'a>(&'b mut FrameBuf<'a>);
+
+impl postcard::ser_flavors::Flavor for FrameFlavor<'_, '_> {
+    type Output = ();
+
+    #[inline]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.extend(&[data])
+    }
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend(data)
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+/// Frames up to this size are encoded once into a scratch buffer and copied; larger
+/// ones are counted, then encoded straight into a transport that writes in place.
+pub const SMALL_FRAME: usize = 4096;
+
+/// Sends the frame `write` produces: on a transport that writes in place, small frames
+/// through `scratch` in one pass, larger ones counted and encoded in place; on others,
+/// through `scratch`.
+///
+/// # Errors
+///
+/// `Ok(Err(_))` if encoding fails, `Err(_)` if sending fails.
+pub fn send_frame(
+    sender: &mut dyn crate::FrameSender,
+    scratch: &mut Vec<u8>,
+    write: &mut crate::transport::WriteFrame<'_>,
+) -> Result<Result<(), CodecError>, crate::TransportError> {
+    if sender.writes_in_place() {
+        if scratch.len() < SMALL_FRAME {
+            scratch.resize(SMALL_FRAME, 0);
+        }
+        let mut small = FrameBuf::slice(&mut scratch[..SMALL_FRAME]);
+        if write(&mut small).is_ok() {
+            let n = small.len();
+            return sender.send(&scratch[..n]).map(Ok);
+        }
+        // Too large for the scratch slice (or a real error, which counting reports).
+        let mut count = FrameBuf::counter();
+        if let Err(e) = write(&mut count) {
+            return Ok(Err(e));
+        }
+        return sender.send_in_place(count.len(), write).map(Ok);
+    }
+    scratch.clear();
+    if let Err(e) = write(&mut FrameBuf::vec(scratch)) {
+        return Ok(Err(e));
+    }
+    sender.send(scratch).map(Ok)
+}
+
+/// Writes the encoding of `value` to `buf`.
+///
+/// # Errors
+///
+/// [`CodecError::Encode`] if the value's `Serialize` impl fails or a slice buffer is
+/// too small.
+pub fn encode_frame<T: Serialize + ?Sized>(
+    value: &T,
+    buf: &mut FrameBuf<'_>,
+    what: &'static str,
+) -> Result<(), CodecError> {
+    postcard::serialize_with_flavor(value, FrameFlavor(buf)).map_err(|e| CodecError::Encode {
+        what,
+        source: Box::new(e),
+    })
+}
+
 /// Appends the encoding of `value` to `buf`.
 ///
 /// # Errors
@@ -175,6 +330,21 @@ mod tests {
             assert_eq!(decode_all::<ByteBuf>(&as_vec, "v").unwrap().0, v);
             assert_eq!(decode_all::<Vec<u8>>(&as_bytes, "v").unwrap(), v);
         }
+    }
+
+    #[test]
+    fn frame_buffers_agree_and_slices_refuse_overflow() {
+        let value = (vec![1u8; 300], "text", Some(-5i64));
+        let mut v = Vec::new();
+        encode_frame(&value, &mut FrameBuf::vec(&mut v), "v").unwrap();
+        let mut count = FrameBuf::counter();
+        encode_frame(&value, &mut count, "v").unwrap();
+        assert_eq!(count.len(), v.len());
+        let mut space = vec![0u8; v.len()];
+        encode_frame(&value, &mut FrameBuf::slice(&mut space), "v").unwrap();
+        assert_eq!(space, v);
+        let mut short = vec![0u8; v.len() - 1];
+        assert!(encode_frame(&value, &mut FrameBuf::slice(&mut short), "v").is_err());
     }
 
     #[test]

@@ -2,7 +2,12 @@
 
 use std::fmt;
 
-use crate::error::CodecError;
+use serde::Serialize;
+
+use crate::codec::{FrameBuf, encode_frame, send_frame};
+use crate::error::{CodecError, TransportError};
+use crate::transport::FrameSender;
+use crate::wire::{self, STATUS_OK};
 
 /// Identifies a service: its name, its methods, and a fingerprint of their signatures.
 ///
@@ -61,6 +66,40 @@ pub enum DispatchError {
     BadArguments(CodecError),
     /// The return value did not encode.
     BadReply(CodecError),
+    /// Sending the reply failed (`FrameTooLarge` leaves the connection usable).
+    Send(TransportError),
+}
+
+/// Where a handler's return value goes: encoded straight into the connection's
+/// transport where it has its own buffer (shared memory), else through a reused vector.
+pub struct Reply<'a> {
+    id: u64,
+    sender: &'a mut dyn FrameSender,
+    buf: &'a mut Vec<u8>,
+}
+
+impl<'a> Reply<'a> {
+    /// The reply to request `id`, sent on `sender`; `buf` is reused scratch space.
+    pub fn new(id: u64, sender: &'a mut dyn FrameSender, buf: &'a mut Vec<u8>) -> Self {
+        Reply { id, sender, buf }
+    }
+
+    /// Encodes `value` as this call's successful reply and sends it.
+    ///
+    /// # Errors
+    ///
+    /// [`DispatchError::BadReply`] if it does not encode, [`DispatchError::Send`] if the
+    /// transport refuses it.
+    pub fn send_ok<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), DispatchError> {
+        let id = self.id;
+        let mut write = |buf: &mut FrameBuf<'_>| {
+            wire::encode_response_header(id, STATUS_OK, buf)?;
+            encode_frame(value, buf, "reply")
+        };
+        send_frame(self.sender, self.buf, &mut write)
+            .map_err(DispatchError::Send)?
+            .map_err(DispatchError::BadReply)
+    }
 }
 
 /// A server-side service: decodes arguments, runs the handler, encodes the reply.
@@ -71,10 +110,15 @@ pub trait Dispatch: Send + Sync + 'static {
     /// The service this dispatcher serves.
     fn info(&self) -> &'static ServiceInfo;
 
-    /// Runs method `method` on `args` and appends its encoded return value to `reply`.
+    /// Runs method `method` on `args` and sends its return value with `reply`.
     ///
     /// # Errors
     ///
-    /// See [`DispatchError`].
-    fn dispatch(&self, method: u16, args: &[u8], reply: &mut Vec<u8>) -> Result<(), DispatchError>;
+    /// See [`DispatchError`]; nothing was sent when it fails.
+    fn dispatch(
+        &self,
+        method: u16,
+        args: &[u8],
+        reply: &mut Reply<'_>,
+    ) -> Result<(), DispatchError>;
 }

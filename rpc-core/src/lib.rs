@@ -32,7 +32,7 @@ pub mod transport;
 pub mod wire;
 
 pub use client::Client;
-pub use dispatch::{Dispatch, DispatchError, ServiceInfo, fingerprint};
+pub use dispatch::{Dispatch, DispatchError, Reply, ServiceInfo, fingerprint};
 pub use error::{BoxError, CodecError, RemoteError, RpcError, ServeError, TransportError};
 pub use server::RunningServer;
 pub use transport::{Closer, FrameReceiver, FrameSender, Listener, Parts, Transport};

@@ -13,11 +13,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::codec::{decode_prefix, encode_into};
-use crate::dispatch::{Dispatch, DispatchError};
+use crate::codec::{FrameBuf, decode_prefix, encode_frame, encode_into};
+use crate::dispatch::{Dispatch, DispatchError, Reply};
 use crate::error::{RemoteError, ServeError, TransportError};
 use crate::transport::{Closer, FrameReceiver, FrameSender, Listener, Parts, Transport};
-use crate::wire::{self, Hello, MAGIC, PROTOCOL_VERSION, STATUS_ERR, STATUS_OK, Welcome};
+use crate::wire::{self, Hello, MAGIC, PROTOCOL_VERSION, STATUS_ERR, Welcome};
 
 /// How long a new connection may take to send its handshake before it is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -211,11 +211,10 @@ fn serve_connection(
     mut receiver: Box<dyn FrameReceiver>,
     dispatch: &dyn Dispatch,
 ) {
-    let mut reply = Vec::with_capacity(256);
-    if !handshake(&mut *sender, &mut *receiver, dispatch, &mut reply) {
+    let mut buf = Vec::with_capacity(256);
+    if !handshake(&mut *sender, &mut *receiver, dispatch, &mut buf) {
         return;
     }
-    let info = dispatch.info();
     loop {
         let Ok(frame) = receiver.recv(None) else {
             return;
@@ -223,25 +222,67 @@ fn serve_connection(
         let Ok((id, method, args)) = wire::decode_request_header(frame) else {
             return;
         };
-        reply.clear();
-        if encode_reply(id, method, args, dispatch, &mut reply).is_err() {
+        let Some(error) = run_call(id, method, args, dispatch, &mut *sender, &mut buf) else {
+            continue;
+        };
+        // The call failed before a reply went out: send the failure instead.
+        buf.clear();
+        let mut out = FrameBuf::vec(&mut buf);
+        let encoded = wire::encode_response_header(id, STATUS_ERR, &mut out)
+            .and_then(|()| encode_frame(&error, &mut out, "remote error"));
+        if encoded.is_err() || sender.send(&buf).is_err() {
             return;
         }
-        match sender.send(&reply) {
-            Ok(()) => {}
-            Err(TransportError::FrameTooLarge { len, max }) => {
-                let error = RemoteError::ReplyTooLarge {
-                    method: info.method_name(method).to_owned(),
-                    len,
-                    max: max as u64,
-                };
-                if encode_error(id, &error, &mut reply).is_err() || sender.send(&reply).is_err() {
-                    return;
-                }
-            }
-            Err(_) => return,
-        }
     }
+}
+
+/// Runs the handler, which sends its own reply; returns the error to send instead when
+/// it did not. A reply that cannot be sent for another reason than its size ends the
+/// connection (`Some` is never returned then: the caller's send fails too).
+fn run_call(
+    id: u64,
+    method: u16,
+    args: &[u8],
+    dispatch: &dyn Dispatch,
+    sender: &mut dyn FrameSender,
+    buf: &mut Vec<u8>,
+) -> Option<RemoteError> {
+    let info = dispatch.info();
+    let name = || info.method_name(method).to_owned();
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        dispatch.dispatch(method, args, &mut Reply::new(id, sender, buf))
+    }));
+    Some(match outcome {
+        Ok(Ok(())) => return None,
+        Ok(Err(DispatchError::UnknownMethod)) => RemoteError::UnknownMethod { index: method },
+        Ok(Err(DispatchError::BadArguments(e))) => RemoteError::BadArguments {
+            method: name(),
+            detail: error_chain(&e),
+        },
+        Ok(Err(DispatchError::BadReply(e))) => RemoteError::BadReply {
+            method: name(),
+            detail: error_chain(&e),
+        },
+        Ok(Err(DispatchError::Send(TransportError::FrameTooLarge { len, max }))) => {
+            RemoteError::ReplyTooLarge {
+                method: name(),
+                len,
+                max: max as u64,
+            }
+        }
+        Ok(Err(DispatchError::Send(e))) => RemoteError::BadReply {
+            method: name(),
+            detail: error_chain(&e),
+        },
+        Err(panic) => RemoteError::Panic {
+            method: name(),
+            message: panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-string panic payload".to_owned()),
+        },
+    })
 }
 
 /// Answers the client's hello; `false` ends the connection.
@@ -276,50 +317,6 @@ fn handshake(
         return false;
     }
     sender.send(buf).is_ok() && accepted
-}
-
-/// Runs the handler and writes the whole reply frame (success or `RemoteError`).
-fn encode_reply(
-    id: u64,
-    method: u16,
-    args: &[u8],
-    dispatch: &dyn Dispatch,
-    reply: &mut Vec<u8>,
-) -> Result<(), crate::CodecError> {
-    wire::encode_response_header(id, STATUS_OK, reply)?;
-    let info = dispatch.info();
-    let outcome = catch_unwind(AssertUnwindSafe(|| dispatch.dispatch(method, args, reply)));
-    let error = match outcome {
-        Ok(Ok(())) => return Ok(()),
-        Ok(Err(DispatchError::UnknownMethod)) => RemoteError::UnknownMethod { index: method },
-        Ok(Err(DispatchError::BadArguments(e))) => RemoteError::BadArguments {
-            method: info.method_name(method).to_owned(),
-            detail: error_chain(&e),
-        },
-        Ok(Err(DispatchError::BadReply(e))) => RemoteError::BadReply {
-            method: info.method_name(method).to_owned(),
-            detail: error_chain(&e),
-        },
-        Err(panic) => RemoteError::Panic {
-            method: info.method_name(method).to_owned(),
-            message: panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a non-string panic payload".to_owned()),
-        },
-    };
-    encode_error(id, &error, reply)
-}
-
-fn encode_error(
-    id: u64,
-    error: &RemoteError,
-    reply: &mut Vec<u8>,
-) -> Result<(), crate::CodecError> {
-    reply.clear();
-    wire::encode_response_header(id, STATUS_ERR, reply)?;
-    encode_into(error, reply, "remote error")
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

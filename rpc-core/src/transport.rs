@@ -18,9 +18,13 @@
 
 use std::time::Instant;
 
-use crate::error::TransportError;
+use crate::codec::FrameBuf;
+use crate::error::{CodecError, TransportError};
 
 pub mod mem;
+
+/// Writes a frame's bytes into a [`FrameBuf`] (see [`FrameSender::send_in_place`]).
+pub type WriteFrame<'w> = dyn FnMut(&mut FrameBuf<'_>) -> Result<(), CodecError> + 'w;
 
 /// The sending half of a connection.
 pub trait FrameSender: Send {
@@ -31,6 +35,32 @@ pub trait FrameSender: Send {
     /// `FrameTooLarge` (nothing sent, still usable), `Closed` if the peer is gone,
     /// `Io` otherwise.
     fn send(&mut self, frame: &[u8]) -> Result<(), TransportError>;
+
+    /// Whether [`FrameSender::send_in_place`] encodes straight into the transport's own
+    /// buffer (a shared-memory ring), so that an encoder should count the frame's size
+    /// first and skip its own buffer.
+    fn writes_in_place(&self) -> bool {
+        false
+    }
+
+    /// Sends a frame of exactly `len` bytes that `write` encodes straight into the
+    /// transport's buffer where it has one; otherwise into a temporary vector that is
+    /// then sent.
+    ///
+    /// # Errors
+    ///
+    /// As [`FrameSender::send`]; `Corrupt` if `write` fails or writes other than `len`
+    /// bytes (an encoder whose output changed between counting and writing).
+    fn send_in_place(
+        &mut self,
+        len: usize,
+        write: &mut WriteFrame<'_>,
+    ) -> Result<(), TransportError> {
+        let mut frame = Vec::with_capacity(len);
+        write(&mut FrameBuf::vec(&mut frame))
+            .map_err(|_| TransportError::Corrupt("the encoder failed on its second pass"))?;
+        self.send(&frame)
+    }
 }
 
 /// The receiving half of a connection.

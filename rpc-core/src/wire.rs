@@ -16,7 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{decode_prefix, encode_into};
+use crate::codec::{FrameBuf, decode_prefix, encode_frame};
 use crate::error::CodecError;
 
 /// Version of this envelope; a mismatch is reported as `RpcError::Incompatible`.
@@ -59,8 +59,12 @@ pub const STATUS_OK: u8 = 0;
 pub const STATUS_ERR: u8 = 1;
 
 /// Writes a request header to `buf`; the arguments follow.
-pub fn encode_request_header(id: u64, method: u16, buf: &mut Vec<u8>) -> Result<(), CodecError> {
-    encode_into(&(id, method), buf, "request header")
+pub fn encode_request_header(
+    id: u64,
+    method: u16,
+    buf: &mut FrameBuf<'_>,
+) -> Result<(), CodecError> {
+    encode_frame(&(id, method), buf, "request header")
 }
 
 /// Splits a request frame into `(id, method, arguments)`.
@@ -71,8 +75,12 @@ pub fn decode_request_header(frame: &[u8]) -> Result<(u64, u16, &[u8]), CodecErr
 }
 
 /// Writes a reply header to `buf`; the payload follows.
-pub fn encode_response_header(id: u64, status: u8, buf: &mut Vec<u8>) -> Result<(), CodecError> {
-    encode_into(&(id, status), buf, "reply header")
+pub fn encode_response_header(
+    id: u64,
+    status: u8,
+    buf: &mut FrameBuf<'_>,
+) -> Result<(), CodecError> {
+    encode_frame(&(id, status), buf, "reply header")
 }
 
 /// Splits a reply frame into `(id, status, payload)`.
@@ -85,12 +93,12 @@ pub fn decode_response_header(frame: &[u8]) -> Result<(u64, u8, &[u8]), CodecErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::decode_all;
+    use crate::codec::{decode_all, encode_into};
 
     #[test]
     fn request_header_round_trips_and_leaves_arguments() {
         let mut buf = Vec::new();
-        encode_request_header(u64::MAX, 513, &mut buf).unwrap();
+        encode_request_header(u64::MAX, 513, &mut FrameBuf::vec(&mut buf)).unwrap();
         buf.extend_from_slice(b"args");
         assert_eq!(
             decode_request_header(&buf).unwrap(),
@@ -101,7 +109,7 @@ mod tests {
     #[test]
     fn response_header_round_trips() {
         let mut buf = Vec::new();
-        encode_response_header(9, STATUS_ERR, &mut buf).unwrap();
+        encode_response_header(9, STATUS_ERR, &mut FrameBuf::vec(&mut buf)).unwrap();
         assert_eq!(
             decode_response_header(&buf).unwrap(),
             (9, STATUS_ERR, &[][..])

@@ -51,7 +51,7 @@ pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
                 &self,
                 __ipc_method: u16,
                 __ipc_args: &[u8],
-                __ipc_reply: &mut ::std::vec::Vec<u8>,
+                __ipc_reply: &mut #krate::__private::Reply<'_>,
             ) -> ::core::result::Result<(), #krate::__private::DispatchError> {
                 match __ipc_method {
                     #(#arms)*

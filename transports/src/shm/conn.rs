@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use rpc_core::codec::FrameBuf;
 use rpc_core::framing::check_len;
+use rpc_core::transport::WriteFrame;
 use rpc_core::{Closer, FrameReceiver, FrameSender, TransportError};
 
 use super::index::{self, HEADER, Placement};
@@ -169,13 +171,19 @@ impl Drop for Conn {
 pub struct ShmSender {
     conn: Arc<Conn>,
     ring: Writer,
+    /// For frames larger than the ring, which cannot be encoded in place.
+    scratch: Vec<u8>,
 }
 
 impl ShmSender {
     /// The sending half of `conn`.
     pub fn new(conn: Arc<Conn>) -> Self {
         let ring = conn.writer();
-        ShmSender { conn, ring }
+        ShmSender {
+            conn,
+            ring,
+            scratch: Vec::new(),
+        }
     }
 
     fn wait_free(&self, need: u64) -> Result<(), TransportError> {
@@ -212,18 +220,81 @@ impl FrameSender for ShmSender {
         self.conn.set_busy(false);
         sent
     }
+
+    fn writes_in_place(&self) -> bool {
+        true
+    }
+
+    fn send_in_place(
+        &mut self,
+        len: usize,
+        write: &mut WriteFrame<'_>,
+    ) -> Result<(), TransportError> {
+        check_len(len, self.conn.max_frame)?;
+        self.conn.check_open()?;
+        self.conn.set_busy(true);
+        let sent = self.encode_record(len as u64, write);
+        self.conn.set_busy(false);
+        sent
+    }
 }
 
 impl ShmSender {
+    /// Encodes a frame of `len` bytes straight into the ring when its record fits;
+    /// a larger one is encoded into `scratch` and streamed.
+    fn encode_record(
+        &mut self,
+        len: u64,
+        write: &mut WriteFrame<'_>,
+    ) -> Result<(), TransportError> {
+        let second_pass = |_| TransportError::Corrupt("the encoder failed on its second pass");
+        let Placement::Whole { pad, record } =
+            index::placement(self.ring.tail(), len, self.ring.capacity())
+        else {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            scratch.clear();
+            write(&mut FrameBuf::vec(&mut scratch)).map_err(second_pass)?;
+            let sent = if scratch.len() as u64 == len {
+                self.send_record(&scratch)
+            } else {
+                Err(TransportError::Corrupt(
+                    "the encoder wrote another length on its second pass",
+                ))
+            };
+            self.scratch = scratch;
+            return sent;
+        };
+        self.pad(pad)?;
+        self.wait_free(record)?;
+        self.ring.write_u32(0, len as u32)?;
+        let written = self.ring.fill(HEADER, len, |space| {
+            let mut buf = FrameBuf::slice(space);
+            write(&mut buf).map(|()| buf.len())
+        })?;
+        match written {
+            Ok(n) if n as u64 == len => self.publish(record),
+            Ok(_) => Err(TransportError::Corrupt(
+                "the encoder wrote another length on its second pass",
+            )),
+            Err(e) => Err(second_pass(e)),
+        }
+    }
+
+    /// Writes a skip record of `pad` bytes (to the end of the ring), if any.
+    fn pad(&mut self, pad: u64) -> Result<(), TransportError> {
+        if pad > 0 {
+            self.wait_free(pad)?;
+            self.ring.write_u32(0, PAD_RECORD)?;
+            self.publish(pad)?;
+        }
+        Ok(())
+    }
+
     fn send_record(&mut self, frame: &[u8]) -> Result<(), TransportError> {
         let len = frame.len() as u64;
         match index::placement(self.ring.tail(), len, self.ring.capacity()) {
             Placement::Whole { pad, record } => {
-                if pad > 0 {
-                    self.wait_free(pad)?;
-                    self.ring.write_u32(0, PAD_RECORD)?;
-                    self.publish(pad)?;
-                }
+                self.pad(pad)?;
                 self.wait_free(record)?;
                 self.ring.write_u32(0, len as u32)?;
                 self.ring.write(HEADER, frame)?;

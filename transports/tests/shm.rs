@@ -95,6 +95,16 @@ fn two_threads_move_a_million_frames_intact_through_a_small_ring() {
     });
 }
 
+/// Sends every frame back until the connection ends.
+fn echo(mut parts: Parts) {
+    while let Ok(frame) = parts.receiver.recv(None) {
+        // Straight from the incoming ring into the outgoing one.
+        if parts.sender.send(frame).is_err() {
+            break;
+        }
+    }
+}
+
 /// Child role: echoes every frame back over a raw shm connection, then exits.
 fn echo_child() {
     let Ok(endpoint) = std::env::var("IPC_RPC_TEST_SHM_ECHO") else {
@@ -102,17 +112,10 @@ fn echo_child() {
     };
     let mut listener = transports::listen(&endpoint.parse().unwrap()).unwrap();
     println!("READY");
-    let mut parts = listener.accept().unwrap().split().unwrap();
+    let parts = listener.accept().unwrap().split().unwrap();
     // `exit` below runs no destructors: remove the rendezvous files now.
     drop(listener);
-    let mut copy = Vec::new();
-    while let Ok(frame) = parts.receiver.recv(None) {
-        copy.clear();
-        copy.extend_from_slice(frame);
-        if parts.sender.send(&copy).is_err() {
-            break;
-        }
-    }
+    echo(parts);
     std::process::exit(0);
 }
 
@@ -362,17 +365,7 @@ mod hostile {
         let closer = listener.closer().unwrap();
         let accepting = thread::spawn(move || {
             while let Ok(t) = listener.accept() {
-                thread::spawn(move || {
-                    let mut parts = t.split().unwrap();
-                    let mut copy = Vec::new();
-                    while let Ok(frame) = parts.receiver.recv(None) {
-                        copy.clear();
-                        copy.extend_from_slice(frame);
-                        if parts.sender.send(&copy).is_err() {
-                            break;
-                        }
-                    }
-                });
+                thread::spawn(move || echo(t.split().unwrap()));
             }
         });
         EchoServer {

@@ -255,6 +255,16 @@ pub enum RpcError {
         #[source]
         source: TransportError,
     },
+    /// No worker of a pool can take the call: the pool was shut down, or every worker
+    /// failed to start again and again and the pool stopped restarting them. The
+    /// reason says which, with the last start-up error.
+    #[error("{pool}: {reason}")]
+    PoolUnavailable {
+        /// The pool, e.g. ``worker pool of `Hasher` ``.
+        pool: Arc<str>,
+        /// Why no worker can take the call, and what to do.
+        reason: Arc<str>,
+    },
     /// The server sent bytes that are not a valid reply.
     #[error("protocol error from {peer}: {detail}; is it an ipc-rpc server of the same version?")]
     Protocol {

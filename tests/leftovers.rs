@@ -29,7 +29,10 @@ fn ours_in(dir: &Path) -> Vec<PathBuf> {
 fn mqueue_listable() -> bool {
     let dir = Path::new("/dev/mqueue");
     let mounted = std::fs::read_to_string("/proc/mounts")
-        .map(|m| m.lines().any(|l| l.split_whitespace().nth(1) == Some("/dev/mqueue")))
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split_whitespace().nth(1) == Some("/dev/mqueue"))
+        })
         .unwrap_or(false);
     if mounted {
         return true;
@@ -50,7 +53,9 @@ fn nothing_of_ours_is_left_behind() {
     if mqueue_listable() {
         left.extend(ours_in(Path::new("/dev/mqueue")));
     } else {
-        eprintln!("skipped: the mqueue namespace: /dev/mqueue is not mounted and mounting it failed");
+        eprintln!(
+            "skipped: the mqueue namespace: /dev/mqueue is not mounted and mounting it failed"
+        );
     }
     assert!(
         left.is_empty(),

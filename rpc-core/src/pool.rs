@@ -36,7 +36,7 @@ use serde::de::DeserializeOwned;
 
 use crate::client::{Client, Shared};
 use crate::dispatch::ServiceInfo;
-use crate::error::{BoxError, CodecError, RpcError};
+use crate::error::{BoxError, CodecError, RpcError, chain};
 
 /// Which worker a start is for: its slot, and how many starts that slot had before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -401,17 +401,6 @@ impl Drop for Lease {
     }
 }
 
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 impl Router {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -640,7 +629,7 @@ impl Router {
                         let mut state = self.lock();
                         let slot = &mut state.slots[index];
                         slot.failures += 1;
-                        slot.last_error = Some(error_chain(&*e).into());
+                        slot.last_error = Some(chain(&*e).into());
                         slot.state = WorkerState::Restarting;
                     }
                 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::codec::{decode_prefix, encode_into};
 use crate::dispatch::{Dispatch, DispatchError};
-use crate::error::{RemoteError, ServeError, TransportError};
+use crate::error::{RemoteError, ServeError, TransportError, chain};
 use crate::transport::{Closer, FrameReceiver, FrameSender, Listener, Parts, Transport};
 use crate::wire::{self, Hello, MAGIC, PROTOCOL_VERSION, STATUS_ERR, STATUS_OK, Welcome};
 
@@ -294,11 +294,11 @@ fn encode_reply(
         Ok(Err(DispatchError::UnknownMethod)) => RemoteError::UnknownMethod { index: method },
         Ok(Err(DispatchError::BadArguments(e))) => RemoteError::BadArguments {
             method: info.method_name(method).to_owned(),
-            detail: error_chain(&e),
+            detail: chain(&e),
         },
         Ok(Err(DispatchError::BadReply(e))) => RemoteError::BadReply {
             method: info.method_name(method).to_owned(),
-            detail: error_chain(&e),
+            detail: chain(&e),
         },
         Err(panic) => RemoteError::Panic {
             method: info.method_name(method).to_owned(),
@@ -320,15 +320,4 @@ fn encode_error(
     reply.clear();
     wire::encode_response_header(id, STATUS_ERR, reply)?;
     encode_into(error, reply, "remote error")
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

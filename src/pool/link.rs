@@ -13,6 +13,7 @@
 //!  pool   ──▶ worker  nothing; end-of-file = stop
 //! ```
 
+use rpc_core::error::chain;
 use rpc_core::{ServeError, TransportError};
 
 /// Environment variable that makes a process a pool worker: the endpoint it serves
@@ -61,21 +62,9 @@ impl Report {
                 source: TransportError::Unsupported { reason, .. },
                 ..
             } => Report::Unsupported(reason.clone()),
-            other => Report::Failed(error_chain(other)),
+            other => Report::Failed(chain(other)),
         }
     }
-}
-
-/// An error and its sources, as one line.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

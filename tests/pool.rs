@@ -14,7 +14,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{ROLE_VAR, unique_dir, watchdog};
+use common::{ROLE_VAR, watchdog};
 use ipc_rpc::pool::{Pool, PoolError, WorkerState};
 use ipc_rpc::{Endpoint, RpcError, ipc_service};
 
@@ -106,6 +106,29 @@ fn worker(test: &'static str, role: &'static str) -> impl Fn(usize) -> Command +
 /// A builder for `Job` workers re-run for test `test`.
 fn builder(test: &'static str) -> ipc_rpc::pool::PoolBuilder<JobClient> {
     Pool::<JobClient>::builder().command_fn(worker(test, "worker"))
+}
+
+/// A fresh directory of ours in the temp dir, removed when dropped (a failing test
+/// included).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        TempDir(common::unique_dir())
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Whether `pid` runs (a zombie does not count: it is dead, waiting to be reaped).
@@ -296,7 +319,7 @@ fn a_killed_worker_is_replaced_and_every_call_is_accounted_for() {
 fn shutdown_reaps_every_worker_and_removes_every_name() {
     worker_main();
     watchdog(WATCHDOG, || {
-        let dir = unique_dir();
+        let dir = TempDir::new();
         let pool = builder("shutdown_reaps_every_worker_and_removes_every_name")
             .workers(2)
             .endpoint(Endpoint::unix(dir.join("w.sock")))
@@ -320,7 +343,6 @@ fn shutdown_reaps_every_worker_and_removes_every_name() {
             assert!(!exists(pid), "worker {pid} still has a process entry");
         }
         assert_eq!(entries(&dir), Vec::<PathBuf>::new(), "left behind");
-        std::fs::remove_dir(&dir).unwrap();
     });
 }
 
@@ -370,10 +392,10 @@ fn workers_exit_when_the_pool_process_is_killed() {
         unreachable!("killed by the test");
     }
     watchdog(WATCHDOG, move || {
-        let dir = unique_dir();
+        let dir = TempDir::new();
         let mut parent = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", test, "--nocapture", "--test-threads=1"])
-            .env("IPC_RPC_TEST_POOL_DIR", &dir)
+            .env("IPC_RPC_TEST_POOL_DIR", &*dir)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -399,7 +421,6 @@ fn workers_exit_when_the_pool_process_is_killed() {
         wait_until("their sockets to go", Duration::from_secs(5), || {
             entries(&dir).is_empty()
         });
-        std::fs::remove_dir(&dir).unwrap();
     });
 }
 
@@ -430,10 +451,9 @@ fn a_separate_worker_command_serves() {
 fn a_pool_over_unix_sockets_works() {
     worker_main();
     watchdog(WATCHDOG, || {
-        let dir = unique_dir();
+        let dir = TempDir::new();
         let endpoint = Endpoint::unix(dir.join("job.sock"));
         check_pool_over(endpoint, "a_pool_over_unix_sockets_works", Some(&dir));
-        std::fs::remove_dir(&dir).unwrap();
     });
 }
 
@@ -450,10 +470,9 @@ fn a_pool_over_tcp_works() {
 fn a_pool_over_fifos_works() {
     worker_main();
     watchdog(WATCHDOG, || {
-        let dir = unique_dir();
+        let dir = TempDir::new();
         let endpoint = format!("fifo:{}/job", dir.display()).parse().unwrap();
         check_pool_over(endpoint, "a_pool_over_fifos_works", Some(&dir));
-        std::fs::remove_dir(&dir).unwrap();
     });
 }
 
@@ -564,7 +583,7 @@ fn a_worker_of_another_service_fails_spawn() {
 fn replacements_failing_at_start_are_given_up_not_respawned_in_a_loop() {
     worker_main();
     watchdog(WATCHDOG, || {
-        let dir = unique_dir();
+        let dir = TempDir::new();
         let marker = dir.join("started");
         let test = "replacements_failing_at_start_are_given_up_not_respawned_in_a_loop";
         let make = worker(test, "fail-after-first");
@@ -606,6 +625,5 @@ fn replacements_failing_at_start_are_given_up_not_respawned_in_a_loop() {
         thread::sleep(Duration::from_millis(300));
         assert_eq!(pool.status()[0].starts, 3, "still restarting");
         pool.shutdown();
-        std::fs::remove_dir_all(&dir).unwrap();
     });
 }

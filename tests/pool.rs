@@ -14,7 +14,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{ROLE_VAR, watchdog};
+use common::{ROLE_VAR, alive, watchdog};
 use ipc_rpc::pool::{Pool, PoolError, WorkerState};
 use ipc_rpc::{Endpoint, RpcError, ipc_service};
 
@@ -128,19 +128,6 @@ impl std::ops::Deref for TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Whether `pid` runs (a zombie does not count: it is dead, waiting to be reaped).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
     }
 }
 

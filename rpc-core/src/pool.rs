@@ -384,6 +384,8 @@ impl Slot {
 /// A worker taking calls.
 struct Live {
     conn: Arc<Shared>,
+    /// Calls leased to this worker. Only a routing hint, read and raised under the
+    /// router's lock and lowered without it: Relaxed is enough.
     in_flight: AtomicUsize,
     index: usize,
     /// `pool worker 2 (pid 1234)`, the peer in its errors.

@@ -26,12 +26,14 @@
 //! ```
 //!
 //! See [`ipc_service`] for what the attribute generates, [`Endpoint`] for the endpoint
-//! strings, and [`RpcError`] for what a call can fail with.
+//! strings, [`RpcError`] for what a call can fail with, and [`pool`] for a service
+//! served by a pool of worker processes.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
 mod child;
+pub mod pool;
 mod server;
 
 /// The README's code blocks, compiled and run as doc tests so they stay true.

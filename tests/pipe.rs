@@ -10,19 +10,6 @@ use common::*;
 
 const WATCHDOG: Duration = Duration::from_secs(30);
 
-fn alive(pid: u32) -> bool {
-    // A zombie still has a /proc entry; its state is Z.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
-    }
-}
-
 /// SIGKILL a parent that holds a pipe-served child: the child sees end-of-file and
 /// exits by itself (no orphan left serving nobody).
 #[test]

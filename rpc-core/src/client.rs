@@ -7,6 +7,10 @@
 //! own reply arrives. A lone caller therefore writes its request and reads its own
 //! reply itself, with no thread hand-off, and its reply is decoded straight out of the
 //! receive buffer.
+//!
+//! A client is backed either by one connection or by a [worker pool](crate::pool),
+//! which routes each call to the live worker with the fewest calls in flight; the
+//! generated stubs cannot tell the difference.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,23 +23,32 @@ use serde::de::DeserializeOwned;
 use crate::codec::{FrameBuf, decode_all, decode_prefix, encode_into, send_frame};
 use crate::dispatch::ServiceInfo;
 use crate::error::{CodecError, RemoteError, RpcError, TransportError};
+use crate::pool::Router;
 use crate::transport::{Closer, FrameReceiver, FrameSender, Parts, Transport};
 use crate::wire::{self, Hello, MAGIC, PROTOCOL_VERSION, STATUS_ERR, STATUS_OK, Welcome};
 
 /// How long `connect` waits for the server's handshake reply.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A connection to a server, shared by any number of threads.
+/// A connection to a server, or a pool of them, shared by any number of threads.
 ///
 /// Generated `{Trait}Client` types wrap this; use it directly only to write a stub by
 /// hand.
 #[derive(Clone)]
 pub struct Client {
-    shared: Arc<Shared>,
+    backend: Backend,
     timeout: Option<Duration>,
 }
 
-struct Shared {
+/// What a client's calls go through: a match per call, nothing more.
+#[derive(Clone)]
+enum Backend {
+    Connection(Arc<Shared>),
+    Pool(Arc<Router>),
+}
+
+/// One connection: what every clone of a single-connection client shares.
+pub(crate) struct Shared {
     peer: Arc<str>,
     service: &'static ServiceInfo,
     sending: Mutex<Sending>,
@@ -157,7 +170,7 @@ impl Client {
         }
 
         Ok(Client {
-            shared: Arc::new(Shared {
+            backend: Backend::Connection(Arc::new(Shared {
                 peer,
                 service,
                 sending: Mutex::new(Sending { sender, buf }),
@@ -165,16 +178,33 @@ impl Client {
                 calls: Mutex::new(Calls::default()),
                 next_id: AtomicU64::new(1),
                 closer,
-            }),
+            })),
             timeout: None,
         })
     }
 
-    /// A client on the same connection whose calls fail with `RpcError::Timeout` after
-    /// `timeout`. The connection stays usable; a late reply is discarded.
+    /// A client whose calls go through a pool's router.
+    pub(crate) fn over_pool(router: Arc<Router>) -> Client {
+        Client {
+            backend: Backend::Pool(router),
+            timeout: None,
+        }
+    }
+
+    /// The connection under a single-connection client; `None` for a pool client.
+    pub(crate) fn connection(&self) -> Option<&Arc<Shared>> {
+        match &self.backend {
+            Backend::Connection(shared) => Some(shared),
+            Backend::Pool(_) => None,
+        }
+    }
+
+    /// A client on the same connection (or pool) whose calls fail with
+    /// `RpcError::Timeout` after `timeout`. The connection stays usable; a late reply
+    /// is discarded.
     pub fn with_timeout(&self, timeout: Duration) -> Client {
         Client {
-            shared: self.shared.clone(),
+            backend: self.backend.clone(),
             timeout: Some(timeout),
         }
     }
@@ -184,19 +214,30 @@ impl Client {
         self.timeout
     }
 
-    /// The server's endpoint, as connected to.
+    /// The server's endpoint, as connected to; for a pool, a description of the pool.
     pub fn peer(&self) -> &str {
-        &self.shared.peer
+        match &self.backend {
+            Backend::Connection(shared) => &shared.peer,
+            Backend::Pool(router) => router.peer(),
+        }
     }
 
     /// The service this client was made for.
     pub fn service(&self) -> &'static ServiceInfo {
-        self.shared.service
+        match &self.backend {
+            Backend::Connection(shared) => shared.service,
+            Backend::Pool(router) => router.service(),
+        }
     }
 
-    /// Whether the connection has failed; every later call returns `Disconnected`.
+    /// Whether the connection has failed (every later call returns `Disconnected`),
+    /// or, for a pool, whether the pool can take no more calls (it was shut down or
+    /// gave up restarting every worker).
     pub fn is_closed(&self) -> bool {
-        lock(&self.shared.calls).closed.is_some()
+        match &self.backend {
+            Backend::Connection(shared) => shared.is_closed(),
+            Backend::Pool(router) => router.is_closed(),
+        }
     }
 
     /// Calls method number `method`: `encode_args` writes the arguments (it may run
@@ -212,17 +253,9 @@ impl Client {
         encode_args: impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>,
     ) -> Result<R, RpcError> {
         let deadline = self.timeout.map(|t| Instant::now() + t);
-        let shared = &*self.shared;
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut call = shared.register(id)?;
-        shared.send_request(id, method, encode_args)?;
-        // Only now may this caller read for everyone: a reader blocked in `send` (the
-        // server's buffer full because it is blocked writing replies nobody reads)
-        // would deadlock the connection.
-        let result = match shared.wait_turn(&mut call, deadline) {
-            Turn::Reply(status, payload) => shared.decode_reply(status, &payload),
-            Turn::Read => shared.read_replies(id, deadline),
-            Turn::Failed(e) => Err(e),
+        let result = match &self.backend {
+            Backend::Connection(shared) => shared.call(method, encode_args, deadline),
+            Backend::Pool(router) => router.call(method, encode_args, deadline),
         };
         match result {
             Err(RpcError::Timeout { peer, .. }) => Err(RpcError::Timeout {
@@ -237,8 +270,8 @@ impl Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("peer", &self.shared.peer)
-            .field("service", &self.shared.service.name)
+            .field("peer", &self.peer())
+            .field("service", &self.service().name)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
@@ -246,7 +279,7 @@ impl std::fmt::Debug for Client {
 
 /// Removes a call's entry when the call ends, however it ends, and passes the reading
 /// role on if this call held it.
-struct CallGuard<'a> {
+pub(crate) struct CallGuard<'a> {
     shared: &'a Shared,
     id: u64,
     reading: bool,
@@ -278,6 +311,63 @@ enum Turn {
 }
 
 impl Shared {
+    /// One call over this connection.
+    #[inline]
+    fn call<R: DeserializeOwned>(
+        &self,
+        method: u16,
+        encode_args: impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+        deadline: Option<Instant>,
+    ) -> Result<R, RpcError> {
+        let mut call = self.register()?;
+        self.send_and_wait(&mut call, method, encode_args, deadline)
+    }
+
+    /// The rest of a registered call: send the request, then wait for the reply or
+    /// read it.
+    #[inline]
+    pub(crate) fn send_and_wait<R: DeserializeOwned>(
+        &self,
+        call: &mut CallGuard<'_>,
+        method: u16,
+        encode_args: impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+        deadline: Option<Instant>,
+    ) -> Result<R, RpcError> {
+        self.send_request(call.id, method, encode_args)?;
+        // Only now may this caller read for everyone: a reader blocked in `send` (the
+        // server's buffer full because it is blocked writing replies nobody reads)
+        // would deadlock the connection.
+        match self.wait_turn(call, deadline) {
+            Turn::Reply(status, payload) => self.decode_reply(status, &payload),
+            Turn::Read => self.read_replies(call.id, deadline),
+            Turn::Failed(e) => Err(e),
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        lock(&self.calls).closed.is_some()
+    }
+
+    /// Closes the connection from outside a call: every waiting and later call
+    /// returns `Disconnected` with `reason`. Keeps an earlier reason.
+    pub(crate) fn shut(&self, reason: Arc<str>) {
+        let waiters: Vec<Thread> = {
+            let mut calls = lock(&self.calls);
+            if calls.closed.is_none() {
+                calls.closed = Some(reason);
+            }
+            calls
+                .pending
+                .values()
+                .filter_map(|p| p.waiter.clone())
+                .collect()
+        };
+        self.closer.close();
+        for t in waiters {
+            t.unpark();
+        }
+    }
+
     fn disconnected(&self, reason: &Arc<str>) -> RpcError {
         RpcError::Disconnected {
             peer: self.peer.clone(),
@@ -285,7 +375,10 @@ impl Shared {
         }
     }
 
-    fn register(&self, id: u64) -> Result<CallGuard<'_>, RpcError> {
+    /// Takes a request id and registers the call; fails, having sent nothing, if the
+    /// connection is closed.
+    pub(crate) fn register(&self) -> Result<CallGuard<'_>, RpcError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut calls = lock(&self.calls);
         if let Some(reason) = &calls.closed {
             return Err(self.disconnected(reason));
@@ -424,21 +517,7 @@ impl Shared {
             }
             other => format!("the connection failed: {other}").into(),
         };
-        let waiters: Vec<Thread> = {
-            let mut calls = lock(&self.calls);
-            if calls.closed.is_none() {
-                calls.closed = Some(reason.clone());
-            }
-            calls
-                .pending
-                .values()
-                .filter_map(|p| p.waiter.clone())
-                .collect()
-        };
-        self.closer.close();
-        for t in waiters {
-            t.unpark();
-        }
+        self.shut(reason.clone());
         match cause {
             TransportError::Closed => self.disconnected(&reason),
             TransportError::FrameTooLarge { len, max } => RpcError::FrameTooLarge {

@@ -18,6 +18,27 @@ use std::time::Duration;
 /// A boxed error from a dependency (the serialiser), kept behind our own types.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// An error and all its sources on one line, `outer: inner: innermost`, for a
+/// message that travels as text (to a client, or from a worker to its pool).
+///
+/// # Examples
+///
+/// ```
+/// use rpc_core::{TransportError, error::chain};
+/// let e = TransportError::Io { context: "bind /x.sock".into(), source: std::io::ErrorKind::NotFound.into() };
+/// assert_eq!(chain(&e), "bind /x.sock: entity not found");
+/// ```
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 /// An error from a transport: the OS mechanism under a connection or listener.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -254,6 +275,16 @@ pub enum RpcError {
         /// Why.
         #[source]
         source: TransportError,
+    },
+    /// No worker of a pool can take the call: the pool was shut down, or every worker
+    /// failed to start again and again and the pool stopped restarting them. The
+    /// reason says which, with the last start-up error.
+    #[error("{pool}: {reason}")]
+    PoolUnavailable {
+        /// The pool, e.g. ``worker pool of `Hasher` ``.
+        pool: Arc<str>,
+        /// Why no worker can take the call, and what to do.
+        reason: Arc<str>,
     },
     /// The server sent bytes that are not a valid reply.
     #[error("protocol error from {peer}: {detail}; is it an ipc-rpc server of the same version?")]

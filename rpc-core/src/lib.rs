@@ -14,7 +14,8 @@
 //! - [`framing`]: length-prefixed frames over byte streams.
 //! - [`transport`]: the contract every mechanism implements, and the in-process
 //!   [`transport::mem`] reference.
-//! - [`Client`]: calls from many threads multiplexed over one connection.
+//! - [`Client`]: calls from many threads multiplexed over one connection, or routed
+//!   over a [`pool`] of them.
 //! - [`RunningServer`]: accept loop and per-connection threads.
 //!
 //! Users depend on the `ipc-rpc` facade, not on this crate directly.
@@ -27,6 +28,7 @@ pub mod codec;
 pub mod dispatch;
 pub mod error;
 pub mod framing;
+pub mod pool;
 pub mod server;
 pub mod transport;
 pub mod wire;

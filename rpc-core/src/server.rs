@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::codec::{FrameBuf, decode_prefix, encode_frame, encode_into};
 use crate::dispatch::{Dispatch, DispatchError, Reply};
-use crate::error::{RemoteError, ServeError, TransportError};
+use crate::error::{RemoteError, ServeError, TransportError, chain};
 use crate::transport::{Closer, FrameReceiver, FrameSender, Listener, Parts, Transport};
 use crate::wire::{self, Hello, MAGIC, PROTOCOL_VERSION, STATUS_ERR, Welcome};
 
@@ -257,11 +257,11 @@ fn run_call(
         Ok(Err(DispatchError::UnknownMethod)) => RemoteError::UnknownMethod { index: method },
         Ok(Err(DispatchError::BadArguments(e))) => RemoteError::BadArguments {
             method: name(),
-            detail: error_chain(&e),
+            detail: chain(&e),
         },
         Ok(Err(DispatchError::BadReply(e))) => RemoteError::BadReply {
             method: name(),
-            detail: error_chain(&e),
+            detail: chain(&e),
         },
         Ok(Err(DispatchError::Send(TransportError::FrameTooLarge { len, max }))) => {
             RemoteError::ReplyTooLarge {
@@ -272,7 +272,7 @@ fn run_call(
         }
         Ok(Err(DispatchError::Send(e))) => RemoteError::BadReply {
             method: name(),
-            detail: error_chain(&e),
+            detail: chain(&e),
         },
         Err(panic) => RemoteError::Panic {
             method: name(),
@@ -317,15 +317,4 @@ fn handshake(
         return false;
     }
     sender.send(buf).is_ok() && accepted
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

@@ -433,6 +433,20 @@ impl Drop for ChildServer {
     }
 }
 
+/// Whether process `pid` runs. A zombie (dead, not yet reaped) still has a /proc
+/// entry, in state Z; it does not count.
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
 /// The libtest name of a test fn given `module_path!()` and the fn name.
 pub fn test_name(module_path: &str, name: &str) -> String {
     let path = module_path.split_once("::").map_or("", |(_, rest)| rest);

@@ -261,6 +261,11 @@ mod hostile {
     use std::num::NonZeroUsize;
     use transports::shm::layout::{self, ControlPage};
 
+    /// Fills a fresh segment's control page.
+    type Init = dyn Fn(&ControlPage);
+    /// Breaks the protocol on a connected segment (control page, c2s data).
+    type Lie = dyn Fn(&ControlPage, *mut u8);
+
     struct Mapping {
         ptr: std::ptr::NonNull<std::ffi::c_void>,
         len: usize,
@@ -380,7 +385,7 @@ mod hostile {
             let endpoint = unique("");
             let _server = echo_server(&endpoint);
             let cap = 4096;
-            let cases: [(&str, Box<dyn Fn(&ControlPage)>); 3] = [
+            let cases: [(&str, Box<Init>); 3] = [
                 ("magic", Box::new(|_| {})),
                 (
                     "layout version",
@@ -423,7 +428,7 @@ mod hostile {
             let endpoint = unique("max_frame=65536");
             let _server = echo_server(&endpoint);
             let cap = 4096u64;
-            let lies: [(&str, Box<dyn Fn(&ControlPage, *mut u8)>); 3] = [
+            let lies: [(&str, Box<Lie>); 3] = [
                 (
                     "tail past head + capacity",
                     Box::new(move |c: &ControlPage, _| {
@@ -448,13 +453,10 @@ mod hostile {
                     "record crossing the end",
                     Box::new(move |c: &ControlPage, data: *mut u8| {
                         // A 3000-byte record claimed at position 2048 of a 4096-byte ring.
+                        let at = data.wrapping_add(2048);
                         // SAFETY: bytes 2048..2052 of the c2s data region of our own mapping.
                         unsafe {
-                            std::ptr::copy_nonoverlapping(
-                                3000u32.to_le_bytes().as_ptr(),
-                                data.add(2048),
-                                4,
-                            )
+                            std::ptr::copy_nonoverlapping(3000u32.to_le_bytes().as_ptr(), at, 4)
                         };
                         c.c2s.consumer.head.store(2048, Ordering::Release);
                         c.c2s.producer.tail.store(2048 + 3008, Ordering::Release);

@@ -5,7 +5,8 @@
 //!
 //! 1. the client makes `<id>.c2s` and `<id>.s2c` (0600) and opens `s2c` for reading;
 //! 2. it writes `CONNECT <id>` to the rendezvous FIFO (one atomic write);
-//! 3. the server opens `c2s` for reading and `s2c` for writing, and runs the
+//! 3. the server opens `s2c` for writing, then `c2s` for reading (in that order: the
+//!    client's next step succeeds only once the server holds both), and runs the
 //!    connection;
 //! 4. the client opens `c2s` for writing and unlinks both names: from here on nothing
 //!    of the connection exists in the file system.
@@ -274,8 +275,10 @@ impl FifoListener {
     fn open_pair(&self, id: &str) -> Option<FifoTransport> {
         let (c2s, s2c) = rendezvous::pair_paths(&self.dir, id);
         let names = PairNames(c2s.clone(), s2c.clone());
-        let reader = open_fifo(&c2s, false).ok()?;
+        // The reply FIFO first: the client opens the request FIFO for writing only once
+        // we hold it for reading, and that must mean the connection is fully set up.
         let writer = open_fifo(&s2c, true).ok()?;
+        let reader = open_fifo(&c2s, false).ok()?;
         set_blocking(&reader).ok()?;
         set_blocking(&writer).ok()?;
         Some(FifoTransport {

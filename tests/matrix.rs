@@ -48,5 +48,6 @@ matrix! {
         second_server_on_live_endpoint_is_addr_in_use,
         connect_to_missing_server_fails_clearly,
         client_drop_closes_server_connection,
+        silent_connections_do_not_hold_up_others,
     ]
 }

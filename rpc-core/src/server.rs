@@ -45,13 +45,10 @@ struct Connections {
 struct ConnectionTable {
     next_id: u64,
     shutting_down: bool,
-    open: HashMap<u64, OpenConnection>,
-}
-
-/// What shutdown needs of a connection: a way to close it and its thread to join.
-struct OpenConnection {
-    closer: Box<dyn Closer>,
-    thread: JoinHandle<()>,
+    /// Every connection's thread, registered by the accept loop.
+    threads: HashMap<u64, JoinHandle<()>>,
+    /// Connections past their set-up, registered by their own thread.
+    closers: HashMap<u64, Box<dyn Closer>>,
 }
 
 impl Connections {
@@ -114,7 +111,7 @@ impl RunningServer {
 
     /// Number of connections currently open.
     pub fn connection_count(&self) -> usize {
-        self.connections.lock().open.len()
+        self.connections.lock().threads.len()
     }
 
     /// Stops accepting, lets calls in flight finish and send their replies, closes
@@ -139,12 +136,12 @@ impl RunningServer {
         loop {
             let next = {
                 let mut table = self.connections.lock();
-                let id = table.open.keys().next().copied();
-                id.and_then(|id| table.open.remove(&id))
+                let id = table.threads.keys().next().copied();
+                id.and_then(|id| table.threads.remove(&id))
             };
             match next {
-                Some(connection) => {
-                    let _ = connection.thread.join();
+                Some(thread) => {
+                    let _ = thread.join();
                 }
                 None => break,
             }
@@ -152,16 +149,20 @@ impl RunningServer {
     }
 
     fn close_connections(&mut self) {
-        let open = {
+        let (closers, threads) = {
             let mut table = self.connections.lock();
             table.shutting_down = true;
-            std::mem::take(&mut table.open)
+            (
+                std::mem::take(&mut table.closers),
+                std::mem::take(&mut table.threads),
+            )
         };
-        for connection in open.values() {
-            connection.closer.close();
+        for closer in closers.values() {
+            closer.close();
         }
-        for (_, connection) in open {
-            let _ = connection.thread.join();
+        // Connections still in set-up see `shutting_down` when it ends and close.
+        for (_, thread) in threads {
+            let _ = thread.join();
         }
     }
 }
@@ -177,14 +178,6 @@ fn open_connection(
     dispatch: &Arc<dyn Dispatch>,
     connections: &Arc<Connections>,
 ) {
-    let Ok(Parts {
-        sender,
-        receiver,
-        closer,
-    }) = transport.split()
-    else {
-        return;
-    };
     let mut table = connections.lock();
     if table.shutting_down {
         return;
@@ -193,15 +186,34 @@ fn open_connection(
     table.next_id += 1;
     let dispatch = dispatch.clone();
     let registry = connections.clone();
+    // Splitting may do the transport's own set-up (shared memory maps the client's
+    // segment, with a time-out): on the connection's thread, so that a slow or silent
+    // client never holds up the accept loop.
     let spawned = thread::Builder::new()
         .name(format!("ipc-rpc conn {id}"))
         .spawn(move || {
-            serve_connection(sender, receiver, &*dispatch);
-            registry.lock().open.remove(&id);
+            if let Ok(Parts {
+                sender,
+                receiver,
+                closer,
+            }) = transport.split()
+            {
+                let mut table = registry.lock();
+                if table.shutting_down {
+                    closer.close();
+                } else {
+                    table.closers.insert(id, closer);
+                    drop(table);
+                    serve_connection(sender, receiver, &*dispatch);
+                }
+            }
+            let mut table = registry.lock();
+            table.closers.remove(&id);
+            table.threads.remove(&id);
         });
     // Registered under the lock the thread needs to deregister, so it cannot finish first.
     if let Ok(thread) = spawned {
-        table.open.insert(id, OpenConnection { closer, thread });
+        table.threads.insert(id, thread);
     }
 }
 

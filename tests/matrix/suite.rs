@@ -438,3 +438,60 @@ pub fn client_drop_closes_server_connection(t: Transport, name: String) {
         }
     });
 }
+
+/// Opens a connection at the mechanism's level and never speaks; `None` where a
+/// stranger has no such half-open state to leave (pipe; mq requests are one message).
+fn silent_connection(t: Transport, endpoint: &ipc_rpc::Endpoint) -> Option<Box<dyn std::any::Any>> {
+    use ipc_rpc::EndpointKind as K;
+    match endpoint.kind() {
+        K::Unix(path) => Some(Box::new(
+            std::os::unix::net::UnixStream::connect(path).unwrap(),
+        )),
+        K::Tcp { host, port } => Some(Box::new(
+            std::net::TcpStream::connect((host.as_str(), *port)).unwrap(),
+        )),
+        K::Shm(name) => {
+            let socket = format!("/dev/shm/ipc-rpc.{}.sock", name.trim_start_matches('/'));
+            Some(Box::new(
+                std::os::unix::net::UnixStream::connect(socket).unwrap(),
+            ))
+        }
+        K::Fifo(dir) => {
+            // Half a connect request, never finished.
+            let mut rendezvous = std::fs::OpenOptions::new()
+                .write(true)
+                .open(format!("{dir}/connect"))
+                .unwrap();
+            std::io::Write::write_all(&mut rendezvous, b"CONNECT 12").unwrap();
+            Some(Box::new(rendezvous))
+        }
+        _ => {
+            skip(t, "no half-open connection state to hold");
+            None
+        }
+    }
+}
+
+pub fn silent_connections_do_not_hold_up_others(t: Transport, name: String) {
+    if !t.multi_client() {
+        return skip(t, "one client per server");
+    }
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "");
+        let endpoint = f.endpoint().unwrap();
+        let silent: Vec<_> = (0..5)
+            .filter_map(|_| silent_connection(t, &endpoint))
+            .collect();
+        let started = Instant::now();
+        let other = ProbeClient::connect(&endpoint).unwrap();
+        assert_eq!(other.add(1, 2).unwrap(), 3);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "a new client waited {:?} behind silent connections",
+            started.elapsed()
+        );
+        drop(silent);
+        drop(other);
+        f.shutdown();
+    });
+}

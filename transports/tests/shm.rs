@@ -42,11 +42,11 @@ fn watchdog<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + '
 /// A connected pair in this process: (server side, client side).
 fn pair(endpoint: &Endpoint) -> (Parts, Parts) {
     let mut listener = transports::listen(endpoint).unwrap();
-    let accepting = thread::spawn(move || listener.accept().map(|t| (t, listener)));
+    // Set-up completes in `split`, while the client waits in `connect`.
+    let accepting = thread::spawn(move || listener.accept().and_then(|t| t.split()));
     let client = transports::connect(endpoint).unwrap().split().unwrap();
-    let (server, listener) = accepting.join().unwrap().unwrap();
-    drop(listener); // connections outlive the listener
-    (server.split().unwrap(), client)
+    let server = accepting.join().unwrap().unwrap();
+    (server, client)
 }
 
 /// Frame `i`: a length that sweeps small, page-crossing and (every 1000th) larger than
@@ -370,7 +370,12 @@ mod hostile {
         let closer = listener.closer().unwrap();
         let accepting = thread::spawn(move || {
             while let Ok(t) = listener.accept() {
-                thread::spawn(move || echo(t.split().unwrap()));
+                thread::spawn(move || {
+                    // A hostile client fails its set-up here: that connection only.
+                    if let Ok(parts) = t.split() {
+                        echo(parts);
+                    }
+                });
             }
         });
         EchoServer {

@@ -64,8 +64,12 @@ pub fn next_request(pending: &mut Vec<u8>) -> Result<Option<String>, ()> {
     };
     let line: Vec<u8> = pending.drain(..=end).collect();
     let line = &line[..line.len() - 1];
+    // Honest requests are single atomic writes, so a request always ends a line: junk
+    // a stranger wrote without a newline before it is skipped, not glued to it.
     let id = line
-        .strip_prefix(PREFIX)
+        .windows(PREFIX.len())
+        .rposition(|w| w == PREFIX)
+        .map(|at| &line[at + PREFIX.len()..])
         .and_then(|id| std::str::from_utf8(id).ok())
         .filter(|id| valid_id(id));
     Ok(id.map(str::to_owned))
@@ -101,6 +105,13 @@ mod tests {
         let mut pending = vec![b'x'; MAX_REQUEST + 1];
         assert_eq!(next_request(&mut pending), Err(()));
         assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn junk_without_newline_does_not_swallow_the_next_request() {
+        let mut pending = b"CONNECT 12".to_vec();
+        pending.extend(request("7-1"));
+        assert_eq!(next_request(&mut pending), Ok(Some("7-1".into())));
     }
 
     #[test]

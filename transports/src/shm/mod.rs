@@ -254,10 +254,25 @@ impl ShmListener {
             endpoint,
         })
     }
+}
 
-    /// Sets up the segment a new client offers; `Err` refuses that client only.
-    fn set_up(&self, mut socket: UnixStream) -> Result<ShmTransport, TransportError> {
-        let name = self.endpoint.to_string();
+/// A client that connected to the rendezvous and has yet to offer its segment.
+struct Offered {
+    socket: UnixStream,
+    names: Names,
+    endpoint: String,
+    options: ShmOptions,
+}
+
+impl Offered {
+    /// Takes the segment the client offers; `Err` refuses that client only.
+    fn set_up(self) -> Result<ShmTransport, TransportError> {
+        let Offered {
+            mut socket,
+            names,
+            endpoint: name,
+            options,
+        } = self;
         let io_err = |e: io::Error| TransportError::Io {
             context: format!("{name}: set up a client's segment"),
             source: e,
@@ -270,7 +285,7 @@ impl ShmListener {
             .take_line(&mut line)
             .map_err(io_err)?;
         let segment_name = match line.trim_end().split_once(' ') {
-            Some((REQUEST, seg)) if self.names.owns_segment(seg) => seg.to_owned(),
+            Some((REQUEST, seg)) if names.owns_segment(seg) => seg.to_owned(),
             _ => {
                 let _ = socket.write_all(b"ERR not an ipc-rpc shm request of this version\n");
                 return Err(TransportError::Corrupt("bad shm connect request"));
@@ -292,11 +307,21 @@ impl ShmListener {
                 segment,
                 false,
                 socket,
-                self.options.max_frame,
-                self.options.spin,
+                options.max_frame,
+                options.spin,
                 format!("{name} (client pid {pid})"),
             ),
         })
+    }
+}
+
+impl Transport for Offered {
+    fn peer(&self) -> String {
+        format!("{} (client)", self.endpoint)
+    }
+
+    fn split(self: Box<Self>) -> Result<Parts, TransportError> {
+        Box::new(self.set_up()?).split()
     }
 }
 
@@ -316,13 +341,18 @@ fn sweep(names: &Names) {
 
 impl Listener for ShmListener {
     fn accept(&mut self) -> Result<Box<dyn Transport>, TransportError> {
-        loop {
-            let socket = self.rendezvous.accept_stream()?;
-            // A client that fails to set up is refused; the listener goes on.
-            if let Ok(t) = self.set_up(socket) {
-                return Ok(Box::new(t));
-            }
-        }
+        let socket = self.rendezvous.accept_stream()?;
+        // The set-up (the client's request, mapping its segment) happens in `split`,
+        // which the server runs on the connection's own thread: a slow or silent client
+        // never holds up the accept loop.
+        Ok(Box::new(Offered {
+            socket,
+            names: Names {
+                stem: self.names.stem.clone(),
+            },
+            endpoint: self.endpoint.to_string(),
+            options: self.options,
+        }))
     }
 
     fn closer(&self) -> Result<Box<dyn Closer>, TransportError> {

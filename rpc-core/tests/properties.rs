@@ -1,0 +1,96 @@
+//! Property tests of what reads untrusted bytes: the frame decoder and the envelope.
+
+use proptest::prelude::*;
+use rpc_core::TransportError;
+use rpc_core::codec::{FrameBuf, decode_all, encode_frame};
+use rpc_core::framing::{FrameReader, write_frame};
+use rpc_core::wire;
+
+/// A source that hands out the bytes in chunks of the given sizes (cycled).
+fn chunked(
+    data: Vec<u8>,
+    sizes: Vec<usize>,
+) -> impl FnMut(&mut [u8]) -> Result<usize, TransportError> {
+    let mut at = 0;
+    let mut i = 0;
+    move |buf: &mut [u8]| {
+        let step = sizes[i % sizes.len()].max(1);
+        i += 1;
+        let n = step.min(buf.len()).min(data.len() - at);
+        buf[..n].copy_from_slice(&data[at..at + n]);
+        at += n;
+        Ok(n)
+    }
+}
+
+proptest! {
+    /// Any split of a valid stream yields exactly the frames that were written.
+    #[test]
+    fn frames_survive_any_split(
+        frames in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..3000), 0..20),
+        sizes in prop::collection::vec(1usize..5000, 1..10),
+    ) {
+        let mut stream = Vec::new();
+        for f in &frames {
+            write_frame(&mut stream, f).unwrap();
+        }
+        let mut reader = FrameReader::new(4096);
+        let mut fill = chunked(stream, sizes);
+        for f in &frames {
+            prop_assert_eq!(reader.next_frame(&mut fill).unwrap(), f.as_slice());
+        }
+        prop_assert!(matches!(reader.next_frame(&mut fill), Err(TransportError::Closed)));
+    }
+
+    /// Arbitrary bytes never panic the decoder, and it never returns a frame over the
+    /// limit: it ends in Closed, FrameTooLarge or Corrupt.
+    #[test]
+    fn garbage_never_panics_or_exceeds_the_limit(
+        data in prop::collection::vec(any::<u8>(), 0..20_000),
+        sizes in prop::collection::vec(1usize..700, 1..5),
+    ) {
+        let mut reader = FrameReader::new(1024);
+        let mut fill = chunked(data, sizes);
+        loop {
+            match reader.next_frame(&mut fill) {
+                Ok(frame) => prop_assert!(frame.len() <= 1024),
+                Err(TransportError::Closed | TransportError::FrameTooLarge { .. } | TransportError::Corrupt(_)) => break,
+                Err(other) => prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+    }
+
+    /// Envelope headers round-trip, and arbitrary bytes decode to an error or a value,
+    /// never a panic.
+    #[test]
+    fn envelope_headers_round_trip_and_garbage_is_an_error(
+        id in any::<u64>(), method in any::<u16>(), status in any::<u8>(),
+        tail in prop::collection::vec(any::<u8>(), 0..64),
+        garbage in prop::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let mut buf = Vec::new();
+        wire::encode_request_header(id, method, &mut FrameBuf::vec(&mut buf)).unwrap();
+        buf.extend_from_slice(&tail);
+        prop_assert_eq!(wire::decode_request_header(&buf).unwrap(), (id, method, tail.as_slice()));
+        let mut buf = Vec::new();
+        wire::encode_response_header(id, status, &mut FrameBuf::vec(&mut buf)).unwrap();
+        prop_assert_eq!(wire::decode_response_header(&buf).unwrap(), (id, status, &[][..]));
+        let _ = wire::decode_request_header(&garbage);
+        let _ = wire::decode_response_header(&garbage);
+        let _ = decode_all::<rpc_core::RemoteError>(&garbage, "remote error");
+        let _ = decode_all::<(String, Vec<u64>, Option<bool>)>(&garbage, "value");
+    }
+
+    /// Counting, slice and vector encodings agree byte for byte.
+    #[test]
+    fn frame_buffers_agree(value in (any::<u64>(), ".{0,50}", prop::collection::vec(any::<i32>(), 0..50))) {
+        let mut v = Vec::new();
+        encode_frame(&value, &mut FrameBuf::vec(&mut v), "v").unwrap();
+        let mut count = FrameBuf::counter();
+        encode_frame(&value, &mut count, "v").unwrap();
+        prop_assert_eq!(count.len(), v.len());
+        let mut slice = vec![0u8; v.len()];
+        encode_frame(&value, &mut FrameBuf::slice(&mut slice), "v").unwrap();
+        prop_assert_eq!(slice, v);
+    }
+}

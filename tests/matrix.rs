@@ -49,5 +49,6 @@ matrix! {
         connect_to_missing_server_fails_clearly,
         client_drop_closes_server_connection,
         silent_connections_do_not_hold_up_others,
+        sixty_four_clients_and_eight_shared_threads_under_load,
     ]
 }

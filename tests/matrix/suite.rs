@@ -495,3 +495,47 @@ pub fn silent_connections_do_not_hold_up_others(t: Transport, name: String) {
         f.shutdown();
     });
 }
+
+pub fn sixty_four_clients_and_eight_shared_threads_under_load(t: Transport, name: String) {
+    const CALLS: i64 = 1000;
+    watchdog(Duration::from_secs(120), move || {
+        let f = t.start(&name, "");
+        let mut threads = Vec::new();
+        // Eight threads share the fixture's client.
+        for n in 0..8i64 {
+            let client = f.client.clone();
+            threads.push(thread::spawn(move || {
+                for i in 0..CALLS {
+                    assert_eq!(client.add(n << 32, i).unwrap(), (n << 32) + i);
+                }
+                CALLS
+            }));
+        }
+        // Sixty-four more clients, each with its own connection.
+        if let Some(endpoint) = f.endpoint() {
+            for n in 8..72i64 {
+                let endpoint = endpoint.clone();
+                threads.push(thread::spawn(move || {
+                    let client = ProbeClient::connect(&endpoint).unwrap();
+                    for i in 0..CALLS {
+                        assert_eq!(client.add(n << 32, i).unwrap(), (n << 32) + i);
+                    }
+                    CALLS
+                }));
+            }
+        } else {
+            skip(
+                t,
+                "64 clients: one client per server; ran the 8 shared threads only",
+            );
+        }
+        let answered: i64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        let expected = if f.endpoint().is_some() {
+            72 * CALLS
+        } else {
+            8 * CALLS
+        };
+        assert_eq!(answered, expected);
+        f.shutdown();
+    });
+}

@@ -7,11 +7,13 @@
 //! system-wide by `queues_max` (256).
 //!
 //! A connection's two queues hold [`CONNECTION_MAXMSG`] messages of
-//! [`CONNECTION_MSGSIZE`] bytes each: 2 × 1 × (8192 + 96) = 16576 bytes per client, so
-//! 49 clients fit the default rlimit (the server's rendezvous queue takes 1600 bytes).
+//! [`CONNECTION_MSGSIZE`] bytes each: 2 × 1 × (4096 + 96) = 8384 bytes per client, so
+//! 97 clients fit the default rlimit (the server's rendezvous queue takes 1600 bytes).
 //! One message in flight per direction costs nothing for calls (a request or a reply
-//! is one message up to 8 KiB); larger frames stream through with the reader draining
+//! is one message up to 4 KiB); larger frames stream through with the reader draining
 //! as the writer fills, and the number of messages, not the depth, sets their cost.
+//! When the limit is nearly used up, later clients fall back to smaller messages
+//! ([`connection_sizes`]) rather than being refused: 1 KiB messages fit 365 clients.
 
 use nix::errno::Errno;
 use nix::sys::resource::{Resource, getrlimit};
@@ -22,8 +24,9 @@ use super::chunk::MIN_MSGSIZE;
 /// Messages a connection queue holds.
 pub(crate) const CONNECTION_MAXMSG: i64 = 1;
 
-/// Largest message on a connection queue (Linux's default `msgsize_max`).
-pub(crate) const CONNECTION_MSGSIZE: i64 = 8192;
+/// Largest message on a connection queue: half Linux's default `msgsize_max`, so that
+/// 97 clients fit the default queue-memory limit.
+pub(crate) const CONNECTION_MSGSIZE: i64 = 4096;
 
 /// Connect requests the rendezvous queue holds before clients wait.
 pub(crate) const RENDEZVOUS_MAXMSG: i64 = 10;
@@ -79,6 +82,23 @@ pub(crate) fn connection() -> QueueSize {
     clamped(QueueSize {
         maxmsg: CONNECTION_MAXMSG,
         msgsize: CONNECTION_MSGSIZE,
+    })
+}
+
+/// Smallest message size a connection falls back to when the queue-memory limit is
+/// nearly used up.
+const FALLBACK_MSGSIZE: i64 = 1024;
+
+/// Sizes to try for a connection's queues, largest first: when `RLIMIT_MSGQUEUE` is
+/// nearly used up (EMFILE), a smaller message size still lets the client in (its large
+/// frames take more chunks). 4 KiB fits 97 clients in the default limit, 1 KiB 365.
+pub(crate) fn connection_sizes() -> impl Iterator<Item = QueueSize> {
+    let first = connection();
+    std::iter::successors(Some(first), |s| {
+        (s.msgsize / 2 >= FALLBACK_MSGSIZE).then_some(QueueSize {
+            maxmsg: s.maxmsg,
+            msgsize: s.msgsize / 2,
+        })
     })
 }
 

@@ -70,8 +70,9 @@
 //!
 //! Linux charges a queue `maxmsg × (msgsize + 96)` bytes against its creator's
 //! `RLIMIT_MSGQUEUE` (819200 by default, per user). Each connection queue holds one
-//! message of 8192 bytes, so a client costs 2 × 8288 = 16576 bytes and 49 clients fit
-//! (the rendezvous queue, 10 × 64-byte requests, costs 1600). Sizes are lowered to
+//! message of 4096 bytes, so a client costs 2 × 4192 = 8384 bytes and 97 clients fit
+//! (the rendezvous queue, 10 × 64-byte requests, costs 1600); when the limit is nearly
+//! used up, later clients fall back to smaller messages. Sizes are lowered to
 //! `/proc/sys/fs/mqueue/msg_max` and `msgsize_max` when those are smaller. When the
 //! OS refuses a queue, the error names the limit (`RLIMIT_MSGQUEUE`/`ulimit -q`,
 //! `/proc/sys/fs/mqueue/queues_max`, `msg_max`, `msgsize_max`), its value and how to
@@ -159,14 +160,7 @@ impl MqTransport {
         let s2c = names.connection(me, n, Direction::ServerToClient);
         // Removes the names however this ends; the queues live on in the descriptors.
         let _unlink = UnlinkGuard(vec![c2s.clone(), s2c.clone()]);
-        let size = limits::connection();
-        let create = |name: &str, access| {
-            Queue::create(name, size, access).map_err(|e| {
-                limits::open_error(e, &format!("{peer}: create queue {name}"), Some(size))
-            })
-        };
-        let outgoing = create(&c2s, Access::Send)?;
-        let incoming = create(&s2c, Access::Receive)?;
+        let (outgoing, incoming) = create_pair(&c2s, &s2c, &peer)?;
         let wake = Queue::open(&s2c, Access::Send)
             .map_err(|e| limits::open_error(e, &format!("{peer}: open queue {s2c}"), None))?;
         let (Some(in_msgsize), Some(out_msgsize)) =
@@ -316,6 +310,49 @@ fn invalid_name(endpoint: &str, message: String) -> TransportError {
 
 /// A queue's `mq_msgsize`, if the chunking can work with it and a peer did not make
 /// it absurdly large (the receive buffer is that big).
+/// Creates a connection's two queues, falling back to smaller messages while the
+/// queue-memory limit refuses the larger ones.
+fn create_pair(c2s: &str, s2c: &str, peer: &str) -> Result<(Queue, Queue), TransportError> {
+    let mut refused = None;
+    for size in limits::connection_sizes() {
+        let outgoing = match Queue::create(c2s, size, Access::Send) {
+            Ok(q) => q,
+            Err(nix::errno::Errno::EMFILE) => {
+                refused = Some((c2s, size));
+                continue;
+            }
+            Err(e) => {
+                return Err(limits::open_error(
+                    e,
+                    &format!("{peer}: create queue {c2s}"),
+                    Some(size),
+                ));
+            }
+        };
+        match Queue::create(s2c, size, Access::Receive) {
+            Ok(incoming) => return Ok((outgoing, incoming)),
+            Err(e) => {
+                drop(outgoing);
+                let _ = queue::unlink(c2s);
+                if e != nix::errno::Errno::EMFILE {
+                    return Err(limits::open_error(
+                        e,
+                        &format!("{peer}: create queue {s2c}"),
+                        Some(size),
+                    ));
+                }
+                refused = Some((s2c, size));
+            }
+        }
+    }
+    let (name, size) = refused.unwrap_or((c2s, limits::connection()));
+    Err(limits::open_error(
+        nix::errno::Errno::EMFILE,
+        &format!("{peer}: create queue {name}"),
+        Some(size),
+    ))
+}
+
 fn checked_msgsize(queue: &Queue) -> Option<usize> {
     let msgsize = queue.size().ok()?.msgsize;
     let ok = (chunk::MIN_MSGSIZE as i64..=limits::MAX_PEER_MSGSIZE).contains(&msgsize);

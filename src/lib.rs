@@ -42,7 +42,10 @@ mod server;
 struct ReadmeDoctests;
 
 pub use child::{ServiceClient, connect, serve_parent, spawn_child, spawn_child_with};
-pub use rpc_core::{CodecError, RemoteError, RpcError, ServeError, ServiceInfo, TransportError};
+pub use rpc_core::server::current_peer as peer;
+pub use rpc_core::{
+    CodecError, PeerCredentials, RemoteError, RpcError, ServeError, ServiceInfo, TransportError,
+};
 pub use rpc_macros::ipc_service;
 pub use server::{ServerHandle, serve};
 pub use transports::{Endpoint, EndpointError, EndpointKind};

@@ -37,4 +37,6 @@ pub use client::Client;
 pub use dispatch::{Dispatch, DispatchError, Reply, ServiceInfo, fingerprint};
 pub use error::{BoxError, CodecError, RemoteError, RpcError, ServeError, TransportError};
 pub use server::RunningServer;
-pub use transport::{Closer, FrameReceiver, FrameSender, Listener, Parts, Transport};
+pub use transport::{
+    Closer, FrameReceiver, FrameSender, Listener, Parts, PeerCredentials, Transport,
+};

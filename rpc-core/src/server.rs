@@ -16,8 +16,28 @@ use std::time::{Duration, Instant};
 use crate::codec::{FrameBuf, decode_prefix, encode_frame, encode_into};
 use crate::dispatch::{Dispatch, DispatchError, Reply};
 use crate::error::{RemoteError, ServeError, TransportError, chain};
-use crate::transport::{Closer, FrameReceiver, FrameSender, Listener, Parts, Transport};
+use crate::transport::{
+    Closer, FrameReceiver, FrameSender, Listener, Parts, PeerCredentials, Transport,
+};
 use crate::wire::{self, Hello, MAGIC, PROTOCOL_VERSION, STATUS_ERR, Welcome};
+
+thread_local! {
+    /// The peer of the connection this thread serves (one thread per connection).
+    static CURRENT_PEER: std::cell::Cell<Option<PeerCredentials>> = const { std::cell::Cell::new(None) };
+}
+
+/// Inside a handler: what the OS says about the calling process (its pid and uid where
+/// the transport knows them; see [`PeerCredentials`]). `None` outside a handler.
+///
+/// # Examples
+///
+/// ```
+/// // Outside a server's handler there is no caller.
+/// assert!(rpc_core::server::current_peer().is_none());
+/// ```
+pub fn current_peer() -> Option<PeerCredentials> {
+    CURRENT_PEER.with(std::cell::Cell::get)
+}
 
 /// How long a new connection may take to send its handshake before it is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -192,6 +212,7 @@ fn open_connection(
     let spawned = thread::Builder::new()
         .name(format!("ipc-rpc conn {id}"))
         .spawn(move || {
+            CURRENT_PEER.with(|peer| peer.set(Some(transport.credentials())));
             if let Ok(Parts {
                 sender,
                 receiver,

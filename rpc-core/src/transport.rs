@@ -96,10 +96,32 @@ pub struct Parts {
     pub closer: Box<dyn Closer>,
 }
 
+/// What the OS vouches for about the process at the other end of a connection.
+///
+/// | transport | pid | uid, gid |
+/// |---|---|---|
+/// | `unix:`, `shm:` | `SO_PEERCRED` at connect | `SO_PEERCRED` |
+/// | `pipe` (in the child) | the parent | — |
+/// | `fifo:`, `mq:`, `tcp:` | — | — |
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerCredentials {
+    /// The peer's process id, when the transport knows it.
+    pub pid: Option<u32>,
+    /// The peer's user id, when the transport knows it.
+    pub uid: Option<u32>,
+    /// The peer's group id, when the transport knows it.
+    pub gid: Option<u32>,
+}
+
 /// A connected transport, before it is split into its parts.
 pub trait Transport: Send {
     /// A description of the peer for messages, e.g. `unix:/tmp/calc.sock`.
     fn peer(&self) -> String;
+
+    /// What the OS says about the peer process (see [`PeerCredentials`]).
+    fn credentials(&self) -> PeerCredentials {
+        PeerCredentials::default()
+    }
 
     /// Splits the connection into its sending, receiving and closing parts.
     ///

@@ -55,6 +55,8 @@ pub trait Probe {
     fn fill(&self, len: u32) -> Vec<u8>;
     fn nothing(&self);
     fn pid(&self) -> u32;
+    /// The caller as the server sees it: (pid, uid).
+    fn caller(&self) -> (Option<u32>, Option<u32>);
 }
 
 pub struct ProbeImpl;
@@ -89,6 +91,10 @@ impl Probe for ProbeImpl {
     fn nothing(&self) {}
     fn pid(&self) -> u32 {
         std::process::id()
+    }
+    fn caller(&self) -> (Option<u32>, Option<u32>) {
+        let peer = ipc_rpc::peer().expect("inside a handler");
+        (peer.pid, peer.uid)
     }
 }
 

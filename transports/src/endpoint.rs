@@ -51,6 +51,7 @@ pub struct Endpoint {
     max_frame: Option<usize>,
     ring: Option<usize>,
     spin_us: Option<u64>,
+    allow_uid: Vec<u32>,
 }
 
 /// The mechanism and its address.
@@ -115,6 +116,7 @@ impl Endpoint {
             max_frame: None,
             ring: None,
             spin_us: None,
+            allow_uid: Vec::new(),
         }
     }
 
@@ -194,6 +196,13 @@ impl Endpoint {
         }
     }
 
+    /// `unix:` and `shm:`: user ids allowed to connect besides the server's own
+    /// (`?allow_uid=1000,1001`). The server reads each client's uid from the kernel
+    /// (`SO_PEERCRED`) and closes connections of other users at once.
+    pub fn allowed_uids(&self) -> &[u32] {
+        &self.allow_uid
+    }
+
     /// `shm:` only: bytes per ring, if set (`?ring=`).
     pub fn ring(&self) -> Option<usize> {
         self.ring
@@ -230,6 +239,10 @@ impl fmt::Display for Endpoint {
                 write!(f, "{sep}{key}={v}")?;
                 sep = '&';
             }
+        }
+        if !self.allow_uid.is_empty() {
+            let uids: Vec<String> = self.allow_uid.iter().map(u32::to_string).collect();
+            write!(f, "{sep}allow_uid={}", uids.join(","))?;
         }
         Ok(())
     }
@@ -296,6 +309,22 @@ impl FromStr for Endpoint {
                             })?;
                         endpoint.max_frame = Some(n);
                     }
+                    "allow_uid" => {
+                        if !matches!(endpoint.kind, EndpointKind::Unix(_) | EndpointKind::Shm(_)) {
+                            return Err(err(format!(
+                                "option `{key}` applies to `unix:` and `shm:` endpoints only"
+                            )));
+                        }
+                        endpoint.allow_uid = value
+                            .split(',')
+                            .map(|u| u.parse::<u32>())
+                            .collect::<Result<_, _>>()
+                            .map_err(|_| {
+                                err(format!(
+                                    "allow_uid takes user ids separated by commas, not `{value}`"
+                                ))
+                            })?;
+                    }
                     "ring" | "spin_us" if !matches!(endpoint.kind, EndpointKind::Shm(_)) => {
                         return Err(err(format!(
                             "option `{key}` applies to `shm:` endpoints only"
@@ -323,7 +352,7 @@ impl FromStr for Endpoint {
                     }
                     other => {
                         return Err(err(format!(
-                            "unknown option `{other}`; known options: max_frame, and for shm: ring, spin_us"
+                            "unknown option `{other}`; known options: max_frame, for unix and shm: allow_uid, for shm: ring, spin_us"
                         )));
                     }
                 }
@@ -448,6 +477,8 @@ mod tests {
             "tcp:[::1]:7000?max_frame=256",
             "shm:/calc?max_frame=4096&ring=65536&spin_us=0",
             "shm:/calc?ring=8192",
+            "unix:/tmp/x.sock?allow_uid=0,1000",
+            "shm:/calc?ring=8192&allow_uid=65534",
         ] {
             let ep: Endpoint = s.parse().unwrap_or_else(|e| panic!("{s}: {e}"));
             assert_eq!(ep.to_string(), s);
@@ -477,6 +508,11 @@ mod tests {
             ("shm:/x?ring=5000", "power of two"),
             ("shm:/x?spin_us=abc", "spin_us must be"),
             ("tcp:1.2.3.4:80?bogus=1", "unknown option `bogus`"),
+            (
+                "tcp:1.2.3.4:80?allow_uid=1",
+                "`unix:` and `shm:` endpoints only",
+            ),
+            ("unix:/x?allow_uid=me", "user ids separated by commas"),
             ("tcp:1.2.3.4:80?max_frame", "needs a value"),
         ];
         for (s, want) in cases {

@@ -59,6 +59,8 @@ pub struct PipeTransport {
     writer: File,
     peer: String,
     max_frame: usize,
+    /// The other process: the child (parent side) or the parent (child side).
+    peer_pid: Option<u32>,
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> TransportError {
@@ -120,6 +122,7 @@ impl PipeTransport {
             writer: File::from(to_child_w),
             peer: format!("pipe (child pid {})", child.id()),
             max_frame,
+            peer_pid: Some(child.id()),
         };
         Ok((child, transport))
     }
@@ -173,6 +176,7 @@ impl PipeTransport {
             writer: File::from(writer),
             peer: format!("pipe (parent pid {parent})"),
             max_frame: usize::try_from(max_frame).unwrap_or(DEFAULT_MAX_FRAME),
+            peer_pid: u32::try_from(parent).ok(),
         }))
     }
 
@@ -185,6 +189,13 @@ impl PipeTransport {
 impl Transport for PipeTransport {
     fn peer(&self) -> String {
         self.peer.clone()
+    }
+
+    fn credentials(&self) -> rpc_core::PeerCredentials {
+        rpc_core::PeerCredentials {
+            pid: self.peer_pid,
+            ..Default::default()
+        }
     }
 
     fn split(self: Box<Self>) -> Result<Parts, TransportError> {

@@ -5,6 +5,10 @@
 //! live server from a stale file: binding over a crashed server's socket replaces it,
 //! binding over a live one fails with `AddrInUse`. Both files are removed when the
 //! listener drops.
+//!
+//! The server reads each client's uid from the kernel (`SO_PEERCRED`) and by default
+//! accepts only its own; `?allow_uid=1000,1001` widens that. Handlers see the caller's
+//! pid and uid through `ipc_rpc::peer()`.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -16,7 +20,7 @@ use nix::sys::socket::{
     AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, listen, socket,
 };
 use nix::sys::stat::{Mode, fchmod};
-use rpc_core::{Closer, Listener, Parts, Transport, TransportError};
+use rpc_core::{Closer, Listener, Parts, PeerCredentials, Transport, TransportError};
 
 use crate::endpoint::Endpoint;
 use crate::owner_lock::OwnerLock;
@@ -31,6 +35,7 @@ pub struct UdsTransport {
     stream: UnixStream,
     peer: String,
     max_frame: usize,
+    credentials: PeerCredentials,
 }
 
 impl UdsTransport {
@@ -57,6 +62,7 @@ impl UdsTransport {
             stream,
             peer,
             max_frame,
+            credentials: PeerCredentials::default(),
         })
     }
 }
@@ -81,6 +87,10 @@ fn connect_error(e: io::Error, peer: &str) -> TransportError {
 impl Transport for UdsTransport {
     fn peer(&self) -> String {
         self.peer.clone()
+    }
+
+    fn credentials(&self) -> PeerCredentials {
+        self.credentials
     }
 
     fn split(self: Box<Self>) -> Result<Parts, TransportError> {
@@ -157,6 +167,22 @@ impl UdsListener {
     }
 }
 
+/// The kernel's word on who is at the other end of `stream` (`SO_PEERCRED`).
+///
+/// # References
+///
+/// unix(7) `SO_PEERCRED`
+pub(crate) fn peer_credentials(stream: &UnixStream) -> PeerCredentials {
+    match nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerCredentials) {
+        Ok(c) => PeerCredentials {
+            pid: u32::try_from(c.pid()).ok(),
+            uid: Some(c.uid()),
+            gid: Some(c.gid()),
+        },
+        Err(_) => PeerCredentials::default(),
+    }
+}
+
 /// socket(2) + fchmod(2) 0600 + bind(2) + listen(2): the file is born owner-only.
 fn owner_only_socket(path: &Path) -> io::Result<OwnedFd> {
     let fd = socket(
@@ -179,25 +205,34 @@ impl UdsListener {
     /// # Errors
     ///
     /// `Closed` once the listener's closer was used; `Io` otherwise.
-    pub fn accept_stream(&mut self) -> Result<UnixStream, TransportError> {
+    pub fn accept_stream(&mut self) -> Result<(UnixStream, PeerCredentials), TransportError> {
         let name = self.endpoint.to_string();
-        let (stream, _) = accept_blocking(self.listener.as_fd(), &self.wakeup, &name, || {
-            self.listener.accept()
-        })?;
-        Ok(stream)
+        loop {
+            let (stream, _) = accept_blocking(self.listener.as_fd(), &self.wakeup, &name, || {
+                self.listener.accept()
+            })?;
+            let credentials = peer_credentials(&stream);
+            // Another user's process (possible only if the socket file was made
+            // accessible to it) is closed at once, before it can send a byte.
+            if credentials.uid.is_some_and(|uid| self.allows(uid)) {
+                return Ok((stream, credentials));
+            }
+        }
+    }
+
+    fn allows(&self, uid: u32) -> bool {
+        uid == nix::unistd::geteuid().as_raw() || self.endpoint.allowed_uids().contains(&uid)
     }
 }
 
 impl Listener for UdsListener {
     fn accept(&mut self) -> Result<Box<dyn Transport>, TransportError> {
-        let name = self.endpoint.to_string();
-        let (stream, _) = accept_blocking(self.listener.as_fd(), &self.wakeup, &name, || {
-            self.listener.accept()
-        })?;
+        let (stream, credentials) = self.accept_stream()?;
         Ok(Box::new(UdsTransport {
             stream,
-            peer: format!("{name} (client)"),
+            peer: format!("{} (client)", self.endpoint),
             max_frame: self.endpoint.max_frame(),
+            credentials,
         }))
     }
 

@@ -259,6 +259,7 @@ impl ShmListener {
 /// A client that connected to the rendezvous and has yet to offer its segment.
 struct Offered {
     socket: UnixStream,
+    credentials: rpc_core::PeerCredentials,
     names: Names,
     endpoint: String,
     options: ShmOptions,
@@ -269,6 +270,7 @@ impl Offered {
     fn set_up(self) -> Result<ShmTransport, TransportError> {
         let Offered {
             mut socket,
+            credentials: _,
             names,
             endpoint: name,
             options,
@@ -320,6 +322,10 @@ impl Transport for Offered {
         format!("{} (client)", self.endpoint)
     }
 
+    fn credentials(&self) -> rpc_core::PeerCredentials {
+        self.credentials
+    }
+
     fn split(self: Box<Self>) -> Result<Parts, TransportError> {
         Box::new(self.set_up()?).split()
     }
@@ -341,12 +347,13 @@ fn sweep(names: &Names) {
 
 impl Listener for ShmListener {
     fn accept(&mut self) -> Result<Box<dyn Transport>, TransportError> {
-        let socket = self.rendezvous.accept_stream()?;
+        let (socket, credentials) = self.rendezvous.accept_stream()?;
         // The set-up (the client's request, mapping its segment) happens in `split`,
         // which the server runs on the connection's own thread: a slow or silent client
         // never holds up the accept loop.
         Ok(Box::new(Offered {
             socket,
+            credentials,
             names: Names {
                 stem: self.names.stem.clone(),
             },

@@ -18,6 +18,7 @@ macro_rules! matrix {
                 #[test]
                 fn $test() {
                     crate::common::serve_if_child();
+                    crate::suite::client_child();
                     let name = crate::common::test_name(module_path!(), stringify!($test));
                     crate::suite::$test(crate::common::Transport::$transport, name);
                 }
@@ -50,5 +51,8 @@ matrix! {
         client_drop_closes_server_connection,
         silent_connections_do_not_hold_up_others,
         sixty_four_clients_and_eight_shared_threads_under_load,
+        client_killed_mid_call_leaves_the_server_serving,
+        slow_consumer_does_not_hold_up_others,
+        random_bytes_and_a_connect_flood_leave_the_server_serving,
     ]
 }

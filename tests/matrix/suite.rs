@@ -539,3 +539,214 @@ pub fn sixty_four_clients_and_eight_shared_threads_under_load(t: Transport, name
         f.shutdown();
     });
 }
+
+/// Child role: a client that calls `sleep_ms` and is killed during the call.
+pub fn client_child() {
+    let Ok(endpoint) = std::env::var("IPC_RPC_TEST_DOOMED_CLIENT_OF") else {
+        return;
+    };
+    let client = ProbeClient::connect(&endpoint.parse().unwrap()).unwrap();
+    println!("CALLING");
+    let _ = client.sleep_ms(2_000);
+    std::process::exit(0);
+}
+
+pub fn client_killed_mid_call_leaves_the_server_serving(t: Transport, name: String) {
+    if !t.multi_client() {
+        return skip(t, "the pipe's one client is the parent (see tests/pipe.rs)");
+    }
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "");
+        let endpoint = f.endpoint().unwrap();
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", &name, "--nocapture", "--test-threads=1"])
+            .env("IPC_RPC_TEST_DOOMED_CLIENT_OF", endpoint.to_string())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        while !line.contains("CALLING") {
+            line.clear();
+            assert!(
+                std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0,
+                "client child died early"
+            );
+        }
+        thread::sleep(Duration::from_millis(100));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Others are served at once, while the dead client's call still sleeps.
+        let started = Instant::now();
+        assert_eq!(f.client.add(3, 4).unwrap(), 7);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        if let Server::Local(s) = &f.server {
+            // The dead client's connection ends once its call returns and the server
+            // notices the peer is gone.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while s.connection_count() > 1 {
+                assert!(
+                    Instant::now() < deadline,
+                    "the dead client's connection stayed open"
+                );
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+        f.shutdown();
+    });
+}
+
+pub fn slow_consumer_does_not_hold_up_others(t: Transport, name: String) {
+    if !t.multi_client() {
+        return skip(t, "one client per server");
+    }
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "");
+        let endpoint = f.endpoint().unwrap();
+        // A raw client that asks for 1 MiB replies and never reads them.
+        let mut parts = raw_connection(&f).0;
+        let mut hello = Vec::new();
+        rpc_core::codec::encode_into(
+            &rpc_core::wire::Hello {
+                magic: rpc_core::wire::MAGIC,
+                protocol: rpc_core::wire::PROTOCOL_VERSION,
+                service: ProbeClient::SERVICE.name,
+                fingerprint: ProbeClient::SERVICE.fingerprint,
+            },
+            &mut hello,
+            "hello",
+        )
+        .unwrap();
+        parts.sender.send(&hello).unwrap();
+        parts
+            .receiver
+            .recv(Some(Instant::now() + Duration::from_secs(5)))
+            .expect("welcome");
+        let fill = ProbeClient::SERVICE
+            .methods
+            .iter()
+            .position(|m| *m == "fill")
+            .unwrap() as u16;
+        for id in 1..=20u64 {
+            let mut request = Vec::new();
+            rpc_core::wire::encode_request_header(
+                id,
+                fill,
+                &mut rpc_core::codec::FrameBuf::vec(&mut request),
+            )
+            .unwrap();
+            rpc_core::codec::encode_into(&(1u32 << 20), &mut request, "len").unwrap();
+            // The server stops reading once its replies fill the pipe; stop sending too.
+            let sent = {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let frame = request.clone();
+                let mut sender = std::mem::replace(&mut parts.sender, Box::new(NullSender));
+                thread::spawn(move || {
+                    let r = sender.send(&frame);
+                    let _ = tx.send((r, sender));
+                });
+                rx.recv_timeout(Duration::from_millis(500))
+            };
+            match sent {
+                Ok((Ok(()), sender)) => parts.sender = sender,
+                _ => break,
+            }
+        }
+        // Everyone else is served promptly.
+        let other = ProbeClient::connect(&endpoint).unwrap();
+        let started = Instant::now();
+        for i in 0..20 {
+            assert_eq!(other.add(i, 1).unwrap(), i + 1);
+        }
+        assert_eq!(f.client.fill(1000).unwrap().len(), 1000);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            started.elapsed()
+        );
+        drop(parts);
+        drop(other);
+        f.shutdown();
+    });
+}
+
+/// Stands in for a sender lent to another thread.
+struct NullSender;
+
+impl rpc_core::FrameSender for NullSender {
+    fn send(&mut self, _: &[u8]) -> Result<(), ipc_rpc::TransportError> {
+        Err(ipc_rpc::TransportError::Closed)
+    }
+}
+
+pub fn random_bytes_and_a_connect_flood_leave_the_server_serving(t: Transport, name: String) {
+    use ipc_rpc::EndpointKind as K;
+    if !t.multi_client() {
+        return skip(t, "a pipe has no address a stranger can reach");
+    }
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "");
+        let endpoint = f.endpoint().unwrap();
+        // Pseudo-random junk, including length headers of 2^32-1 and the bytes of 2^63.
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut junk = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect()
+        };
+        let payloads = [
+            junk(10),
+            junk(5000),
+            u32::MAX.to_le_bytes().to_vec(),
+            (1u64 << 63).to_le_bytes().to_vec(),
+        ];
+        let mut held = Vec::new();
+        for p in &payloads {
+            match endpoint.kind() {
+                K::Unix(path) | K::Shm(path) => {
+                    let socket = match endpoint.kind() {
+                        K::Shm(n) => format!("/dev/shm/ipc-rpc.{}.sock", n.trim_start_matches('/')),
+                        _ => path.clone(),
+                    };
+                    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+                    let _ = std::io::Write::write_all(&mut s, p);
+                    held.push(Box::new(s) as Box<dyn std::any::Any>);
+                }
+                K::Tcp { host, port } => {
+                    let mut s = std::net::TcpStream::connect((host.as_str(), *port)).unwrap();
+                    let _ = std::io::Write::write_all(&mut s, p);
+                    held.push(Box::new(s));
+                }
+                K::Fifo(dir) => {
+                    let mut w = std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(format!("{dir}/connect"))
+                        .unwrap();
+                    let _ = std::io::Write::write_all(&mut w, &p[..p.len().min(512)]);
+                    held.push(Box::new(w));
+                }
+                K::Mq(_) => {
+                    // A stranger's junk through an honest client's transport: framing
+                    // and handshake of our own, contents random.
+                    let (mut parts, _) = raw_connection(&f);
+                    let _ = parts.sender.send(p);
+                    held.push(Box::new(parts.closer));
+                }
+                _ => unreachable!("no address for a stranger"),
+            }
+        }
+        // And a flood of connections that never speak.
+        held.extend((0..40).filter_map(|_| silent_connection(t, &endpoint)));
+        let other = ProbeClient::connect(&endpoint).unwrap();
+        assert_eq!(other.add(20, 22).unwrap(), 42);
+        assert_eq!(f.client.add(1, 1).unwrap(), 2);
+        drop(held);
+        drop(other);
+        f.shutdown();
+    });
+}

@@ -22,8 +22,9 @@ pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
         .map(|m| method(m, krate, trait_ident));
     let doc = format!(
         "Client of the [`{name}`] service: one method per trait method, each returning \
-         `Result<_, RpcError>`.\n\nCheap to clone; clones share one connection, and any \
-         number of threads may call at once."
+         `Result<_, RpcError>`.\n\nCheap to clone; clones share one connection (or one \
+         worker pool), and any number of threads may call at once. Make one with \
+         `connect`, `ipc_rpc::spawn_child` or a `ipc_rpc::pool::Pool`."
     );
     quote! {
         #[doc = #doc]
@@ -79,7 +80,7 @@ pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
                 #client { __client: client }
             }
 
-            /// A client on the same connection whose calls fail with
+            /// A client on the same connection (or pool) whose calls fail with
             /// `RpcError::Timeout` after `timeout`; the connection stays usable.
             pub fn with_timeout(&self, timeout: ::core::time::Duration) -> Self {
                 #client { __client: self.__client.with_timeout(timeout) }

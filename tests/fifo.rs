@@ -96,25 +96,12 @@ fn client_killed_mid_call_leaves_nothing_and_server_goes_on() {
             ipc_rpc::EndpointKind::Fifo(d) => std::path::PathBuf::from(d),
             _ => unreachable!(),
         };
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "client_killed_mid_call_leaves_nothing_and_server_goes_on",
-                "--nocapture",
-            ])
-            .env("IPC_RPC_TEST_CLIENT_OF", server.endpoint().to_string())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        while !line.contains("CALLING") {
-            line.clear();
-            assert!(
-                std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0,
-                "client child died early"
-            );
-        }
+        let mut child = spawn_until_marker(
+            "client_killed_mid_call_leaves_nothing_and_server_goes_on",
+            "IPC_RPC_TEST_CLIENT_OF",
+            &server.endpoint(),
+            "CALLING",
+        );
         let deadline = Instant::now() + Duration::from_secs(5);
         while server.connection_count() != 1 {
             assert!(Instant::now() < deadline);

@@ -453,6 +453,27 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
+/// Re-runs this test binary for `test` with `var=endpoint` and waits until the child
+/// prints `marker`.
+pub fn spawn_until_marker(test: &str, var: &str, endpoint: &Endpoint, marker: &str) -> Child {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(var, endpoint.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains(marker) {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "the child died before `{marker}`"
+        );
+    }
+    child
+}
+
 /// The libtest name of a test fn given `module_path!()` and the fn name.
 pub fn test_name(module_path: &str, name: &str) -> String {
     let path = module_path.split_once("::").map_or("", |(_, rest)| rest);

@@ -300,6 +300,27 @@ pub fn oversized_reply_is_refused_and_connection_survives(t: Transport, name: St
     });
 }
 
+/// Performs the client's half of the handshake by hand on raw parts.
+fn raw_handshake(parts: &mut rpc_core::Parts) {
+    let mut hello = Vec::new();
+    rpc_core::codec::encode_into(
+        &rpc_core::wire::Hello {
+            magic: rpc_core::wire::MAGIC,
+            protocol: rpc_core::wire::PROTOCOL_VERSION,
+            service: ProbeClient::SERVICE.name,
+            fingerprint: ProbeClient::SERVICE.fingerprint,
+        },
+        &mut hello,
+        "hello",
+    )
+    .unwrap();
+    parts.sender.send(&hello).unwrap();
+    parts
+        .receiver
+        .recv(Some(Instant::now() + Duration::from_secs(5)))
+        .expect("welcome");
+}
+
 /// Raw parts of a new connection to the fixture's kind of server (for `pipe`, a new
 /// child of its own), to send bytes no client would.
 fn raw_connection(f: &Fixture) -> (rpc_core::Parts, Option<std::process::Child>) {
@@ -326,21 +347,7 @@ pub fn malformed_frames_close_only_that_connection(t: Transport, name: String) {
         for (i, frame) in garbage.iter().enumerate() {
             let (mut parts, child) = raw_connection(&f);
             if i == 2 {
-                let mut hello = Vec::new();
-                rpc_core::codec::encode_into(
-                    &rpc_core::wire::Hello {
-                        magic: rpc_core::wire::MAGIC,
-                        protocol: rpc_core::wire::PROTOCOL_VERSION,
-                        service: ProbeClient::SERVICE.name,
-                        fingerprint: ProbeClient::SERVICE.fingerprint,
-                    },
-                    &mut hello,
-                    "hello",
-                )
-                .unwrap();
-                parts.sender.send(&hello).unwrap();
-                let deadline = Instant::now() + Duration::from_secs(5);
-                parts.receiver.recv(Some(deadline)).expect("welcome");
+                raw_handshake(&mut parts);
             }
             parts.sender.send(frame).unwrap();
             let deadline = Instant::now() + Duration::from_secs(5);
@@ -558,21 +565,8 @@ pub fn client_killed_mid_call_leaves_the_server_serving(t: Transport, name: Stri
     watchdog(WATCHDOG, move || {
         let f = t.start(&name, "");
         let endpoint = f.endpoint().unwrap();
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", &name, "--nocapture", "--test-threads=1"])
-            .env("IPC_RPC_TEST_DOOMED_CLIENT_OF", endpoint.to_string())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        while !line.contains("CALLING") {
-            line.clear();
-            assert!(
-                std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0,
-                "client child died early"
-            );
-        }
+        let mut child =
+            spawn_until_marker(&name, "IPC_RPC_TEST_DOOMED_CLIENT_OF", &endpoint, "CALLING");
         thread::sleep(Duration::from_millis(100));
         child.kill().unwrap();
         child.wait().unwrap();
@@ -605,23 +599,7 @@ pub fn slow_consumer_does_not_hold_up_others(t: Transport, name: String) {
         let endpoint = f.endpoint().unwrap();
         // A raw client that asks for 1 MiB replies and never reads them.
         let mut parts = raw_connection(&f).0;
-        let mut hello = Vec::new();
-        rpc_core::codec::encode_into(
-            &rpc_core::wire::Hello {
-                magic: rpc_core::wire::MAGIC,
-                protocol: rpc_core::wire::PROTOCOL_VERSION,
-                service: ProbeClient::SERVICE.name,
-                fingerprint: ProbeClient::SERVICE.fingerprint,
-            },
-            &mut hello,
-            "hello",
-        )
-        .unwrap();
-        parts.sender.send(&hello).unwrap();
-        parts
-            .receiver
-            .recv(Some(Instant::now() + Duration::from_secs(5)))
-            .expect("welcome");
+        raw_handshake(&mut parts);
         let fill = ProbeClient::SERVICE
             .methods
             .iter()

@@ -708,9 +708,20 @@ pub fn random_bytes_and_a_connect_flood_leave_the_server_serving(t: Transport, n
                     let _ = std::io::Write::write_all(&mut w, &p[..p.len().min(512)]);
                     held.push(Box::new(w));
                 }
-                K::Mq(_) => {
-                    // A stranger's junk through an honest client's transport: framing
-                    // and handshake of our own, contents random.
+                K::Mq(name) => {
+                    // Junk straight into the rendezvous queue, as a stranger of the same
+                    // user could send it.
+                    let queue = nix::mqueue::mq_open(
+                        name.as_str(),
+                        nix::mqueue::MQ_OFlag::O_WRONLY | nix::mqueue::MQ_OFlag::O_NONBLOCK,
+                        nix::sys::stat::Mode::empty(),
+                        None,
+                    )
+                    .unwrap();
+                    let _ = nix::mqueue::mq_send(&queue, &p[..p.len().min(64)], 0);
+                    let _ = nix::mqueue::mq_close(queue);
+                    // And junk through an honest client's transport: our framing and
+                    // handshake, random contents.
                     let (mut parts, _) = raw_connection(&f);
                     let _ = parts.sender.send(p);
                     held.push(Box::new(parts.closer));

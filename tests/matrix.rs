@@ -54,5 +54,6 @@ matrix! {
         client_killed_mid_call_leaves_the_server_serving,
         slow_consumer_does_not_hold_up_others,
         random_bytes_and_a_connect_flood_leave_the_server_serving,
+        callers_with_and_without_deadlines_never_strand_each_other,
     ]
 }

@@ -277,8 +277,9 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// Removes a call's entry when the call ends, however it ends, and passes the reading
-/// role on if this call held it.
+/// Removes a call's entry when the call ends, however it ends, and makes sure that
+/// if nobody is reading, a waiting caller is woken to take the reading role: the
+/// role is never left unclaimed while callers wait.
 pub(crate) struct CallGuard<'a> {
     shared: &'a Shared,
     id: u64,
@@ -291,15 +292,20 @@ impl Drop for CallGuard<'_> {
         calls.pending.remove(&self.id);
         if self.reading {
             calls.reading = false;
-            let next = calls
-                .pending
-                .values()
-                .find(|p| p.reply.is_none() && p.waiter.is_some())
-                .and_then(|p| p.waiter.clone());
-            drop(calls);
-            if let Some(t) = next {
-                t.unpark();
-            }
+        }
+        if calls.reading {
+            return;
+        }
+        // A caller picked to read may have left (its deadline passed) without
+        // taking the role; checking on every exit, not only the reader's, covers it.
+        let next = calls
+            .pending
+            .values()
+            .find(|p| p.reply.is_none() && p.waiter.is_some())
+            .and_then(|p| p.waiter.clone());
+        drop(calls);
+        if let Some(t) = next {
+            t.unpark();
         }
     }
 }
@@ -433,22 +439,27 @@ impl Shared {
                 call.reading = true;
                 return Turn::Read;
             }
-            if pending.waiter.is_none() {
-                pending.waiter = Some(thread::current());
-            }
-            drop(calls);
-            match deadline {
-                None => thread::park(),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
+            // Decided under the lock: had we been picked to read meanwhile, we took
+            // the role above; if we leave now, our guard hands the role on.
+            let left = match deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => {
                         return Turn::Failed(RpcError::Timeout {
                             peer: self.peer.clone(),
                             after: Duration::ZERO,
                         });
                     }
-                    thread::park_timeout(d - now);
-                }
+                },
+            };
+            if pending.waiter.is_none() {
+                pending.waiter = Some(thread::current());
+            }
+            drop(calls);
+            match left {
+                None => thread::park(),
+                Some(left) => thread::park_timeout(left),
             }
             calls = lock(&self.calls);
         }

@@ -739,3 +739,34 @@ pub fn random_bytes_and_a_connect_flood_leave_the_server_serving(t: Transport, n
         f.shutdown();
     });
 }
+
+pub fn callers_with_and_without_deadlines_never_strand_each_other(t: Transport, name: String) {
+    watchdog(Duration::from_secs(60), move || {
+        let f = t.start(&name, "");
+        let threads: Vec<_> = (0..8u64)
+            .map(|n| {
+                let client = f.client.clone();
+                thread::spawn(move || {
+                    for i in 0..150u64 {
+                        if n % 2 == 0 {
+                            // Deadlines that often expire while waiting to read.
+                            let hurried = client
+                                .with_timeout(Duration::from_micros(200 + (n * 37 + i * 53) % 900));
+                            match hurried.sleep_ms(i % 2) {
+                                Ok(_) | Err(RpcError::Timeout { .. }) => {}
+                                Err(e) => panic!("{e:?}"),
+                            }
+                        } else {
+                            // No deadline: must always get an answer.
+                            assert_eq!(client.add(n as i64, i as i64).unwrap(), (n + i) as i64);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        f.shutdown();
+    });
+}

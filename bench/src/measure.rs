@@ -95,7 +95,13 @@ pub struct Row {
     pub ours: Option<Fig>,
     /// The 1-minute load average read as the row finished.
     pub load: f64,
+    /// Calls that got no reply within the cell's time plus [`STALL`] (calls/s rows).
+    pub stalls: usize,
 }
+
+/// How long past its cell a calls/s caller waits for a reply before it counts the
+/// call as stalled and stops (a lost wake-up would otherwise hang the run).
+pub const STALL: Duration = Duration::from_secs(1);
 
 /// The machine's 1-minute load average.
 pub fn loadavg() -> f64 {
@@ -141,6 +147,7 @@ pub fn run(pl: Placement, b: Budget) -> Result<Vec<Row>, Box<dyn Error>> {
                     raw: Some(Fig::Lat(lat)),
                     ours: Some(Fig::Lat(ours_lat)),
                     load,
+                    stalls: 0,
                 });
             }
             bar.inc(1);
@@ -150,10 +157,11 @@ pub fn run(pl: Placement, b: Budget) -> Result<Vec<Row>, Box<dyn Error>> {
                 "{} calls/s, {callers} callers, {clients} clients",
                 t.name()
             ));
-            let ours_rate = if clients > 1 && ours.endpoint.is_none() {
-                None
+            let (ours_rate, stalls) = if clients > 1 && ours.endpoint.is_none() {
+                (None, 0)
             } else {
-                Some(Fig::Rate(rate(&ours, callers, clients, b.rate)?))
+                let (r, stalls) = rate(&ours, callers, clients, b.rate)?;
+                (Some(Fig::Rate(r)), stalls)
             };
             rows.push(Row {
                 transport: t.name(),
@@ -166,6 +174,7 @@ pub fn run(pl: Placement, b: Budget) -> Result<Vec<Row>, Box<dyn Error>> {
                 },
                 ours: ours_rate,
                 load: loadavg(),
+                stalls,
             });
             bar.inc(1);
         }
@@ -181,6 +190,7 @@ pub fn run(pl: Placement, b: Budget) -> Result<Vec<Row>, Box<dyn Error>> {
                     raw: Some(Fig::Rate(r)),
                     ours: Some(Fig::Rate(ours_rate)),
                     load,
+                    stalls: 0,
                 });
             }
             bar.inc(1);
@@ -260,7 +270,13 @@ fn rtt_cell(
     Ok((raw, Lat::of(ours_samples)))
 }
 
-fn rate(ours: &Ours, callers: usize, clients: usize, dur: Duration) -> Result<f64, Box<dyn Error>> {
+/// Calls/s of `callers` threads over `clients` clients, and how many calls stalled.
+fn rate(
+    ours: &Ours,
+    callers: usize,
+    clients: usize,
+    dur: Duration,
+) -> Result<(f64, usize), Box<dyn Error>> {
     let mut pool = vec![ours.client.clone()];
     if clients > 1 {
         let endpoint = ours.endpoint.as_ref().ok_or("one client only")?;
@@ -276,26 +292,34 @@ fn rate(ours: &Ours, callers: usize, clients: usize, dur: Duration) -> Result<f6
     }
     let start = Instant::now();
     let until = start + dur;
-    let calls: usize = std::thread::scope(|s| {
+    let (calls, stalls, end) = std::thread::scope(|s| {
         let handles: Vec<_> = (0..callers)
             .map(|i| {
-                let c = pool[i % pool.len()].clone();
+                let c = pool[i % pool.len()].with_timeout(dur + STALL);
                 let payload = &payload;
                 s.spawn(move || {
                     let mut n = 0_usize;
-                    while Instant::now() < until {
+                    loop {
                         if c.echo(payload.clone()).is_err() {
-                            break;
+                            return (n, 1, until);
                         }
                         n += 1;
+                        let now = Instant::now();
+                        if now >= until {
+                            return (n, 0, now);
+                        }
                     }
-                    n
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or((0, 1, until)))
+            .fold((0, 0, until), |(n, s, e), (n1, s1, e1)| {
+                (n + n1, s + s1, e.max(e1))
+            })
     });
-    Ok(calls as f64 / start.elapsed().as_secs_f64())
+    Ok((calls as f64 / (end - start).as_secs_f64(), stalls))
 }
 
 fn stream_cell(

@@ -83,7 +83,12 @@ pub fn print_table(rows: &[Row], pl: Placement) {
         println!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} |",
             r.transport,
-            measure_name(r.measure),
+            measure_name(r.measure)
+                + &if r.stalls > 0 {
+                    format!(" ({} stalled)", r.stalls)
+                } else {
+                    String::new()
+                },
             r.raw_kind.map_or_else(|| "—".into(), |k| k.arg()),
             cell(r.raw, |f| Some(f.value())),
             cell(r.ours, |f| Some(f.value())),
@@ -159,6 +164,7 @@ pub fn json(rows: &[Row], pl: Placement, b: Budget, quick: bool) -> String {
                 "ours": fig_json(r.ours),
                 "ours_over_raw": ratio(r),
                 "loadavg_1m": r.load,
+                "stalled_calls": r.stalls,
             })
         })
         .collect();

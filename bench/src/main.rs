@@ -147,12 +147,23 @@ impl Transport {
         match self {
             Transport::Pipe => vec![RawKind::Pipe],
             Transport::Fifo => vec![RawKind::Fifo],
-            Transport::Mq => vec![RawKind::Mq],
+            // The system's deepest queue (msg_max, 10 by default), then the depth of 1
+            // the `mq` transport uses so that 49 clients fit RLIMIT_MSGQUEUE.
+            Transport::Mq => vec![RawKind::Mq(mq_depth()), RawKind::Mq(1)],
             Transport::Shm => Strategy::ALL.into_iter().map(RawKind::Shm).collect(),
             Transport::Unix => vec![RawKind::Unix],
             Transport::Tcp => vec![RawKind::Tcp],
         }
     }
+}
+
+/// `/proc/sys/fs/mqueue/msg_max`, at most 10.
+fn mq_depth() -> usize {
+    std::fs::read_to_string("/proc/sys/fs/mqueue/msg_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(10_usize)
+        .min(10)
 }
 
 /// Our client and the server child behind it.

@@ -204,6 +204,9 @@ pub fn run(pl: Placement, b: Budget) -> Result<Vec<Row>, Box<dyn Error>> {
 type RawLats = Vec<(RawKind, Lat)>;
 type RawRates = Vec<(RawKind, f64)>;
 
+/// Round trips of `size` bytes: per round, each raw variant (its server started for the
+/// round and stopped after it, so no idle raw server, spinning or not, shares a CPU with
+/// the others), then ours.
 fn rtt_cell(
     t: Transport,
     ours: &mut Ours,
@@ -212,27 +215,22 @@ fn rtt_cell(
     b: Budget,
 ) -> Result<(RawLats, Lat), Box<dyn Error>> {
     let kinds = t.raw();
-    let mut peers = kinds
-        .iter()
-        .map(|&k| RawPeer::start(k, size, 1, size, pl.child))
-        .collect::<Result<Vec<_>, _>>()?;
     let payload = vec![0x5A_u8; size];
     let mut reply = vec![0_u8; size];
     let warm = if size >= 65536 { 5 } else { 50 };
-    for p in &mut peers {
-        for _ in 0..warm {
-            p.conn().send(&payload)?;
-            p.conn().recv(&mut reply)?;
-        }
-    }
     for _ in 0..warm {
         ours.client.echo(payload.clone())?;
     }
     let slice = b.latency / b.rounds;
-    let mut raw_samples = vec![Vec::new(); peers.len()];
+    let mut raw_samples = vec![Vec::new(); kinds.len()];
     let mut ours_samples = Vec::new();
     for _ in 0..b.rounds {
-        for (p, samples) in peers.iter_mut().zip(&mut raw_samples) {
+        for (&kind, samples) in kinds.iter().zip(&mut raw_samples) {
+            let mut p = RawPeer::start(kind, size, 1, size, pl.child)?;
+            for _ in 0..warm {
+                p.conn().send(&payload)?;
+                p.conn().recv(&mut reply)?;
+            }
             let until = Instant::now() + slice;
             loop {
                 let t0 = Instant::now();
@@ -244,6 +242,7 @@ fn rtt_cell(
                     break;
                 }
             }
+            p.finish();
         }
         let until = Instant::now() + slice;
         loop {
@@ -258,9 +257,6 @@ fn rtt_cell(
                 break;
             }
         }
-    }
-    for p in peers {
-        p.finish();
     }
     let raw = kinds
         .into_iter()
@@ -322,6 +318,9 @@ fn rate(
     Ok((calls as f64 / (end - start).as_secs_f64(), stalls))
 }
 
+/// Producer-consumer of `size`-byte messages in batches of [`BATCH`] bytes: raw sends
+/// each message on its own and the consumer acknowledges each batch; ours makes one
+/// `consume(batch)` call per batch. Rounds as in [`rtt_cell`].
 fn stream_cell(
     t: Transport,
     ours: &mut Ours,
@@ -331,10 +330,6 @@ fn stream_cell(
 ) -> Result<(RawRates, f64), Box<dyn Error>> {
     let kinds = t.raw();
     let count = BATCH / size;
-    let mut peers = kinds
-        .iter()
-        .map(|&k| RawPeer::start(k, size, count, 8, pl.child))
-        .collect::<Result<Vec<_>, _>>()?;
     let msg = vec![0xA5_u8; size];
     let batch: Vec<Msg> = (0..count).map(|_| Msg(msg.clone())).collect();
     let mut ack = [0_u8; 8];
@@ -344,25 +339,25 @@ fn stream_cell(
         }
         p.conn().recv(ack)
     };
-    for p in &mut peers {
-        raw_batch(p, &mut ack)?;
-    }
     ours.client.consume(batch.clone())?;
     let slice = b.stream / b.rounds;
-    let mut raw_time = vec![(0_usize, Duration::ZERO); peers.len()];
+    let mut raw_time = vec![(0_usize, Duration::ZERO); kinds.len()];
     let (mut ours_bytes, mut ours_time) = (0_u64, Duration::ZERO);
     for _ in 0..b.rounds {
-        for (p, (bytes, time)) in peers.iter_mut().zip(&mut raw_time) {
+        for (&kind, (bytes, time)) in kinds.iter().zip(&mut raw_time) {
+            let mut p = RawPeer::start(kind, size, count, 8, pl.child)?;
+            raw_batch(&mut p, &mut ack)?;
             let until = Instant::now() + slice;
             loop {
                 let t0 = Instant::now();
-                raw_batch(p, &mut ack)?;
+                raw_batch(&mut p, &mut ack)?;
                 *time += t0.elapsed();
                 *bytes += count * size;
                 if Instant::now() >= until {
                     break;
                 }
             }
+            p.finish();
         }
         let until = Instant::now() + slice;
         loop {
@@ -375,9 +370,6 @@ fn stream_cell(
                 break;
             }
         }
-    }
-    for p in peers {
-        p.finish();
     }
     let mbps = |bytes: f64, time: Duration| bytes / time.as_secs_f64() / 1e6;
     let raw = kinds

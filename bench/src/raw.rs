@@ -28,8 +28,9 @@ pub enum RawKind {
     Pipe,
     /// Two FIFOs.
     Fifo,
-    /// Two POSIX message queues; messages over the queue's size are split.
-    Mq,
+    /// Two POSIX message queues holding this many messages each; messages over the
+    /// queue's message size are split.
+    Mq(usize),
     /// Two rings in one shared-memory segment, waiting with a strategy.
     Shm(Strategy),
     /// A UNIX stream socket.
@@ -44,7 +45,7 @@ impl RawKind {
         match self {
             RawKind::Pipe => "pipe".into(),
             RawKind::Fifo => "fifo".into(),
-            RawKind::Mq => "mq".into(),
+            RawKind::Mq(depth) => format!("mq-depth{depth}"),
             RawKind::Shm(s) => format!("shm-{}", s.name()),
             RawKind::Unix => "unix".into(),
             RawKind::Tcp => "tcp".into(),
@@ -55,10 +56,12 @@ impl RawKind {
         Some(match arg {
             "pipe" => RawKind::Pipe,
             "fifo" => RawKind::Fifo,
-            "mq" => RawKind::Mq,
             "unix" => RawKind::Unix,
             "tcp" => RawKind::Tcp,
-            other => RawKind::Shm(Strategy::parse(other.strip_prefix("shm-")?)?),
+            other => match other.strip_prefix("mq-depth") {
+                Some(depth) => RawKind::Mq(depth.parse().ok()?),
+                None => RawKind::Shm(Strategy::parse(other.strip_prefix("shm-")?)?),
+            },
         })
     }
 }
@@ -154,9 +157,9 @@ fn mq_msgsize() -> usize {
         .min(8192)
 }
 
-fn mq_pair(name: &str, create: bool) -> io::Result<Mq> {
+fn mq_pair(name: &str, depth: usize, create: bool) -> io::Result<Mq> {
     let msgsize = mq_msgsize();
-    let attr = MqAttr::new(0, 10, msgsize as _, 0);
+    let attr = MqAttr::new(0, depth as _, msgsize as _, 0);
     let open = |suffix: &str| -> io::Result<MqdT> {
         let n = format!("{name}.{suffix}");
         let flags = if create {
@@ -254,9 +257,9 @@ impl RawPeer {
                 let r = File::open(dir.join("s2c"))?;
                 (Box::new(Stream { r, w }), child)
             }
-            RawKind::Mq => {
+            RawKind::Mq(depth) => {
                 let name = format!("/{}", unique("mq"));
-                let conn = mq_pair(&name, true)?;
+                let conn = mq_pair(&name, depth, true)?;
                 cleanup.push(Cleanup::Mq(format!("{name}.c2s")));
                 cleanup.push(Cleanup::Mq(format!("{name}.s2c")));
                 let child = cmd.arg(kind.arg()).arg(&name).args(&sizes).spawn()?;
@@ -333,7 +336,7 @@ impl RawPeer {
     /// Closes the connection and reaps the server.
     pub fn finish(mut self) {
         self.conn = None;
-        if self.kind == RawKind::Mq {
+        if matches!(self.kind, RawKind::Mq(_)) {
             // A message queue has no end-of-file to tell the server we are gone.
             let _ = self.child.kill();
         }
@@ -372,7 +375,7 @@ pub fn serve(args: &[String]) -> io::Result<()> {
             let w = OpenOptions::new().write(true).open(dir.join("s2c"))?;
             Box::new(Stream { r, w })
         }
-        RawKind::Mq => Box::new(mq_pair(addr, false)?),
+        RawKind::Mq(depth) => Box::new(mq_pair(addr, depth, false)?),
         RawKind::Shm(strategy) => Box::new(ShmConn::open(addr, strategy)?),
         RawKind::Unix => {
             let s = UnixStream::connect(addr)?;

@@ -202,11 +202,36 @@ pub fn run(pl: Placement, b: Budget) -> Result<Vec<Row>, Box<dyn Error>> {
 }
 
 type RawLats = Vec<(RawKind, Lat)>;
+
+/// How long a freshly started raw server is exercised before it is measured.
+const WARM: Duration = Duration::from_millis(20);
+
+/// Whether a raw server is kept for the next round. Servers stay up, as ours does, and
+/// are warmed once; only a pure-spin server is stopped after its round, since while idle
+/// it would burn the CPU that the other servers need.
+fn keep(kind: RawKind) -> bool {
+    kind != RawKind::Shm(crate::shm_raw::Strategy::Spin)
+}
+
+/// The raw server in `slot`, started and warmed with `exchange` if it is not running.
+fn peer(
+    slot: &mut Option<RawPeer>,
+    start: impl FnOnce() -> std::io::Result<RawPeer>,
+    mut exchange: impl FnMut(&mut RawPeer) -> std::io::Result<()>,
+) -> std::io::Result<&mut RawPeer> {
+    if slot.is_none() {
+        let mut p = start()?;
+        let until = Instant::now() + WARM;
+        while Instant::now() < until {
+            exchange(&mut p)?;
+        }
+        *slot = Some(p);
+    }
+    Ok(slot.as_mut().expect("just started"))
+}
 type RawRates = Vec<(RawKind, f64)>;
 
-/// Round trips of `size` bytes: per round, each raw variant (its server started for the
-/// round and stopped after it, so no idle raw server, spinning or not, shares a CPU with
-/// the others), then ours.
+/// Round trips of `size` bytes: per round, each raw variant, then ours.
 fn rtt_cell(
     t: Transport,
     ours: &mut Ours,
@@ -217,20 +242,24 @@ fn rtt_cell(
     let kinds = t.raw();
     let payload = vec![0x5A_u8; size];
     let mut reply = vec![0_u8; size];
-    let warm = if size >= 65536 { 5 } else { 50 };
-    for _ in 0..warm {
+    let until = Instant::now() + WARM;
+    while Instant::now() < until {
         ours.client.echo(payload.clone())?;
     }
     let slice = b.latency / b.rounds;
+    let mut peers: Vec<Option<RawPeer>> = kinds.iter().map(|_| None).collect();
     let mut raw_samples = vec![Vec::new(); kinds.len()];
     let mut ours_samples = Vec::new();
     for _ in 0..b.rounds {
-        for (&kind, samples) in kinds.iter().zip(&mut raw_samples) {
-            let mut p = RawPeer::start(kind, size, 1, size, pl.child)?;
-            for _ in 0..warm {
-                p.conn().send(&payload)?;
-                p.conn().recv(&mut reply)?;
-            }
+        for ((&kind, slot), samples) in kinds.iter().zip(&mut peers).zip(&mut raw_samples) {
+            let p = peer(
+                slot,
+                || RawPeer::start(kind, size, 1, size, pl.child),
+                |p| {
+                    p.conn().send(&payload)?;
+                    p.conn().recv(&mut reply)
+                },
+            )?;
             let until = Instant::now() + slice;
             loop {
                 let t0 = Instant::now();
@@ -242,7 +271,11 @@ fn rtt_cell(
                     break;
                 }
             }
-            p.finish();
+            if !keep(kind)
+                && let Some(p) = slot.take()
+            {
+                p.finish();
+            }
         }
         let until = Instant::now() + slice;
         loop {
@@ -258,6 +291,7 @@ fn rtt_cell(
             }
         }
     }
+    peers.into_iter().flatten().for_each(RawPeer::finish);
     let raw = kinds
         .into_iter()
         .zip(raw_samples)
@@ -333,31 +367,42 @@ fn stream_cell(
     let msg = vec![0xA5_u8; size];
     let batch: Vec<Msg> = (0..count).map(|_| Msg(msg.clone())).collect();
     let mut ack = [0_u8; 8];
-    let raw_batch = |p: &mut RawPeer, ack: &mut [u8; 8]| -> std::io::Result<()> {
+    let mut raw_batch = |p: &mut RawPeer| -> std::io::Result<()> {
         for _ in 0..count {
             p.conn().send(&msg)?;
         }
-        p.conn().recv(ack)
+        p.conn().recv(&mut ack)
     };
-    ours.client.consume(batch.clone())?;
+    let until = Instant::now() + WARM;
+    while Instant::now() < until {
+        ours.client.consume(batch.clone())?;
+    }
     let slice = b.stream / b.rounds;
+    let mut peers: Vec<Option<RawPeer>> = kinds.iter().map(|_| None).collect();
     let mut raw_time = vec![(0_usize, Duration::ZERO); kinds.len()];
     let (mut ours_bytes, mut ours_time) = (0_u64, Duration::ZERO);
     for _ in 0..b.rounds {
-        for (&kind, (bytes, time)) in kinds.iter().zip(&mut raw_time) {
-            let mut p = RawPeer::start(kind, size, count, 8, pl.child)?;
-            raw_batch(&mut p, &mut ack)?;
+        for ((&kind, slot), (bytes, time)) in kinds.iter().zip(&mut peers).zip(&mut raw_time) {
+            let p = peer(
+                slot,
+                || RawPeer::start(kind, size, count, 8, pl.child),
+                &mut raw_batch,
+            )?;
             let until = Instant::now() + slice;
             loop {
                 let t0 = Instant::now();
-                raw_batch(&mut p, &mut ack)?;
+                raw_batch(p)?;
                 *time += t0.elapsed();
                 *bytes += count * size;
                 if Instant::now() >= until {
                     break;
                 }
             }
-            p.finish();
+            if !keep(kind)
+                && let Some(p) = slot.take()
+            {
+                p.finish();
+            }
         }
         let until = Instant::now() + slice;
         loop {
@@ -371,6 +416,7 @@ fn stream_cell(
             }
         }
     }
+    peers.into_iter().flatten().for_each(RawPeer::finish);
     let mbps = |bytes: f64, time: Duration| bytes / time.as_secs_f64() / 1e6;
     let raw = kinds
         .into_iter()

@@ -429,12 +429,17 @@ impl Shared {
                 unreachable!("a call's entry lives until its guard drops")
             };
             if let Some((status, payload)) = pending.reply.take() {
+                // No longer waiting: a reader passing its role on must not pick this
+                // call (its reply taken, it looks like a parked waiter), or the role
+                // goes to a thread that will not read and the real waiters sleep on.
+                pending.waiter = None;
                 return Turn::Reply(status, payload);
             }
             if let Some(reason) = closed {
                 return Turn::Failed(self.disconnected(&reason));
             }
             if reader_free {
+                pending.waiter = None;
                 calls.reading = true;
                 call.reading = true;
                 return Turn::Read;

@@ -1,0 +1,335 @@
+//! Every ipc-rpc transport side by side, against the same exchanges written directly on
+//! the mechanism's system calls, in one run:
+//!
+//! - sequential round trip (echo) at 64 B, 4 KiB, 64 KiB and 1 MiB: p50, p99, mean;
+//! - calls/s with 1 and 8 callers sharing one client, and with 8 clients;
+//! - producer-consumer streaming at 64 B and 64 KiB messages, in MB/s;
+//! - for shared memory, four ways to wait (spin, spin-futex, futex, POSIX semaphore).
+//!
+//! ```text
+//! cargo run --release -p ipc-rpc-bench                 # the full run (~1 minute)
+//! cargo run --release -p ipc-rpc-bench -- --quick      # a smoke run (seconds)
+//! cargo run --release -p ipc-rpc-bench -- --pin same   # both processes on CPU 0
+//! ```
+//!
+//! Servers run in child processes: this binary re-executed with a role in
+//! `IPC_RPC_BENCH_ROLE`. The table goes to stdout (Markdown); the figures and the
+//! machine's facts to `target/ipc-rpc-bench/results.json`, the latency chart to
+//! `target/ipc-rpc-bench/latency.svg`.
+#![deny(unsafe_code)]
+
+mod measure;
+mod raw;
+mod report;
+mod shm_raw;
+
+use std::error::Error;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ipc_rpc::{Endpoint, ipc_service};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::raw::RawKind;
+use crate::shm_raw::Strategy;
+
+/// The environment variable that gives a child its role.
+pub const ROLE_ENV: &str = "IPC_RPC_BENCH_ROLE";
+/// The environment variable that gives a child its CPU.
+pub const CPU_ENV: &str = "IPC_RPC_BENCH_CPU";
+
+/// One message of a producer-consumer batch: a byte string on the wire (one length,
+/// then the bytes), not a sequence of numbers.
+#[derive(Clone, Debug)]
+pub struct Msg(pub Vec<u8>);
+
+impl Serialize for Msg {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Msg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Msg;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Msg, E> {
+                Ok(Msg(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Msg, E> {
+                Ok(Msg(v))
+            }
+        }
+        d.deserialize_byte_buf(V)
+    }
+}
+
+/// The service every transport serves.
+#[ipc_service]
+pub trait Bench {
+    /// Returns `bytes` unchanged: the round trip.
+    fn echo(&self, bytes: Vec<u8>) -> Vec<u8>;
+    /// Takes a batch of messages and returns how many bytes it held: the consumer.
+    fn consume(&self, batch: Vec<Msg>) -> u64;
+}
+
+struct Server;
+
+impl Bench for Server {
+    fn echo(&self, bytes: Vec<u8>) -> Vec<u8> {
+        bytes
+    }
+    fn consume(&self, batch: Vec<Msg>) -> u64 {
+        batch.iter().map(|m| m.0.len() as u64).sum()
+    }
+}
+
+/// A transport under test: how ours is reached and which raw mechanisms it is
+/// compared with (the first is the baseline of the ratio).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// `pipe`
+    Pipe,
+    /// `fifo:`
+    Fifo,
+    /// `mq:`
+    Mq,
+    /// `shm:`
+    Shm,
+    /// `unix:`
+    Unix,
+    /// `tcp:`
+    Tcp,
+}
+
+impl Transport {
+    const ALL: [Transport; 6] = [
+        Transport::Pipe,
+        Transport::Fifo,
+        Transport::Mq,
+        Transport::Shm,
+        Transport::Unix,
+        Transport::Tcp,
+    ];
+
+    /// The endpoint scheme.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Pipe => "pipe",
+            Transport::Fifo => "fifo",
+            Transport::Mq => "mq",
+            Transport::Shm => "shm",
+            Transport::Unix => "unix",
+            Transport::Tcp => "tcp",
+        }
+    }
+
+    fn endpoint(self) -> String {
+        let stem = format!("ipc-rpc-bench.{}", std::process::id());
+        let tmp = std::env::temp_dir();
+        match self {
+            Transport::Pipe => "pipe".into(),
+            Transport::Fifo => format!("fifo:{}", tmp.join(format!("{stem}.fifo")).display()),
+            Transport::Mq => format!("mq:/{stem}"),
+            Transport::Shm => format!("shm:/{stem}"),
+            Transport::Unix => format!("unix:{}", tmp.join(format!("{stem}.sock")).display()),
+            Transport::Tcp => "tcp:127.0.0.1:0".into(),
+        }
+    }
+
+    /// The raw mechanisms compared with ours, the baseline first.
+    pub fn raw(self) -> Vec<RawKind> {
+        match self {
+            Transport::Pipe => vec![RawKind::Pipe],
+            Transport::Fifo => vec![RawKind::Fifo],
+            // The system's deepest queue (msg_max, 10 by default), then the depth of 1
+            // the `mq` transport uses so that 49 clients fit RLIMIT_MSGQUEUE.
+            Transport::Mq => vec![RawKind::Mq(mq_depth()), RawKind::Mq(1)],
+            Transport::Shm => Strategy::ALL.into_iter().map(RawKind::Shm).collect(),
+            Transport::Unix => vec![RawKind::Unix],
+            Transport::Tcp => vec![RawKind::Tcp],
+        }
+    }
+}
+
+/// `/proc/sys/fs/mqueue/msg_max`, at most 10.
+fn mq_depth() -> usize {
+    std::fs::read_to_string("/proc/sys/fs/mqueue/msg_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(10_usize)
+        .min(10)
+}
+
+/// Our client and the server child behind it.
+pub struct Ours {
+    /// The client.
+    pub client: BenchClient,
+    /// Where more clients connect (`None` for the pipe).
+    pub endpoint: Option<Endpoint>,
+    child: Child,
+}
+
+impl Ours {
+    fn start(t: Transport, cpu: Option<usize>) -> Result<Self, Box<dyn Error>> {
+        let mut cmd = Command::new(std::env::current_exe()?);
+        if let Some(cpu) = cpu {
+            cmd.env(CPU_ENV, cpu.to_string());
+        }
+        let endpoint: Endpoint = t.endpoint().parse()?;
+        if t == Transport::Pipe {
+            cmd.env(ROLE_ENV, "rpc-pipe");
+            let (client, child) = ipc_rpc::spawn_child_with::<BenchClient>(cmd, &endpoint)?;
+            return Ok(Self {
+                client,
+                endpoint: None,
+                child,
+            });
+        }
+        cmd.env(ROLE_ENV, "rpc")
+            .arg(endpoint.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        let mut child = cmd.spawn()?;
+        let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
+        let bound: Endpoint = lines.next().ok_or("server did not start")??.parse()?;
+        Ok(Self {
+            client: BenchClient::connect(&bound)?,
+            endpoint: Some(bound),
+            child,
+        })
+    }
+
+    fn finish(mut self) {
+        drop(self.client);
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+fn pin(cpu: Option<usize>) {
+    let Some(cpu) = cpu else { return };
+    let mut set = nix::sched::CpuSet::new();
+    if set.set(cpu).is_ok() {
+        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
+    }
+}
+
+/// Serves as a child if this process was started as one; `Ok(true)` then.
+fn child_role() -> Result<bool, Box<dyn Error>> {
+    let Ok(role) = std::env::var(ROLE_ENV) else {
+        return Ok(false);
+    };
+    pin(std::env::var(CPU_ENV).ok().and_then(|c| c.parse().ok()));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match role.as_str() {
+        "raw" => raw::serve(&args)?,
+        "rpc-pipe" => {
+            let server =
+                ipc_rpc::serve_parent(BenchServer::new(Server))?.ok_or("no inherited pipe")?;
+            server.wait();
+        }
+        "rpc" => {
+            let endpoint: Endpoint = args.first().ok_or("no endpoint")?.parse()?;
+            let server = ipc_rpc::serve(&endpoint, BenchServer::new(Server))?;
+            println!("{}", server.endpoint());
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+            server.shutdown();
+        }
+        other => return Err(format!("unknown role {other}").into()),
+    }
+    Ok(true)
+}
+
+/// Where the processes run.
+#[derive(Clone, Copy, Debug)]
+pub struct Placement {
+    /// `split`, `same` or `off`.
+    pub name: &'static str,
+    /// The benchmark's CPU.
+    pub parent: Option<usize>,
+    /// The servers' CPU.
+    pub child: Option<usize>,
+}
+
+/// How long each measurement runs.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    /// Per size and variant (raw or ours), split into `rounds` interleaved rounds.
+    pub latency: Duration,
+    /// Interleaved rounds per cell.
+    pub rounds: u32,
+    /// Per calls/s figure.
+    pub rate: Duration,
+    /// Per streaming size and variant.
+    pub stream: Duration,
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    if child_role()? {
+        return Ok(());
+    }
+    let mut quick = false;
+    let mut placement = "split".to_owned();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => quick = true,
+            "--pin" => placement = args.next().ok_or("--pin needs split, same or off")?,
+            "-h" | "--help" => {
+                println!("usage: ipc-rpc-bench [--quick] [--pin split|same|off]");
+                return Ok(());
+            }
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    let placement = match placement.as_str() {
+        "split" => Placement {
+            name: "split",
+            parent: Some(0),
+            child: Some(1),
+        },
+        "same" => Placement {
+            name: "same",
+            parent: Some(0),
+            child: Some(0),
+        },
+        "off" => Placement {
+            name: "off",
+            parent: None,
+            child: None,
+        },
+        other => return Err(format!("--pin {other}: expected split, same or off").into()),
+    };
+    let budget = if quick {
+        Budget {
+            latency: Duration::from_millis(20),
+            rounds: 2,
+            rate: Duration::from_millis(40),
+            stream: Duration::from_millis(30),
+        }
+    } else {
+        Budget {
+            latency: Duration::from_millis(300),
+            rounds: 4,
+            rate: Duration::from_millis(500),
+            stream: Duration::from_millis(400),
+        }
+    };
+    pin(placement.parent);
+    let rows = measure::run(placement, budget)?;
+    report::print_table(&rows, placement);
+    let dir = report::out_dir();
+    std::fs::create_dir_all(&dir)?;
+    let json = dir.join("results.json");
+    std::fs::write(&json, report::json(&rows, placement, budget, quick))?;
+    let svg = dir.join("latency.svg");
+    report::chart(&rows, &svg)?;
+    eprintln!("wrote {} and {}", json.display(), svg.display());
+    Ok(())
+}

@@ -1,0 +1,427 @@
+//! The measurements: per transport, raw and ours interleaved round by round, so both
+//! see the same machine.
+
+use std::error::Error;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::raw::{RawKind, RawPeer};
+use crate::{Budget, Msg, Ours, Placement, Transport};
+
+/// Round-trip payload sizes.
+pub const SIZES: [usize; 4] = [64, 4096, 65536, 1 << 20];
+/// Producer-consumer message sizes.
+pub const STREAM_SIZES: [usize; 2] = [64, 65536];
+/// Bytes per producer-consumer batch (one call of ours, one acknowledgement of raw).
+pub const BATCH: usize = 256 * 1024;
+/// Concurrent callers (and clients) of the calls/s figures.
+pub const CALLERS: usize = 8;
+
+/// Latency statistics, in µs.
+#[derive(Clone, Copy, Debug)]
+pub struct Lat {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Mean.
+    pub mean: f64,
+    /// Samples.
+    pub n: usize,
+}
+
+impl Lat {
+    fn of(mut samples: Vec<Duration>) -> Self {
+        samples.sort_unstable();
+        let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+        let total: Duration = samples.iter().sum();
+        Self {
+            p50: at(0.5),
+            p99: at(0.99),
+            mean: total.as_secs_f64() * 1e6 / samples.len() as f64,
+            n: samples.len(),
+        }
+    }
+}
+
+/// One figure.
+#[derive(Clone, Copy, Debug)]
+pub enum Fig {
+    /// A latency distribution.
+    Lat(Lat),
+    /// A rate: calls/s or MB/s.
+    Rate(f64),
+}
+
+impl Fig {
+    /// The headline number: p50 or the rate.
+    pub fn value(self) -> f64 {
+        match self {
+            Fig::Lat(l) => l.p50,
+            Fig::Rate(r) => r,
+        }
+    }
+}
+
+/// What a row measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Measure {
+    /// Sequential echo round trip of `size` bytes each way.
+    Rtt(usize),
+    /// Calls/s of 64 B echoes: callers sharing one client, and clients.
+    Rate {
+        /// Calling threads.
+        callers: usize,
+        /// Clients they share.
+        clients: usize,
+    },
+    /// Producer-consumer MB/s of `size`-byte messages.
+    Stream(usize),
+}
+
+/// One line of the table.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// The transport.
+    pub transport: &'static str,
+    /// What is measured.
+    pub measure: Measure,
+    /// The raw mechanism of the `raw` figure.
+    pub raw_kind: Option<RawKind>,
+    /// The raw mechanism's figure.
+    pub raw: Option<Fig>,
+    /// Ours.
+    pub ours: Option<Fig>,
+    /// The 1-minute load average read as the row finished.
+    pub load: f64,
+    /// Calls that got no reply within the cell's time plus [`STALL`] (calls/s rows).
+    pub stalls: usize,
+}
+
+/// How long past its cell a calls/s caller waits for a reply before it counts the
+/// call as stalled and stops (a lost wake-up would otherwise hang the run).
+pub const STALL: Duration = Duration::from_secs(1);
+
+/// The machine's 1-minute load average.
+pub fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// A size as people write it.
+pub fn size_name(size: usize) -> String {
+    match size {
+        s if s >= 1 << 20 && s % (1 << 20) == 0 => format!("{} MiB", s >> 20),
+        s if s >= 1024 && s % 1024 == 0 => format!("{} KiB", s >> 10),
+        s => format!("{s} B"),
+    }
+}
+
+/// Runs every measurement of every transport.
+pub fn run(pl: Placement, b: Budget) -> Result<Vec<Row>, Box<dyn Error>> {
+    let cells = Transport::ALL.len() * (SIZES.len() + 3 + STREAM_SIZES.len());
+    let bar = ProgressBar::new(cells as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} {msg}")?
+            .progress_chars("=> "),
+    );
+    let mut rows = Vec::new();
+    for t in Transport::ALL {
+        let mut ours = Ours::start(t, pl.child)?;
+        let mut raw_rate = None;
+        for size in SIZES {
+            bar.set_message(format!("{} round trip {}", t.name(), size_name(size)));
+            let (raw, ours_lat) = rtt_cell(t, &mut ours, size, pl, b)?;
+            if size == SIZES[0] {
+                raw_rate = raw.first().map(|(_, l)| 1e6 / l.mean);
+            }
+            let load = loadavg();
+            for (kind, lat) in raw {
+                rows.push(Row {
+                    transport: t.name(),
+                    measure: Measure::Rtt(size),
+                    raw_kind: Some(kind),
+                    raw: Some(Fig::Lat(lat)),
+                    ours: Some(Fig::Lat(ours_lat)),
+                    load,
+                    stalls: 0,
+                });
+            }
+            bar.inc(1);
+        }
+        for (callers, clients) in [(1, 1), (CALLERS, 1), (CALLERS, CALLERS)] {
+            bar.set_message(format!(
+                "{} calls/s, {callers} callers, {clients} clients",
+                t.name()
+            ));
+            let (ours_rate, stalls) = if clients > 1 && ours.endpoint.is_none() {
+                (None, 0)
+            } else {
+                let (r, stalls) = rate(&ours, callers, clients, b.rate)?;
+                (Some(Fig::Rate(r)), stalls)
+            };
+            rows.push(Row {
+                transport: t.name(),
+                measure: Measure::Rate { callers, clients },
+                raw_kind: (callers == 1).then(|| t.raw()[0]),
+                raw: if callers == 1 {
+                    raw_rate.map(Fig::Rate)
+                } else {
+                    None
+                },
+                ours: ours_rate,
+                load: loadavg(),
+                stalls,
+            });
+            bar.inc(1);
+        }
+        for size in STREAM_SIZES {
+            bar.set_message(format!("{} streaming {}", t.name(), size_name(size)));
+            let (raw, ours_rate) = stream_cell(t, &mut ours, size, pl, b)?;
+            let load = loadavg();
+            for (kind, r) in raw {
+                rows.push(Row {
+                    transport: t.name(),
+                    measure: Measure::Stream(size),
+                    raw_kind: Some(kind),
+                    raw: Some(Fig::Rate(r)),
+                    ours: Some(Fig::Rate(ours_rate)),
+                    load,
+                    stalls: 0,
+                });
+            }
+            bar.inc(1);
+        }
+        ours.finish();
+    }
+    bar.finish_and_clear();
+    Ok(rows)
+}
+
+type RawLats = Vec<(RawKind, Lat)>;
+
+/// How long a freshly started raw server is exercised before it is measured.
+const WARM: Duration = Duration::from_millis(20);
+
+/// Whether a raw server is kept for the next round. Servers stay up, as ours does, and
+/// are warmed once; only a pure-spin server is stopped after its round, since while idle
+/// it would burn the CPU that the other servers need.
+fn keep(kind: RawKind) -> bool {
+    kind != RawKind::Shm(crate::shm_raw::Strategy::Spin)
+}
+
+/// The raw server in `slot`, started and warmed with `exchange` if it is not running.
+fn peer(
+    slot: &mut Option<RawPeer>,
+    start: impl FnOnce() -> std::io::Result<RawPeer>,
+    mut exchange: impl FnMut(&mut RawPeer) -> std::io::Result<()>,
+) -> std::io::Result<&mut RawPeer> {
+    if slot.is_none() {
+        let mut p = start()?;
+        let until = Instant::now() + WARM;
+        while Instant::now() < until {
+            exchange(&mut p)?;
+        }
+        *slot = Some(p);
+    }
+    Ok(slot.as_mut().expect("just started"))
+}
+type RawRates = Vec<(RawKind, f64)>;
+
+/// Round trips of `size` bytes: per round, each raw variant, then ours.
+fn rtt_cell(
+    t: Transport,
+    ours: &mut Ours,
+    size: usize,
+    pl: Placement,
+    b: Budget,
+) -> Result<(RawLats, Lat), Box<dyn Error>> {
+    let kinds = t.raw();
+    let payload = vec![0x5A_u8; size];
+    let mut reply = vec![0_u8; size];
+    let until = Instant::now() + WARM;
+    while Instant::now() < until {
+        ours.client.echo(payload.clone())?;
+    }
+    let slice = b.latency / b.rounds;
+    let mut peers: Vec<Option<RawPeer>> = kinds.iter().map(|_| None).collect();
+    let mut raw_samples = vec![Vec::new(); kinds.len()];
+    let mut ours_samples = Vec::new();
+    for _ in 0..b.rounds {
+        for ((&kind, slot), samples) in kinds.iter().zip(&mut peers).zip(&mut raw_samples) {
+            let p = peer(
+                slot,
+                || RawPeer::start(kind, size, 1, size, pl.child),
+                |p| {
+                    p.conn().send(&payload)?;
+                    p.conn().recv(&mut reply)
+                },
+            )?;
+            let until = Instant::now() + slice;
+            loop {
+                let t0 = Instant::now();
+                p.conn().send(&payload)?;
+                // Into private memory, as any receiver that keeps the data must.
+                p.conn().recv(&mut reply)?;
+                samples.push(t0.elapsed());
+                if Instant::now() >= until {
+                    break;
+                }
+            }
+            if !keep(kind)
+                && let Some(p) = slot.take()
+            {
+                p.finish();
+            }
+        }
+        let until = Instant::now() + slice;
+        loop {
+            let arg = payload.clone();
+            let t0 = Instant::now();
+            let back = ours.client.echo(arg)?;
+            ours_samples.push(t0.elapsed());
+            if back.len() != size {
+                return Err("echo returned the wrong length".into());
+            }
+            if Instant::now() >= until {
+                break;
+            }
+        }
+    }
+    peers.into_iter().flatten().for_each(RawPeer::finish);
+    let raw = kinds
+        .into_iter()
+        .zip(raw_samples)
+        .map(|(k, s)| (k, Lat::of(s)))
+        .collect();
+    Ok((raw, Lat::of(ours_samples)))
+}
+
+/// Calls/s of `callers` threads over `clients` clients, and how many calls stalled.
+fn rate(
+    ours: &Ours,
+    callers: usize,
+    clients: usize,
+    dur: Duration,
+) -> Result<(f64, usize), Box<dyn Error>> {
+    let mut pool = vec![ours.client.clone()];
+    if clients > 1 {
+        let endpoint = ours.endpoint.as_ref().ok_or("one client only")?;
+        pool = (0..clients)
+            .map(|_| crate::BenchClient::connect(endpoint))
+            .collect::<Result<_, _>>()?;
+    }
+    let payload = vec![0x5A_u8; 64];
+    for c in &pool {
+        for _ in 0..50 {
+            c.echo(payload.clone())?;
+        }
+    }
+    let start = Instant::now();
+    let until = start + dur;
+    let (calls, stalls, end) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..callers)
+            .map(|i| {
+                let c = pool[i % pool.len()].with_timeout(dur + STALL);
+                let payload = &payload;
+                s.spawn(move || {
+                    let mut n = 0_usize;
+                    loop {
+                        if c.echo(payload.clone()).is_err() {
+                            return (n, 1, until);
+                        }
+                        n += 1;
+                        let now = Instant::now();
+                        if now >= until {
+                            return (n, 0, now);
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or((0, 1, until)))
+            .fold((0, 0, until), |(n, s, e), (n1, s1, e1)| {
+                (n + n1, s + s1, e.max(e1))
+            })
+    });
+    Ok((calls as f64 / (end - start).as_secs_f64(), stalls))
+}
+
+/// Producer-consumer of `size`-byte messages in batches of [`BATCH`] bytes: raw sends
+/// each message on its own and the consumer acknowledges each batch; ours makes one
+/// `consume(batch)` call per batch. Rounds as in [`rtt_cell`].
+fn stream_cell(
+    t: Transport,
+    ours: &mut Ours,
+    size: usize,
+    pl: Placement,
+    b: Budget,
+) -> Result<(RawRates, f64), Box<dyn Error>> {
+    let kinds = t.raw();
+    let count = BATCH / size;
+    let msg = vec![0xA5_u8; size];
+    let batch: Vec<Msg> = (0..count).map(|_| Msg(msg.clone())).collect();
+    let mut ack = [0_u8; 8];
+    let mut raw_batch = |p: &mut RawPeer| -> std::io::Result<()> {
+        for _ in 0..count {
+            p.conn().send(&msg)?;
+        }
+        p.conn().recv(&mut ack)
+    };
+    let until = Instant::now() + WARM;
+    while Instant::now() < until {
+        ours.client.consume(batch.clone())?;
+    }
+    let slice = b.stream / b.rounds;
+    let mut peers: Vec<Option<RawPeer>> = kinds.iter().map(|_| None).collect();
+    let mut raw_time = vec![(0_usize, Duration::ZERO); kinds.len()];
+    let (mut ours_bytes, mut ours_time) = (0_u64, Duration::ZERO);
+    for _ in 0..b.rounds {
+        for ((&kind, slot), (bytes, time)) in kinds.iter().zip(&mut peers).zip(&mut raw_time) {
+            let p = peer(
+                slot,
+                || RawPeer::start(kind, size, count, 8, pl.child),
+                &mut raw_batch,
+            )?;
+            let until = Instant::now() + slice;
+            loop {
+                let t0 = Instant::now();
+                raw_batch(p)?;
+                *time += t0.elapsed();
+                *bytes += count * size;
+                if Instant::now() >= until {
+                    break;
+                }
+            }
+            if !keep(kind)
+                && let Some(p) = slot.take()
+            {
+                p.finish();
+            }
+        }
+        let until = Instant::now() + slice;
+        loop {
+            // Producing the messages is the producer's work, not the transport's.
+            let arg = batch.clone();
+            let t0 = Instant::now();
+            ours_bytes += ours.client.consume(arg)?;
+            ours_time += t0.elapsed();
+            if Instant::now() >= until {
+                break;
+            }
+        }
+    }
+    peers.into_iter().flatten().for_each(RawPeer::finish);
+    let mbps = |bytes: f64, time: Duration| bytes / time.as_secs_f64() / 1e6;
+    let raw = kinds
+        .into_iter()
+        .zip(raw_time)
+        .map(|(k, (bytes, time))| (k, mbps(bytes as f64, time)))
+        .collect();
+    Ok((raw, mbps(ours_bytes as f64, ours_time)))
+}

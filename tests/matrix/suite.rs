@@ -447,7 +447,7 @@ pub fn client_drop_closes_server_connection(t: Transport, name: String) {
 }
 
 /// Opens a connection at the mechanism's level and never speaks; `None` where a
-/// stranger has no such half-open state to leave (pipe; mq requests are one message).
+/// stranger has no such half-open state to leave (pipe).
 fn silent_connection(t: Transport, endpoint: &ipc_rpc::Endpoint) -> Option<Box<dyn std::any::Any>> {
     use ipc_rpc::EndpointKind as K;
     match endpoint.kind() {
@@ -471,6 +471,10 @@ fn silent_connection(t: Transport, endpoint: &ipc_rpc::Endpoint) -> Option<Box<d
                 .unwrap();
             std::io::Write::write_all(&mut rendezvous, b"CONNECT 12").unwrap();
             Some(Box::new(rendezvous))
+        }
+        K::Mq(_) => {
+            // Connected at the queue level (the queue pair exists), never a hello.
+            Some(Box::new(transports::connect(endpoint).unwrap()))
         }
         _ => {
             skip(t, "no half-open connection state to hold");

@@ -347,6 +347,11 @@ impl Fixture {
     }
 }
 
+/// Held by tests that open many connections at once (the 64-client load test, the
+/// connect flood): POSIX queues of one user share one memory limit (`ulimit -q`), so two
+/// such tests running side by side could exhaust it between them.
+pub static MANY_CONNECTIONS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `f` on its own thread and fails the test if it does not finish within `limit`.
 pub fn watchdog<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = mpsc::channel();

@@ -509,6 +509,9 @@ pub fn silent_connections_do_not_hold_up_others(t: Transport, name: String) {
 
 pub fn sixty_four_clients_and_eight_shared_threads_under_load(t: Transport, name: String) {
     const CALLS: i64 = 1000;
+    let _many = MANY_CONNECTIONS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     watchdog(Duration::from_secs(120), move || {
         let f = t.start(&name, "");
         let mut threads = Vec::new();
@@ -662,6 +665,9 @@ impl rpc_core::FrameSender for NullSender {
 }
 
 pub fn random_bytes_and_a_connect_flood_leave_the_server_serving(t: Transport, name: String) {
+    let _many = MANY_CONNECTIONS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     use ipc_rpc::EndpointKind as K;
     if !t.multi_client() {
         return skip(t, "a pipe has no address a stranger can reach");

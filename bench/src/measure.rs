@@ -201,6 +201,20 @@ pub fn run(pl: Placement, b: Budget) -> Result<Vec<Row>, Box<dyn Error>> {
     Ok(rows)
 }
 
+/// Runs `step` at least once, then again until `slice` has elapsed.
+fn for_slice(
+    slice: Duration,
+    mut step: impl FnMut() -> Result<(), Box<dyn Error>>,
+) -> Result<(), Box<dyn Error>> {
+    let until = Instant::now() + slice;
+    loop {
+        step()?;
+        if Instant::now() >= until {
+            return Ok(());
+        }
+    }
+}
+
 type RawLats = Vec<(RawKind, Lat)>;
 
 /// How long a freshly started raw server is exercised before it is measured.
@@ -260,25 +274,21 @@ fn rtt_cell(
                     p.conn().recv(&mut reply)
                 },
             )?;
-            let until = Instant::now() + slice;
-            loop {
+            for_slice(slice, || {
                 let t0 = Instant::now();
                 p.conn().send(&payload)?;
                 // Into private memory, as any receiver that keeps the data must.
                 p.conn().recv(&mut reply)?;
                 samples.push(t0.elapsed());
-                if Instant::now() >= until {
-                    break;
-                }
-            }
+                Ok(())
+            })?;
             if !keep(kind)
                 && let Some(p) = slot.take()
             {
                 p.finish();
             }
         }
-        let until = Instant::now() + slice;
-        loop {
+        for_slice(slice, || {
             let arg = payload.clone();
             let t0 = Instant::now();
             let back = ours.client.echo(arg)?;
@@ -286,10 +296,8 @@ fn rtt_cell(
             if back.len() != size {
                 return Err("echo returned the wrong length".into());
             }
-            if Instant::now() >= until {
-                break;
-            }
-        }
+            Ok(())
+        })?;
     }
     peers.into_iter().flatten().for_each(RawPeer::finish);
     let raw = kinds
@@ -388,33 +396,27 @@ fn stream_cell(
                 || RawPeer::start(kind, size, count, 8, pl.child),
                 &mut raw_batch,
             )?;
-            let until = Instant::now() + slice;
-            loop {
+            for_slice(slice, || {
                 let t0 = Instant::now();
                 raw_batch(p)?;
                 *time += t0.elapsed();
                 *bytes += count * size;
-                if Instant::now() >= until {
-                    break;
-                }
-            }
+                Ok(())
+            })?;
             if !keep(kind)
                 && let Some(p) = slot.take()
             {
                 p.finish();
             }
         }
-        let until = Instant::now() + slice;
-        loop {
+        for_slice(slice, || {
             // Producing the messages is the producer's work, not the transport's.
             let arg = batch.clone();
             let t0 = Instant::now();
             ours_bytes += ours.client.consume(arg)?;
             ours_time += t0.elapsed();
-            if Instant::now() >= until {
-                break;
-            }
-        }
+            Ok(())
+        })?;
     }
     peers.into_iter().flatten().for_each(RawPeer::finish);
     let mbps = |bytes: f64, time: Duration| bytes / time.as_secs_f64() / 1e6;

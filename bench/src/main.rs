@@ -257,6 +257,33 @@ pub struct Placement {
     pub child: Option<usize>,
 }
 
+const USAGE: &str = "usage: ipc-rpc-bench [--quick] [--pin split|same|off] \
+                     [--only TRANSPORT,...] [--sizes BYTES,...]
+
+  --only   run these transports only (pipe, fifo, mq, shm, unix, tcp)
+  --sizes  round trips at these payload sizes only, nothing else: for profiling";
+
+/// Which part of the comparison runs: all of it unless narrowed on the command line.
+#[derive(Clone, Debug)]
+pub struct Selection {
+    /// The transports, in this order.
+    pub transports: Vec<Transport>,
+    /// Round-trip payload sizes.
+    pub sizes: Vec<usize>,
+    /// Skip the calls/s and streaming figures.
+    pub round_trips_only: bool,
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Selection {
+            transports: Transport::ALL.to_vec(),
+            sizes: measure::SIZES.to_vec(),
+            round_trips_only: false,
+        }
+    }
+}
+
 /// How long each measurement runs.
 #[derive(Clone, Copy, Debug)]
 pub struct Budget {
@@ -276,13 +303,34 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     let mut quick = false;
     let mut placement = "split".to_owned();
+    let mut only = Selection::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => quick = true,
             "--pin" => placement = args.next().ok_or("--pin needs split, same or off")?,
+            "--only" => {
+                let list = args.next().ok_or("--only needs transports, e.g. unix,pipe")?;
+                only.transports = list
+                    .split(',')
+                    .map(|name| {
+                        Transport::ALL
+                            .into_iter()
+                            .find(|t| t.name() == name)
+                            .ok_or_else(|| format!("--only: unknown transport {name}"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--sizes" => {
+                let list = args.next().ok_or("--sizes needs byte counts, e.g. 64,1048576")?;
+                only.sizes = list
+                    .split(',')
+                    .map(|n| n.parse().map_err(|_| format!("--sizes: bad size {n}")))
+                    .collect::<Result<_, _>>()?;
+                only.round_trips_only = true;
+            }
             "-h" | "--help" => {
-                println!("usage: ipc-rpc-bench [--quick] [--pin split|same|off]");
+                println!("{USAGE}");
                 return Ok(());
             }
             other => return Err(format!("unknown argument {other}").into()),
@@ -322,7 +370,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
     };
     pin(placement.parent);
-    let rows = measure::run(placement, budget)?;
+    let rows = measure::run(placement, budget, &only)?;
     report::print_table(&rows, placement);
     let dir = report::out_dir();
     std::fs::create_dir_all(&dir)?;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::raw::{RawKind, RawPeer};
-use crate::{Budget, Msg, Ours, Placement, Transport};
+use crate::{Budget, Msg, Ours, Placement, Selection, Transport};
 
 /// Round-trip payload sizes.
 pub const SIZES: [usize; 4] = [64, 4096, 65536, 1 << 20];
@@ -121,21 +121,26 @@ pub fn size_name(size: usize) -> String {
 }
 
 /// Runs every measurement of every transport.
-pub fn run(pl: Placement, b: Budget) -> Result<Vec<Row>, Box<dyn Error>> {
-    let cells = Transport::ALL.len() * (SIZES.len() + 3 + STREAM_SIZES.len());
+pub fn run(pl: Placement, b: Budget, only: &Selection) -> Result<Vec<Row>, Box<dyn Error>> {
+    let others = if only.round_trips_only {
+        0
+    } else {
+        3 + STREAM_SIZES.len()
+    };
+    let cells = only.transports.len() * (only.sizes.len() + others);
     let bar = ProgressBar::new(cells as u64);
     bar.set_style(
         ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} {msg}")?
             .progress_chars("=> "),
     );
     let mut rows = Vec::new();
-    for t in Transport::ALL {
+    for &t in &only.transports {
         let mut ours = Ours::start(t, pl.child)?;
         let mut raw_rate = None;
-        for size in SIZES {
+        for &size in &only.sizes {
             bar.set_message(format!("{} round trip {}", t.name(), size_name(size)));
             let (raw, ours_lat) = rtt_cell(t, &mut ours, size, pl, b)?;
-            if size == SIZES[0] {
+            if size == 64 {
                 raw_rate = raw.first().map(|(_, l)| 1e6 / l.mean);
             }
             let load = loadavg();
@@ -151,6 +156,10 @@ pub fn run(pl: Placement, b: Budget) -> Result<Vec<Row>, Box<dyn Error>> {
                 });
             }
             bar.inc(1);
+        }
+        if only.round_trips_only {
+            ours.finish();
+            continue;
         }
         for (callers, clients) in [(1, 1), (CALLERS, 1), (CALLERS, CALLERS)] {
             bar.set_message(format!(

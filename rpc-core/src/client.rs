@@ -339,6 +339,9 @@ impl Shared {
         encode_args: impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>,
         deadline: Option<Instant>,
     ) -> Result<R, RpcError> {
+        // `encode_args` owns the arguments: they are dropped as soon as the request is
+        // written, so that a large argument's memory is free again (and reused, warm)
+        // by the time the reply is decoded.
         self.send_request(call.id, method, encode_args)?;
         // Only now may this caller read for everyone: a reader blocked in `send` (the
         // server's buffer full because it is blocked writing replies nobody reads)

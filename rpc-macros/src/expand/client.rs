@@ -144,7 +144,7 @@ fn method(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStr
         #(#docs)*
         #[doc = #see]
         pub fn #ident(&self #(, #arg_idents: #arg_tys)*) -> ::core::result::Result<#ret, #krate::RpcError> {
-            #call(&self.__client, #index, |#buf| {
+            #call(&self.__client, #index, move |#buf| {
                 #(#encodes)*
                 ::core::result::Result::Ok(())
             })

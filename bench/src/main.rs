@@ -310,7 +310,9 @@ fn main() -> Result<(), Box<dyn Error>> {
             "--quick" => quick = true,
             "--pin" => placement = args.next().ok_or("--pin needs split, same or off")?,
             "--only" => {
-                let list = args.next().ok_or("--only needs transports, e.g. unix,pipe")?;
+                let list = args
+                    .next()
+                    .ok_or("--only needs transports, e.g. unix,pipe")?;
                 only.transports = list
                     .split(',')
                     .map(|name| {
@@ -322,7 +324,9 @@ fn main() -> Result<(), Box<dyn Error>> {
                     .collect::<Result<_, _>>()?;
             }
             "--sizes" => {
-                let list = args.next().ok_or("--sizes needs byte counts, e.g. 64,1048576")?;
+                let list = args
+                    .next()
+                    .ok_or("--sizes needs byte counts, e.g. 64,1048576")?;
                 only.sizes = list
                     .split(',')
                     .map(|n| n.parse().map_err(|_| format!("--sizes: bad size {n}")))

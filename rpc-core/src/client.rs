@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
-use crate::codec::{FrameBuf, decode_all, decode_prefix, encode_into, send_frame};
+use crate::codec::{FrameBuf, Payload, decode_prefix, encode_bulk_len, encode_into, send_frame};
 use crate::dispatch::ServiceInfo;
 use crate::error::{CodecError, RemoteError, RpcError, TransportError};
 use crate::pool::Router;
@@ -75,8 +75,11 @@ struct Calls {
 #[derive(Default)]
 struct Pending {
     waiter: Option<Thread>,
-    reply: Option<(u8, Vec<u8>)>,
+    reply: Option<Reply>,
 }
+
+/// A reply handed from the reading caller to its owner: status, head, split tail.
+type Reply = (u8, Vec<u8>, Option<Vec<u8>>);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -252,10 +255,40 @@ impl Client {
         method: u16,
         encode_args: impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>,
     ) -> Result<R, RpcError> {
+        self.call_with(method, encode_args, None, |p| p.decode_all("reply"))
+    }
+
+    /// Calls method number `method` like [`Client::call`], with two ways around copies
+    /// of large byte strings:
+    ///
+    /// - `bulk`, if given, is the last argument, a byte string: `encode_args` writes
+    ///   the arguments before it, and the transport sends `bulk`'s bytes from where
+    ///   they are (the same bytes on the wire as encoding it);
+    /// - `decode` turns the reply's payload into `R`, and may take a split frame's
+    ///   tail whole ([`Payload::take_bytes`]).
+    ///
+    /// The arguments (`encode_args`, which owns them in generated code, and `bulk`)
+    /// are dropped as soon as the request is written.
+    ///
+    /// # Errors
+    ///
+    /// See [`RpcError`].
+    pub fn call_with<R>(
+        &self,
+        method: u16,
+        encode_args: impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+        bulk: Option<Vec<u8>>,
+        decode: impl FnOnce(Payload<'_>) -> Result<R, CodecError>,
+    ) -> Result<R, RpcError> {
         let deadline = self.timeout.map(|t| Instant::now() + t);
+        let request = Request {
+            method,
+            encode_args,
+            bulk,
+        };
         let result = match &self.backend {
-            Backend::Connection(shared) => shared.call(method, encode_args, deadline),
-            Backend::Pool(router) => router.call(method, encode_args, deadline),
+            Backend::Connection(shared) => shared.call(request, decode, deadline),
+            Backend::Pool(router) => router.call(request, decode, deadline),
         };
         match result {
             Err(RpcError::Timeout { peer, .. }) => Err(RpcError::Timeout {
@@ -275,6 +308,13 @@ impl std::fmt::Debug for Client {
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
+}
+
+/// What a call sends: its method, its arguments, and the byte string that ends them.
+pub(crate) struct Request<F> {
+    pub(crate) method: u16,
+    pub(crate) encode_args: F,
+    pub(crate) bulk: Option<Vec<u8>>,
 }
 
 /// Removes a call's entry when the call ends, however it ends, and makes sure that
@@ -311,7 +351,7 @@ impl Drop for CallGuard<'_> {
 }
 
 enum Turn {
-    Reply(u8, Vec<u8>),
+    Reply(u8, Vec<u8>, Option<Vec<u8>>),
     Read,
     Failed(RpcError),
 }
@@ -319,36 +359,38 @@ enum Turn {
 impl Shared {
     /// One call over this connection.
     #[inline]
-    fn call<R: DeserializeOwned>(
+    fn call<R>(
         &self,
-        method: u16,
-        encode_args: impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+        request: Request<impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>>,
+        decode: impl FnOnce(Payload<'_>) -> Result<R, CodecError>,
         deadline: Option<Instant>,
     ) -> Result<R, RpcError> {
         let mut call = self.register()?;
-        self.send_and_wait(&mut call, method, encode_args, deadline)
+        self.send_and_wait(&mut call, request, decode, deadline)
     }
 
     /// The rest of a registered call: send the request, then wait for the reply or
     /// read it.
     #[inline]
-    pub(crate) fn send_and_wait<R: DeserializeOwned>(
+    pub(crate) fn send_and_wait<R>(
         &self,
         call: &mut CallGuard<'_>,
-        method: u16,
-        encode_args: impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+        request: Request<impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>>,
+        decode: impl FnOnce(Payload<'_>) -> Result<R, CodecError>,
         deadline: Option<Instant>,
     ) -> Result<R, RpcError> {
-        // `encode_args` owns the arguments: they are dropped as soon as the request is
-        // written, so that a large argument's memory is free again (and reused, warm)
-        // by the time the reply is decoded.
-        self.send_request(call.id, method, encode_args)?;
+        // `request` owns the arguments: they are dropped as soon as it is written, so
+        // that a large argument's memory is free again (and reused, warm) by the time
+        // the reply is decoded.
+        self.send_request(call.id, request)?;
         // Only now may this caller read for everyone: a reader blocked in `send` (the
         // server's buffer full because it is blocked writing replies nobody reads)
         // would deadlock the connection.
         match self.wait_turn(call, deadline) {
-            Turn::Reply(status, payload) => self.decode_reply(status, &payload),
-            Turn::Read => self.read_replies(call.id, deadline),
+            Turn::Reply(status, head, tail) => {
+                self.decode_reply(status, Payload { head: &head, tail }, decode)
+            }
+            Turn::Read => self.read_replies(call.id, decode, deadline),
             Turn::Failed(e) => Err(e),
         }
     }
@@ -403,16 +445,25 @@ impl Shared {
     fn send_request(
         &self,
         id: u64,
-        method: u16,
-        encode_args: impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+        request: Request<impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>>,
     ) -> Result<(), RpcError> {
+        let Request {
+            method,
+            encode_args,
+            bulk,
+        } = request;
+        let bulk = bulk.as_deref();
         let mut sending = lock(&self.sending);
         let Sending { sender, buf } = &mut *sending;
         let mut write = |out: &mut FrameBuf<'_>| {
             wire::encode_request_header(id, method, out)?;
-            encode_args(out)
+            encode_args(out)?;
+            match bulk {
+                Some(bytes) => encode_bulk_len(bytes.len(), out),
+                None => Ok(()),
+            }
         };
-        match send_frame(&mut **sender, buf, &mut write) {
+        match send_frame(&mut **sender, buf, &mut write, bulk.unwrap_or_default()) {
             Ok(encoded) => Ok(encoded?),
             Err(TransportError::FrameTooLarge { len, max }) => Err(RpcError::FrameTooLarge {
                 len,
@@ -431,12 +482,12 @@ impl Shared {
             let Some(pending) = calls.pending.get_mut(&call.id) else {
                 unreachable!("a call's entry lives until its guard drops")
             };
-            if let Some((status, payload)) = pending.reply.take() {
+            if let Some((status, head, tail)) = pending.reply.take() {
                 // No longer waiting: a reader passing its role on must not pick this
                 // call (its reply taken, it looks like a parked waiter), or the role
                 // goes to a thread that will not read and the real waiters sleep on.
                 pending.waiter = None;
-                return Turn::Reply(status, payload);
+                return Turn::Reply(status, head, tail);
             }
             if let Some(reason) = closed {
                 return Turn::Failed(self.disconnected(&reason));
@@ -474,14 +525,15 @@ impl Shared {
     }
 
     /// Reads replies for every caller until this call's own arrives.
-    fn read_replies<R: DeserializeOwned>(
+    fn read_replies<R>(
         &self,
         id: u64,
+        decode: impl FnOnce(Payload<'_>) -> Result<R, CodecError>,
         deadline: Option<Instant>,
     ) -> Result<R, RpcError> {
         let mut receiver = lock(&self.receiver);
         loop {
-            let frame = match receiver.recv(deadline) {
+            let frame = match receiver.recv_split(deadline) {
                 Ok(frame) => frame,
                 Err(TransportError::TimedOut) => {
                     return Err(RpcError::Timeout {
@@ -494,17 +546,21 @@ impl Shared {
                     return Err(self.fail(e));
                 }
             };
-            let Ok((reply_id, status, payload)) = wire::decode_response_header(frame) else {
+            let Ok((reply_id, status, head)) = wire::decode_response_header(frame.head) else {
                 drop(receiver);
                 return Err(self.fail(TransportError::Corrupt("malformed reply header")));
             };
             if reply_id == id {
-                return self.decode_reply(status, payload);
+                let payload = Payload {
+                    head,
+                    tail: frame.tail,
+                };
+                return self.decode_reply(status, payload, decode);
             }
             let mut calls = lock(&self.calls);
             // A reply nobody waits for belongs to a call that timed out: dropped.
             if let Some(p) = calls.pending.get_mut(&reply_id) {
-                p.reply = Some((status, payload.to_vec()));
+                p.reply = Some((status, head.to_vec(), frame.tail));
                 if let Some(t) = &p.waiter {
                     t.unpark();
                 }
@@ -512,10 +568,15 @@ impl Shared {
         }
     }
 
-    fn decode_reply<R: DeserializeOwned>(&self, status: u8, payload: &[u8]) -> Result<R, RpcError> {
+    fn decode_reply<R>(
+        &self,
+        status: u8,
+        payload: Payload<'_>,
+        decode: impl FnOnce(Payload<'_>) -> Result<R, CodecError>,
+    ) -> Result<R, RpcError> {
         match status {
-            STATUS_OK => Ok(decode_all(payload, "reply")?),
-            STATUS_ERR => Err(match decode_all::<RemoteError>(payload, "remote error")? {
+            STATUS_OK => Ok(decode(payload)?),
+            STATUS_ERR => Err(match payload.decode_all::<RemoteError>("remote error")? {
                 RemoteError::Panic { method, message } => RpcError::RemotePanic { method, message },
                 RemoteError::ReplyTooLarge { len, max, .. } => RpcError::FrameTooLarge { len, max },
                 other => RpcError::Remote(other),

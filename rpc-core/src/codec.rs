@@ -92,6 +92,19 @@ impl<'a> FrameBuf<'a> {
         self.len() == 0
     }
 
+    /// Appends raw bytes (already encoded, e.g. a byte string's contents after its
+    /// length).
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::Encode`] if a slice buffer has no room left.
+    pub fn put(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
+        self.extend(bytes).map_err(|e| CodecError::Encode {
+            what: "bulk bytes",
+            source: Box::new(e),
+        })
+    }
+
     #[inline]
     fn extend(&mut self, data: &[u8]) -> postcard::Result<()> {
         match &mut self.sink {
@@ -134,9 +147,14 @@ impl postcard::ser_flavors::Flavor for FrameFlavor<'_, '_> {
 /// ones are counted, then encoded straight into a transport that writes in place.
 pub const SMALL_FRAME: usize = 4096;
 
-/// Sends the frame `write` produces: on a transport that writes in place, small frames
-/// through `scratch` in one pass, larger ones counted and encoded in place; on others,
-/// through `scratch`.
+/// Sends the frame `write` produces, followed by `bulk` (the contents of a byte string
+/// whose length `write` ended with; empty for none).
+///
+/// - On a transport that writes in place, small frames go through `scratch` in one
+///   pass; larger ones are counted, then encoded in place with `bulk` copied after.
+/// - On others, `write`'s part goes through `scratch` and `bulk` is handed to
+///   [`FrameSender::send_parts`](crate::FrameSender::send_parts) as it is, never
+///   copied into `scratch`.
 ///
 /// # Errors
 ///
@@ -145,7 +163,11 @@ pub fn send_frame(
     sender: &mut dyn crate::FrameSender,
     scratch: &mut Vec<u8>,
     write: &mut crate::transport::WriteFrame<'_>,
+    bulk: &[u8],
 ) -> Result<Result<(), CodecError>, crate::TransportError> {
+    if !bulk.is_empty() {
+        return send_with_bulk(sender, scratch, write, bulk);
+    }
     if sender.writes_in_place() {
         if scratch.len() < SMALL_FRAME {
             scratch.resize(SMALL_FRAME, 0);
@@ -167,6 +189,126 @@ pub fn send_frame(
         return Ok(Err(e));
     }
     sender.send(scratch).map(Ok)
+}
+
+fn send_with_bulk(
+    sender: &mut dyn crate::FrameSender,
+    scratch: &mut Vec<u8>,
+    write: &mut crate::transport::WriteFrame<'_>,
+    bulk: &[u8],
+) -> Result<Result<(), CodecError>, crate::TransportError> {
+    if sender.writes_in_place() {
+        let mut count = FrameBuf::counter();
+        if let Err(e) = write(&mut count) {
+            return Ok(Err(e));
+        }
+        let mut whole = |out: &mut FrameBuf<'_>| {
+            write(out)?;
+            out.put(bulk)
+        };
+        return sender
+            .send_in_place(count.len() + bulk.len(), &mut whole)
+            .map(Ok);
+    }
+    scratch.clear();
+    if let Err(e) = write(&mut FrameBuf::vec(scratch)) {
+        return Ok(Err(e));
+    }
+    sender.send_parts(scratch, bulk).map(Ok)
+}
+
+/// Writes the length that starts a byte string of `len` bytes (postcard's varint), so
+/// that the bytes themselves can follow as a separate part.
+///
+/// # Errors
+///
+/// [`CodecError::Encode`] if a slice buffer is too small.
+pub fn encode_bulk_len(len: usize, buf: &mut FrameBuf<'_>) -> Result<(), CodecError> {
+    encode_frame(&len, buf, "byte string length")
+}
+
+/// The bytes of a received frame left to decode: `head`, borrowed from the receiver,
+/// and, when the transport received the frame split, its `tail`: the contents of the
+/// byte string the frame ends with, in a vector of its own that the decoder may keep.
+///
+/// The frame is `head` followed by `tail`; `head` ends with the byte string's length.
+#[derive(Debug)]
+pub struct Payload<'a> {
+    /// The frame's first bytes (all of it when `tail` is `None`).
+    pub head: &'a [u8],
+    /// The rest of the frame, received into its own vector.
+    pub tail: Option<Vec<u8>>,
+}
+
+impl<'a> Payload<'a> {
+    /// A frame received whole.
+    pub fn whole(frame: &'a [u8]) -> Self {
+        Payload {
+            head: frame,
+            tail: None,
+        }
+    }
+
+    /// Decodes one value that must fill the whole payload; a split payload is joined
+    /// first (a copy: split frames are meant for [`Payload::take_bytes`]).
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::Decode`] if the bytes are not exactly one valid `T`.
+    pub fn decode_all<T: DeserializeOwned>(self, what: &'static str) -> Result<T, CodecError> {
+        match self.tail {
+            None => decode_all(self.head, what),
+            Some(tail) => {
+                let mut joined = Vec::with_capacity(self.head.len() + tail.len());
+                joined.extend_from_slice(self.head);
+                joined.extend_from_slice(&tail);
+                decode_all(&joined, what)
+            }
+        }
+    }
+
+    /// Decodes one value off the front of `head`, which a split payload's tail never
+    /// belongs to.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::Decode`] if `head` does not start with a valid `T`.
+    pub fn decode_prefix<T: DeserializeOwned>(
+        &mut self,
+        what: &'static str,
+    ) -> Result<T, CodecError> {
+        decode_prefix(&mut self.head, what)
+    }
+
+    /// Takes a byte string off the front: the tail itself, with no copy, when what is
+    /// left of `head` is exactly the tail's length; otherwise decoded from `head`.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::Decode`] if the bytes are not a byte string.
+    pub fn take_bytes(&mut self, what: &'static str) -> Result<Vec<u8>, CodecError> {
+        if let Some(tail) = self.tail.take() {
+            let mut head = self.head;
+            match decode_prefix::<usize>(&mut head, what) {
+                Ok(len) if head.is_empty() && len == tail.len() => {
+                    self.head = head;
+                    return Ok(tail);
+                }
+                _ => self.tail = Some(tail),
+            }
+        }
+        decode_prefix::<ByteBuf>(&mut self.head, what).map(|b| b.0)
+    }
+
+    /// Whether every byte was decoded.
+    pub fn is_empty(&self) -> bool {
+        self.head.is_empty() && self.tail.is_none()
+    }
+
+    /// Bytes not decoded yet.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.tail.as_ref().map_or(0, Vec::len)
+    }
 }
 
 /// Writes the encoding of `value` to `buf`.
@@ -330,6 +472,52 @@ mod tests {
             assert_eq!(decode_all::<ByteBuf>(&as_vec, "v").unwrap().0, v);
             assert_eq!(decode_all::<Vec<u8>>(&as_bytes, "v").unwrap(), v);
         }
+    }
+
+    #[test]
+    fn a_bulk_length_then_the_bytes_is_a_byte_vector() {
+        for len in [0usize, 127, 128, 70_000] {
+            let v: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut parts = Vec::new();
+            encode_bulk_len(v.len(), &mut FrameBuf::vec(&mut parts)).unwrap();
+            parts.extend_from_slice(&v);
+            let mut whole = Vec::new();
+            encode_into(&v, &mut whole, "v").unwrap();
+            assert_eq!(parts, whole);
+        }
+    }
+
+    #[test]
+    fn payload_tail_is_taken_whole_only_when_it_is_the_byte_string_that_ends_it() {
+        let tail = vec![9u8; 300];
+        let mut head = Vec::new();
+        encode_into(&5u32, &mut head, "n").unwrap();
+        encode_bulk_len(tail.len(), &mut FrameBuf::vec(&mut head)).unwrap();
+        let mut p = Payload {
+            head: &head,
+            tail: Some(tail.clone()),
+        };
+        assert_eq!(p.decode_prefix::<u32>("n").unwrap(), 5);
+        assert_eq!(p.take_bytes("b").unwrap(), tail);
+        assert!(p.is_empty());
+        // Joined when decoded as a whole.
+        let p = Payload {
+            head: &head,
+            tail: Some(tail.clone()),
+        };
+        assert_eq!(
+            p.decode_all::<(u32, Vec<u8>)>("all").unwrap(),
+            (5, tail.clone())
+        );
+        // A length that does not match the tail: not taken, and an error.
+        let mut short = Vec::new();
+        encode_bulk_len(299, &mut FrameBuf::vec(&mut short)).unwrap();
+        let mut p = Payload {
+            head: &short,
+            tail: Some(tail),
+        };
+        assert!(p.take_bytes("b").is_err());
+        assert!(!p.is_empty());
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::codec::{FrameBuf, encode_frame, send_frame};
+use crate::codec::{FrameBuf, Payload, encode_bulk_len, encode_frame, send_frame};
 use crate::error::{CodecError, TransportError};
 use crate::transport::FrameSender;
 use crate::wire::{self, STATUS_OK};
@@ -96,7 +96,25 @@ impl<'a> Reply<'a> {
             wire::encode_response_header(id, STATUS_OK, buf)?;
             encode_frame(value, buf, "reply")
         };
-        send_frame(self.sender, self.buf, &mut write)
+        send_frame(self.sender, self.buf, &mut write, &[])
+            .map_err(DispatchError::Send)?
+            .map_err(DispatchError::BadReply)
+    }
+
+    /// Sends a byte string as this call's successful reply, the same bytes on the wire
+    /// as [`Reply::send_ok`] of a `Vec<u8>`, but never copied into a buffer: the
+    /// transport sends it from `bytes` (see [`crate::FrameSender::send_parts`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Reply::send_ok`].
+    pub fn send_ok_bytes(&mut self, bytes: &[u8]) -> Result<(), DispatchError> {
+        let id = self.id;
+        let mut write = |buf: &mut FrameBuf<'_>| {
+            wire::encode_response_header(id, STATUS_OK, buf)?;
+            encode_bulk_len(bytes.len(), buf)
+        };
+        send_frame(self.sender, self.buf, &mut write, bytes)
             .map_err(DispatchError::Send)?
             .map_err(DispatchError::BadReply)
     }
@@ -110,7 +128,8 @@ pub trait Dispatch: Send + Sync + 'static {
     /// The service this dispatcher serves.
     fn info(&self) -> &'static ServiceInfo;
 
-    /// Runs method `method` on `args` and sends its return value with `reply`.
+    /// Runs method `method` on `args` (the request's bytes after its header) and sends
+    /// its return value with `reply`.
     ///
     /// # Errors
     ///
@@ -118,7 +137,7 @@ pub trait Dispatch: Send + Sync + 'static {
     fn dispatch(
         &self,
         method: u16,
-        args: &[u8],
+        args: Payload<'_>,
         reply: &mut Reply<'_>,
     ) -> Result<(), DispatchError>;
 }

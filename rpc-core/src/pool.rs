@@ -32,10 +32,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use serde::de::DeserializeOwned;
-
-use crate::client::{Client, Shared};
-use crate::codec::FrameBuf;
+use crate::client::{Client, Request, Shared};
+use crate::codec::{FrameBuf, Payload};
 use crate::dispatch::ServiceInfo;
 use crate::error::{BoxError, CodecError, RpcError, chain};
 
@@ -423,10 +421,10 @@ impl Router {
     }
 
     /// One call over the least-busy live worker.
-    pub(crate) fn call<R: DeserializeOwned>(
+    pub(crate) fn call<R>(
         &self,
-        method: u16,
-        encode_args: impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+        request: Request<impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>>,
+        decode: impl FnOnce(Payload<'_>) -> Result<R, CodecError>,
         deadline: Option<Instant>,
     ) -> Result<R, RpcError> {
         loop {
@@ -437,7 +435,7 @@ impl Router {
                 self.retire(&lease.live);
                 continue;
             };
-            let result = conn.send_and_wait(&mut call, method, encode_args, deadline);
+            let result = conn.send_and_wait(&mut call, request, decode, deadline);
             drop(call);
             return match result {
                 Err(e) if conn.is_closed() => Err(self.worker_lost(&lease.live, e)),
@@ -677,7 +675,7 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{decode_prefix, encode_frame};
+    use crate::codec::encode_frame;
     use crate::dispatch::{Dispatch, DispatchError, Reply};
     use crate::server::RunningServer;
     use crate::transport::mem::{self, MemTransport};
@@ -704,10 +702,12 @@ mod tests {
         fn dispatch(
             &self,
             _method: u16,
-            mut args: &[u8],
+            mut args: Payload<'_>,
             reply: &mut Reply<'_>,
         ) -> Result<(), DispatchError> {
-            let ms: u64 = decode_prefix(&mut args, "ms").map_err(DispatchError::BadArguments)?;
+            let ms: u64 = args
+                .decode_prefix("ms")
+                .map_err(DispatchError::BadArguments)?;
             self.1.fetch_add(1, Ordering::SeqCst);
             thread::sleep(Duration::from_millis(ms));
             self.1.fetch_sub(1, Ordering::SeqCst);

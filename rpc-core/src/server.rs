@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::codec::{FrameBuf, decode_prefix, encode_frame, encode_into};
+use crate::codec::{FrameBuf, Payload, decode_prefix, encode_frame, encode_into};
 use crate::dispatch::{Dispatch, DispatchError, Reply};
 use crate::error::{RemoteError, ServeError, TransportError, chain};
 use crate::transport::{
@@ -249,11 +249,15 @@ fn serve_connection(
         return;
     }
     loop {
-        let Ok(frame) = receiver.recv(None) else {
+        let Ok(frame) = receiver.recv_split(None) else {
             return;
         };
-        let Ok((id, method, args)) = wire::decode_request_header(frame) else {
+        let Ok((id, method, head)) = wire::decode_request_header(frame.head) else {
             return;
+        };
+        let args = Payload {
+            head,
+            tail: frame.tail,
         };
         let Some(error) = run_call(id, method, args, dispatch, &mut *sender, &mut buf) else {
             continue;
@@ -275,7 +279,7 @@ fn serve_connection(
 fn run_call(
     id: u64,
     method: u16,
-    args: &[u8],
+    args: Payload<'_>,
     dispatch: &dyn Dispatch,
     sender: &mut dyn FrameSender,
     buf: &mut Vec<u8>,

@@ -18,7 +18,7 @@
 
 use std::time::Instant;
 
-use crate::codec::FrameBuf;
+use crate::codec::{FrameBuf, Payload};
 use crate::error::{CodecError, TransportError};
 
 pub mod mem;
@@ -61,6 +61,24 @@ pub trait FrameSender: Send {
             .map_err(|_| TransportError::Corrupt("the encoder failed on its second pass"))?;
         self.send(&frame)
     }
+
+    /// Sends one frame made of `head` followed by `tail`, without joining them first
+    /// where the mechanism can gather (`writev`). A byte-stream transport may send a
+    /// large `tail` so that the receiver takes it into a vector of its own
+    /// ([`FrameReceiver::recv_split`]); the frame's bytes are the same either way.
+    ///
+    /// The default encodes both in place ([`FrameSender::send_in_place`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`FrameSender::send`], for the joined length.
+    fn send_parts(&mut self, head: &[u8], tail: &[u8]) -> Result<(), TransportError> {
+        let mut both = |out: &mut FrameBuf<'_>| {
+            out.put(head)?;
+            out.put(tail)
+        };
+        self.send_in_place(head.len() + tail.len(), &mut both)
+    }
 }
 
 /// The receiving half of a connection.
@@ -73,6 +91,18 @@ pub trait FrameReceiver: Send {
     /// `TimedOut` when the deadline passes, `Closed` when the peer is gone or the
     /// connection was closed, `FrameTooLarge`/`Corrupt` for bad input, `Io` otherwise.
     fn recv(&mut self, deadline: Option<Instant>) -> Result<&[u8], TransportError>;
+
+    /// Like [`FrameReceiver::recv`], but a frame the sender split
+    /// ([`FrameSender::send_parts`]) may come back as its head, borrowed, and its tail
+    /// in a vector of its own, received there directly, so that a decoder can keep the
+    /// tail without copying it. The default returns every frame whole.
+    ///
+    /// # Errors
+    ///
+    /// As [`FrameReceiver::recv`].
+    fn recv_split(&mut self, deadline: Option<Instant>) -> Result<Payload<'_>, TransportError> {
+        self.recv(deadline).map(Payload::whole)
+    }
 
     /// Whether another whole frame is already buffered, so `recv` will not block.
     fn has_buffered_frame(&self) -> bool {

@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 use rpc_core::TransportError;
 use rpc_core::codec::{FrameBuf, decode_all, encode_frame};
-use rpc_core::framing::{FrameReader, write_frame};
+use rpc_core::framing::{FrameReader, SPLIT_MIN, write_frame, write_frame_parts};
 use rpc_core::wire;
 
 /// A source that hands out the bytes in chunks of the given sizes (cycled).
@@ -40,6 +40,54 @@ proptest! {
             prop_assert_eq!(reader.next_frame(&mut fill).unwrap(), f.as_slice());
         }
         prop_assert!(matches!(reader.next_frame(&mut fill), Err(TransportError::Closed)));
+    }
+
+    /// Frames written as a head and a tail, split or whole, come back the same whether
+    /// read whole or with the tail apart, however the stream is cut.
+    #[test]
+    fn parted_frames_survive_any_split(
+        frames in prop::collection::vec(
+            (prop::collection::vec(any::<u8>(), 0..40), 0usize..3, any::<u8>()),
+            1..6,
+        ),
+        sizes in prop::collection::vec(1usize..70_000, 1..6),
+    ) {
+        // Tails just under, at and over the size from which they are sent split.
+        let frames: Vec<(Vec<u8>, Vec<u8>)> = frames
+            .into_iter()
+            .map(|(head, k, b)| (head, vec![b; SPLIT_MIN - 1 + k]))
+            .collect();
+        let mut stream = Vec::new();
+        for (head, tail) in &frames {
+            write_frame_parts(&mut stream, head, tail).unwrap();
+        }
+        let mut reader = FrameReader::new(1 << 20);
+        let mut fill = chunked(stream.clone(), sizes.clone());
+        for (head, tail) in &frames {
+            let whole = [&head[..], &tail[..]].concat();
+            prop_assert_eq!(reader.next_frame(&mut fill).unwrap(), &whole[..]);
+        }
+        let at = std::cell::Cell::new(0usize);
+        let mut reader = FrameReader::new(1 << 20);
+        let step = sizes[0];
+        for (head, tail) in &frames {
+            let fill = |buf: &mut [u8]| {
+                let n = step.min(buf.len()).min(stream.len() - at.get());
+                buf[..n].copy_from_slice(&stream[at.get()..at.get() + n]);
+                at.set(at.get() + n);
+                Ok(n)
+            };
+            let fill_tail = |t: &mut Vec<u8>, max: usize| {
+                let n = step.min(max).min(stream.len() - at.get());
+                t.extend_from_slice(&stream[at.get()..at.get() + n]);
+                at.set(at.get() + n);
+                Ok(n)
+            };
+            let got = reader.next_split(fill, fill_tail).unwrap();
+            let mut joined = got.head.to_vec();
+            joined.extend(got.tail.unwrap_or_default());
+            prop_assert_eq!(joined, [&head[..], &tail[..]].concat());
+        }
     }
 
     /// Arbitrary bytes never panic the decoder, and it never returns a frame over the

@@ -57,6 +57,8 @@ pub trait Probe {
     fn pid(&self) -> u32;
     /// The caller as the server sees it: (pid, uid).
     fn caller(&self) -> (Option<u32>, Option<u32>);
+    /// Byte strings before and after another argument, joined in a tuple.
+    fn splice(&self, front: Vec<u8>, n: u32, back: Vec<u8>) -> (u32, Vec<u8>);
 }
 
 pub struct ProbeImpl;
@@ -95,6 +97,10 @@ impl Probe for ProbeImpl {
     fn caller(&self) -> (Option<u32>, Option<u32>) {
         let peer = ipc_rpc::peer().expect("inside a handler");
         (peer.pid, peer.uid)
+    }
+    fn splice(&self, mut front: Vec<u8>, n: u32, back: Vec<u8>) -> (u32, Vec<u8>) {
+        front.extend_from_slice(&back);
+        (n, front)
     }
 }
 

@@ -57,6 +57,52 @@ pub fn empty_and_4mib_payloads_round_trip(t: Transport, name: String) {
     });
 }
 
+/// Bytes that differ along the buffer and between `seed`s.
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3] ^ seed)
+        .collect()
+}
+
+/// Byte strings around the size from which stream transports send them apart from the
+/// frame (and receive them into their own vector), as the last argument, as another
+/// argument, inside a tuple, and as replies handed from one calling thread to another.
+pub fn large_byte_strings_arrive_intact_in_any_position(t: Transport, name: String) {
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "");
+        let split = rpc_core::framing::SPLIT_MIN;
+        for len in [split - 8, split - 1, split, split + 1, 1 << 20] {
+            let payload = pattern(len, len as u8);
+            assert_eq!(f.client.echo(payload.clone()).unwrap(), payload, "{len} B");
+        }
+        let (front, back) = (pattern(200_000, 1), pattern(split + 3, 2));
+        let joined = [&front[..], &back[..]].concat();
+        assert_eq!(
+            f.client.splice(front.clone(), 7, back.clone()).unwrap(),
+            (7, joined)
+        );
+        assert_eq!(
+            f.client.splice(Vec::new(), 8, back.clone()).unwrap(),
+            (8, back)
+        );
+        let threads: Vec<_> = (0..4u8)
+            .map(|n| {
+                let client = f.client.clone();
+                thread::spawn(move || {
+                    for i in 0..12 {
+                        let payload = pattern(split + 1000 * i + usize::from(n), n);
+                        assert_eq!(client.echo(payload.clone()).unwrap(), payload);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        f.shutdown();
+    });
+}
+
 pub fn app_error_reaches_caller_as_value(t: Transport, name: String) {
     watchdog(WATCHDOG, move || {
         let f = t.start(&name, "");

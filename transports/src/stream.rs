@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use rpc_core::framing::{FrameReader, check_len, write_frame};
+use rpc_core::codec::Payload;
+use rpc_core::framing::{FrameReader, check_len, write_frame, write_frame_parts};
 use rpc_core::{FrameReceiver, FrameSender, TransportError};
 
 /// Sends length-prefixed frames on a byte stream: one `writev` per frame.
@@ -35,6 +36,12 @@ impl<W: Write + Send> FrameSender for StreamSender<W> {
     fn send(&mut self, frame: &[u8]) -> Result<(), TransportError> {
         check_len(frame.len(), self.max_frame)?;
         write_frame(&mut self.writer, frame)
+            .map_err(|e| TransportError::from_io(e, || format!("write to {}", self.peer)))
+    }
+
+    fn send_parts(&mut self, head: &[u8], tail: &[u8]) -> Result<(), TransportError> {
+        check_len(head.len() + tail.len(), self.max_frame)?;
+        write_frame_parts(&mut self.writer, head, tail)
             .map_err(|e| TransportError::from_io(e, || format!("write to {}", self.peer)))
     }
 }
@@ -66,6 +73,36 @@ impl<R: Read + AsFd + Send> StreamReceiver<R> {
     }
 }
 
+/// One read for a stream receiver: waits for data until `deadline`, retries
+/// interrupted reads, and reports `Closed` once the close flag is set.
+fn read_once(
+    reader: &impl AsFd,
+    closed: Option<&AtomicBool>,
+    deadline: Option<Instant>,
+    peer: &str,
+    mut read: impl FnMut() -> io::Result<usize>,
+) -> Result<usize, TransportError> {
+    // SYNC: Acquire, paired with the Release store in ReadWaker::close.
+    let is_closed = || closed.is_some_and(|c| c.load(Ordering::Acquire));
+    if is_closed() {
+        return Err(TransportError::Closed);
+    }
+    if let Some(deadline) = deadline {
+        wait_readable(reader, deadline, peer)?;
+    }
+    loop {
+        let result = read();
+        if is_closed() {
+            return Err(TransportError::Closed);
+        }
+        match result {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(TransportError::from_io(e, || format!("read from {peer}"))),
+        }
+    }
+}
+
 impl<R: Read + AsFd + Send> FrameReceiver for StreamReceiver<R> {
     fn recv(&mut self, deadline: Option<Instant>) -> Result<&[u8], TransportError> {
         let StreamReceiver {
@@ -74,29 +111,36 @@ impl<R: Read + AsFd + Send> FrameReceiver for StreamReceiver<R> {
             peer,
             closed,
         } = self;
-        // SYNC: Acquire, paired with the Release store in ReadWaker::close.
-        let is_closed = || closed.as_ref().is_some_and(|c| c.load(Ordering::Acquire));
+        let closed = closed.as_deref();
+        let reader = &*reader;
         frames.next_frame(|buf| {
-            if is_closed() {
-                return Err(TransportError::Closed);
-            }
-            if let Some(deadline) = deadline {
-                wait_readable(&*reader, deadline, peer)?;
-            }
-            loop {
-                let result = reader.read(buf);
-                if is_closed() {
-                    return Err(TransportError::Closed);
-                }
-                match result {
-                    Ok(n) => return Ok(n),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        return Err(TransportError::from_io(e, || format!("read from {peer}")));
-                    }
-                }
-            }
+            read_once(reader, closed, deadline, peer, || {
+                nix::unistd::read(reader, buf).map_err(io::Error::from)
+            })
         })
+    }
+
+    fn recv_split(&mut self, deadline: Option<Instant>) -> Result<Payload<'_>, TransportError> {
+        let StreamReceiver {
+            reader,
+            frames,
+            peer,
+            closed,
+        } = self;
+        let closed = closed.as_deref();
+        let reader = &*reader;
+        frames.next_split(
+            |buf| {
+                read_once(reader, closed, deadline, peer, || {
+                    nix::unistd::read(reader, buf).map_err(io::Error::from)
+                })
+            },
+            |tail, max| {
+                read_once(reader, closed, deadline, peer, || {
+                    crate::sys::read_append(reader, tail, max)
+                })
+            },
+        )
     }
 
     fn has_buffered_frame(&self) -> bool {

@@ -169,3 +169,35 @@ pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     // descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// Reads at most `max` bytes from `fd` into `buf`'s spare capacity (no zeroing first)
+/// and extends `buf` by what was read; returns that count (0 at end of stream).
+///
+/// # Errors
+///
+/// The OS error of read(2), `Interrupted` included.
+///
+/// # References
+///
+/// read(2)
+pub fn read_append(fd: impl AsFd, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    let want = max.min(spare.len());
+    // SAFETY: `spare` is `want` or more writable bytes owned by `buf`, and read(2)
+    // writes at most `want` bytes there; the fd is borrowed and open for the call.
+    let n = unsafe {
+        libc::read(
+            fd.as_fd().as_raw_fd(),
+            spare.as_mut_ptr().cast::<libc::c_void>(),
+            want,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = n as usize;
+    // SAFETY: read(2) initialised the first `n` (<= `want`) spare bytes, so the
+    // vector's first `len + n` bytes are initialised and within its capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}

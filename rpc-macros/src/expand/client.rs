@@ -117,12 +117,20 @@ fn method(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStr
         .map(|a| a.ident.expect("checked by valid"))
         .collect();
     let arg_tys: Vec<_> = m.args.iter().map(|a| a.ty).collect();
-    let buf = if m.args.is_empty() {
+    // A trailing `Vec<u8>` is sent from where it is, after the other arguments.
+    let (encoded, bulk) = match m.args.split_last() {
+        Some((last, rest)) if is_byte_vec(last.ty) => {
+            let ident = last.ident.expect("checked by valid");
+            (rest, quote! { ::core::option::Option::Some(#ident) })
+        }
+        _ => (&m.args[..], quote! { ::core::option::Option::None }),
+    };
+    let buf = if encoded.is_empty() {
         format_ident!("_")
     } else {
         format_ident!("__ipc_buf")
     };
-    let encodes = m.args.iter().map(|a| {
+    let encodes = encoded.iter().map(|a| {
         let ident = a.ident.expect("checked by valid");
         let ty = a.ty;
         if is_byte_vec(ty) {
@@ -147,7 +155,7 @@ fn method(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStr
             #call(&self.__client, #index, move |#buf| {
                 #(#encodes)*
                 ::core::result::Result::Ok(())
-            })
+            }, #bulk)
         }
     }
 }

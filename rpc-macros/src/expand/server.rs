@@ -50,7 +50,7 @@ pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
             fn dispatch(
                 &self,
                 __ipc_method: u16,
-                __ipc_args: &[u8],
+                __ipc_args: #krate::__private::Payload<'_>,
                 __ipc_reply: &mut #krate::__private::Reply<'_>,
             ) -> ::core::result::Result<(), #krate::__private::DispatchError> {
                 match __ipc_method {
@@ -103,7 +103,7 @@ fn arm(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStream
     quote! {
         #(#cfgs)*
         #index => {
-            let #mutability __ipc_rest: &[u8] = __ipc_args;
+            let #mutability __ipc_rest: #krate::__private::Payload<'_> = __ipc_args;
             #(#decodes)*
             #krate::__private::finish_args(__ipc_rest)?;
             let __ipc_ret: #ret = <__S as #trait_ident>::#ident(&self.__service #(, #arg_idents)*);

@@ -43,32 +43,55 @@ pub(crate) const MIN_MSGSIZE: usize = 64;
 /// `scratch` (reused, no allocation after the first call) and hands it to `emit`.
 ///
 /// The caller has checked the frame against `max_frame`, which is at most `u32::MAX`.
+#[cfg(test)]
 pub(crate) fn split<E>(
     frame: &[u8],
+    msgsize: usize,
+    scratch: &mut Vec<u8>,
+    emit: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    split_parts(frame, &[], msgsize, scratch, emit)
+}
+
+/// [`split`] for the frame `head` followed by `tail`, never joined: each message is
+/// assembled straight from the two.
+pub(crate) fn split_parts<'a, E>(
+    mut head: &'a [u8],
+    mut tail: &'a [u8],
     msgsize: usize,
     scratch: &mut Vec<u8>,
     mut emit: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<(), E> {
     debug_assert!(msgsize >= MIN_MSGSIZE);
-    debug_assert!(u32::try_from(frame.len()).is_ok());
+    let total = head.len() + tail.len();
+    debug_assert!(u32::try_from(total).is_ok());
+    // Moves up to `n` bytes from the front of `head`, then `tail`, into `scratch`.
+    let mut take = |scratch: &mut Vec<u8>, mut n: usize| {
+        for part in [&mut head, &mut tail] {
+            let (now, rest) = part.split_at(n.min(part.len()));
+            scratch.extend_from_slice(now);
+            n -= now.len();
+            *part = rest;
+        }
+    };
     scratch.clear();
-    if frame.len() < msgsize {
+    if total < msgsize {
         scratch.push(WHOLE);
-        scratch.extend_from_slice(frame);
+        take(scratch, total);
         return emit(scratch);
     }
-    let (first, mut rest) = frame.split_at(msgsize - FIRST_HEADER);
     scratch.push(FIRST);
-    scratch.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-    scratch.extend_from_slice(first);
+    scratch.extend_from_slice(&(total as u32).to_le_bytes());
+    take(scratch, msgsize - FIRST_HEADER);
     emit(scratch)?;
-    while !rest.is_empty() {
-        let (part, tail) = rest.split_at(rest.len().min(msgsize - 1));
+    let mut left = total - (msgsize - FIRST_HEADER);
+    while left > 0 {
+        let n = left.min(msgsize - 1);
         scratch.clear();
         scratch.push(MORE);
-        scratch.extend_from_slice(part);
+        take(scratch, n);
         emit(scratch)?;
-        rest = tail;
+        left -= n;
     }
     Ok(())
 }

@@ -273,13 +273,17 @@ struct MqSender {
 
 impl FrameSender for MqSender {
     fn send(&mut self, frame: &[u8]) -> Result<(), TransportError> {
-        check_len(frame.len(), self.max_frame)?;
+        self.send_parts(frame, &[])
+    }
+
+    fn send_parts(&mut self, head: &[u8], tail: &[u8]) -> Result<(), TransportError> {
+        check_len(head.len() + tail.len(), self.max_frame)?;
         // SYNC: Acquire, paired with the Release in `Shared::gone`.
         if self.shared.peer_gone.load(Ordering::Acquire) {
             return Err(TransportError::Closed);
         }
         let shared = &*self.shared;
-        chunk::split(frame, self.msgsize, &mut self.scratch, |msg| {
+        chunk::split_parts(head, tail, self.msgsize, &mut self.scratch, |msg| {
             shared.push(msg)
         })
     }

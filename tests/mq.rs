@@ -252,6 +252,29 @@ fn small_and_4mib_payloads_round_trip_through_chunking() {
 }
 
 #[test]
+fn clients_choose_their_queue_depth_and_message_size() {
+    watchdog(WATCHDOG, || {
+        let name = unique_name();
+        let server = ipc_rpc::serve(&endpoint(&name), ProbeServer::new(ProbeImpl)).unwrap();
+        for options in ["depth=4&msgsize=8192", "msgsize=64", "depth=2&msgsize=1024"] {
+            let sized: Endpoint = format!("{}?{options}", server.endpoint()).parse().unwrap();
+            let client = ProbeClient::connect(&sized).unwrap();
+            for len in [0, 63, 8191, 100_000, 1 << 20] {
+                let payload = pattern(len);
+                assert_eq!(
+                    client.echo(payload.clone()).unwrap(),
+                    payload,
+                    "{options}: {len} B"
+                );
+            }
+            drop(client);
+        }
+        server.shutdown();
+        assert_nothing_left(&name);
+    });
+}
+
+#[test]
 fn thirty_clients_at_once_fit_the_limits() {
     watchdog(WATCHDOG, || {
         let name = unique_name();

@@ -97,8 +97,11 @@ pub enum Transport {
     Pipe,
     /// `fifo:`
     Fifo,
-    /// `mq:`
+    /// `mq:` with its default queues (1 message of 4 KiB)
     Mq,
+    /// `mq:` with the deepest, largest queues the system allows
+    /// (`?depth=10&msgsize=8192` by default)
+    MqDeep,
     /// `shm:`
     Shm,
     /// `unix:`
@@ -108,10 +111,11 @@ pub enum Transport {
 }
 
 impl Transport {
-    const ALL: [Transport; 6] = [
+    const ALL: [Transport; 7] = [
         Transport::Pipe,
         Transport::Fifo,
         Transport::Mq,
+        Transport::MqDeep,
         Transport::Shm,
         Transport::Unix,
         Transport::Tcp,
@@ -123,6 +127,7 @@ impl Transport {
             Transport::Pipe => "pipe",
             Transport::Fifo => "fifo",
             Transport::Mq => "mq",
+            Transport::MqDeep => "mq-deep",
             Transport::Shm => "shm",
             Transport::Unix => "unix",
             Transport::Tcp => "tcp",
@@ -136,6 +141,10 @@ impl Transport {
             Transport::Pipe => "pipe".into(),
             Transport::Fifo => format!("fifo:{}", tmp.join(format!("{stem}.fifo")).display()),
             Transport::Mq => format!("mq:/{stem}"),
+            Transport::MqDeep => {
+                let (depth, msgsize) = mq_deep();
+                format!("mq:/{stem}.deep?depth={depth}&msgsize={msgsize}")
+            }
             Transport::Shm => format!("shm:/{stem}"),
             Transport::Unix => format!("unix:{}", tmp.join(format!("{stem}.sock")).display()),
             Transport::Tcp => "tcp:127.0.0.1:0".into(),
@@ -147,9 +156,22 @@ impl Transport {
         match self {
             Transport::Pipe => vec![RawKind::Pipe],
             Transport::Fifo => vec![RawKind::Fifo],
-            // The system's deepest queue (msg_max, 10 by default), then the depth of 1
-            // the `mq` transport uses so that 49 clients fit RLIMIT_MSGQUEUE.
-            Transport::Mq => vec![RawKind::Mq(mq_depth()), RawKind::Mq(1)],
+            // The queues the `mq` transport makes by default (1 message of 4 KiB, so
+            // that 97 clients fit RLIMIT_MSGQUEUE), then the deepest, largest ones.
+            Transport::Mq => {
+                let (depth, msgsize) = mq_deep();
+                vec![
+                    RawKind::Mq {
+                        depth: 1,
+                        msgsize: 4096,
+                    },
+                    RawKind::Mq { depth, msgsize },
+                ]
+            }
+            Transport::MqDeep => {
+                let (depth, msgsize) = mq_deep();
+                vec![RawKind::Mq { depth, msgsize }]
+            }
             Transport::Shm => Strategy::ALL.into_iter().map(RawKind::Shm).collect(),
             Transport::Unix => vec![RawKind::Unix],
             Transport::Tcp => vec![RawKind::Tcp],
@@ -157,13 +179,17 @@ impl Transport {
     }
 }
 
-/// `/proc/sys/fs/mqueue/msg_max`, at most 10.
-fn mq_depth() -> usize {
-    std::fs::read_to_string("/proc/sys/fs/mqueue/msg_max")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(10_usize)
-        .min(10)
+/// The deepest, largest queues an unprivileged process gets by default:
+/// `/proc/sys/fs/mqueue/msg_max` (at most 10) messages of `msgsize_max` (at most 8 KiB).
+fn mq_deep() -> (usize, usize) {
+    let read = |name: &str, default: usize| {
+        std::fs::read_to_string(format!("/proc/sys/fs/mqueue/{name}"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(default)
+            .min(default)
+    };
+    (read("msg_max", 10), read("msgsize_max", 8192))
 }
 
 /// Our client and the server child behind it.

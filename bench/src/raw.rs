@@ -28,9 +28,14 @@ pub enum RawKind {
     Pipe,
     /// Two FIFOs.
     Fifo,
-    /// Two POSIX message queues holding this many messages each; messages over the
-    /// queue's message size are split.
-    Mq(usize),
+    /// Two POSIX message queues holding `depth` messages of `msgsize` bytes each;
+    /// larger messages are split.
+    Mq {
+        /// Messages per queue.
+        depth: usize,
+        /// Largest message.
+        msgsize: usize,
+    },
     /// Two rings in one shared-memory segment, waiting with a strategy.
     Shm(Strategy),
     /// A UNIX stream socket.
@@ -45,7 +50,7 @@ impl RawKind {
         match self {
             RawKind::Pipe => "pipe".into(),
             RawKind::Fifo => "fifo".into(),
-            RawKind::Mq(depth) => format!("mq-depth{depth}"),
+            RawKind::Mq { depth, msgsize } => format!("mq-{depth}x{msgsize}"),
             RawKind::Shm(s) => format!("shm-{}", s.name()),
             RawKind::Unix => "unix".into(),
             RawKind::Tcp => "tcp".into(),
@@ -58,8 +63,14 @@ impl RawKind {
             "fifo" => RawKind::Fifo,
             "unix" => RawKind::Unix,
             "tcp" => RawKind::Tcp,
-            other => match other.strip_prefix("mq-depth") {
-                Some(depth) => RawKind::Mq(depth.parse().ok()?),
+            other => match other.strip_prefix("mq-") {
+                Some(geometry) => {
+                    let (depth, msgsize) = geometry.split_once('x')?;
+                    RawKind::Mq {
+                        depth: depth.parse().ok()?,
+                        msgsize: msgsize.parse().ok()?,
+                    }
+                }
                 None => RawKind::Shm(Strategy::parse(other.strip_prefix("shm-")?)?),
             },
         })
@@ -147,18 +158,7 @@ impl Drop for Mq {
     }
 }
 
-/// The message size of the raw queues: the system's maximum, at most 8 KiB (what the
-/// `mq` transport uses too).
-fn mq_msgsize() -> usize {
-    std::fs::read_to_string("/proc/sys/fs/mqueue/msgsize_max")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(8192_usize)
-        .min(8192)
-}
-
-fn mq_pair(name: &str, depth: usize, create: bool) -> io::Result<Mq> {
-    let msgsize = mq_msgsize();
+fn mq_pair(name: &str, depth: usize, msgsize: usize, create: bool) -> io::Result<Mq> {
     let attr = MqAttr::new(0, depth as _, msgsize as _, 0);
     let open = |suffix: &str| -> io::Result<MqdT> {
         let n = format!("{name}.{suffix}");
@@ -257,9 +257,9 @@ impl RawPeer {
                 let r = File::open(dir.join("s2c"))?;
                 (Box::new(Stream { r, w }), child)
             }
-            RawKind::Mq(depth) => {
+            RawKind::Mq { depth, msgsize } => {
                 let name = format!("/{}", unique("mq"));
-                let conn = mq_pair(&name, depth, true)?;
+                let conn = mq_pair(&name, depth, msgsize, true)?;
                 cleanup.push(Cleanup::Mq(format!("{name}.c2s")));
                 cleanup.push(Cleanup::Mq(format!("{name}.s2c")));
                 let child = cmd.arg(kind.arg()).arg(&name).args(&sizes).spawn()?;
@@ -336,7 +336,7 @@ impl RawPeer {
     /// Closes the connection and reaps the server.
     pub fn finish(mut self) {
         self.conn = None;
-        if matches!(self.kind, RawKind::Mq(_)) {
+        if matches!(self.kind, RawKind::Mq { .. }) {
             // A message queue has no end-of-file to tell the server we are gone.
             let _ = self.child.kill();
         }
@@ -375,7 +375,7 @@ pub fn serve(args: &[String]) -> io::Result<()> {
             let w = OpenOptions::new().write(true).open(dir.join("s2c"))?;
             Box::new(Stream { r, w })
         }
-        RawKind::Mq(depth) => Box::new(mq_pair(addr, depth, false)?),
+        RawKind::Mq { depth, msgsize } => Box::new(mq_pair(addr, depth, msgsize, false)?),
         RawKind::Shm(strategy) => Box::new(ShmConn::open(addr, strategy)?),
         RawKind::Unix => {
             let s = UnixStream::connect(addr)?;

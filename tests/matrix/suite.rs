@@ -442,8 +442,32 @@ pub fn connect_to_missing_server_fails_clearly(t: Transport, _: String) {
         let ep = t.endpoint();
         // Bind and shut down, so the address is known to be free.
         let server = ipc_rpc::serve(&ep.endpoint, ProbeServer::new(ProbeImpl)).unwrap();
-        let gone = server.endpoint();
+        let mut gone = server.endpoint();
         server.shutdown();
+        // A freed TCP port may be taken at once by a parallel test's server: hold one
+        // bound but not listening instead, which refuses connections.
+        let _held = (t == Transport::tcp).then(|| {
+            use nix::sys::socket::{
+                AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, socket,
+            };
+            let fd = socket(
+                AddressFamily::Inet,
+                SockType::Stream,
+                SockFlag::SOCK_CLOEXEC,
+                None,
+            )
+            .unwrap();
+            bind(
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                &SockaddrIn::new(127, 0, 0, 1, 0),
+            )
+            .unwrap();
+            let port = getsockname::<SockaddrIn>(std::os::fd::AsRawFd::as_raw_fd(&fd))
+                .unwrap()
+                .port();
+            gone = format!("tcp:127.0.0.1:{port}").parse().unwrap();
+            fd
+        });
         let err = ProbeClient::connect(&gone).unwrap_err();
         assert!(matches!(err, RpcError::Connect { .. }), "{err:?}");
         let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());

@@ -9,7 +9,9 @@
 //! | `unix:/path.sock` | a UNIX stream socket |
 //! | `tcp:host:port` | TCP (`tcp:127.0.0.1:0` picks a free port; `[::1]` for IPv6) |
 //!
-//! Options follow as `?key=value&key=value`: `max_frame` (bytes, default 16 MiB).
+//! Options follow as `?key=value&key=value`: `max_frame` (bytes, default 16 MiB);
+//! for `unix:` and `shm:`, `allow_uid`; for `shm:`, `ring` and `spin_us`; for `mq:`,
+//! `depth` and `msgsize` (the queues a client creates).
 //! `Display` writes the canonical form, and parsing it gives the same endpoint back.
 
 use std::fmt;
@@ -24,11 +26,21 @@ pub const MAX_UNIX_PATH: usize = 107;
 /// Longest POSIX mq / shm name after the leading `/` (Linux `NAME_MAX`).
 pub const MAX_POSIX_NAME: usize = 255;
 
+/// Largest accepted mq `depth` (Linux's own ceiling for `msg_max`).
+const MAX_MQ_DEPTH: u32 = 65_536;
+
+/// Smallest accepted mq `msgsize`: what the chunking needs.
+const MIN_MQ_MSGSIZE: u32 = 64;
+
+/// Largest accepted mq `msgsize`: what a peer accepts.
+const MAX_MQ_MSGSIZE: u32 = 1 << 20;
+
 /// Smallest accepted `max_frame`: room for the handshake.
 const MIN_MAX_FRAME: usize = 256;
 
-/// Largest accepted `max_frame`: what a 4-byte length prefix can say.
-const MAX_MAX_FRAME: usize = u32::MAX as usize;
+/// Largest accepted `max_frame`: what a stream's length prefix can say (its top bit
+/// marks a split frame).
+const MAX_MAX_FRAME: usize = rpc_core::framing::MAX_FRAME_LIMIT;
 
 /// The forms an endpoint string can take, for error messages.
 const FORMS: &str = "pipe, fifo:/dir/name, mq:/name, shm:/name, unix:/path.sock or tcp:host:port";
@@ -51,6 +63,8 @@ pub struct Endpoint {
     max_frame: Option<usize>,
     ring: Option<usize>,
     spin_us: Option<u64>,
+    mq_depth: Option<u32>,
+    mq_msgsize: Option<u32>,
     allow_uid: Vec<u32>,
 }
 
@@ -116,6 +130,8 @@ impl Endpoint {
             max_frame: None,
             ring: None,
             spin_us: None,
+            mq_depth: None,
+            mq_msgsize: None,
             allow_uid: Vec::new(),
         }
     }
@@ -137,7 +153,7 @@ impl Endpoint {
     ///
     /// # Panics
     ///
-    /// If `max_frame` is under 256 bytes or over 4 GiB - 1.
+    /// If `max_frame` is under 256 bytes or over 2 GiB - 1.
     pub fn with_max_frame(mut self, max_frame: usize) -> Self {
         assert!(
             (MIN_MAX_FRAME..=MAX_MAX_FRAME).contains(&max_frame),
@@ -203,6 +219,19 @@ impl Endpoint {
         &self.allow_uid
     }
 
+    /// `mq:` only: messages each of a client's two queues holds, if set (`?depth=`).
+    /// The default is 1, so that many clients fit the per-user queue memory limit;
+    /// deeper queues let large frames stream with fewer wake-ups.
+    pub fn mq_depth(&self) -> Option<u32> {
+        self.mq_depth
+    }
+
+    /// `mq:` only: largest message of a client's queues in bytes, if set
+    /// (`?msgsize=`; default 4096). Frames up to it are one message.
+    pub fn mq_msgsize(&self) -> Option<u32> {
+        self.mq_msgsize
+    }
+
     /// `shm:` only: bytes per ring, if set (`?ring=`).
     pub fn ring(&self) -> Option<usize> {
         self.ring
@@ -232,6 +261,8 @@ impl fmt::Display for Endpoint {
             ("max_frame", self.max_frame.map(|v| v as u64)),
             ("ring", self.ring.map(|v| v as u64)),
             ("spin_us", self.spin_us),
+            ("depth", self.mq_depth.map(u64::from)),
+            ("msgsize", self.mq_msgsize.map(u64::from)),
         ];
         let mut sep = '?';
         for (key, value) in options {
@@ -325,6 +356,35 @@ impl FromStr for Endpoint {
                                 ))
                             })?;
                     }
+                    "depth" | "msgsize" if !matches!(endpoint.kind, EndpointKind::Mq(_)) => {
+                        return Err(err(format!(
+                            "option `{key}` applies to `mq:` endpoints only"
+                        )));
+                    }
+                    "depth" => {
+                        let n: u32 = value
+                            .parse()
+                            .ok()
+                            .filter(|n| (1..=MAX_MQ_DEPTH).contains(n))
+                            .ok_or_else(|| {
+                                err(format!(
+                                    "depth must be a message count from 1 to {MAX_MQ_DEPTH}, not `{value}`"
+                                ))
+                            })?;
+                        endpoint.mq_depth = Some(n);
+                    }
+                    "msgsize" => {
+                        let n: u32 = value
+                            .parse()
+                            .ok()
+                            .filter(|n| (MIN_MQ_MSGSIZE..=MAX_MQ_MSGSIZE).contains(n))
+                            .ok_or_else(|| {
+                                err(format!(
+                                    "msgsize must be a byte count from {MIN_MQ_MSGSIZE} to {MAX_MQ_MSGSIZE}, not `{value}`"
+                                ))
+                            })?;
+                        endpoint.mq_msgsize = Some(n);
+                    }
                     "ring" | "spin_us" if !matches!(endpoint.kind, EndpointKind::Shm(_)) => {
                         return Err(err(format!(
                             "option `{key}` applies to `shm:` endpoints only"
@@ -352,7 +412,7 @@ impl FromStr for Endpoint {
                     }
                     other => {
                         return Err(err(format!(
-                            "unknown option `{other}`; known options: max_frame, for unix and shm: allow_uid, for shm: ring, spin_us"
+                            "unknown option `{other}`; known options: max_frame, for unix and shm: allow_uid, for shm: ring, spin_us, for mq: depth, msgsize"
                         )));
                     }
                 }
@@ -479,6 +539,8 @@ mod tests {
             "shm:/calc?ring=8192",
             "unix:/tmp/x.sock?allow_uid=0,1000",
             "shm:/calc?ring=8192&allow_uid=65534",
+            "mq:/calc?depth=10&msgsize=8192",
+            "mq:/calc?max_frame=65536&msgsize=1024",
         ] {
             let ep: Endpoint = s.parse().unwrap_or_else(|e| panic!("{s}: {e}"));
             assert_eq!(ep.to_string(), s);
@@ -507,6 +569,9 @@ mod tests {
             ),
             ("shm:/x?ring=5000", "power of two"),
             ("shm:/x?spin_us=abc", "spin_us must be"),
+            ("mq:/x?depth=0", "depth must be"),
+            ("mq:/x?msgsize=32", "msgsize must be"),
+            ("unix:/x?depth=4", "applies to `mq:` endpoints only"),
             ("tcp:1.2.3.4:80?bogus=1", "unknown option `bogus`"),
             (
                 "tcp:1.2.3.4:80?allow_uid=1",

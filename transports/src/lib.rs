@@ -64,7 +64,12 @@ pub fn connect(endpoint: &Endpoint) -> Result<Box<dyn Transport>, TransportError
             name,
             shm::ShmOptions::from_endpoint(endpoint),
         )?)),
-        EndpointKind::Mq(name) => Ok(Box::new(MqTransport::connect(name, max_frame)?)),
+        EndpointKind::Mq(name) => Ok(Box::new(MqTransport::connect_sized(
+            name,
+            max_frame,
+            endpoint.mq_depth(),
+            endpoint.mq_msgsize(),
+        )?)),
         EndpointKind::Pipe => Err(TransportError::Unsupported {
             endpoint: endpoint.to_string(),
             reason: "a pipe has no address to connect to: spawn the server as a child with \

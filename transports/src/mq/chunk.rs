@@ -14,6 +14,12 @@
 //! FIN    ┌──────┐
 //!        │ 0x04 │   the sender closed its end: no more frames
 //!        └──────┘
+//! SPLIT  ┌──────┬──────────────┬─────────────────┬─────────────────────────────┐
+//!        │ 0x05 │ total: u32 LE│ head_len: u32 LE│ first msgsize - 9 bytes     │
+//!        └──────┴──────────────┴─────────────────┴─────────────────────────────┘
+//!        a FIRST whose frame is a head and a large tail (a byte string sent apart,
+//!        see `FrameSender::send_parts`): the receiver joins the tail in a vector of
+//!        its own, which the decoder keeps; MORE chunks follow as for FIRST.
 //! (empty)          a wake-up a side posts to its own queue (see `Closer`)
 //! ```
 //!
@@ -32,6 +38,11 @@ pub(crate) const FIRST: u8 = 2;
 pub(crate) const MORE: u8 = 3;
 /// The sender's end is closed.
 pub(crate) const FIN: u8 = 4;
+/// The first chunk of a frame whose tail is joined apart, with both lengths.
+pub(crate) const SPLIT: u8 = 5;
+
+/// Bytes before the payload of a `SPLIT` message.
+const SPLIT_HEADER: usize = 9;
 
 /// Bytes before the payload of a `FIRST` message.
 const FIRST_HEADER: usize = 5;
@@ -65,6 +76,7 @@ pub(crate) fn split_parts<'a, E>(
     debug_assert!(msgsize >= MIN_MSGSIZE);
     let total = head.len() + tail.len();
     debug_assert!(u32::try_from(total).is_ok());
+    let (head_len, split) = (head.len(), tail.len() >= rpc_core::framing::SPLIT_MIN);
     // Moves up to `n` bytes from the front of `head`, then `tail`, into `scratch`.
     let mut take = |scratch: &mut Vec<u8>, mut n: usize| {
         for part in [&mut head, &mut tail] {
@@ -80,11 +92,19 @@ pub(crate) fn split_parts<'a, E>(
         take(scratch, total);
         return emit(scratch);
     }
-    scratch.push(FIRST);
-    scratch.extend_from_slice(&(total as u32).to_le_bytes());
-    take(scratch, msgsize - FIRST_HEADER);
+    let first = if split {
+        scratch.push(SPLIT);
+        scratch.extend_from_slice(&(total as u32).to_le_bytes());
+        scratch.extend_from_slice(&(head_len as u32).to_le_bytes());
+        msgsize - SPLIT_HEADER
+    } else {
+        scratch.push(FIRST);
+        scratch.extend_from_slice(&(total as u32).to_le_bytes());
+        msgsize - FIRST_HEADER
+    };
+    take(scratch, first);
     emit(scratch)?;
-    let mut left = total - (msgsize - FIRST_HEADER);
+    let mut left = total - first;
     while left > 0 {
         let n = left.min(msgsize - 1);
         scratch.clear();
@@ -124,7 +144,10 @@ enum State {
 /// Joins chunks into frames; survives timeouts between chunks.
 #[derive(Debug)]
 pub(crate) struct Assembler {
+    /// The frame, or a split frame's head.
     frame: Vec<u8>,
+    /// A split frame's tail, joined apart, and the length of its head.
+    tail: Option<(usize, Vec<u8>)>,
     state: State,
     max_frame: usize,
 }
@@ -134,14 +157,42 @@ impl Assembler {
     pub(crate) fn new(max_frame: usize) -> Self {
         Assembler {
             frame: Vec::new(),
+            tail: None,
             state: State::Idle,
             max_frame,
         }
     }
 
-    /// The frame joined by the last [`Step::Joined`].
-    pub(crate) fn frame(&self) -> &[u8] {
+    /// The frame joined by the last [`Step::Joined`], whole (a split one is joined
+    /// here, by a copy).
+    pub(crate) fn frame(&mut self) -> &[u8] {
+        if let Some((_, tail)) = self.tail.take() {
+            self.frame.extend_from_slice(&tail);
+        }
         &self.frame
+    }
+
+    /// The frame joined by the last [`Step::Joined`]: its head, and its tail when it
+    /// was sent split.
+    pub(crate) fn split_frame(&mut self) -> (&[u8], Option<Vec<u8>>) {
+        (&self.frame, self.tail.take().map(|(_, tail)| tail))
+    }
+
+    /// Bytes of the current frame received so far.
+    fn received(&self) -> usize {
+        self.frame.len() + self.tail.as_ref().map_or(0, |(_, t)| t.len())
+    }
+
+    /// Appends a chunk: to the head until it is complete, then to the tail.
+    fn append(&mut self, bytes: &[u8]) {
+        match &mut self.tail {
+            None => self.frame.extend_from_slice(bytes),
+            Some((head, tail)) => {
+                let n = (*head - self.frame.len()).min(bytes.len());
+                self.frame.extend_from_slice(&bytes[..n]);
+                tail.extend_from_slice(&bytes[n..]);
+            }
+        }
     }
 
     /// Takes one message.
@@ -155,9 +206,12 @@ impl Assembler {
         let Some((&kind, body)) = msg.split_first() else {
             return Ok(Step::Wake);
         };
-        let starts_frame = matches!(kind, WHOLE | FIRST);
+        let starts_frame = matches!(kind, WHOLE | FIRST | SPLIT);
+        if starts_frame {
+            self.tail = None;
+        }
         match (self.state, kind) {
-            (State::Joining(_), WHOLE | FIRST) => {
+            (State::Joining(_), WHOLE | FIRST | SPLIT) => {
                 return self.corrupt("a new frame started before the previous one was complete");
             }
             (State::Skipping, _) if starts_frame => self.state = State::Idle,
@@ -181,14 +235,34 @@ impl Assembler {
                 self.frame.extend_from_slice(part);
                 Ok(self.progress(total))
             }
+            SPLIT => {
+                let Some((total, rest)) = body.split_first_chunk::<4>() else {
+                    return self.corrupt("a split first chunk without its lengths");
+                };
+                let Some((head, part)) = rest.split_first_chunk::<4>() else {
+                    return self.corrupt("a split first chunk without its lengths");
+                };
+                let total = u32::from_le_bytes(*total) as usize;
+                let head = u32::from_le_bytes(*head) as usize;
+                self.check(total)?;
+                if head > total || part.len() > total {
+                    return self.corrupt("a split first chunk longer than its frame");
+                }
+                self.frame.clear();
+                // Reserved at the announced size (within max_frame): address space,
+                // whose pages are touched as chunks arrive.
+                self.tail = Some((head, Vec::with_capacity(total - head)));
+                self.append(part);
+                Ok(self.progress(total))
+            }
             MORE => match self.state {
                 State::Skipping => Ok(Step::Partial),
                 State::Idle => self.corrupt("a continuation chunk without a frame start"),
                 State::Joining(total) => {
-                    if self.frame.len() + body.len() > total {
+                    if self.received() + body.len() > total {
                         return self.corrupt("chunks longer than their frame");
                     }
-                    self.frame.extend_from_slice(body);
+                    self.append(body);
                     Ok(self.progress(total))
                 }
             },
@@ -198,7 +272,7 @@ impl Assembler {
     }
 
     fn progress(&mut self, total: usize) -> Step {
-        if self.frame.len() == total {
+        if self.received() == total {
             self.state = State::Idle;
             Step::Joined
         } else {
@@ -210,6 +284,7 @@ impl Assembler {
     fn check(&mut self, len: usize) -> Result<(), TransportError> {
         if len > self.max_frame {
             self.state = State::Skipping;
+            self.tail = None;
             return Err(TransportError::FrameTooLarge {
                 len: len as u64,
                 max: self.max_frame,
@@ -220,6 +295,7 @@ impl Assembler {
 
     fn corrupt(&mut self, what: &'static str) -> Result<Step, TransportError> {
         self.state = State::Skipping;
+        self.tail = None;
         Err(TransportError::Corrupt(what))
     }
 }
@@ -252,6 +328,57 @@ mod tests {
             }
         }
         frames
+    }
+
+    #[test]
+    fn a_large_tail_is_joined_apart_from_its_head() {
+        let split = rpc_core::framing::SPLIT_MIN;
+        for (head, tail_len, msgsize) in [(&b"head"[..], split, 64), (b"", split + 99, 4096)] {
+            let tail: Vec<u8> = (0..tail_len).map(|i| (i * 7 % 251) as u8).collect();
+            let mut msgs = Vec::new();
+            let mut scratch = Vec::new();
+            split_parts::<()>(head, &tail, msgsize, &mut scratch, |m| {
+                assert!(m.len() <= msgsize);
+                msgs.push(m.to_vec());
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(msgs[0][0], SPLIT);
+            let mut asm = Assembler::new(1 << 20);
+            let last = msgs.len() - 1;
+            for m in &msgs[..last] {
+                assert_eq!(asm.feed(m).unwrap(), Step::Partial);
+            }
+            assert_eq!(asm.feed(&msgs[last]).unwrap(), Step::Joined);
+            let (got_head, got_tail) = asm.split_frame();
+            assert_eq!(got_head, head);
+            assert_eq!(got_tail.as_deref(), Some(&tail[..]));
+            // Read whole, the same messages give the joined frame.
+            let joined = join(&mut Assembler::new(1 << 20), &msgs);
+            assert_eq!(joined, vec![[head, &tail[..]].concat()]);
+        }
+        // Below SPLIT_MIN the tail goes as a plain FIRST.
+        let mut first = None;
+        split_parts::<()>(b"h", &vec![1; split - 1], 4096, &mut Vec::new(), |m| {
+            first.get_or_insert(m[0]);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(first, Some(FIRST));
+    }
+
+    #[test]
+    fn a_split_head_longer_than_its_frame_is_corrupt() {
+        let mut msg = vec![SPLIT];
+        msg.extend_from_slice(&10u32.to_le_bytes());
+        msg.extend_from_slice(&11u32.to_le_bytes());
+        let mut asm = Assembler::new(1024);
+        assert!(matches!(asm.feed(&msg), Err(TransportError::Corrupt(_))));
+        assert!(matches!(
+            asm.feed(&[SPLIT, 1, 0]),
+            Err(TransportError::Corrupt(_))
+        ));
+        assert_eq!(asm.feed(&[WHOLE, 7]).unwrap(), Step::Whole);
     }
 
     #[test]

@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use rpc_core::codec::Payload;
 use rpc_core::framing::check_len;
 use rpc_core::{Closer, FrameReceiver, FrameSender, Parts, Transport, TransportError};
 
@@ -298,8 +299,16 @@ struct MqReceiver {
     shared: Arc<Shared>,
 }
 
-impl FrameReceiver for MqReceiver {
-    fn recv(&mut self, deadline: Option<Instant>) -> Result<&[u8], TransportError> {
+/// What one receive completed.
+enum Got {
+    /// A frame in one message: bytes `1..n` of the message buffer.
+    Whole(usize),
+    /// A frame joined from chunks, in the assembler.
+    Joined,
+}
+
+impl MqReceiver {
+    fn next(&mut self, deadline: Option<Instant>) -> Result<Got, TransportError> {
         let MqReceiver {
             msg,
             assembler,
@@ -326,8 +335,8 @@ impl FrameReceiver for MqReceiver {
             };
             match received {
                 Ok(n) => match assembler.feed(&msg[..n])? {
-                    Step::Whole => return Ok(&msg[1..n]),
-                    Step::Joined => return Ok(assembler.frame()),
+                    Step::Whole => return Ok(Got::Whole(n)),
+                    Step::Joined => return Ok(Got::Joined),
                     Step::Partial | Step::Wake => {}
                     Step::Fin => {
                         *fin = true;
@@ -347,6 +356,25 @@ impl FrameReceiver for MqReceiver {
                 }
                 Err(Errno::EINTR) => {}
                 Err(e) => return Err(shared.io_error("receive from", e)),
+            }
+        }
+    }
+}
+
+impl FrameReceiver for MqReceiver {
+    fn recv(&mut self, deadline: Option<Instant>) -> Result<&[u8], TransportError> {
+        match self.next(deadline)? {
+            Got::Whole(n) => Ok(&self.msg[1..n]),
+            Got::Joined => Ok(self.assembler.frame()),
+        }
+    }
+
+    fn recv_split(&mut self, deadline: Option<Instant>) -> Result<Payload<'_>, TransportError> {
+        match self.next(deadline)? {
+            Got::Whole(n) => Ok(Payload::whole(&self.msg[1..n])),
+            Got::Joined => {
+                let (head, tail) = self.assembler.split_frame();
+                Ok(Payload { head, tail })
             }
         }
     }

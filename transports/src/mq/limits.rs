@@ -85,6 +85,15 @@ pub(crate) fn connection() -> QueueSize {
     })
 }
 
+/// The size of each queue of a connection whose endpoint asked for `depth` messages
+/// of `msgsize` bytes (defaults where not), lowered to what this machine allows.
+pub(crate) fn connection_asked(depth: Option<u32>, msgsize: Option<u32>) -> QueueSize {
+    clamped(QueueSize {
+        maxmsg: depth.map_or(CONNECTION_MAXMSG, i64::from),
+        msgsize: msgsize.map_or(CONNECTION_MSGSIZE, i64::from),
+    })
+}
+
 /// Smallest message size a connection falls back to when the queue-memory limit is
 /// nearly used up.
 const FALLBACK_MSGSIZE: i64 = 1024;
@@ -92,8 +101,7 @@ const FALLBACK_MSGSIZE: i64 = 1024;
 /// Sizes to try for a connection's queues, largest first: when `RLIMIT_MSGQUEUE` is
 /// nearly used up (EMFILE), a smaller message size still lets the client in (its large
 /// frames take more chunks). 4 KiB fits 97 clients in the default limit, 1 KiB 365.
-pub(crate) fn connection_sizes() -> impl Iterator<Item = QueueSize> {
-    let first = connection();
+pub(crate) fn connection_sizes(first: QueueSize) -> impl Iterator<Item = QueueSize> {
     std::iter::successors(Some(first), |s| {
         (s.msgsize / 2 >= FALLBACK_MSGSIZE).then_some(QueueSize {
             maxmsg: s.maxmsg,

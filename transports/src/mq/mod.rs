@@ -134,6 +134,24 @@ impl MqTransport {
     /// # Ok::<(), rpc_core::TransportError>(())
     /// ```
     pub fn connect(name: &str, max_frame: usize) -> Result<Self, TransportError> {
+        Self::connect_sized(name, max_frame, None, None)
+    }
+
+    /// [`MqTransport::connect`] with this client's queues holding `depth` messages of
+    /// `msgsize` bytes each (defaults: 1 of 4096), lowered to what
+    /// `/proc/sys/fs/mqueue` allows. Deeper queues and larger messages make large
+    /// frames faster and take more of the per-user queue memory limit
+    /// (`depth × (msgsize + 96)` bytes per queue, two queues per client).
+    ///
+    /// # Errors
+    ///
+    /// As [`MqTransport::connect`].
+    pub fn connect_sized(
+        name: &str,
+        max_frame: usize,
+        depth: Option<u32>,
+        msgsize: Option<u32>,
+    ) -> Result<Self, TransportError> {
         let peer = format!("mq:{name}");
         let names = Names::new(name).map_err(|m| invalid_name(&peer, m))?;
         let fail = |what: String, kind: io::ErrorKind| TransportError::Io {
@@ -160,7 +178,8 @@ impl MqTransport {
         let s2c = names.connection(me, n, Direction::ServerToClient);
         // Removes the names however this ends; the queues live on in the descriptors.
         let _unlink = UnlinkGuard(vec![c2s.clone(), s2c.clone()]);
-        let (outgoing, incoming) = create_pair(&c2s, &s2c, &peer)?;
+        let size = limits::connection_asked(depth, msgsize);
+        let (outgoing, incoming) = create_pair(&c2s, &s2c, &peer, size)?;
         let wake = Queue::open(&s2c, Access::Send)
             .map_err(|e| limits::open_error(e, &format!("{peer}: open queue {s2c}"), None))?;
         let (Some(in_msgsize), Some(out_msgsize)) =
@@ -312,9 +331,14 @@ fn invalid_name(endpoint: &str, message: String) -> TransportError {
 /// it absurdly large (the receive buffer is that big).
 /// Creates a connection's two queues, falling back to smaller messages while the
 /// queue-memory limit refuses the larger ones.
-fn create_pair(c2s: &str, s2c: &str, peer: &str) -> Result<(Queue, Queue), TransportError> {
+fn create_pair(
+    c2s: &str,
+    s2c: &str,
+    peer: &str,
+    first: limits::QueueSize,
+) -> Result<(Queue, Queue), TransportError> {
     let mut refused = None;
-    for size in limits::connection_sizes() {
+    for size in limits::connection_sizes(first) {
         let outgoing = match Queue::create(c2s, size, Access::Send) {
             Ok(q) => q,
             Err(nix::errno::Errno::EMFILE) => {
@@ -345,7 +369,7 @@ fn create_pair(c2s: &str, s2c: &str, peer: &str) -> Result<(Queue, Queue), Trans
             }
         }
     }
-    let (name, size) = refused.unwrap_or((c2s, limits::connection()));
+    let (name, size) = refused.unwrap_or((c2s, first));
     Err(limits::open_error(
         nix::errno::Errno::EMFILE,
         &format!("{peer}: create queue {name}"),

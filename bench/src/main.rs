@@ -393,8 +393,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
     } else {
         Budget {
-            latency: Duration::from_millis(300),
-            rounds: 4,
+            latency: Duration::from_millis(400),
+            rounds: 8,
             rate: Duration::from_millis(500),
             stream: Duration::from_millis(400),
         }

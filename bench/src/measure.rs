@@ -95,13 +95,56 @@ pub struct Row {
     pub ours: Option<Fig>,
     /// The 1-minute load average read as the row finished.
     pub load: f64,
+    /// Percent of CPU time the hypervisor gave to others while the row was measured
+    /// (steal time): how much of the row's noise was not ours to control.
+    pub steal: f64,
     /// Calls that got no reply within the cell's time plus [`STALL`] (calls/s rows).
     pub stalls: usize,
+    /// Why a figure is missing, when one could not be taken.
+    pub note: Option<String>,
 }
 
 /// How long past its cell a calls/s caller waits for a reply before it counts the
 /// call as stalled and stops (a lost wake-up would otherwise hang the run).
 pub const STALL: Duration = Duration::from_secs(1);
+
+/// The machine's CPU time counters (`/proc/stat`), to tell how much time the
+/// hypervisor stole during a measurement.
+#[derive(Clone, Copy)]
+pub struct CpuTimes {
+    total: u64,
+    steal: u64,
+}
+
+impl CpuTimes {
+    /// The counters now (zeros where `/proc/stat` cannot be read).
+    pub fn now() -> Self {
+        let line = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let fields: Vec<u64> = line
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        CpuTimes {
+            // user nice system idle iowait irq softirq steal (guest time is in user).
+            total: fields.iter().take(8).sum(),
+            steal: fields.get(7).copied().unwrap_or(0),
+        }
+    }
+
+    /// Steal time since `self`, in percent of all CPU time.
+    pub fn steal_since(self) -> f64 {
+        let now = CpuTimes::now();
+        let total = now.total.saturating_sub(self.total);
+        if total == 0 {
+            return 0.0;
+        }
+        100.0 * now.steal.saturating_sub(self.steal) as f64 / total as f64
+    }
+}
 
 /// The machine's 1-minute load average.
 pub fn loadavg() -> f64 {
@@ -139,7 +182,9 @@ pub fn run(pl: Placement, b: Budget, only: &Selection) -> Result<Vec<Row>, Box<d
         let mut raw_rate = None;
         for &size in &only.sizes {
             bar.set_message(format!("{} round trip {}", t.name(), size_name(size)));
+            let cpu = CpuTimes::now();
             let (raw, ours_lat) = rtt_cell(t, &mut ours, size, pl, b)?;
+            let steal = cpu.steal_since();
             if size == 64 {
                 raw_rate = raw.first().map(|(_, l)| 1e6 / l.mean);
             }
@@ -152,7 +197,9 @@ pub fn run(pl: Placement, b: Budget, only: &Selection) -> Result<Vec<Row>, Box<d
                     raw: Some(Fig::Lat(lat)),
                     ours: Some(Fig::Lat(ours_lat)),
                     load,
+                    steal,
                     stalls: 0,
+                    note: None,
                 });
             }
             bar.inc(1);
@@ -166,11 +213,16 @@ pub fn run(pl: Placement, b: Budget, only: &Selection) -> Result<Vec<Row>, Box<d
                 "{} calls/s, {callers} callers, {clients} clients",
                 t.name()
             ));
-            let (ours_rate, stalls) = if clients > 1 && ours.endpoint.is_none() {
-                (None, 0)
+            let cpu = CpuTimes::now();
+            let (ours_rate, stalls, note) = if clients > 1 && ours.endpoint.is_none() {
+                (None, 0, Some("a pipe connects one client".to_owned()))
             } else {
-                let (r, stalls) = rate(&ours, callers, clients, b.rate)?;
-                (Some(Fig::Rate(r)), stalls)
+                match rate(&ours, callers, clients, b.rate) {
+                    Ok((r, stalls)) => (Some(Fig::Rate(r)), stalls, None),
+                    // E.g. deep mq queues for 9 clients exceed RLIMIT_MSGQUEUE: the row
+                    // says so, and the run goes on.
+                    Err(e) => (None, 0, Some(e.to_string())),
+                }
             };
             rows.push(Row {
                 transport: t.name(),
@@ -183,14 +235,18 @@ pub fn run(pl: Placement, b: Budget, only: &Selection) -> Result<Vec<Row>, Box<d
                 },
                 ours: ours_rate,
                 load: loadavg(),
+                steal: cpu.steal_since(),
                 stalls,
+                note,
             });
             bar.inc(1);
         }
         for size in STREAM_SIZES {
             bar.set_message(format!("{} streaming {}", t.name(), size_name(size)));
+            let cpu = CpuTimes::now();
             let (raw, ours_rate) = stream_cell(t, &mut ours, size, pl, b)?;
             let load = loadavg();
+            let steal = cpu.steal_since();
             for (kind, r) in raw {
                 rows.push(Row {
                     transport: t.name(),
@@ -199,7 +255,9 @@ pub fn run(pl: Placement, b: Budget, only: &Selection) -> Result<Vec<Row>, Box<d
                     raw: Some(Fig::Rate(r)),
                     ours: Some(Fig::Rate(ours_rate)),
                     load,
+                    steal,
                     stalls: 0,
+                    note: None,
                 });
             }
             bar.inc(1);

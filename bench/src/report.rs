@@ -68,9 +68,9 @@ pub fn print_table(rows: &[Row], pl: Placement) {
     );
     println!();
     println!(
-        "| transport | measure | raw mechanism | raw p50 / rate | ours p50 / rate | ours/raw | raw p99 | ours p99 | raw mean | ours mean | load 1m |"
+        "| transport | measure | raw mechanism | raw p50 / rate | ours p50 / rate | ours/raw | raw p99 | ours p99 | raw mean | ours mean | load 1m | steal % |"
     );
-    println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let p99 = |f: Fig| match f {
         Fig::Lat(l) => Some(l.p99),
         Fig::Rate(_) => None,
@@ -81,7 +81,7 @@ pub fn print_table(rows: &[Row], pl: Placement) {
     };
     for r in rows {
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.0} |",
             r.transport,
             measure_name(r.measure)
                 + &if r.stalls > 0 {
@@ -98,13 +98,21 @@ pub fn print_table(rows: &[Row], pl: Placement) {
             cell(r.raw, mean),
             cell(r.ours, mean),
             r.load,
+            r.steal,
         );
     }
     println!();
     println!(
         "ours/raw: for latency below 1 is better for ours, for calls/s and MB/s above 1 is. \
-         Raw calls/s is the raw 64 B ping-pong's rate."
+         Raw calls/s is the raw 64 B ping-pong's rate. steal %: CPU time the hypervisor \
+         gave to other guests during the row; rows with much of it are noise."
     );
+    for r in rows {
+        if let Some(note) = &r.note {
+            println!();
+            println!("n/a in {} {}: {note}", r.transport, measure_name(r.measure));
+        }
+    }
 }
 
 fn read(path: &str) -> String {
@@ -164,7 +172,9 @@ pub fn json(rows: &[Row], pl: Placement, b: Budget, quick: bool) -> String {
                 "ours": fig_json(r.ours),
                 "ours_over_raw": ratio(r),
                 "loadavg_1m": r.load,
+                "steal_percent": r.steal,
                 "stalled_calls": r.stalls,
+                "note": r.note,
             })
         })
         .collect();

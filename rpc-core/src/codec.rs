@@ -148,7 +148,8 @@ impl postcard::ser_flavors::Flavor for FrameFlavor<'_, '_> {
 pub const SMALL_FRAME: usize = 4096;
 
 /// Sends the frame `write` produces, followed by `bulk` (the contents of a byte string
-/// whose length `write` ended with; empty for none).
+/// whose length `write` ended with; empty for none). A `bulk` under [`SMALL_FRAME`]
+/// is copied into the frame like any other bytes.
 ///
 /// - On a transport that writes in place, small frames go through `scratch` in one
 ///   pass; larger ones are counted, then encoded in place with `bulk` copied after.
@@ -165,9 +166,26 @@ pub fn send_frame(
     write: &mut crate::transport::WriteFrame<'_>,
     bulk: &[u8],
 ) -> Result<Result<(), CodecError>, crate::TransportError> {
-    if !bulk.is_empty() {
+    if bulk.len() >= SMALL_FRAME {
         return send_with_bulk(sender, scratch, write, bulk);
     }
+    if !bulk.is_empty() {
+        // Cheaper copied than sent as a part of its own.
+        let mut inline = |out: &mut FrameBuf<'_>| {
+            write(out)?;
+            out.put(bulk)
+        };
+        return send_whole(sender, scratch, &mut inline);
+    }
+    send_whole(sender, scratch, write)
+}
+
+/// Sends the frame `write` produces in one piece.
+fn send_whole(
+    sender: &mut dyn crate::FrameSender,
+    scratch: &mut Vec<u8>,
+    write: &mut crate::transport::WriteFrame<'_>,
+) -> Result<Result<(), CodecError>, crate::TransportError> {
     if sender.writes_in_place() {
         if scratch.len() < SMALL_FRAME {
             scratch.resize(SMALL_FRAME, 0);

@@ -99,14 +99,24 @@ pub(crate) fn connection_asked(depth: Option<u32>, msgsize: Option<u32>) -> Queu
 const FALLBACK_MSGSIZE: i64 = 1024;
 
 /// Sizes to try for a connection's queues, largest first: when `RLIMIT_MSGQUEUE` is
-/// nearly used up (EMFILE), a smaller message size still lets the client in (its large
-/// frames take more chunks). 4 KiB fits 97 clients in the default limit, 1 KiB 365.
+/// nearly used up (EMFILE), smaller messages, then shallower queues, still let the
+/// client in (its large frames take more chunks and wake-ups). With one message per
+/// queue, 4 KiB fits 97 clients in the default limit, 1 KiB 365.
 pub(crate) fn connection_sizes(first: QueueSize) -> impl Iterator<Item = QueueSize> {
     std::iter::successors(Some(first), |s| {
-        (s.msgsize / 2 >= FALLBACK_MSGSIZE).then_some(QueueSize {
-            maxmsg: s.maxmsg,
-            msgsize: s.msgsize / 2,
-        })
+        if s.msgsize / 2 >= FALLBACK_MSGSIZE {
+            Some(QueueSize {
+                maxmsg: s.maxmsg,
+                msgsize: s.msgsize / 2,
+            })
+        } else if s.maxmsg > 1 {
+            Some(QueueSize {
+                maxmsg: s.maxmsg / 2,
+                msgsize: s.msgsize,
+            })
+        } else {
+            None
+        }
     })
 }
 
@@ -146,12 +156,18 @@ pub(crate) fn open_error(errno: Errno, what: &str, size: Option<QueueSize>) -> T
     let hint = match errno {
         Errno::EMFILE => format!(
             "the OS refused the queue{asked}: either the per-user queue memory limit \
-             RLIMIT_MSGQUEUE ({} bytes; each mq client takes {} bytes) is used up by open \
-             queues (raise it with `ulimit -q`, or the `msgqueue` item in \
-             /etc/security/limits.conf, or close other clients), or this process is out of \
-             file descriptors (`ulimit -n` is {})",
+             RLIMIT_MSGQUEUE ({} bytes; an mq client takes {} bytes by default, {} with \
+             `?depth=10&msgsize=8192`) is used up by open queues (raise it with \
+             `ulimit -q`, or the `msgqueue` item in /etc/security/limits.conf, or close \
+             other clients, or ask for smaller queues with `?depth=` and `?msgsize=`), or \
+             this process is out of file descriptors (`ulimit -n` is {})",
             rlimit_text(Resource::RLIMIT_MSGQUEUE),
             2 * connection().charged_bytes(),
+            2 * QueueSize {
+                maxmsg: 10,
+                msgsize: 8192
+            }
+            .charged_bytes(),
             rlimit_text(Resource::RLIMIT_NOFILE),
         ),
         Errno::ENOSPC => format!(
@@ -199,6 +215,27 @@ mod tests {
         }
         .charged_bytes();
         assert!((819_200 - rendezvous) / per_client >= 48, "{per_client}");
+    }
+
+    #[test]
+    fn fallbacks_shrink_messages_then_depth_down_to_one_kib_messages() {
+        let sizes: Vec<(i64, i64)> = connection_sizes(QueueSize {
+            maxmsg: 10,
+            msgsize: 4096,
+        })
+        .map(|s| (s.maxmsg, s.msgsize))
+        .collect();
+        assert_eq!(
+            sizes,
+            [
+                (10, 4096),
+                (10, 2048),
+                (10, 1024),
+                (5, 1024),
+                (2, 1024),
+                (1, 1024)
+            ]
+        );
     }
 
     #[test]

@@ -164,12 +164,22 @@ pub struct FrameReader {
     joined: Vec<u8>,
 }
 
+/// Reads into a buffer like [`io::Read::read`].
+type Fill<'a> = dyn FnMut(&mut [u8]) -> Result<usize, TransportError> + 'a;
+
+/// Appends at most the given count to a tail vector, given the plain reader too.
+type FillTail<'a> =
+    dyn FnMut(&mut Vec<u8>, usize, &mut Fill<'_>) -> Result<usize, TransportError> + 'a;
+
+/// A frame's place in the buffer (its head's, for a split frame) and a split frame's tail.
+type Parts = (std::ops::Range<usize>, Option<Vec<u8>>);
+
 /// Reads a tail's next bytes with `fill`, which needs initialised memory: zeroes them
 /// first (transports read into the vector's spare capacity instead).
 fn fill_tail_zeroed(
     tail: &mut Vec<u8>,
     max: usize,
-    fill: &mut dyn FnMut(&mut [u8]) -> Result<usize, TransportError>,
+    fill: &mut Fill<'_>,
 ) -> Result<usize, TransportError> {
     let at = tail.len();
     tail.resize(at + max, 0);
@@ -292,16 +302,11 @@ impl FrameReader {
         })
     }
 
-    #[allow(clippy::type_complexity)]
     fn next_parts(
         &mut self,
-        fill: &mut dyn FnMut(&mut [u8]) -> Result<usize, TransportError>,
-        fill_tail: &mut dyn FnMut(
-            &mut Vec<u8>,
-            usize,
-            &mut dyn FnMut(&mut [u8]) -> Result<usize, TransportError>,
-        ) -> Result<usize, TransportError>,
-    ) -> Result<(std::ops::Range<usize>, Option<Vec<u8>>), TransportError> {
+        fill: &mut Fill<'_>,
+        fill_tail: &mut FillTail<'_>,
+    ) -> Result<Parts, TransportError> {
         if self.out_of_sync {
             return Err(TransportError::Corrupt(
                 "stream out of sync after a bad frame header",
@@ -376,18 +381,13 @@ impl FrameReader {
 
     /// With a split frame's head buffered: moves the tail bytes already buffered into
     /// the tail vector, then reads the rest straight into it.
-    #[allow(clippy::type_complexity)]
     fn finish_split(
         &mut self,
         head: usize,
         tail_len: usize,
-        fill: &mut dyn FnMut(&mut [u8]) -> Result<usize, TransportError>,
-        fill_tail: &mut dyn FnMut(
-            &mut Vec<u8>,
-            usize,
-            &mut dyn FnMut(&mut [u8]) -> Result<usize, TransportError>,
-        ) -> Result<usize, TransportError>,
-    ) -> Result<(std::ops::Range<usize>, Option<Vec<u8>>), TransportError> {
+        fill: &mut Fill<'_>,
+        fill_tail: &mut FillTail<'_>,
+    ) -> Result<Parts, TransportError> {
         let head_end = self.start + SPLIT_PREFIX + head;
         let mut tail = match self.tail.take() {
             Some(partial) => partial,

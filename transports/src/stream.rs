@@ -73,73 +73,76 @@ impl<R: Read + AsFd + Send> StreamReceiver<R> {
     }
 }
 
-/// One read for a stream receiver: waits for data until `deadline`, retries
-/// interrupted reads, and reports `Closed` once the close flag is set.
-fn read_once(
-    reader: &impl AsFd,
-    closed: Option<&AtomicBool>,
+/// Where a stream receiver's reads come from, for one `recv`: waits for data until
+/// `deadline`, retries interrupted reads, and reports `Closed` once the close flag is
+/// set.
+struct Source<'a, R> {
+    reader: &'a R,
+    closed: Option<&'a AtomicBool>,
     deadline: Option<Instant>,
-    peer: &str,
-    mut read: impl FnMut() -> io::Result<usize>,
-) -> Result<usize, TransportError> {
-    // SYNC: Acquire, paired with the Release store in ReadWaker::close.
-    let is_closed = || closed.is_some_and(|c| c.load(Ordering::Acquire));
-    if is_closed() {
-        return Err(TransportError::Closed);
+    peer: &'a str,
+}
+
+impl<R: AsFd> Source<'_, R> {
+    /// Reads into `buf`.
+    fn read(&self, buf: &mut [u8]) -> Result<usize, TransportError> {
+        self.once(|| nix::unistd::read(self.reader, buf).map_err(io::Error::from))
     }
-    if let Some(deadline) = deadline {
-        wait_readable(reader, deadline, peer)?;
+
+    /// Reads at most `max` bytes onto the end of `tail`, into its spare capacity.
+    fn read_tail(&self, tail: &mut Vec<u8>, max: usize) -> Result<usize, TransportError> {
+        self.once(|| crate::sys::read_append(self.reader, tail, max))
     }
-    loop {
-        let result = read();
+
+    fn once(&self, mut read: impl FnMut() -> io::Result<usize>) -> Result<usize, TransportError> {
+        // SYNC: Acquire, paired with the Release store in ReadWaker::close.
+        let is_closed = || self.closed.is_some_and(|c| c.load(Ordering::Acquire));
         if is_closed() {
             return Err(TransportError::Closed);
         }
-        match result {
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(TransportError::from_io(e, || format!("read from {peer}"))),
+        if let Some(deadline) = self.deadline {
+            wait_readable(self.reader, deadline, self.peer)?;
         }
+        loop {
+            let result = read();
+            if is_closed() {
+                return Err(TransportError::Closed);
+            }
+            match result {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let peer = self.peer;
+                    return Err(TransportError::from_io(e, || format!("read from {peer}")));
+                }
+            }
+        }
+    }
+}
+
+impl<R: Read + AsFd + Send> StreamReceiver<R> {
+    fn source(&mut self, deadline: Option<Instant>) -> (Source<'_, R>, &mut FrameReader) {
+        let source = Source {
+            reader: &self.reader,
+            closed: self.closed.as_deref(),
+            deadline,
+            peer: &self.peer,
+        };
+        (source, &mut self.frames)
     }
 }
 
 impl<R: Read + AsFd + Send> FrameReceiver for StreamReceiver<R> {
     fn recv(&mut self, deadline: Option<Instant>) -> Result<&[u8], TransportError> {
-        let StreamReceiver {
-            reader,
-            frames,
-            peer,
-            closed,
-        } = self;
-        let closed = closed.as_deref();
-        let reader = &*reader;
-        frames.next_frame(|buf| {
-            read_once(reader, closed, deadline, peer, || {
-                nix::unistd::read(reader, buf).map_err(io::Error::from)
-            })
-        })
+        let (source, frames) = self.source(deadline);
+        frames.next_frame(|buf| source.read(buf))
     }
 
     fn recv_split(&mut self, deadline: Option<Instant>) -> Result<Payload<'_>, TransportError> {
-        let StreamReceiver {
-            reader,
-            frames,
-            peer,
-            closed,
-        } = self;
-        let closed = closed.as_deref();
-        let reader = &*reader;
+        let (source, frames) = self.source(deadline);
         frames.next_split(
-            |buf| {
-                read_once(reader, closed, deadline, peer, || {
-                    nix::unistd::read(reader, buf).map_err(io::Error::from)
-                })
-            },
-            |tail, max| {
-                read_once(reader, closed, deadline, peer, || {
-                    crate::sys::read_append(reader, tail, max)
-                })
-            },
+            |buf| source.read(buf),
+            |tail, max| source.read_tail(tail, max),
         )
     }
 

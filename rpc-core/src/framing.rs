@@ -129,7 +129,9 @@ pub fn write_frame_parts(w: &mut impl Write, head: &[u8], tail: &[u8]) -> io::Re
         IoSlice::new(head),
         IoSlice::new(tail),
     ];
-    let mut bufs = &mut slices[..];
+    // No empty iovec for the kernel to walk when there is no tail.
+    let used = if tail.is_empty() { 2 } else { 3 };
+    let mut bufs = &mut slices[..used];
     while !bufs.is_empty() {
         match w.write_vectored(bufs) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),

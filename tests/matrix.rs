@@ -33,6 +33,7 @@ matrix! {
         round_trip_nested_values,
         empty_and_4mib_payloads_round_trip,
         large_byte_strings_arrive_intact_in_any_position,
+        parted_requests_are_checked_like_any_other,
         app_error_reaches_caller_as_value,
         unit_and_zero_argument_methods_work,
         timeout_returns_timeout_and_client_stays_usable,

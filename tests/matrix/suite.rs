@@ -413,6 +413,59 @@ pub fn malformed_frames_close_only_that_connection(t: Transport, name: String) {
     });
 }
 
+/// Requests whose frame ends in a byte string sent apart (`send_parts`, which stream
+/// transports and mq deliver split): one that does not fit the method's arguments gets
+/// `BadArguments` and the connection serves on; a valid one is answered.
+pub fn parted_requests_are_checked_like_any_other(t: Transport, name: String) {
+    use rpc_core::RemoteError;
+    use rpc_core::codec::{ByteBuf, FrameBuf, decode_all, encode_bulk_len, encode_frame};
+    use rpc_core::wire::{STATUS_ERR, STATUS_OK, decode_response_header, encode_request_header};
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "");
+        let (mut parts, child) = raw_connection(&f);
+        raw_handshake(&mut parts);
+        let tail = pattern(rpc_core::framing::SPLIT_MIN + 5, 9);
+        // (method, head after the request header): add(1, 2) then a byte string add
+        // does not take; echo with a length that is not the tail's; a valid echo.
+        let cases: [(u16, &dyn Fn(&mut FrameBuf<'_>)); 3] = [
+            (0, &|b| {
+                encode_frame(&(1i64, 2i64), b, "args").unwrap();
+                encode_bulk_len(tail.len(), b).unwrap();
+            }),
+            (1, &|b| encode_bulk_len(tail.len() - 1, b).unwrap()),
+            (1, &|b| encode_bulk_len(tail.len(), b).unwrap()),
+        ];
+        for (i, (method, args)) in cases.iter().enumerate() {
+            let mut head = Vec::new();
+            let mut buf = FrameBuf::vec(&mut head);
+            encode_request_header(i as u64 + 1, *method, &mut buf).unwrap();
+            args(&mut buf);
+            parts.sender.send_parts(&head, &tail).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let frame = parts.receiver.recv(Some(deadline)).expect("a reply");
+            let (id, status, payload) = decode_response_header(frame).unwrap();
+            assert_eq!(id, i as u64 + 1);
+            if i < 2 {
+                assert_eq!(status, STATUS_ERR, "case {i}");
+                let err: RemoteError = decode_all(payload, "error").unwrap();
+                assert!(
+                    matches!(err, RemoteError::BadArguments { .. }),
+                    "case {i}: {err:?}"
+                );
+            } else {
+                assert_eq!(status, STATUS_OK);
+                assert_eq!(decode_all::<ByteBuf>(payload, "reply").unwrap().0, tail);
+            }
+        }
+        drop(parts);
+        if let Some(mut child) = child {
+            assert!(child.wait().unwrap().success());
+        }
+        assert_eq!(f.client.add(2, 2).unwrap(), 4);
+        f.shutdown();
+    });
+}
+
 pub fn second_server_on_live_endpoint_is_addr_in_use(t: Transport, name: String) {
     if !t.multi_client() {
         return skip(t, "a pipe has no address to bind twice");

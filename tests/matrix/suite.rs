@@ -427,7 +427,8 @@ pub fn parted_requests_are_checked_like_any_other(t: Transport, name: String) {
         let tail = pattern(rpc_core::framing::SPLIT_MIN + 5, 9);
         // (method, head after the request header): add(1, 2) then a byte string add
         // does not take; echo with a length that is not the tail's; a valid echo.
-        let cases: [(u16, &dyn Fn(&mut FrameBuf<'_>)); 3] = [
+        type WriteArgs<'a> = &'a dyn Fn(&mut FrameBuf<'_>);
+        let cases: [(u16, WriteArgs<'_>); 3] = [
             (0, &|b| {
                 encode_frame(&(1i64, 2i64), b, "args").unwrap();
                 encode_bulk_len(tail.len(), b).unwrap();

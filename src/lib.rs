@@ -116,6 +116,7 @@ pub mod __private {
     }
 
     /// An error unless every byte of `rest` was decoded.
+    #[inline]
     fn finish(rest: &Payload<'_>, what: &'static str) -> Result<(), CodecError> {
         if rest.is_empty() {
             return Ok(());

@@ -98,6 +98,7 @@ impl<'a> FrameBuf<'a> {
     /// # Errors
     ///
     /// [`CodecError::Encode`] if a slice buffer has no room left.
+    #[inline]
     pub fn put(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
         self.extend(bytes).map_err(|e| CodecError::Encode {
             what: "bulk bytes",
@@ -169,46 +170,29 @@ pub fn send_frame(
     if bulk.len() >= SMALL_FRAME {
         return send_with_bulk(sender, scratch, write, bulk);
     }
-    if !bulk.is_empty() {
-        // Cheaper copied than sent as a part of its own.
-        let mut inline = |out: &mut FrameBuf<'_>| {
-            write(out)?;
-            out.put(bulk)
-        };
-        return send_whole(sender, scratch, &mut inline);
-    }
-    send_whole(sender, scratch, write)
-}
-
-/// Sends the frame `write` produces in one piece.
-fn send_whole(
-    sender: &mut dyn crate::FrameSender,
-    scratch: &mut Vec<u8>,
-    write: &mut crate::transport::WriteFrame<'_>,
-) -> Result<Result<(), CodecError>, crate::TransportError> {
+    // A small bulk is cheaper copied into the frame than sent as a part of its own.
     if sender.writes_in_place() {
         if scratch.len() < SMALL_FRAME {
             scratch.resize(SMALL_FRAME, 0);
         }
         let mut small = FrameBuf::slice(&mut scratch[..SMALL_FRAME]);
-        if write(&mut small).is_ok() {
+        if write(&mut small).is_ok() && small.extend(bulk).is_ok() {
             let n = small.len();
             return sender.send(&scratch[..n]).map(Ok);
         }
         // Too large for the scratch slice (or a real error, which counting reports).
-        let mut count = FrameBuf::counter();
-        if let Err(e) = write(&mut count) {
-            return Ok(Err(e));
-        }
-        return sender.send_in_place(count.len(), write).map(Ok);
+        return send_with_bulk(sender, scratch, write, bulk);
     }
     scratch.clear();
     if let Err(e) = write(&mut FrameBuf::vec(scratch)) {
         return Ok(Err(e));
     }
+    scratch.extend_from_slice(bulk);
     sender.send(scratch).map(Ok)
 }
 
+/// Sends `write`'s frame followed by `bulk` without joining them: encoded in place (with
+/// `bulk` copied after) on a transport that writes in place, else as two parts.
 fn send_with_bulk(
     sender: &mut dyn crate::FrameSender,
     scratch: &mut Vec<u8>,
@@ -241,8 +225,64 @@ fn send_with_bulk(
 /// # Errors
 ///
 /// [`CodecError::Encode`] if a slice buffer is too small.
+#[inline]
 pub fn encode_bulk_len(len: usize, buf: &mut FrameBuf<'_>) -> Result<(), CodecError> {
-    encode_frame(&len, buf, "byte string length")
+    let mut bytes = [0u8; MAX_VARINT];
+    let mut n = len as u64;
+    let mut used = 0;
+    loop {
+        let low = (n & 0x7F) as u8;
+        n >>= 7;
+        if n == 0 {
+            bytes[used] = low;
+            used += 1;
+            break;
+        }
+        bytes[used] = low | 0x80;
+        used += 1;
+    }
+    buf.put(&bytes[..used])
+}
+
+/// Longest varint of a `u64`.
+const MAX_VARINT: usize = 10;
+
+/// Reads a byte string (postcard's varint length, then the bytes) off the front of
+/// `bytes` without going through serde: the path every `Vec<u8>` argument and return
+/// value takes.
+#[inline]
+fn take_byte_string(bytes: &mut &[u8], what: &'static str) -> Result<Vec<u8>, CodecError> {
+    let (len, rest) = take_varint(bytes).ok_or_else(|| CodecError::Decode {
+        what,
+        source: "a byte string's length is not a valid varint".into(),
+    })?;
+    let (string, rest) = usize::try_from(len)
+        .ok()
+        .and_then(|len| rest.split_at_checked(len))
+        .ok_or_else(|| CodecError::Decode {
+            what,
+            source: format!("a byte string of {len} bytes, but {} left", rest.len()).into(),
+        })?;
+    *bytes = rest;
+    Ok(string.to_vec())
+}
+
+/// A LEB128 `u64` off the front of `bytes` (as postcard writes lengths), and the rest.
+#[inline]
+fn take_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let mut value = 0u64;
+    for (i, &byte) in bytes.iter().enumerate().take(MAX_VARINT) {
+        let bits = u64::from(byte & 0x7F);
+        // The tenth byte may carry only the top bit of a u64.
+        if i == MAX_VARINT - 1 && byte > 1 {
+            return None;
+        }
+        value |= bits << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, &bytes[i + 1..]));
+        }
+    }
+    None
 }
 
 /// The bytes of a received frame left to decode: `head`, borrowed from the receiver,
@@ -304,21 +344,22 @@ impl<'a> Payload<'a> {
     /// # Errors
     ///
     /// [`CodecError::Decode`] if the bytes are not a byte string.
+    #[inline]
     pub fn take_bytes(&mut self, what: &'static str) -> Result<Vec<u8>, CodecError> {
         if let Some(tail) = self.tail.take() {
-            let mut head = self.head;
-            match decode_prefix::<usize>(&mut head, what) {
-                Ok(len) if head.is_empty() && len == tail.len() => {
-                    self.head = head;
+            match take_varint(self.head) {
+                Some((len, rest)) if rest.is_empty() && len == tail.len() as u64 => {
+                    self.head = rest;
                     return Ok(tail);
                 }
                 _ => self.tail = Some(tail),
             }
         }
-        decode_prefix::<ByteBuf>(&mut self.head, what).map(|b| b.0)
+        take_byte_string(&mut self.head, what)
     }
 
     /// Whether every byte was decoded.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.head.is_empty() && self.tail.is_none()
     }
@@ -503,6 +544,35 @@ mod tests {
             encode_into(&v, &mut whole, "v").unwrap();
             assert_eq!(parts, whole);
         }
+    }
+
+    #[test]
+    fn varints_match_postcard_up_to_u64_max() {
+        for n in [
+            0u64,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut ours = Vec::new();
+            encode_bulk_len(n as usize, &mut FrameBuf::vec(&mut ours)).unwrap();
+            let mut theirs = Vec::new();
+            encode_into(&n, &mut theirs, "n").unwrap();
+            assert_eq!(ours, theirs, "{n}");
+            assert_eq!(take_varint(&ours), Some((n, &[][..])));
+        }
+        // Eleven bytes, or a tenth byte with more than the top bit: not a u64.
+        assert_eq!(take_varint(&[0x80; 11]), None);
+        assert_eq!(
+            take_varint(&[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02]),
+            None
+        );
+        assert_eq!(take_varint(&[0x80]), None);
     }
 
     #[test]

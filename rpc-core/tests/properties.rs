@@ -90,6 +90,32 @@ proptest! {
         }
     }
 
+    /// The serde-free byte-string reader agrees with postcard's on any input: the same
+    /// value and rest, or an error from both.
+    #[test]
+    fn byte_strings_read_as_postcard_reads_them(
+        data in prop::collection::vec(any::<u8>(), 0..40),
+        len in prop_oneof![0u64..300, any::<u64>()],
+    ) {
+        // Half the cases start with a well-formed length.
+        let mut input = Vec::new();
+        rpc_core::codec::encode_bulk_len(len as usize, &mut FrameBuf::vec(&mut input)).unwrap();
+        for bytes in [&data[..], &[&input[..], &data[..]].concat()[..]] {
+            let mut payload = rpc_core::codec::Payload::whole(bytes);
+            let ours = payload.take_bytes("x");
+            let mut rest = bytes;
+            let theirs = rpc_core::codec::decode_prefix::<rpc_core::codec::ByteBuf>(&mut rest, "x");
+            match (ours, theirs) {
+                (Ok(a), Ok(b)) => {
+                    prop_assert_eq!(a, b.0);
+                    prop_assert_eq!(payload.head, rest);
+                }
+                (Err(_), Err(_)) => {}
+                (a, b) => prop_assert!(false, "ours {:?}, postcard {:?}", a.is_ok(), b.is_ok()),
+            }
+        }
+    }
+
     /// Arbitrary bytes never panic the decoder, and it never returns a frame over the
     /// limit: it ends in Closed, FrameTooLarge or Corrupt.
     #[test]

@@ -188,20 +188,14 @@ pub fn run(pl: Placement, b: Budget, only: &Selection) -> Result<Vec<Row>, Box<d
             if size == 64 {
                 raw_rate = raw.first().map(|(_, l)| 1e6 / l.mean);
             }
-            let load = loadavg();
-            for (kind, lat) in raw {
-                rows.push(Row {
-                    transport: t.name(),
-                    measure: Measure::Rtt(size),
-                    raw_kind: Some(kind),
-                    raw: Some(Fig::Lat(lat)),
-                    ours: Some(Fig::Lat(ours_lat)),
-                    load,
-                    steal,
-                    stalls: 0,
-                    note: None,
-                });
-            }
+            let raw = raw.into_iter().map(|(k, l)| (k, Fig::Lat(l)));
+            rows.extend(compared(
+                t,
+                Measure::Rtt(size),
+                raw,
+                Fig::Lat(ours_lat),
+                steal,
+            ));
             bar.inc(1);
         }
         if only.round_trips_only {
@@ -245,27 +239,44 @@ pub fn run(pl: Placement, b: Budget, only: &Selection) -> Result<Vec<Row>, Box<d
             bar.set_message(format!("{} streaming {}", t.name(), size_name(size)));
             let cpu = CpuTimes::now();
             let (raw, ours_rate) = stream_cell(t, &mut ours, size, pl, b)?;
-            let load = loadavg();
             let steal = cpu.steal_since();
-            for (kind, r) in raw {
-                rows.push(Row {
-                    transport: t.name(),
-                    measure: Measure::Stream(size),
-                    raw_kind: Some(kind),
-                    raw: Some(Fig::Rate(r)),
-                    ours: Some(Fig::Rate(ours_rate)),
-                    load,
-                    steal,
-                    stalls: 0,
-                    note: None,
-                });
-            }
+            let raw = raw.into_iter().map(|(k, r)| (k, Fig::Rate(r)));
+            rows.extend(compared(
+                t,
+                Measure::Stream(size),
+                raw,
+                Fig::Rate(ours_rate),
+                steal,
+            ));
             bar.inc(1);
         }
         ours.finish();
     }
     bar.finish_and_clear();
     Ok(rows)
+}
+
+/// The rows of a cell: one per raw variant, each against the same figure of ours.
+fn compared(
+    t: Transport,
+    measure: Measure,
+    raw: impl Iterator<Item = (RawKind, Fig)>,
+    ours: Fig,
+    steal: f64,
+) -> Vec<Row> {
+    let load = loadavg();
+    raw.map(|(kind, fig)| Row {
+        transport: t.name(),
+        measure,
+        raw_kind: Some(kind),
+        raw: Some(fig),
+        ours: Some(ours),
+        load,
+        steal,
+        stalls: 0,
+        note: None,
+    })
+    .collect()
 }
 
 /// Runs `step` at least once, then again until `slice` has elapsed.

@@ -75,11 +75,11 @@ struct Calls {
 #[derive(Default)]
 struct Pending {
     waiter: Option<Thread>,
-    reply: Option<Reply>,
+    reply: Option<Handed>,
 }
 
 /// A reply handed from the reading caller to its owner: status, head, split tail.
-type Reply = (u8, Vec<u8>, Option<Vec<u8>>);
+type Handed = (u8, Vec<u8>, Option<Vec<u8>>);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -351,7 +351,7 @@ impl Drop for CallGuard<'_> {
 }
 
 enum Turn {
-    Reply(u8, Vec<u8>, Option<Vec<u8>>),
+    Reply(Handed),
     Read,
     Failed(RpcError),
 }
@@ -387,7 +387,7 @@ impl Shared {
         // server's buffer full because it is blocked writing replies nobody reads)
         // would deadlock the connection.
         match self.wait_turn(call, deadline) {
-            Turn::Reply(status, head, tail) => {
+            Turn::Reply((status, head, tail)) => {
                 self.decode_reply(status, Payload { head: &head, tail }, decode)
             }
             Turn::Read => self.read_replies(call.id, decode, deadline),
@@ -482,12 +482,12 @@ impl Shared {
             let Some(pending) = calls.pending.get_mut(&call.id) else {
                 unreachable!("a call's entry lives until its guard drops")
             };
-            if let Some((status, head, tail)) = pending.reply.take() {
+            if let Some(handed) = pending.reply.take() {
                 // No longer waiting: a reader passing its role on must not pick this
                 // call (its reply taken, it looks like a parked waiter), or the role
                 // goes to a thread that will not read and the real waiters sleep on.
                 pending.waiter = None;
-                return Turn::Reply(status, head, tail);
+                return Turn::Reply(handed);
             }
             if let Some(reason) = closed {
                 return Turn::Failed(self.disconnected(&reason));

@@ -85,6 +85,14 @@ impl<'a> MethodDef<'a> {
         &self.original.sig.ident
     }
 
+    /// The arguments' names (every argument has one once `valid` has checked them).
+    pub fn arg_idents(&self) -> Vec<&'a Ident> {
+        self.args
+            .iter()
+            .map(|a| a.ident.expect("checked by valid"))
+            .collect()
+    }
+
     /// `#[doc]` attributes, carried over to the client method.
     pub fn docs(&self) -> impl Iterator<Item = &'a Attribute> {
         self.original

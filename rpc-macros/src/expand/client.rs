@@ -111,11 +111,7 @@ fn method(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStr
         names::plain(ident)
     );
     let ret = m.output.map_or_else(|| quote!(()), |t| quote!(#t));
-    let arg_idents: Vec<_> = m
-        .args
-        .iter()
-        .map(|a| a.ident.expect("checked by valid"))
-        .collect();
+    let arg_idents = m.arg_idents();
     let arg_tys: Vec<_> = m.args.iter().map(|a| a.ty).collect();
     // A trailing `Vec<u8>` is sent from where it is, after the other arguments.
     let (encoded, bulk) = match m.args.split_last() {

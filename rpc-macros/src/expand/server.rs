@@ -67,11 +67,7 @@ fn arm(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStream
     let index = m.index;
     let cfgs = m.cfgs();
     let ret = m.output.map_or_else(|| quote!(()), |t| quote!(#t));
-    let arg_idents: Vec<_> = m
-        .args
-        .iter()
-        .map(|a| a.ident.expect("checked by valid"))
-        .collect();
+    let arg_idents = m.arg_idents();
     let mutability = if m.args.is_empty() {
         quote!()
     } else {

@@ -77,12 +77,9 @@ fn clamped(want: QueueSize) -> QueueSize {
     }
 }
 
-/// The size of each queue of a connection.
+/// The default size of each queue of a connection.
 pub(crate) fn connection() -> QueueSize {
-    clamped(QueueSize {
-        maxmsg: CONNECTION_MAXMSG,
-        msgsize: CONNECTION_MSGSIZE,
-    })
+    connection_asked(None, None)
 }
 
 /// The size of each queue of a connection whose endpoint asked for `depth` messages

@@ -329,16 +329,12 @@ impl FromStr for Endpoint {
                 })?;
                 match key {
                     "max_frame" => {
-                        let n: usize = value
-                            .parse()
-                            .ok()
-                            .filter(|n| (MIN_MAX_FRAME..=MAX_MAX_FRAME).contains(n))
-                            .ok_or_else(|| {
-                                err(format!(
-                                    "max_frame must be a byte count from {MIN_MAX_FRAME} to {MAX_MAX_FRAME}, not `{value}`"
-                                ))
-                            })?;
-                        endpoint.max_frame = Some(n);
+                        endpoint.max_frame = Some(
+                            number(value, |n| (MIN_MAX_FRAME..=MAX_MAX_FRAME).contains(n), || {
+                                format!("max_frame must be a byte count from {MIN_MAX_FRAME} to {MAX_MAX_FRAME}")
+                            })
+                            .map_err(err)?,
+                        );
                     }
                     "allow_uid" => {
                         if !matches!(endpoint.kind, EndpointKind::Unix(_) | EndpointKind::Shm(_)) {
@@ -362,28 +358,26 @@ impl FromStr for Endpoint {
                         )));
                     }
                     "depth" => {
-                        let n: u32 = value
-                            .parse()
-                            .ok()
-                            .filter(|n| (1..=MAX_MQ_DEPTH).contains(n))
-                            .ok_or_else(|| {
-                                err(format!(
-                                    "depth must be a message count from 1 to {MAX_MQ_DEPTH}, not `{value}`"
-                                ))
-                            })?;
-                        endpoint.mq_depth = Some(n);
+                        endpoint.mq_depth = Some(
+                            number(
+                                value,
+                                |n| (1..=MAX_MQ_DEPTH).contains(n),
+                                || {
+                                    format!(
+                                        "depth must be a message count from 1 to {MAX_MQ_DEPTH}"
+                                    )
+                                },
+                            )
+                            .map_err(err)?,
+                        );
                     }
                     "msgsize" => {
-                        let n: u32 = value
-                            .parse()
-                            .ok()
-                            .filter(|n| (MIN_MQ_MSGSIZE..=MAX_MQ_MSGSIZE).contains(n))
-                            .ok_or_else(|| {
-                                err(format!(
-                                    "msgsize must be a byte count from {MIN_MQ_MSGSIZE} to {MAX_MQ_MSGSIZE}, not `{value}`"
-                                ))
-                            })?;
-                        endpoint.mq_msgsize = Some(n);
+                        endpoint.mq_msgsize = Some(
+                            number(value, |n| (MIN_MQ_MSGSIZE..=MAX_MQ_MSGSIZE).contains(n), || {
+                                format!("msgsize must be a byte count from {MIN_MQ_MSGSIZE} to {MAX_MQ_MSGSIZE}")
+                            })
+                            .map_err(err)?,
+                        );
                     }
                     "ring" | "spin_us" if !matches!(endpoint.kind, EndpointKind::Shm(_)) => {
                         return Err(err(format!(
@@ -391,24 +385,27 @@ impl FromStr for Endpoint {
                         )));
                     }
                     "ring" => {
-                        let n: usize = value
-                            .parse()
-                            .ok()
-                            .filter(|n: &usize| n.is_power_of_two() && (4096..=1 << 30).contains(n))
-                            .ok_or_else(|| {
-                                err(format!("ring must be a power of two from 4096 to 1073741824 bytes, not `{value}`"))
-                            })?;
-                        endpoint.ring = Some(n);
+                        endpoint.ring = Some(
+                            number(
+                                value,
+                                |n: &usize| n.is_power_of_two() && (4096..=1 << 30).contains(n),
+                                || {
+                                    "ring must be a power of two from 4096 to 1073741824 bytes"
+                                        .into()
+                                },
+                            )
+                            .map_err(err)?,
+                        );
                     }
                     "spin_us" => {
-                        let n: u64 = value.parse().ok().filter(|n| *n <= 1_000_000).ok_or_else(
-                            || {
-                                err(format!(
-                                    "spin_us must be microseconds from 0 to 1000000, not `{value}`"
-                                ))
-                            },
-                        )?;
-                        endpoint.spin_us = Some(n);
+                        endpoint.spin_us = Some(
+                            number(
+                                value,
+                                |n| *n <= 1_000_000,
+                                || "spin_us must be microseconds from 0 to 1000000".into(),
+                            )
+                            .map_err(err)?,
+                        );
                     }
                     other => {
                         return Err(err(format!(
@@ -420,6 +417,20 @@ impl FromStr for Endpoint {
         }
         Ok(endpoint)
     }
+}
+
+/// `value` as a number that `ok` accepts; otherwise what `expected` says, and what was
+/// written instead.
+fn number<T: FromStr>(
+    value: &str,
+    ok: impl Fn(&T) -> bool,
+    expected: impl FnOnce() -> String,
+) -> Result<T, String> {
+    value
+        .parse()
+        .ok()
+        .filter(|n| ok(n))
+        .ok_or_else(|| format!("{}, not `{value}`", expected()))
 }
 
 fn example(scheme: &str) -> &'static str {

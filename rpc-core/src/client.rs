@@ -8,13 +8,19 @@
 //! reply itself, with no thread hand-off, and its reply is decoded straight out of the
 //! receive buffer.
 //!
+//! A call whose deadline passes while its reply is still owed (the request went, or
+//! will go with the next send) leaves the reply to a *drainer*: a thread started on
+//! the connection's first such time-out, which reads while no caller does and discards
+//! owed replies, so that a server never blocks writing a reply that nobody reads. It
+//! ends once nothing is owed.
+//!
 //! A client is backed either by one connection or by a [worker pool](crate::pool),
 //! which routes each call to the live worker with the fewest calls in flight; the
 //! generated stubs cannot tell the difference.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
@@ -29,6 +35,13 @@ use crate::wire::{self, Hello, MAGIC, PROTOCOL_VERSION, STATUS_ERR, STATUS_OK, W
 
 /// How long `connect` waits for the server's handshake reply.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest handshake reply a client takes from a server (a welcome is a few dozen
+/// bytes).
+const HANDSHAKE_MAX_FRAME: usize = 4096;
+
+/// How long the drainer reads before it looks again whether it is still needed.
+const DRAIN_SLICE: Duration = Duration::from_millis(100);
 
 /// A connection to a server, or a pool of them, shared by any number of threads.
 ///
@@ -49,6 +62,8 @@ enum Backend {
 
 /// One connection: what every clone of a single-connection client shares.
 pub(crate) struct Shared {
+    /// This connection, for the drainer thread (which must not keep it alive).
+    me: Weak<Shared>,
     peer: Arc<str>,
     service: &'static ServiceInfo,
     sending: Mutex<Sending>,
@@ -70,6 +85,10 @@ struct Calls {
     /// Why the connection is dead, once it is.
     closed: Option<Arc<str>>,
     pending: HashMap<u64, Pending>,
+    /// Calls that gave up while their reply is owed: it is read and dropped.
+    owed: HashSet<u64>,
+    /// The drainer thread, while one runs.
+    drainer: Option<Thread>,
 }
 
 #[derive(Default)]
@@ -118,6 +137,8 @@ impl Client {
             mut receiver,
             closer,
         } = transport.split().map_err(|e| transport_error(&peer, e))?;
+        receiver.set_max_frame(HANDSHAKE_MAX_FRAME);
+        sender.set_deadline(Some(Instant::now() + HANDSHAKE_TIMEOUT));
 
         let mut buf = Vec::with_capacity(256);
         let hello = Hello {
@@ -129,6 +150,10 @@ impl Client {
         encode_into(&hello, &mut buf, "handshake")?;
         sender.send(&buf).map_err(|e| match e {
             TransportError::Closed => closed("sending hello"),
+            TransportError::TimedOut => RpcError::Timeout {
+                peer: peer.clone(),
+                after: HANDSHAKE_TIMEOUT,
+            },
             e => transport_error(&peer, e),
         })?;
 
@@ -172,8 +197,11 @@ impl Client {
             });
         }
 
+        receiver.set_max_frame(usize::MAX);
+        sender.set_deadline(None);
         Ok(Client {
-            backend: Backend::Connection(Arc::new(Shared {
+            backend: Backend::Connection(Arc::new_cyclic(|me| Shared {
+                me: me.clone(),
                 peer,
                 service,
                 sending: Mutex::new(Sending { sender, buf }),
@@ -324,6 +352,8 @@ pub(crate) struct CallGuard<'a> {
     shared: &'a Shared,
     id: u64,
     reading: bool,
+    /// The call gave up while its reply is owed: the drainer reads it.
+    owed: bool,
 }
 
 impl Drop for CallGuard<'_> {
@@ -333,21 +363,43 @@ impl Drop for CallGuard<'_> {
         if self.reading {
             calls.reading = false;
         }
-        if calls.reading {
-            return;
+        let start_drainer = self.owed && calls.closed.is_none() && {
+            calls.owed.insert(self.id);
+            calls.drainer.is_none()
+        };
+        let next = if calls.reading {
+            None
+        } else {
+            next_reader(&calls)
+        };
+        if start_drainer {
+            calls.drainer = self.shared.start_drainer();
         }
-        // A caller picked to read may have left (its deadline passed) without
-        // taking the role; checking on every exit, not only the reader's, covers it.
-        let next = calls
-            .pending
-            .values()
-            .find(|p| p.reply.is_none() && p.waiter.is_some())
-            .and_then(|p| p.waiter.clone());
         drop(calls);
         if let Some(t) = next {
             t.unpark();
         }
     }
+}
+
+/// Whom to wake when the reading role is free: a caller still waiting for its reply
+/// or else, while replies are owed, the drainer.
+///
+/// A caller picked to read may have left (its deadline passed) without taking the
+/// role; checking on every exit, not only the reader's, covers it.
+fn next_reader(calls: &Calls) -> Option<Thread> {
+    calls
+        .pending
+        .values()
+        .find(|p| p.reply.is_none() && p.waiter.is_some())
+        .and_then(|p| p.waiter.clone())
+        .or_else(|| {
+            if calls.owed.is_empty() {
+                None
+            } else {
+                calls.drainer.clone()
+            }
+        })
 }
 
 enum Turn {
@@ -382,7 +434,7 @@ impl Shared {
         // `request` owns the arguments: they are dropped as soon as it is written, so
         // that a large argument's memory is free again (and reused, warm) by the time
         // the reply is decoded.
-        self.send_request(call.id, request)?;
+        self.send_request(call, request, deadline)?;
         // Only now may this caller read for everyone: a reader blocked in `send` (the
         // server's buffer full because it is blocked writing replies nobody reads)
         // would deadlock the connection.
@@ -390,8 +442,19 @@ impl Shared {
             Turn::Reply((status, head, tail)) => {
                 self.decode_reply(status, Payload { head: &head, tail }, decode)
             }
-            Turn::Read => self.read_replies(call.id, decode, deadline),
-            Turn::Failed(e) => Err(e),
+            Turn::Read => {
+                let result = self.read_replies(call.id, decode, deadline);
+                if matches!(result, Err(RpcError::Timeout { .. })) {
+                    call.owed = true;
+                }
+                result
+            }
+            Turn::Failed(e) => {
+                if matches!(e, RpcError::Timeout { .. }) {
+                    call.owed = true;
+                }
+                Err(e)
+            }
         }
     }
 
@@ -439,14 +502,19 @@ impl Shared {
             shared: self,
             id,
             reading: false,
+            owed: false,
         })
     }
 
+    /// Sends a call's request, giving up at `deadline` (`Timeout`; the reply is owed if
+    /// part of the request went, since the transport finishes it with its next send).
     fn send_request(
         &self,
-        id: u64,
+        call: &mut CallGuard<'_>,
         request: Request<impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>>,
+        deadline: Option<Instant>,
     ) -> Result<(), RpcError> {
+        let id = call.id;
         let Request {
             method,
             encode_args,
@@ -455,6 +523,7 @@ impl Shared {
         let bulk = bulk.as_deref();
         let mut sending = lock(&self.sending);
         let Sending { sender, buf } = &mut *sending;
+        sender.set_deadline(deadline);
         let mut write = |out: &mut FrameBuf<'_>| {
             wire::encode_request_header(id, method, out)?;
             encode_args(out)?;
@@ -469,6 +538,13 @@ impl Shared {
                 len,
                 max: max as u64,
             }),
+            Err(TransportError::TimedOut) => {
+                call.owed = sender.has_backlog();
+                Err(RpcError::Timeout {
+                    peer: self.peer.clone(),
+                    after: Duration::ZERO,
+                })
+            }
             Err(e) => Err(self.fail(e)),
         }
     }
@@ -557,14 +633,56 @@ impl Shared {
                 };
                 return self.decode_reply(status, payload, decode);
             }
-            let mut calls = lock(&self.calls);
-            // A reply nobody waits for belongs to a call that timed out: dropped.
-            if let Some(p) = calls.pending.get_mut(&reply_id) {
-                p.reply = Some((status, head.to_vec(), frame.tail));
-                if let Some(t) = &p.waiter {
-                    t.unpark();
-                }
+            self.hand_over(reply_id, status, head, frame.tail);
+        }
+    }
+
+    /// Gives a reply read for another call to its owner; drops one nobody waits for
+    /// (its call timed out).
+    fn hand_over(&self, id: u64, status: u8, head: &[u8], tail: Option<Vec<u8>>) {
+        let mut calls = lock(&self.calls);
+        if let Some(p) = calls.pending.get_mut(&id) {
+            p.reply = Some((status, head.to_vec(), tail));
+            if let Some(t) = &p.waiter {
+                t.unpark();
             }
+        } else {
+            calls.owed.remove(&id);
+        }
+    }
+
+    /// Starts the drainer thread; `None` if no thread can be had (owed replies are
+    /// then read by the next caller, as before).
+    fn start_drainer(&self) -> Option<Thread> {
+        let me = self.me.clone();
+        thread::Builder::new()
+            .name("ipc-rpc drainer".into())
+            .spawn(move || drain(&me))
+            .ok()
+            .map(|handle| handle.thread().clone())
+    }
+
+    /// Reads, for up to [`DRAIN_SLICE`], replies owed to calls that gave up, handing
+    /// other callers' replies over; the caller holds the reading role.
+    fn drain_slice(&self) {
+        let mut receiver = lock(&self.receiver);
+        let until = Instant::now() + DRAIN_SLICE;
+        while !lock(&self.calls).owed.is_empty() {
+            let frame = match receiver.recv_split(Some(until)) {
+                Ok(frame) => frame,
+                Err(TransportError::TimedOut) => return,
+                Err(e) => {
+                    drop(receiver);
+                    self.fail(e);
+                    return;
+                }
+            };
+            let Ok((id, status, head)) = wire::decode_response_header(frame.head) else {
+                drop(receiver);
+                self.fail(TransportError::Corrupt("malformed reply header"));
+                return;
+            };
+            self.hand_over(id, status, head, frame.tail);
         }
     }
 
@@ -609,6 +727,43 @@ impl Shared {
                 detail,
             },
             other => transport_error(&self.peer, other),
+        }
+    }
+}
+
+/// The drainer: reads owed replies whenever no caller reads, until none is owed or the
+/// connection is closed or dropped. Holds the connection only while reading.
+fn drain(me: &Weak<Shared>) {
+    loop {
+        let Some(shared) = me.upgrade() else {
+            return;
+        };
+        {
+            let mut calls = lock(&shared.calls);
+            if calls.closed.is_some() || calls.owed.is_empty() {
+                calls.drainer = None;
+                return;
+            }
+            if calls.reading {
+                drop(calls);
+                drop(shared);
+                // A reader passing its role on wakes us (see `next_reader`).
+                thread::park_timeout(DRAIN_SLICE);
+                continue;
+            }
+            calls.reading = true;
+        }
+        shared.drain_slice();
+        let mut calls = lock(&shared.calls);
+        calls.reading = false;
+        let next = calls
+            .pending
+            .values()
+            .find(|p| p.reply.is_none() && p.waiter.is_some())
+            .and_then(|p| p.waiter.clone());
+        drop(calls);
+        if let Some(t) = next {
+            t.unpark();
         }
     }
 }

@@ -19,8 +19,10 @@
 //! The reader never trusts a length: one over `max_frame` is refused before anything is
 //! allocated for it, and its buffer grows only as bytes actually arrive (at most twice
 //! what has been received), so a peer's claim alone cannot make us allocate. A split
-//! frame's tail vector is reserved at its announced size (within `max_frame`): address
-//! space only, whose pages are touched as the bytes arrive.
+//! frame's tail vector likewise: it starts at [`TAIL_STEP`] (or the announced size, if
+//! smaller) and at most doubles with what arrived, and nothing is zeroed ahead of the
+//! bytes. Eight bytes claiming a 16 MiB tail cost at most [`TAIL_STEP`] of address space,
+//! and only the pages the bytes touch.
 //! Small frames cost one `read` each (or none, when an earlier read already brought
 //! them); the writer sends prefix and frame with one `writev`.
 
@@ -49,6 +51,25 @@ pub const DEFAULT_MAX_FRAME: usize = 16 << 20;
 
 /// Size the read buffer starts at, and the smallest step it grows by.
 const INITIAL_BUFFER: usize = 64 << 10;
+
+/// A split frame's tail vector is first reserved at most this large, then grows at most
+/// twofold with the bytes received: a 1 MiB byte string arrives in one reservation, a
+/// lying length claim reserves no more than this.
+pub const TAIL_STEP: usize = 1 << 20;
+
+/// Makes room in `tail` for more of a tail of `total` bytes: spare capacity of at most
+/// [`TAIL_STEP`] or the bytes already received, whichever is larger, never beyond
+/// `total`. Does nothing while spare capacity is left.
+pub fn reserve_tail(tail: &mut Vec<u8>, total: usize) {
+    if tail.capacity() > tail.len() {
+        return;
+    }
+    let step = tail
+        .len()
+        .max(TAIL_STEP)
+        .min(total.saturating_sub(tail.len()));
+    tail.reserve_exact(step);
+}
 
 /// Checks a frame length against a limit.
 ///
@@ -108,24 +129,9 @@ pub fn write_frame(w: &mut impl Write, frame: &[u8]) -> io::Result<()> {
 /// assert_eq!((&frame[..4], frame.len()), (&b"head"[..], 100_004));
 /// ```
 pub fn write_frame_parts(w: &mut impl Write, head: &[u8], tail: &[u8]) -> io::Result<()> {
-    let total = head.len() + tail.len();
-    if total > MAX_FRAME_LIMIT {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "frame over 2 GiB - 1",
-        ));
-    }
-    let mut prefix = [0u8; SPLIT_PREFIX];
-    let prefix_len = if tail.len() >= SPLIT_MIN {
-        prefix[..4].copy_from_slice(&(total as u32 | SPLIT_FLAG).to_le_bytes());
-        prefix[4..].copy_from_slice(&(head.len() as u32).to_le_bytes());
-        SPLIT_PREFIX
-    } else {
-        prefix[..4].copy_from_slice(&(total as u32).to_le_bytes());
-        LEN_PREFIX
-    };
+    let prefix = Prefix::new(head.len(), tail.len())?;
     let mut slices = [
-        IoSlice::new(&prefix[..prefix_len]),
+        IoSlice::new(prefix.bytes()),
         IoSlice::new(head),
         IoSlice::new(tail),
     ];
@@ -141,6 +147,46 @@ pub fn write_frame_parts(w: &mut impl Write, head: &[u8], tail: &[u8]) -> io::Re
         }
     }
     Ok(())
+}
+
+/// The length prefix of a frame sent as `head` then `tail` (split when the tail is
+/// [`SPLIT_MIN`] or more), for writers that gather the three parts themselves.
+#[derive(Debug, Clone, Copy)]
+pub struct Prefix {
+    bytes: [u8; SPLIT_PREFIX],
+    len: usize,
+}
+
+impl Prefix {
+    /// The prefix of a frame of `head_len` then `tail_len` bytes.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a frame over [`MAX_FRAME_LIMIT`].
+    pub fn new(head_len: usize, tail_len: usize) -> io::Result<Prefix> {
+        let total = head_len + tail_len;
+        if total > MAX_FRAME_LIMIT {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "frame over 2 GiB - 1",
+            ));
+        }
+        let mut bytes = [0u8; SPLIT_PREFIX];
+        let len = if tail_len >= SPLIT_MIN {
+            bytes[..4].copy_from_slice(&(total as u32 | SPLIT_FLAG).to_le_bytes());
+            bytes[4..].copy_from_slice(&(head_len as u32).to_le_bytes());
+            SPLIT_PREFIX
+        } else {
+            bytes[..4].copy_from_slice(&(total as u32).to_le_bytes());
+            LEN_PREFIX
+        };
+        Ok(Prefix { bytes, len })
+    }
+
+    /// The prefix's bytes, to write before the head.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 /// Splits a byte stream into frames, reusing one buffer.
@@ -184,7 +230,10 @@ fn fill_tail_zeroed(
     fill: &mut Fill<'_>,
 ) -> Result<usize, TransportError> {
     let at = tail.len();
-    tail.resize(at + max, 0);
+    // Zeroes only the room already reserved for the bytes to come (see `reserve_tail`),
+    // never the whole claimed length.
+    let room = (tail.capacity() - at).clamp(1, max);
+    tail.resize(at + room, 0);
     let got = fill(&mut tail[at..]);
     tail.truncate(at + got.as_ref().map_or(0, |n| *n));
     got
@@ -218,6 +267,12 @@ impl FrameReader {
     /// The largest frame this reader accepts.
     pub fn max_frame(&self) -> usize {
         self.max_frame
+    }
+
+    /// Refuses frames over `max_frame` bytes from the next frame on (e.g. only small
+    /// ones during a handshake).
+    pub fn set_max_frame(&mut self, max_frame: usize) {
+        self.max_frame = max_frame.min(MAX_FRAME_LIMIT);
     }
 
     /// Whether a whole frame beyond the one last returned is already buffered.
@@ -395,7 +450,9 @@ impl FrameReader {
             Some(partial) => partial,
             None => {
                 let buffered = (self.end - head_end).min(tail_len);
-                let mut tail = Vec::with_capacity(tail_len);
+                let mut tail = Vec::new();
+                reserve_tail(&mut tail, tail_len);
+                tail.reserve_exact(buffered);
                 tail.extend_from_slice(&self.buf[head_end..head_end + buffered]);
                 if buffered < tail_len {
                     // Everything buffered after the head was the tail's.
@@ -411,6 +468,7 @@ impl FrameReader {
         }
         while tail.len() < tail_len {
             let want = tail_len - tail.len();
+            reserve_tail(&mut tail, tail_len);
             match fill_tail(&mut tail, want, fill) {
                 Ok(0) => return Err(TransportError::Closed),
                 Ok(_) => {}

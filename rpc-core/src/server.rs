@@ -42,6 +42,19 @@ pub fn current_peer() -> Option<PeerCredentials> {
 /// How long a new connection may take to send its handshake before it is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The largest frame a connection may send before its handshake is accepted: a hello
+/// is a few dozen bytes, so a peer that has not said who it is cannot make the server
+/// take more (see `FrameReceiver::set_max_frame`).
+pub const HANDSHAKE_MAX_FRAME: usize = 4096;
+
+/// How long [`RunningServer::shutdown`] lets calls in flight finish and write their
+/// replies before it aborts the connections still open (a client that leaves a large
+/// reply unread would otherwise hold the shutdown for ever).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// How often a shutdown looks whether every connection has ended.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(2);
+
 /// Pause after a failed `accept` (e.g. out of file descriptors) before the next try.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 
@@ -134,16 +147,25 @@ impl RunningServer {
         self.connections.lock().threads.len()
     }
 
-    /// Stops accepting, lets calls in flight finish and send their replies, closes
-    /// every connection, joins every thread and removes the listener's named objects.
-    /// Idempotent.
+    /// Stops accepting, lets calls in flight finish and send their replies for up to
+    /// [`SHUTDOWN_GRACE`], then aborts the connections still open (a send blocked on a
+    /// client that does not read fails), joins every thread and removes the
+    /// listener's named objects. Idempotent.
+    ///
+    /// A handler still running after the grace period is waited for (its reply then
+    /// fails to send): handlers are never killed.
     pub fn shutdown(&mut self) {
+        self.shutdown_timeout(SHUTDOWN_GRACE);
+    }
+
+    /// [`RunningServer::shutdown`] with a grace period of `grace`.
+    pub fn shutdown_timeout(&mut self, grace: Duration) {
         if let Some(accept_thread) = self.accept_thread.take() {
             self.stopping.store(true, Ordering::Release);
             self.listener_closer.close();
             let _ = accept_thread.join();
         }
-        self.close_connections();
+        self.close_connections(grace);
     }
 
     /// Blocks until the accept loop ends (a single-connection listener such as an
@@ -168,7 +190,7 @@ impl RunningServer {
         }
     }
 
-    fn close_connections(&mut self) {
+    fn close_connections(&mut self, grace: Duration) {
         let (closers, threads) = {
             let mut table = self.connections.lock();
             table.shutting_down = true;
@@ -181,6 +203,18 @@ impl RunningServer {
             closer.close();
         }
         // Connections still in set-up see `shutting_down` when it ends and close.
+        let deadline = Instant::now() + grace;
+        while !threads.values().all(JoinHandle::is_finished) {
+            if Instant::now() >= deadline {
+                // Past the grace period: whatever still runs is blocked on a client
+                // (or in a handler): end its sends too.
+                for closer in closers.values() {
+                    closer.abort();
+                }
+                break;
+            }
+            thread::sleep(SHUTDOWN_POLL);
+        }
         for (_, thread) in threads {
             let _ = thread.join();
         }
@@ -330,6 +364,7 @@ fn handshake(
     buf: &mut Vec<u8>,
 ) -> bool {
     let info = dispatch.info();
+    receiver.set_max_frame(HANDSHAKE_MAX_FRAME);
     let Ok(frame) = receiver.recv(Some(Instant::now() + HANDSHAKE_TIMEOUT)) else {
         return false;
     };
@@ -353,5 +388,12 @@ fn handshake(
     if encode_into(&welcome, buf, "welcome").is_err() {
         return false;
     }
-    sender.send(buf).is_ok() && accepted
+    if !accepted {
+        // Said why; a peer that does not read it cannot hold the thread.
+        sender.set_deadline(Some(Instant::now() + HANDSHAKE_TIMEOUT));
+        let _ = sender.send(buf);
+        return false;
+    }
+    receiver.set_max_frame(usize::MAX);
+    sender.send(buf).is_ok()
 }

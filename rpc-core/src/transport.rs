@@ -13,7 +13,14 @@
 //!   drained), and `send` returns `Closed`; never a hang;
 //! - `recv` with a deadline returns `TimedOut` when it passes, and stays usable: a
 //!   frame that was half received is continued by the next `recv`;
+//! - a send with a deadline ([`FrameSender::set_deadline`]) returns `TimedOut` when it
+//!   passes, and stays usable: a frame not started is not sent; a frame half sent is
+//!   kept and finished, before anything else, by the next send;
+//! - memory is committed only for bytes that arrived: a claimed length alone never
+//!   makes the receiver allocate it; [`FrameReceiver::set_max_frame`] lowers the limit
+//!   (the server's handshake takes small frames only);
 //! - [`Closer::close`] makes a blocked or later `recv` return `Closed`;
+//!   [`Closer::abort`] also makes a blocked or later send return `Closed`;
 //! - dropping the parts removes every named OS object the transport created.
 
 use std::time::Instant;
@@ -28,6 +35,21 @@ pub type WriteFrame<'w> = dyn FnMut(&mut FrameBuf<'_>) -> Result<(), CodecError>
 
 /// The sending half of a connection.
 pub trait FrameSender: Send {
+    /// Makes later sends give up with `TimedOut` at `deadline` (`None`: wait as long
+    /// as the peer lives). A send that times out having written part of its frame keeps
+    /// the rest, and the next send writes it first, so the peer never sees a torn frame.
+    ///
+    /// The default ignores the deadline: for transports whose sends never wait.
+    fn set_deadline(&mut self, deadline: Option<Instant>) {
+        let _ = deadline;
+    }
+
+    /// Whether a frame cut short by its deadline waits to be finished by the next send
+    /// (the peer will then receive it whole).
+    fn has_backlog(&self) -> bool {
+        false
+    }
+
     /// Sends one frame, whole, in one system call where the mechanism allows.
     ///
     /// # Errors
@@ -108,12 +130,27 @@ pub trait FrameReceiver: Send {
     fn has_buffered_frame(&self) -> bool {
         false
     }
+
+    /// Refuses, from the next frame on, frames over `max_frame` bytes (at most the
+    /// transport's own limit): the server takes only handshake-sized frames from a
+    /// peer that has not said who it is yet, then restores the limit.
+    fn set_max_frame(&mut self, max_frame: usize);
 }
 
 /// Shuts a connection (or a listener) from any thread.
 pub trait Closer: Send + Sync {
     /// Makes a blocked or later `recv` (or `accept`) return `Closed`. Idempotent.
+    /// Sends still go through: replies of calls in flight can still be written.
     fn close(&self);
+
+    /// Like [`Closer::close`], and also makes a send blocked on a peer that does not
+    /// read (or a later one) return `Closed`. Idempotent.
+    ///
+    /// The default only closes: for transports whose blocked sends already end on
+    /// `close`.
+    fn abort(&self) {
+        self.close();
+    }
 }
 
 /// The three parts of a connection.

@@ -35,7 +35,7 @@ use rpc_core::framing::DEFAULT_MAX_FRAME;
 use rpc_core::{Closer, Listener, Parts, Transport, TransportError};
 
 use crate::read_waker::ReadWaker;
-use crate::stream::{StreamReceiver, StreamSender};
+use crate::stream::{StreamReceiver, StreamSender, WriteMode};
 use crate::sys;
 
 /// Environment variable telling a child where its pipe ends are and the frame limit:
@@ -204,22 +204,37 @@ impl Transport for PipeTransport {
 }
 
 /// The parts of a connection over a pair of one-way byte channels (pipes or FIFOs):
-/// framing on both, and a closer that wakes a read blocked on `reader`.
+/// framing on both, a non-blocking writer (so that sends keep deadlines and can be
+/// aborted), and a closer that wakes a read blocked on `reader`.
 pub(crate) fn split_pipe_pair(
     reader: File,
     writer: File,
     peer: String,
     max_frame: usize,
 ) -> Result<Parts, TransportError> {
+    set_nonblocking(&writer).map_err(io_err(format!("{peer}: make the write end non-blocking")))?;
+    let reader = Arc::new(reader);
     let closed = Arc::new(AtomicBool::new(false));
-    let closer = ReadWaker::new(&reader, closed.clone())?;
+    let aborted = Arc::new(AtomicBool::new(false));
+    let closer = ReadWaker::new(reader.clone(), closed.clone(), aborted.clone());
     Ok(Parts {
         receiver: Box::new(
             StreamReceiver::new(reader, max_frame, peer.clone()).with_close_flag(closed),
         ),
-        sender: Box::new(StreamSender::new(writer, max_frame, peer)),
+        sender: Box::new(
+            StreamSender::new(writer, WriteMode::NonBlocking, max_frame, peer)
+                .with_abort_flag(aborted),
+        ),
         closer: Box::new(closer),
     })
+}
+
+/// Sets `O_NONBLOCK` on a descriptor that only this connection's sender uses.
+fn set_nonblocking(file: &File) -> std::io::Result<()> {
+    use nix::fcntl::{FcntlArg, fcntl};
+    let flags = OFlag::from_bits_truncate(fcntl(file, FcntlArg::F_GETFL)?);
+    fcntl(file, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    Ok(())
 }
 
 /// Serves the one connection inherited from the parent: the first `accept` returns it,

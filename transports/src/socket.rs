@@ -1,27 +1,24 @@
 //! What UNIX and TCP stream sockets share: splitting a connected socket into framed
 //! halves with a `shutdown(SHUT_RD)` closer, and a wakeable accept.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 
 use rpc_core::{Closer, Parts, TransportError};
 
-use crate::stream::{StreamReceiver, StreamSender};
+use crate::stream::{StreamReceiver, StreamSender, WriteMode};
 use crate::wakeup::Wakeup;
 
 /// A connected stream socket of std (`UnixStream`, `TcpStream`).
-pub(crate) trait StreamSocket: Read + Write + AsFd + Send + Sync + Sized + 'static {
-    fn try_clone(&self) -> io::Result<Self>;
+pub(crate) trait StreamSocket: AsFd + Send + Sync + Sized + 'static {
     fn shutdown(&self, how: Shutdown) -> io::Result<()>;
     fn set_nonblocking(&self, on: bool) -> io::Result<()>;
 }
 
 impl StreamSocket for UnixStream {
-    fn try_clone(&self) -> io::Result<Self> {
-        UnixStream::try_clone(self)
-    }
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         UnixStream::shutdown(self, how)
     }
@@ -31,9 +28,6 @@ impl StreamSocket for UnixStream {
 }
 
 impl StreamSocket for TcpStream {
-    fn try_clone(&self) -> io::Result<Self> {
-        TcpStream::try_clone(self)
-    }
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         TcpStream::shutdown(self, how)
     }
@@ -42,35 +36,39 @@ impl StreamSocket for TcpStream {
     }
 }
 
-/// Makes a blocked `recv` on the socket return end-of-file.
-struct ShutdownRead<S>(S);
+/// Closes a connected socket from any thread: `close` shuts its reading side (a blocked
+/// `recv` returns end-of-file, replies can still be written), `abort` both sides (a
+/// blocked send fails too).
+struct SocketCloser<S>(Arc<S>);
 
-impl<S: StreamSocket> Closer for ShutdownRead<S> {
+impl<S: StreamSocket> Closer for SocketCloser<S> {
     fn close(&self) {
         // Fails only if the socket is already disconnected, which is the goal anyway.
         let _ = self.0.shutdown(Shutdown::Read);
     }
+
+    fn abort(&self) {
+        let _ = self.0.shutdown(Shutdown::Both);
+    }
 }
 
-/// Splits a connected socket: the sender writes on it, the receiver and the closer
-/// use duplicates of its descriptor.
+/// Splits a connected socket into framed halves and a closer, all on its one
+/// descriptor (no duplicates: a connection costs the server one descriptor).
 pub(crate) fn split_socket<S: StreamSocket>(
     stream: S,
     max_frame: usize,
     peer: String,
 ) -> Result<Parts, TransportError> {
-    let dup = |s: &S| {
-        s.try_clone().map_err(|e| TransportError::Io {
-            context: format!("duplicate the socket of {peer}"),
-            source: e,
-        })
-    };
-    let reader = dup(&stream)?;
-    let closer = dup(&stream)?;
+    let stream = Arc::new(stream);
     Ok(Parts {
-        receiver: Box::new(StreamReceiver::new(reader, max_frame, peer.clone())),
-        closer: Box::new(ShutdownRead(closer)),
-        sender: Box::new(StreamSender::new(stream, max_frame, peer)),
+        receiver: Box::new(StreamReceiver::new(stream.clone(), max_frame, peer.clone())),
+        closer: Box::new(SocketCloser(stream.clone())),
+        sender: Box::new(StreamSender::new(
+            stream,
+            WriteMode::Socket,
+            max_frame,
+            peer,
+        )),
     })
 }
 

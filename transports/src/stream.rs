@@ -1,48 +1,238 @@
-//! The one framing implementation for byte-stream transports (UNIX socket, TCP, and
-//! later pipes and FIFOs): [`StreamSender`] and [`StreamReceiver`] over any file
-//! descriptor that reads and writes bytes.
+//! The one framing implementation for byte-stream transports (UNIX socket, TCP, pipes
+//! and FIFOs): [`StreamSender`] and [`StreamReceiver`] over any file descriptor that
+//! reads and writes bytes.
 
-use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
+use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{MsgFlags, sendmsg};
 use rpc_core::codec::Payload;
-use rpc_core::framing::{FrameReader, check_len, write_frame, write_frame_parts};
+use rpc_core::framing::{FrameReader, Prefix, check_len};
 use rpc_core::{FrameReceiver, FrameSender, TransportError};
 
-/// Sends length-prefixed frames on a byte stream: one `writev` per frame.
-pub struct StreamSender<W> {
-    writer: W,
-    max_frame: usize,
-    peer: String,
+/// How often a sender blocked on a full pipe looks at its abort flag (pipes and FIFOs
+/// have no `shutdown` that would wake it).
+const ABORT_TICK: Duration = Duration::from_millis(20);
+
+/// How a stream sender writes without blocking, so that a send can wait with a
+/// deadline and be woken by the closer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteMode {
+    /// A socket: `sendmsg` with `MSG_DONTWAIT`, leaving the descriptor (shared with the
+    /// receiver) in blocking mode.
+    Socket,
+    /// A descriptor of its own in non-blocking mode (a pipe's or FIFO's write end):
+    /// `writev`.
+    NonBlocking,
 }
 
-impl<W: Write + Send> StreamSender<W> {
-    /// Frames written to `writer`, refusing frames over `max_frame`; `peer` names the
-    /// other side in error messages.
-    pub fn new(writer: W, max_frame: usize, peer: String) -> Self {
+/// Sends length-prefixed frames on a byte stream: one `writev` (or `sendmsg`) per
+/// frame when the peer keeps up.
+///
+/// When the peer's buffer is full the sender waits with `poll`, until the deadline of
+/// [`FrameSender::set_deadline`] (`TimedOut`), the peer's departure (`Closed`), or the
+/// closer's abort (`Closed`). A frame cut short by its deadline is kept in `backlog`
+/// and finished by the next send, before anything else.
+pub struct StreamSender<W> {
+    fd: W,
+    mode: WriteMode,
+    max_frame: usize,
+    peer: String,
+    deadline: Option<Instant>,
+    /// The unsent rest of a frame whose send timed out half-way.
+    backlog: Vec<u8>,
+    /// Set by the closer's `abort` where no OS call wakes a blocked writer.
+    aborted: Option<Arc<AtomicBool>>,
+}
+
+/// Why a write stopped, and how many bytes it had written by then.
+struct Stopped {
+    error: TransportError,
+    written: usize,
+}
+
+impl<W: AsFd + Send> StreamSender<W> {
+    /// Frames written to `fd`, refusing frames over `max_frame`; `peer` names the other
+    /// side in error messages.
+    pub(crate) fn new(fd: W, mode: WriteMode, max_frame: usize, peer: String) -> Self {
         StreamSender {
-            writer,
+            fd,
+            mode,
             max_frame,
             peer,
+            deadline: None,
+            backlog: Vec::new(),
+            aborted: None,
+        }
+    }
+
+    /// Makes a blocked send check `aborted` every [`ABORT_TICK`] and end with `Closed`
+    /// once it is set.
+    pub(crate) fn with_abort_flag(mut self, aborted: Arc<AtomicBool>) -> Self {
+        self.aborted = Some(aborted);
+        self
+    }
+
+    fn is_aborted(&self) -> bool {
+        // SYNC: Acquire, paired with the Release store in the closer's `abort`.
+        self.aborted
+            .as_ref()
+            .is_some_and(|a| a.load(Ordering::Acquire))
+    }
+
+    /// One non-blocking gathering write.
+    fn write_now(&self, bufs: &[IoSlice<'_>]) -> nix::Result<usize> {
+        match self.mode {
+            WriteMode::Socket => sendmsg::<()>(
+                self.fd.as_fd().as_raw_fd(),
+                bufs,
+                &[],
+                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+                None,
+            ),
+            WriteMode::NonBlocking => nix::sys::uio::writev(&self.fd, bufs),
+        }
+    }
+
+    /// Writes all of `bufs`, waiting for room while the peer's buffer is full.
+    fn write_all(&self, mut bufs: &mut [IoSlice<'_>]) -> Result<(), Stopped> {
+        let mut written = 0;
+        let stop = |error, written| Stopped { error, written };
+        while !bufs.is_empty() {
+            if self.is_aborted() {
+                return Err(stop(TransportError::Closed, written));
+            }
+            match self.write_now(bufs) {
+                Ok(0) => {
+                    let e = io::ErrorKind::WriteZero.into();
+                    return Err(stop(self.io_error(e), written));
+                }
+                Ok(n) => {
+                    written += n;
+                    IoSlice::advance_slices(&mut bufs, n);
+                }
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => {
+                    if let Err(e) = self.wait_writable() {
+                        return Err(stop(e, written));
+                    }
+                }
+                Err(e) => return Err(stop(self.io_error(e.into()), written)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the descriptor takes bytes again, the deadline passes (`TimedOut`),
+    /// or the closer aborted (`Closed`).
+    fn wait_writable(&self) -> Result<(), TransportError> {
+        loop {
+            let mut wait = match self.deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Err(TransportError::TimedOut),
+                },
+            };
+            if self.aborted.is_some() {
+                wait = Some(wait.map_or(ABORT_TICK, |w| w.min(ABORT_TICK)));
+            }
+            let timeout = match wait {
+                None => PollTimeout::NONE,
+                // Round up so that a wake-up never comes before the deadline.
+                Some(w) => PollTimeout::try_from(
+                    i32::try_from(w.as_micros().div_ceil(1000)).unwrap_or(i32::MAX),
+                )
+                .unwrap_or(PollTimeout::MAX),
+            };
+            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLOUT)];
+            match poll(&mut fds, timeout) {
+                // Writable, or an error or hang-up that the next write reports.
+                Ok(n) if n > 0 => return Ok(()),
+                Ok(_) | Err(Errno::EINTR) => {
+                    if self.is_aborted() {
+                        return Err(TransportError::Closed);
+                    }
+                }
+                Err(e) => {
+                    return Err(TransportError::Io {
+                        context: format!("wait for room to write to {}", self.peer),
+                        source: e.into(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn io_error(&self, e: io::Error) -> TransportError {
+        TransportError::from_io(e, || format!("write to {}", self.peer))
+    }
+
+    /// Writes what is left of a frame cut short by its deadline; `TimedOut` again
+    /// (keeping the rest) if the deadline passes first.
+    fn flush_backlog(&mut self) -> Result<(), TransportError> {
+        if self.backlog.is_empty() {
+            return Ok(());
+        }
+        let backlog = std::mem::take(&mut self.backlog);
+        match self.write_all(&mut [IoSlice::new(&backlog)]) {
+            Ok(()) => Ok(()),
+            Err(Stopped { error, written }) => {
+                self.backlog = backlog;
+                self.backlog.drain(..written);
+                Err(error)
+            }
+        }
+    }
+
+    /// Sends the frame `head` + `tail` after any backlog: whole when nothing stops it;
+    /// not at all when the deadline passes before its first byte; else its rest is
+    /// kept for the next send.
+    fn send_frame(&mut self, head: &[u8], tail: &[u8]) -> Result<(), TransportError> {
+        check_len(head.len() + tail.len(), self.max_frame)?;
+        self.flush_backlog()?;
+        let prefix = Prefix::new(head.len(), tail.len()).map_err(|e| self.io_error(e))?;
+        let mut slices = [
+            IoSlice::new(prefix.bytes()),
+            IoSlice::new(head),
+            IoSlice::new(tail),
+        ];
+        // No empty iovec for the kernel to walk when there is no tail.
+        let used = if tail.is_empty() { 2 } else { 3 };
+        match self.write_all(&mut slices[..used]) {
+            Ok(()) => Ok(()),
+            Err(Stopped { error, written }) => {
+                if written > 0 && matches!(error, TransportError::TimedOut) {
+                    let mut rest = [prefix.bytes(), head, tail].concat();
+                    rest.drain(..written);
+                    self.backlog = rest;
+                }
+                Err(error)
+            }
         }
     }
 }
 
-impl<W: Write + Send> FrameSender for StreamSender<W> {
+impl<W: AsFd + Send> FrameSender for StreamSender<W> {
+    fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+    }
+
+    fn has_backlog(&self) -> bool {
+        !self.backlog.is_empty()
+    }
+
     fn send(&mut self, frame: &[u8]) -> Result<(), TransportError> {
-        check_len(frame.len(), self.max_frame)?;
-        write_frame(&mut self.writer, frame)
-            .map_err(|e| TransportError::from_io(e, || format!("write to {}", self.peer)))
+        self.send_frame(frame, &[])
     }
 
     fn send_parts(&mut self, head: &[u8], tail: &[u8]) -> Result<(), TransportError> {
-        check_len(head.len() + tail.len(), self.max_frame)?;
-        write_frame_parts(&mut self.writer, head, tail)
-            .map_err(|e| TransportError::from_io(e, || format!("write to {}", self.peer)))
+        self.send_frame(head, tail)
     }
 }
 
@@ -50,16 +240,19 @@ impl<W: Write + Send> FrameSender for StreamSender<W> {
 pub struct StreamReceiver<R> {
     reader: R,
     frames: FrameReader,
+    /// The connection's own frame limit, which `set_max_frame` never exceeds.
+    max_frame: usize,
     peer: String,
     closed: Option<Arc<AtomicBool>>,
 }
 
-impl<R: Read + AsFd + Send> StreamReceiver<R> {
+impl<R: AsFd + Send> StreamReceiver<R> {
     /// Frames read from `reader`, refusing frames over `max_frame`.
     pub fn new(reader: R, max_frame: usize, peer: String) -> Self {
         StreamReceiver {
             reader,
             frames: FrameReader::new(max_frame),
+            max_frame,
             peer,
             closed: None,
         }
@@ -120,7 +313,7 @@ impl<R: AsFd> Source<'_, R> {
     }
 }
 
-impl<R: Read + AsFd + Send> StreamReceiver<R> {
+impl<R: AsFd + Send> StreamReceiver<R> {
     fn source(&mut self, deadline: Option<Instant>) -> (Source<'_, R>, &mut FrameReader) {
         let source = Source {
             reader: &self.reader,
@@ -132,7 +325,7 @@ impl<R: Read + AsFd + Send> StreamReceiver<R> {
     }
 }
 
-impl<R: Read + AsFd + Send> FrameReceiver for StreamReceiver<R> {
+impl<R: AsFd + Send> FrameReceiver for StreamReceiver<R> {
     fn recv(&mut self, deadline: Option<Instant>) -> Result<&[u8], TransportError> {
         let (source, frames) = self.source(deadline);
         frames.next_frame(|buf| source.read(buf))
@@ -148,6 +341,10 @@ impl<R: Read + AsFd + Send> FrameReceiver for StreamReceiver<R> {
 
     fn has_buffered_frame(&self) -> bool {
         self.frames.has_buffered_frame()
+    }
+
+    fn set_max_frame(&mut self, max_frame: usize) {
+        self.frames.set_max_frame(max_frame.min(self.max_frame));
     }
 }
 
@@ -205,7 +402,15 @@ impl<G: Send> FrameReceiver for WithGuard<G> {
         self.inner.recv(deadline)
     }
 
+    fn recv_split(&mut self, deadline: Option<Instant>) -> Result<Payload<'_>, TransportError> {
+        self.inner.recv_split(deadline)
+    }
+
     fn has_buffered_frame(&self) -> bool {
         self.inner.has_buffered_frame()
+    }
+
+    fn set_max_frame(&mut self, max_frame: usize) {
+        self.inner.set_max_frame(max_frame);
     }
 }

@@ -64,6 +64,8 @@ pub fn pair_with_max_frame(max_frame: usize) -> (MemTransport, MemTransport) {
         receiver: MemReceiver {
             dir: incoming.clone(),
             current: Vec::new(),
+            limit: max_frame,
+            max_frame,
         },
     };
     (end(&ab, &ba), end(&ba, &ab))
@@ -77,6 +79,10 @@ struct MemSender {
 struct MemReceiver {
     dir: Arc<Direction>,
     current: Vec<u8>,
+    /// Frames over this are refused (a sender checks its own limit first).
+    max_frame: usize,
+    /// The connection's limit, which `set_max_frame` never exceeds.
+    limit: usize,
 }
 
 struct MemCloser(Arc<Direction>);
@@ -126,6 +132,7 @@ impl FrameReceiver for MemReceiver {
                 return Err(TransportError::Closed);
             }
             if let Some(frame) = q.frames.pop_front() {
+                check_len(frame.len(), self.max_frame)?;
                 self.current = frame;
                 return Ok(&self.current);
             }
@@ -155,6 +162,10 @@ impl FrameReceiver for MemReceiver {
 
     fn has_buffered_frame(&self) -> bool {
         !self.dir.lock().frames.is_empty()
+    }
+
+    fn set_max_frame(&mut self, max_frame: usize) {
+        self.max_frame = max_frame.min(self.limit);
     }
 }
 

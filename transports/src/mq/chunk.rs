@@ -163,6 +163,11 @@ impl Assembler {
         }
     }
 
+    /// Refuses frames over `max_frame` from the next frame on.
+    pub(crate) fn set_max_frame(&mut self, max_frame: usize) {
+        self.max_frame = max_frame;
+    }
+
     /// The frame joined by the last [`Step::Joined`], whole (a split one is joined
     /// here, by a copy).
     pub(crate) fn frame(&mut self) -> &[u8] {
@@ -249,9 +254,11 @@ impl Assembler {
                     return self.corrupt("a split first chunk longer than its frame");
                 }
                 self.frame.clear();
-                // Reserved at the announced size (within max_frame): address space,
-                // whose pages are touched as chunks arrive.
-                self.tail = Some((head, Vec::with_capacity(total - head)));
+                // Never reserved at the announced size: a claim alone costs at most
+                // TAIL_STEP of address space; the vector grows as chunks arrive.
+                let mut tail = Vec::new();
+                rpc_core::framing::reserve_tail(&mut tail, total - head);
+                self.tail = Some((head, tail));
                 self.append(part);
                 Ok(self.progress(total))
             }

@@ -126,9 +126,9 @@ impl Shared {
     }
 
     /// Sends one message; when the queue is full, waits for room in slices, giving
-    /// up with `Closed` when the peer dies or the closer was used, and stashing what
-    /// the peer sends meanwhile if no `recv` is running.
-    fn push(&self, msg: &[u8]) -> Result<(), TransportError> {
+    /// up with `Closed` when the peer dies or the closer was used, with `TimedOut` at
+    /// `deadline`, and stashing what the peer sends meanwhile if no `recv` is running.
+    fn push(&self, msg: &[u8], deadline: Option<Instant>) -> Result<(), TransportError> {
         let ends = self.ends();
         let mut inbox: Option<MutexGuard<'_, Inbox>> = None;
         loop {
@@ -154,7 +154,14 @@ impl Shared {
                     None => false,
                 };
                 let incoming = draining.then_some(&ends.incoming);
-                match ends.outgoing.wait_room_or_message(incoming, SLICE) {
+                let slice = match deadline {
+                    None => SLICE,
+                    Some(d) => match d.checked_duration_since(Instant::now()) {
+                        Some(left) if !left.is_zero() => left.min(SLICE),
+                        _ => return Err(TransportError::TimedOut),
+                    },
+                };
+                match ends.outgoing.wait_room_or_message(incoming, slice) {
                     Ok((true, _)) => break,
                     Ok((false, true)) | Err(Errno::EINTR) => {}
                     Ok((false, false)) if ends.peer.has_exited() => return Err(self.peer_died()),
@@ -250,6 +257,8 @@ impl Transport for MqTransport {
             sender: Box::new(MqSender {
                 msgsize: out_msgsize,
                 scratch: Vec::with_capacity(out_msgsize),
+                deadline: None,
+                backlog: VecDeque::new(),
                 // A 4-byte total in `FIRST` messages bounds every frame.
                 max_frame: max_frame.min(u32::MAX as usize),
                 shared: shared.clone(),
@@ -257,6 +266,7 @@ impl Transport for MqTransport {
             receiver: Box::new(MqReceiver {
                 msg: vec![0; in_msgsize],
                 assembler: Assembler::new(max_frame),
+                max_frame,
                 fin: false,
                 shared: shared.clone(),
             }),
@@ -269,10 +279,35 @@ struct MqSender {
     msgsize: usize,
     scratch: Vec<u8>,
     max_frame: usize,
+    /// Sends give up at this instant (see `FrameSender::set_deadline`).
+    deadline: Option<Instant>,
+    /// The unsent chunks of a frame cut short by its deadline, sent first by the next
+    /// send.
+    backlog: VecDeque<Vec<u8>>,
     shared: Arc<Shared>,
 }
 
+impl MqSender {
+    /// Sends the chunks of a frame cut short earlier; `TimedOut` again, keeping the
+    /// rest, if the deadline passes first.
+    fn flush_backlog(&mut self) -> Result<(), TransportError> {
+        while let Some(msg) = self.backlog.front() {
+            self.shared.push(msg, self.deadline)?;
+            self.backlog.pop_front();
+        }
+        Ok(())
+    }
+}
+
 impl FrameSender for MqSender {
+    fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+    }
+
+    fn has_backlog(&self) -> bool {
+        !self.backlog.is_empty()
+    }
+
     fn send(&mut self, frame: &[u8]) -> Result<(), TransportError> {
         self.send_parts(frame, &[])
     }
@@ -283,10 +318,29 @@ impl FrameSender for MqSender {
         if self.shared.peer_gone.load(Ordering::Acquire) {
             return Err(TransportError::Closed);
         }
-        let shared = &*self.shared;
+        self.flush_backlog()?;
+        let (shared, deadline, backlog) = (&*self.shared, self.deadline, &mut self.backlog);
+        // Once a chunk went, a deadline no longer drops the frame: the rest is kept.
+        let mut started = false;
+        let mut cut = false;
         chunk::split_parts(head, tail, self.msgsize, &mut self.scratch, |msg| {
-            shared.push(msg)
-        })
+            if !cut {
+                match shared.push(msg, deadline) {
+                    Ok(()) => {
+                        started = true;
+                        return Ok(());
+                    }
+                    Err(TransportError::TimedOut) if started => cut = true,
+                    Err(e) => return Err(e),
+                }
+            }
+            backlog.push_back(msg.to_vec());
+            Ok(())
+        })?;
+        if cut {
+            return Err(TransportError::TimedOut);
+        }
+        Ok(())
     }
 }
 
@@ -294,6 +348,8 @@ struct MqReceiver {
     /// One message; as long as the incoming queue's `mq_msgsize`.
     msg: Vec<u8>,
     assembler: Assembler,
+    /// The connection's frame limit, which `set_max_frame` never exceeds.
+    max_frame: usize,
     /// The peer's `FIN` arrived or it died: every later `recv` is `Closed`.
     fin: bool,
     shared: Arc<Shared>,
@@ -314,6 +370,7 @@ impl MqReceiver {
             assembler,
             fin,
             shared,
+            ..
         } = self;
         let mut inbox = shared.inbox.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
@@ -377,6 +434,10 @@ impl FrameReceiver for MqReceiver {
                 Ok(Payload { head, tail })
             }
         }
+    }
+
+    fn set_max_frame(&mut self, max_frame: usize) {
+        self.assembler.set_max_frame(max_frame.min(self.max_frame));
     }
 }
 

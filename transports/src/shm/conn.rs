@@ -173,6 +173,11 @@ pub struct ShmSender {
     ring: Writer,
     /// For frames larger than the ring, which cannot be encoded in place.
     scratch: Vec<u8>,
+    /// Sends give up at this instant (see `FrameSender::set_deadline`).
+    deadline: Option<Instant>,
+    /// A streamed frame cut short by its deadline: its unsent bytes and the padding
+    /// that ends its record, written by the next send before anything else.
+    backlog: Option<(Vec<u8>, u64)>,
 }
 
 impl ShmSender {
@@ -183,6 +188,8 @@ impl ShmSender {
             conn,
             ring,
             scratch: Vec::new(),
+            deadline: None,
+            backlog: None,
         }
     }
 
@@ -194,7 +201,7 @@ impl ShmSender {
                 word: &ctl.consumer.space_seq,
                 flag: &ctl.producer.producer_sleeping,
             },
-            None,
+            self.deadline,
             || {
                 self.conn.check_open()?;
                 Ok(self.ring.free()? >= need)
@@ -211,11 +218,19 @@ impl ShmSender {
 }
 
 impl FrameSender for ShmSender {
+    fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+    }
+
+    fn has_backlog(&self) -> bool {
+        self.backlog.is_some()
+    }
+
     fn send(&mut self, frame: &[u8]) -> Result<(), TransportError> {
         check_len(frame.len(), self.conn.max_frame)?;
         self.conn.check_open()?;
         self.conn.set_busy(true);
-        let sent = self.send_record(frame);
+        let sent = self.flush_backlog().and_then(|()| self.send_record(frame));
         // Done producing: a client now waits for the reply; a server for the next request.
         self.conn.set_busy(false);
         sent
@@ -233,7 +248,9 @@ impl FrameSender for ShmSender {
         check_len(len, self.conn.max_frame)?;
         self.conn.check_open()?;
         self.conn.set_busy(true);
-        let sent = self.encode_record(len as u64, write);
+        let sent = self
+            .flush_backlog()
+            .and_then(|()| self.encode_record(len as u64, write));
         self.conn.set_busy(false);
         sent
     }
@@ -304,23 +321,55 @@ impl ShmSender {
                 self.wait_free(HEADER)?;
                 self.ring.write_u32(0, len as u32)?;
                 self.publish(HEADER)?;
-                let mut rest = frame;
-                while !rest.is_empty() {
-                    self.wait_free(1)?;
-                    let want = self.ring.free()?.min(rest.len() as u64);
-                    let n = index::run(self.ring.tail(), want, self.ring.capacity()) as usize;
-                    self.ring.write(0, &rest[..n])?;
-                    rest = &rest[n..];
-                    self.publish(n as u64)?;
-                }
                 let pad = index::padded(len) - len;
-                if pad > 0 {
-                    self.wait_free(pad)?;
-                    self.publish(pad)?;
+                if let Err((e, sent)) = self.stream(frame, pad) {
+                    if matches!(e, TransportError::TimedOut) {
+                        self.backlog = Some((frame[sent..].to_vec(), pad));
+                    }
+                    return Err(e);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Streams `bytes` (the rest of a record whose header is published) as room
+    /// appears, then its `pad`. On failure, returns how many bytes of `bytes` went.
+    fn stream(&mut self, bytes: &[u8], pad: u64) -> Result<(), (TransportError, usize)> {
+        let mut sent = 0;
+        while sent < bytes.len() {
+            let step = (|| {
+                self.wait_free(1)?;
+                let want = self.ring.free()?.min((bytes.len() - sent) as u64);
+                let n = index::run(self.ring.tail(), want, self.ring.capacity()) as usize;
+                self.ring.write(0, &bytes[sent..sent + n])?;
+                self.publish(n as u64)?;
+                Ok(n)
+            })();
+            sent += step.map_err(|e| (e, sent))?;
+        }
+        if pad > 0 {
+            self.wait_free(pad).map_err(|e| (e, sent))?;
+            self.publish(pad).map_err(|e| (e, sent))?;
+        }
+        Ok(())
+    }
+
+    /// Finishes a frame whose send timed out half-way; `TimedOut` again, keeping the
+    /// rest, if this send's deadline passes first.
+    fn flush_backlog(&mut self) -> Result<(), TransportError> {
+        let Some((bytes, pad)) = self.backlog.take() else {
+            return Ok(());
+        };
+        match self.stream(&bytes, pad) {
+            Ok(()) => Ok(()),
+            Err((e, sent)) => {
+                if matches!(e, TransportError::TimedOut) {
+                    self.backlog = Some((bytes[sent..].to_vec(), pad));
+                }
+                Err(e)
+            }
+        }
     }
 }
 
@@ -334,6 +383,8 @@ pub struct ShmReceiver {
     streaming: Option<u64>,
     /// The streamed frame's bytes so far.
     buf: Vec<u8>,
+    /// Frames over this are refused (at most the connection's `max_frame`).
+    max_frame: usize,
 }
 
 impl ShmReceiver {
@@ -341,6 +392,7 @@ impl ShmReceiver {
     pub fn new(conn: Arc<Conn>) -> Self {
         let ring = conn.reader();
         ShmReceiver {
+            max_frame: conn.max_frame,
             conn,
             ring,
             lent: 0,
@@ -433,7 +485,7 @@ impl FrameReceiver for ShmReceiver {
                 continue;
             }
             let len = u64::from(len);
-            check_len(len as usize, self.conn.max_frame).map_err(|e| self.broken(e))?;
+            check_len(len as usize, self.max_frame).map_err(|e| self.broken(e))?;
             let record = index::record(len);
             if record <= capacity {
                 self.wait_available(record, deadline)?;
@@ -457,6 +509,10 @@ impl FrameReceiver for ShmReceiver {
         self.lent == 0
             && self.streaming.is_none()
             && self.ring.available().is_ok_and(|a| a >= HEADER)
+    }
+
+    fn set_max_frame(&mut self, max_frame: usize) {
+        self.max_frame = max_frame.min(self.conn.max_frame);
     }
 }
 

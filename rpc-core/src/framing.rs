@@ -602,6 +602,65 @@ mod tests {
         );
     }
 
+    /// A split header claiming almost 16 MiB, then 100 bytes, then a read that times
+    /// out: read split or joined, the reader reserved at most one [`TAIL_STEP`] and
+    /// zeroed no more than that.
+    #[test]
+    fn a_lying_split_claim_reserves_at_most_one_step() {
+        let mut data = (((16u32 << 20) - 16) | SPLIT_FLAG).to_le_bytes().to_vec();
+        data.extend_from_slice(&0u32.to_le_bytes());
+        data.extend_from_slice(&[1; 100]);
+        for joined in [false, true] {
+            let src = std::cell::RefCell::new(&data[..]);
+            let fill = |b: &mut [u8]| {
+                let mut s = src.borrow_mut();
+                if s.is_empty() {
+                    return Err(TransportError::TimedOut);
+                }
+                let n = b.len().min(s.len());
+                b[..n].copy_from_slice(&s[..n]);
+                *s = &s[n..];
+                Ok(n)
+            };
+            let mut r = FrameReader::new(DEFAULT_MAX_FRAME);
+            let err = if joined {
+                r.next_frame(fill).unwrap_err()
+            } else {
+                let fill_tail = |t: &mut Vec<u8>, max: usize| {
+                    assert!(t.capacity() > t.len(), "room is reserved before a read");
+                    let mut s = src.borrow_mut();
+                    if s.is_empty() {
+                        return Err(TransportError::TimedOut);
+                    }
+                    let n = max.min(s.len()).min(t.capacity() - t.len());
+                    t.extend_from_slice(&s[..n]);
+                    *s = &s[n..];
+                    Ok(n)
+                };
+                r.next_split(fill, fill_tail).unwrap_err()
+            };
+            assert!(matches!(err, TransportError::TimedOut));
+            let tail = r.tail.as_ref().expect("the partial tail is kept");
+            assert_eq!(tail.len(), 100);
+            assert!(
+                tail.capacity() <= TAIL_STEP,
+                "joined {joined}: reserved {}",
+                tail.capacity()
+            );
+        }
+    }
+
+    #[test]
+    fn a_lowered_limit_refuses_what_the_old_one_took() {
+        let data = framed(&[&[0; 100]]);
+        let mut r = FrameReader::new(1024);
+        r.set_max_frame(64);
+        assert!(matches!(
+            r.next_frame(dribble(&data, 1000)),
+            Err(TransportError::FrameTooLarge { len: 100, max: 64 })
+        ));
+    }
+
     #[test]
     fn truncated_frame_is_closed() {
         let mut data = framed(&[b"hello"]);

@@ -453,6 +453,34 @@ mod tests {
     }
 
     #[test]
+    fn a_split_claim_reserves_at_most_one_step_for_its_tail() {
+        let mut asm = Assembler::new(16 << 20);
+        let mut split = vec![SPLIT];
+        split.extend_from_slice(&(16u32 << 20).to_le_bytes());
+        split.extend_from_slice(&0u32.to_le_bytes());
+        split.extend_from_slice(&[0; 100]);
+        assert_eq!(asm.feed(&split).unwrap(), Step::Partial);
+        let reserved = asm.tail.as_ref().map_or(0, |(_, t)| t.capacity());
+        assert!(
+            reserved <= rpc_core::framing::TAIL_STEP,
+            "a 16 MiB claim reserved {reserved} bytes"
+        );
+    }
+
+    #[test]
+    fn a_lowered_limit_refuses_larger_frames() {
+        let mut asm = Assembler::new(16 << 20);
+        asm.set_max_frame(64);
+        let mut first = vec![FIRST];
+        first.extend_from_slice(&100u32.to_le_bytes());
+        first.extend_from_slice(&[0; 10]);
+        assert!(matches!(
+            asm.feed(&first),
+            Err(TransportError::FrameTooLarge { len: 100, max: 64 })
+        ));
+    }
+
+    #[test]
     fn protocol_violations_are_corrupt_and_resync_at_the_next_frame() {
         let cases: [&[&[u8]]; 5] = [
             &[&[MORE, 1]],

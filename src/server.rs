@@ -60,10 +60,27 @@ impl ServerHandle {
         self.running.connection_count()
     }
 
-    /// Stops accepting, lets calls in flight finish, closes every connection, and
-    /// removes the endpoint's named objects (socket file, lock file).
+    /// Stops accepting, lets calls in flight finish and send their replies for up to
+    /// [`rpc_core::server::SHUTDOWN_GRACE`] (2 s), then ends the connections still
+    /// blocked on a client (one that does not read its reply), closes every connection,
+    /// and removes the endpoint's named objects (socket file, lock file).
     pub fn shutdown(mut self) {
         self.running.shutdown();
+    }
+
+    /// [`ServerHandle::shutdown`] with a grace period of `grace` for calls in flight.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use ipc_rpc::ipc_service;
+    /// # #[ipc_service] trait Ping { fn ping(&self); }
+    /// # struct P; impl Ping for P { fn ping(&self) {} }
+    /// let server = ipc_rpc::serve(&"tcp:127.0.0.1:0".parse().unwrap(), PingServer::new(P)).unwrap();
+    /// server.shutdown_timeout(std::time::Duration::from_millis(100));
+    /// ```
+    pub fn shutdown_timeout(mut self, grace: std::time::Duration) {
+        self.running.shutdown_timeout(grace);
     }
 
     /// Blocks while the server runs: until no more connections can come (a `pipe`

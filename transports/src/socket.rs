@@ -1,5 +1,6 @@
 //! What UNIX and TCP stream sockets share: splitting a connected socket into framed
-//! halves with a `shutdown(SHUT_RD)` closer, and a wakeable accept.
+//! halves and a closer (`shutdown(SHUT_RD)`, or both sides on abort) that all use its
+//! one descriptor, and a wakeable accept.
 
 use std::io;
 use std::net::{Shutdown, TcpStream};

@@ -164,8 +164,9 @@ impl ShmTransport {
     ///
     /// # Errors
     ///
-    /// `Io` if no server listens, the segment cannot be created (/dev/shm full), or the
-    /// server refuses it; `Unsupported` for a name too long.
+    /// `Io` if no server listens, the segment cannot be created (out of memory or
+    /// descriptors), or the server refuses it (its reason is in the message);
+    /// `Unsupported` for a name too long.
     ///
     /// # Examples
     ///

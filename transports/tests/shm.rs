@@ -470,7 +470,8 @@ mod hostile {
                 );
             }
             let honest = segment(4096, SEALED, |c| honest_header(c, 4096));
-            let request_cases: [(&str, &str, Vec<BorrowedFd<'_>>); 5] = [
+            let long_line = format!("IPCRSHM2{}\n", " ".repeat(300));
+            let request_cases: [(&str, &str, Vec<BorrowedFd<'_>>); 7] = [
                 ("no descriptor", "IPCRSHM2\n", vec![]),
                 (
                     "two descriptors",
@@ -478,6 +479,12 @@ mod hostile {
                     vec![honest.fd.as_fd(), honest.fd.as_fd()],
                 ),
                 ("a pipe", "IPCRSHM2\n", vec![pipe_r.as_fd()]),
+                (
+                    "many descriptors",
+                    "IPCRSHM2\n",
+                    vec![honest.fd.as_fd(); 200],
+                ),
+                ("a line too long", &long_line, vec![honest.fd.as_fd()]),
                 (
                     "the old request",
                     "IPCRSHM1 /ipc-rpc.x.1.1\n",

@@ -244,9 +244,9 @@ impl ShmTransport {
 }
 
 /// Reads a client's request: one line of at most [`MAX_REQUEST`] bytes and the
-/// descriptors sent with it (all of them, so that the caller refuses a request that
-/// carries none or several; unwanted ones close when dropped).
-fn read_request(socket: &UnixStream) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
+/// descriptor sent with it, if any; more than one fails the request (they close when
+/// dropped).
+fn read_request(socket: &UnixStream) -> io::Result<(Vec<u8>, Option<OwnedFd>)> {
     let mut line = Vec::new();
     let mut fds = Vec::new();
     let mut buf = [0u8; MAX_REQUEST];
@@ -264,8 +264,15 @@ fn read_request(socket: &UnixStream) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
         }
         line.extend_from_slice(&buf[..n]);
         fds.extend(got);
+        if fds.len() > 1 {
+            // Refused at once: a client could otherwise fill our descriptor table.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "more than one descriptor sent",
+            ));
+        }
     }
-    Ok((line, fds))
+    Ok((line, fds.pop()))
 }
 
 impl Transport for ShmTransport {
@@ -332,10 +339,11 @@ impl Offered {
         socket
             .set_read_timeout(Some(SETUP_TIMEOUT))
             .map_err(io_err)?;
-        let (line, mut fds) = read_request(&socket).map_err(io_err)?;
         let expected = format!("{REQUEST}\n");
-        let fd = match fds.pop() {
-            Some(fd) if fds.is_empty() && line == expected.as_bytes() => fd,
+        let fd = match read_request(&socket) {
+            Ok((line, Some(fd))) if line == expected.as_bytes() => fd,
+            // Gone, silent past the time-out, or the socket failed: nobody to answer.
+            Err(e) if e.kind() != io::ErrorKind::InvalidData => return Err(io_err(e)),
             _ => {
                 let _ = socket.write_all(
                     b"ERR not an ipc-rpc shm request of this version (IPCRSHM2 and one descriptor)\n",

@@ -70,11 +70,17 @@ impl Segment {
     /// memfd sealing, before 3.17).
     pub fn create(label: &str, capacity: usize, max_frame: u32) -> Result<Self, TransportError> {
         debug_assert!(layout::valid_capacity(capacity));
-        let fd = memfd_create(label, MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING).map_err(
-            io(format!(
-                "create the shared memory of {label} (memfd_create)"
-            )),
-        )?;
+        let flags = MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING;
+        // Not executable, as kernels since 6.3 ask (and `vm.memfd_noexec=2` requires);
+        // older kernels refuse the flag with EINVAL.
+        let noexec = MFdFlags::from_bits_retain(nix::libc::MFD_NOEXEC_SEAL);
+        let fd = match memfd_create(label, flags | noexec) {
+            Err(nix::errno::Errno::EINVAL) => memfd_create(label, flags),
+            other => other,
+        }
+        .map_err(io(format!(
+            "create the shared memory of {label} (memfd_create)"
+        )))?;
         let len = layout::segment_len(capacity);
         nix::unistd::ftruncate(&fd, len as i64).map_err(io(format!(
             "size the shared memory of {label} to {len} bytes"

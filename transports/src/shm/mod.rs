@@ -41,12 +41,12 @@
 //!   (whose page pool can run dry) are refused (`fstatfs` must say tmpfs). What is
 //!   left is the kernel failing to allocate a tmpfs page at all (e.g. strict
 //!   overcommit, `vm.overcommit_memory=2`, exhausted, after the peer punched a hole
-//!   with `fallocate`): system memory exhaustion, which anonymous memory meets as the
-//!   OOM killer. We install no SIGBUS handler: recovering from one inside Rust code is
-//!   not sound, and the remaining case is not a peer's to trigger at will.
+//!   with `fallocate`): a peer can only use that on a system already out of
+//!   committable memory, where anonymous memory meets the OOM killer instead. We
+//!   install no SIGBUS handler: resuming after one inside Rust code is not sound.
 //! - **A peer cannot hold a server thread busy.** Bumping the futex word we sleep on
 //!   (with or without `FUTEX_WAKE`) wakes us, but a wake-up that brings nothing backs
-//!   off ([`wait`]): our CPU stays a small fraction of what the peer burns.
+//!   off (see `wait.rs`): our CPU stays a small fraction of what the peer burns.
 //! - Both sides run as the same user (0600), so a hostile peer could still ptrace us:
 //!   the uid is the trust boundary.
 //!
@@ -217,6 +217,13 @@ impl ShmTransport {
             conn: Conn::new(segment, true, socket, options.max_frame, options.spin, peer),
         })
     }
+
+    /// The segment's descriptor on the creating (client) side; `None` on the server.
+    /// For tests that play a hostile client (e.g. try to `ftruncate` it); not API.
+    #[doc(hidden)]
+    pub fn segment_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.conn.segment_fd()
+    }
 }
 
 /// Reads one line of at most 256 bytes.
@@ -231,15 +238,6 @@ impl<R: io::Read> TakeLine for BufReader<R> {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         Ok(())
-    }
-}
-
-impl ShmTransport {
-    /// The segment's descriptor on the creating (client) side; `None` on the server.
-    /// For tests that play a hostile client (e.g. try to `ftruncate` it); not API.
-    #[doc(hidden)]
-    pub fn segment_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        self.conn.segment_fd()
     }
 }
 

@@ -201,3 +201,92 @@ pub fn read_append(fd: impl AsFd, buf: &mut Vec<u8>, max: usize) -> io::Result<u
     unsafe { buf.set_len(buf.len() + n) };
     Ok(n)
 }
+
+/// Most descriptors the kernel passes in one `SCM_RIGHTS` message (`SCM_MAX_FD`).
+const SCM_MAX_FD: usize = 253;
+
+/// Sends `bytes` on `socket` with descriptor `fd` attached (`SCM_RIGHTS`): the peer
+/// receives its own descriptor of the same open file.
+///
+/// # Errors
+///
+/// The OS error of sendmsg(2) or write(2).
+///
+/// # References
+///
+/// sendmsg(2), unix(7) `SCM_RIGHTS`
+pub fn send_with_fd(
+    socket: &std::os::unix::net::UnixStream,
+    bytes: &[u8],
+    fd: std::os::fd::BorrowedFd<'_>,
+) -> io::Result<()> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
+    let fds = [fd.as_raw_fd()];
+    let sent = loop {
+        match sendmsg::<UnixAddr>(
+            socket.as_raw_fd(),
+            &[io::IoSlice::new(bytes)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => break other?,
+        }
+    };
+    // The descriptor went with the first byte; a short write's rest goes plain.
+    io::Write::write_all(&mut &*socket, &bytes[sent..])
+}
+
+/// Receives up to `buf.len()` bytes from `socket` and the descriptors sent with them
+/// (`SCM_RIGHTS`), each close-on-exec and owned by the caller, so unwanted ones close
+/// on drop. Returns the byte count (0 at end of stream) and the descriptors.
+///
+/// A stream socket hands over the descriptors of one `sendmsg` at most per call, and
+/// at most [`SCM_MAX_FD`] of them: the control buffer has room for all, so none can
+/// be cut off (and leak in this process) by `MSG_CTRUNC`.
+///
+/// # Errors
+///
+/// The OS error of recvmsg(2) (`WouldBlock` when a receive timeout expires);
+/// `InvalidData` if the control data came truncated anyway.
+///
+/// # References
+///
+/// recvmsg(2), unix(7) `SCM_RIGHTS`, cmsg(3)
+pub fn recv_with_fds(
+    socket: &std::os::unix::net::UnixStream,
+    buf: &mut [u8],
+) -> io::Result<(usize, Vec<OwnedFd>)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, UnixAddr, recvmsg};
+    let mut space = nix::cmsg_space!([RawFd; SCM_MAX_FD]);
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let msg = loop {
+        match recvmsg::<UnixAddr>(
+            socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => break other?,
+        }
+    };
+    let mut fds = Vec::new();
+    let cmsgs = msg.cmsgs().map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "control data truncated: more descriptors than one message can carry",
+        )
+    })?;
+    for cmsg in cmsgs {
+        if let ControlMessageOwned::ScmRights(raw) = cmsg {
+            for fd in raw {
+                // SAFETY: the kernel just installed `fd` in this process for this
+                // message (SCM_RIGHTS); nothing else knows its number, so we own it.
+                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Ok((msg.bytes, fds))
+}

@@ -68,6 +68,11 @@ impl Conn {
         self.segment.control()
     }
 
+    /// The segment's descriptor, on the side that created it.
+    pub fn segment_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.segment.fd()
+    }
+
     /// Our side's line.
     pub fn my_side(&self) -> &Side {
         if self.is_client {

@@ -5,12 +5,14 @@
 //!   client                                 server (shm:/calc)
 //!   ──────                                 ──────
 //!   connect /dev/shm/ipc-rpc.calc.sock ──▶ accept         (rendezvous: UNIX socket 0600,
-//!   shm_open /ipc-rpc.calc.<pid>.<n>                        owner lock, stale reclaim)
-//!     0600, O_EXCL; ftruncate; mmap;
+//!   memfd_create "ipc-rpc.calc"                             owner lock, stale reclaim)
+//!     (CLOEXEC, ALLOW_SEALING); ftruncate;
+//!     seal SHRINK|GROW|SEAL; mmap;
 //!     header, magic stored last
-//!   "IPCRSHM1 /ipc-rpc.calc.<pid>.<n>\n" ─▶ shm_open, mmap, check magic/version/size
-//!                                      ◀── "OK\n"          shm_unlink
-//!   shm_unlink
+//!   "IPCRSHM2\n" + the fd (SCM_RIGHTS) ──▶ check: one fd, tmpfs, seals,
+//!                                           size = a valid layout; mmap;
+//!                                           magic/version/capacity; close the fd
+//!                                      ◀── "OK\n"  (or "ERR <why>\n": that client only)
 //!   ═════ requests and replies through the two rings of the segment (layout.rs) ═════
 //!   the socket stays open, silent: it is the liveness link
 //! ```
@@ -20,15 +22,33 @@
 //!   queues concurrent connects, checks permissions (the socket is 0600) and, best of
 //!   all, closes the socket when either process dies, even by `kill -9`. That is the
 //!   liveness signal: immune to pid reuse, checked whenever a futex sleep slice
-//!   expires (50 ms), so a dead peer becomes `Closed` within about that.
-//! - **The name is unlinked once both sides have mapped it**, so a live connection
-//!   leaves nothing in /dev/shm, and a crash after that leaves nothing either. A
-//!   client that dies between `shm_open` and the answer leaves its segment until the
-//!   next server binds the endpoint, which sweeps `ipc-rpc.<name>.*` segments.
+//!   expires (50 ms) or a wake-up brings nothing, so a dead peer becomes `Closed`
+//!   within about that.
+//! - **The segment is an anonymous memory file passed by descriptor**, so no
+//!   connection puts anything in /dev/shm and no crash, at any point, leaks a
+//!   segment: it lives while a descriptor or a mapping of it does. (Servers still
+//!   sweep `ipc-rpc.<name>.*` objects in /dev/shm at bind: leftovers of the version
+//!   1 protocol, which named segments there.)
 //! - **The peer is untrusted**: header, indices and lengths are checked before use
-//!   (see [`conn`] and [`index`]); corruption is `Corrupt`, never undefined behaviour.
-//!   Both sides run as the same user (0600), so a hostile peer could still truncate
-//!   the segment (SIGBUS) or ptrace us: the uid is the trust boundary.
+//!   (see [`conn`] and [`index`]); corruption is `Corrupt`, never undefined behaviour,
+//!   and ends that connection only.
+//! - **No SIGBUS from a peer.** An access to a shared mapping faults with SIGBUS, which
+//!   kills the whole process, when the page has no backing: the file was truncated
+//!   under the mapping, or the page cannot be allocated. The server maps only a file
+//!   sealed with `F_SEAL_SHRINK | F_SEAL_GROW` (and `F_SEAL_SEAL`, so the set is
+//!   final), checked with `F_GET_SEALS` before mapping, and whose `fstat` size matches
+//!   the layout: `ftruncate` by anyone then fails with `EPERM`. Hugetlbfs memory files
+//!   (whose page pool can run dry) are refused (`fstatfs` must say tmpfs). What is
+//!   left is the kernel failing to allocate a tmpfs page at all (e.g. strict
+//!   overcommit, `vm.overcommit_memory=2`, exhausted, after the peer punched a hole
+//!   with `fallocate`): a peer can only use that on a system already out of
+//!   committable memory, where anonymous memory meets the OOM killer instead. We
+//!   install no SIGBUS handler: resuming after one inside Rust code is not sound.
+//! - **A peer cannot hold a server thread busy.** Bumping the futex word we sleep on
+//!   (with or without `FUTEX_WAKE`) wakes us, but a wake-up that brings nothing backs
+//!   off (see `wait.rs`): our CPU stays a small fraction of what the peer burns.
+//! - Both sides run as the same user (0600), so a hostile peer could still ptrace us:
+//!   the uid is the trust boundary.
 //!
 //! Options: `?ring=<bytes>` (power of two, 4 KiB to 1 GiB, default 2 MiB: a 1 MiB
 //! frame fits whole and is decoded in place) and `?spin_us=<µs>` (how long a waiter
@@ -42,27 +62,31 @@ mod segment;
 mod wait;
 
 use std::io::{self, BufRead, BufReader, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rpc_core::{Closer, Listener, Parts, Transport, TransportError};
 
 use crate::endpoint::Endpoint;
+use crate::sys;
 use crate::uds::UdsListener;
 use conn::{Conn, ShmCloser, ShmReceiver, ShmSender};
 use segment::Segment;
 
-/// First word of a connect request; names the layout version too.
-const REQUEST: &str = "IPCRSHM1";
+/// A connect request: this line, with the segment's descriptor attached. Version 2:
+/// the segment is a sealed memory file passed by descriptor (version 1 sent a
+/// /dev/shm name).
+const REQUEST: &str = "IPCRSHM2";
+/// Longest request line a server reads.
+const MAX_REQUEST: usize = 256;
 /// How long either side waits for the other during connection setup.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Where the rendezvous socket and lock live.
 const SHM_DIR: &str = "/dev/shm";
 /// Default spin budget.
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
-
-static NEXT_SEGMENT: AtomicU64 = AtomicU64::new(0);
 
 /// The names derived from an endpoint's `/name`.
 struct Names {
@@ -91,12 +115,8 @@ impl Names {
         format!("{SHM_DIR}/{}.sock", self.stem)
     }
 
-    fn new_segment(&self) -> String {
-        let n = NEXT_SEGMENT.fetch_add(1, Ordering::Relaxed);
-        format!("/{}.{}.{n}", self.stem, std::process::id())
-    }
-
-    /// Whether `segment` (as sent by a client) is one of this endpoint's segments.
+    /// Whether /dev/shm object `segment` is one an older ipc-rpc (request version 1)
+    /// made for this endpoint and a crash left behind.
     fn owns_segment(&self, segment: &str) -> bool {
         segment
             .strip_prefix('/')
@@ -144,8 +164,9 @@ impl ShmTransport {
     ///
     /// # Errors
     ///
-    /// `Io` if no server listens, the segment cannot be created (/dev/shm full), or the
-    /// server refuses it; `Unsupported` for a name too long.
+    /// `Io` if no server listens, the segment cannot be created (out of memory or
+    /// descriptors), or the server refuses it (its reason is in the message);
+    /// `Unsupported` for a name too long.
     ///
     /// # Examples
     ///
@@ -163,7 +184,7 @@ impl ShmTransport {
             let context = format!("{peer}: {what}");
             move |source: io::Error| TransportError::Io { context, source }
         };
-        let mut socket = UnixStream::connect(names.socket()).map_err(|e| {
+        let socket = UnixStream::connect(names.socket()).map_err(|e| {
             let hint = match e.kind() {
                 io::ErrorKind::NotFound => "no server: its rendezvous socket does not exist; start the server or check the name",
                 io::ErrorKind::ConnectionRefused => "no server is listening (a stale rendezvous socket); start the server",
@@ -172,17 +193,16 @@ impl ShmTransport {
             };
             io_err(hint)(e)
         })?;
-        let segment_name = names.new_segment();
-        let segment = Segment::create(&segment_name, options.ring, options.max_frame as u32)?;
+        let segment = Segment::create(&names.stem, options.ring, options.max_frame as u32)?;
         let answer = (|| {
             socket.set_read_timeout(Some(SETUP_TIMEOUT))?;
-            socket.write_all(format!("{REQUEST} {segment_name}\n").as_bytes())?;
+            let fd = segment.fd().ok_or(io::ErrorKind::InvalidInput)?;
+            sys::send_with_fd(&socket, format!("{REQUEST}\n").as_bytes(), fd)?;
             let mut line = String::new();
             BufReader::new(&socket).take_line(&mut line)?;
             socket.set_read_timeout(None)?;
             Ok(line)
         })();
-        segment::unlink(&segment_name);
         let answer = answer.map_err(io_err("set up the shared segment with the server"))?;
         if answer.trim_end() != "OK" {
             return Err(TransportError::Io {
@@ -196,6 +216,13 @@ impl ShmTransport {
         Ok(ShmTransport {
             conn: Conn::new(segment, true, socket, options.max_frame, options.spin, peer),
         })
+    }
+
+    /// The segment's descriptor on the creating (client) side; `None` on the server.
+    /// For tests that play a hostile client (e.g. try to `ftruncate` it); not API.
+    #[doc(hidden)]
+    pub fn segment_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.conn.segment_fd()
     }
 }
 
@@ -212,6 +239,38 @@ impl<R: io::Read> TakeLine for BufReader<R> {
         }
         Ok(())
     }
+}
+
+/// Reads a client's request: one line of at most [`MAX_REQUEST`] bytes and the
+/// descriptor sent with it, if any; more than one fails the request (they close when
+/// dropped).
+fn read_request(socket: &UnixStream) -> io::Result<(Vec<u8>, Option<OwnedFd>)> {
+    let mut line = Vec::new();
+    let mut fds = Vec::new();
+    let mut buf = [0u8; MAX_REQUEST];
+    while !line.contains(&b'\n') {
+        let room = MAX_REQUEST - line.len();
+        if room == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request line too long",
+            ));
+        }
+        let (n, got) = sys::recv_with_fds(socket, &mut buf[..room])?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        line.extend_from_slice(&buf[..n]);
+        fds.extend(got);
+        if fds.len() > 1 {
+            // Refused at once: a client could otherwise fill our descriptor table.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "more than one descriptor sent",
+            ));
+        }
+    }
+    Ok((line, fds.pop()))
 }
 
 impl Transport for ShmTransport {
@@ -231,7 +290,6 @@ impl Transport for ShmTransport {
 /// A shared-memory server's rendezvous.
 pub struct ShmListener {
     rendezvous: UdsListener,
-    names: Names,
     endpoint: Endpoint,
     options: ShmOptions,
 }
@@ -250,7 +308,6 @@ impl ShmListener {
         Ok(ShmListener {
             rendezvous,
             options: ShmOptions::from_endpoint(&endpoint),
-            names,
             endpoint,
         })
     }
@@ -260,7 +317,6 @@ impl ShmListener {
 struct Offered {
     socket: UnixStream,
     credentials: rpc_core::PeerCredentials,
-    names: Names,
     endpoint: String,
     options: ShmOptions,
 }
@@ -270,8 +326,7 @@ impl Offered {
     fn set_up(self) -> Result<ShmTransport, TransportError> {
         let Offered {
             mut socket,
-            credentials: _,
-            names,
+            credentials,
             endpoint: name,
             options,
         } = self;
@@ -282,28 +337,31 @@ impl Offered {
         socket
             .set_read_timeout(Some(SETUP_TIMEOUT))
             .map_err(io_err)?;
-        let mut line = String::new();
-        BufReader::new(&socket)
-            .take_line(&mut line)
-            .map_err(io_err)?;
-        let segment_name = match line.trim_end().split_once(' ') {
-            Some((REQUEST, seg)) if names.owns_segment(seg) => seg.to_owned(),
+        let expected = format!("{REQUEST}\n");
+        let fd = match read_request(&socket) {
+            Ok((line, Some(fd))) if line == expected.as_bytes() => fd,
+            // Gone, silent past the time-out, or the socket failed: nobody to answer.
+            Err(e) if e.kind() != io::ErrorKind::InvalidData => return Err(io_err(e)),
             _ => {
-                let _ = socket.write_all(b"ERR not an ipc-rpc shm request of this version\n");
+                let _ = socket.write_all(
+                    b"ERR not an ipc-rpc shm request of this version (IPCRSHM2 and one descriptor)\n",
+                );
                 return Err(TransportError::Corrupt("bad shm connect request"));
             }
         };
-        let segment = match Segment::open(&segment_name) {
+        let segment = match Segment::open(fd) {
             Ok(s) => s,
             Err(e) => {
                 let _ = writeln!(socket, "ERR {e}");
                 return Err(e);
             }
         };
-        segment::unlink(&segment_name);
         socket.write_all(b"OK\n").map_err(io_err)?;
         socket.set_read_timeout(None).map_err(io_err)?;
-        let pid = segment.control().header.client_pid.load(Ordering::Relaxed);
+        // The kernel's word for the pid (SO_PEERCRED); the header's only as a fallback.
+        let pid = credentials
+            .pid
+            .unwrap_or_else(|| segment.control().header.client_pid.load(Ordering::Relaxed));
         Ok(ShmTransport {
             conn: Conn::new(
                 segment,
@@ -354,9 +412,6 @@ impl Listener for ShmListener {
         Ok(Box::new(Offered {
             socket,
             credentials,
-            names: Names {
-                stem: self.names.stem.clone(),
-            },
             endpoint: self.endpoint.to_string(),
             options: self.options,
         }))

@@ -1,30 +1,49 @@
-//! An owned mapping of a shared-memory segment: `shm_open` + `ftruncate` + `mmap`,
-//! `munmap` on drop. The client creates and initialises it, the server opens and
-//! validates it. Unlinking the name is separate ([`unlink`]): both sides unlink it as
-//! soon as both have it mapped, so nothing of a live connection stays in /dev/shm.
+//! An owned mapping of a shared-memory segment: an anonymous, sealed memory file
+//! (`memfd_create`) + `mmap`, `munmap` on drop. The client creates, sizes, seals and
+//! initialises it, then hands its descriptor to the server over the rendezvous socket;
+//! the server checks the seals, the size and the header before it maps anything.
+//!
+//! **Why sealed:** a peer that could shrink the file under our mapping would turn
+//! our next access into SIGBUS, killing the whole server. `F_SEAL_SHRINK |
+//! F_SEAL_GROW | F_SEAL_SEAL` fix the size for good, for every holder of the file
+//! (the kernel refuses `ftruncate` with `EPERM`), so the server maps only segments
+//! whose size nobody can change any more. The file has no name in /dev/shm: it lives
+//! as long as a descriptor or a mapping of it does, so a crash leaks nothing.
 //!
 //! # References
 //!
-//! shm_open(3), ftruncate(2), mmap(2), munmap(2), shm_unlink(3)
+//! memfd_create(2), fcntl(2) `F_ADD_SEALS`/`F_GET_SEALS`, fstatfs(2), ftruncate(2),
+//! mmap(2), munmap(2), shm_unlink(3)
 #![allow(unsafe_code)]
 
 use std::num::NonZeroUsize;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 
-use nix::fcntl::OFlag;
-use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap, shm_open, shm_unlink};
-use nix::sys::stat::{Mode, fstat};
+use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+use nix::sys::memfd::{MFdFlags, memfd_create};
+use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap, shm_unlink};
+use nix::sys::stat::fstat;
+use nix::sys::statfs::{TMPFS_MAGIC, fstatfs};
 use rpc_core::TransportError;
 
 use super::layout::{self, ControlPage, LAYOUT_VERSION, MAGIC};
+
+/// The seals a segment must carry before the server maps it: its size is fixed and
+/// no seal can be added or removed any more.
+pub const REQUIRED_SEALS: SealFlag = SealFlag::F_SEAL_SHRINK
+    .union(SealFlag::F_SEAL_GROW)
+    .union(SealFlag::F_SEAL_SEAL);
 
 /// A mapped segment.
 pub struct Segment {
     base: NonNull<u8>,
     len: usize,
     capacity: usize,
+    /// The creator's descriptor, sent to the server at set-up; `None` on the server,
+    /// which needs none once mapped (one descriptor less per connection).
+    fd: Option<OwnedFd>,
 }
 
 // SAFETY: the mapping is plain shared memory owned by this value until drop; every
@@ -42,33 +61,34 @@ fn io(context: String) -> impl FnOnce(nix::errno::Errno) -> TransportError {
 }
 
 impl Segment {
-    /// Creates segment `name` (0600, must not exist) for rings of `capacity` bytes,
-    /// initialises the header and publishes it.
+    /// Creates a sealed segment for rings of `capacity` bytes (`label` names it in
+    /// /proc for debugging), initialises the header and publishes it.
     ///
     /// # Errors
     ///
-    /// `Io` if the name exists or the OS refuses (e.g. /dev/shm full).
-    pub fn create(name: &str, capacity: usize, max_frame: u32) -> Result<Self, TransportError> {
+    /// `Io` if the OS refuses (out of memory or descriptors; a kernel without
+    /// memfd sealing, before 3.17).
+    pub fn create(label: &str, capacity: usize, max_frame: u32) -> Result<Self, TransportError> {
         debug_assert!(layout::valid_capacity(capacity));
-        let fd = shm_open(
-            name,
-            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o600),
-        )
-        .map_err(io(format!("create shared memory {name}")))?;
+        let flags = MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING;
+        // Not executable, as kernels since 6.3 ask (and `vm.memfd_noexec=2` requires);
+        // older kernels refuse the flag with EINVAL.
+        let noexec = MFdFlags::from_bits_retain(nix::libc::MFD_NOEXEC_SEAL);
+        let fd = match memfd_create(label, flags | noexec) {
+            Err(nix::errno::Errno::EINVAL) => memfd_create(label, flags),
+            other => other,
+        }
+        .map_err(io(format!(
+            "create the shared memory of {label} (memfd_create)"
+        )))?;
         let len = layout::segment_len(capacity);
-        let created = (|| {
-            nix::unistd::ftruncate(&fd, len as i64)
-                .map_err(io(format!("size shared memory {name} to {len} bytes")))?;
-            Self::map(&fd, len, capacity, name)
-        })();
-        let segment = match created {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = shm_unlink(name);
-                return Err(e);
-            }
-        };
+        nix::unistd::ftruncate(&fd, len as i64).map_err(io(format!(
+            "size the shared memory of {label} to {len} bytes"
+        )))?;
+        fcntl(&fd, FcntlArg::F_ADD_SEALS(REQUIRED_SEALS))
+            .map_err(io(format!("seal the shared memory of {label}")))?;
+        let mut segment = Self::map(&fd, len, capacity, &format!("the shared memory of {label}"))?;
+        segment.fd = Some(fd);
         let header = &segment.control().header;
         header.version.store(LAYOUT_VERSION, Ordering::Relaxed);
         header.capacity.store(capacity as u32, Ordering::Relaxed);
@@ -82,21 +102,38 @@ impl Segment {
         Ok(segment)
     }
 
-    /// Opens and validates segment `name` made by a client.
+    /// Checks and maps the segment a client sent as `fd`; the descriptor is closed
+    /// once mapped.
+    ///
+    /// Checked before mapping, so that nothing the client does later can make an
+    /// access fault: a memory file (tmpfs, not hugetlbfs whose pool can run dry),
+    /// sealed against shrinking and growing ([`REQUIRED_SEALS`]), of a size that is a
+    /// valid layout. After mapping: the header's magic, version and capacity.
     ///
     /// # Errors
     ///
-    /// `Corrupt` if it is not a complete ipc-rpc segment of this layout version;
-    /// `Io` if it cannot be opened.
-    pub fn open(name: &str) -> Result<Self, TransportError> {
-        let fd = shm_open(name, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(io(format!("open shared memory {name}")))?;
-        let len = usize::try_from(
-            fstat(&fd)
-                .map_err(io(format!("inspect shared memory {name}")))?
-                .st_size,
-        )
-        .map_err(|_| TransportError::Corrupt("segment size is negative"))?;
+    /// `Corrupt` if it is not a sealed, complete ipc-rpc segment of this layout
+    /// version (the message says which check failed); `Io` if it cannot be inspected
+    /// or mapped.
+    pub fn open(fd: OwnedFd) -> Result<Self, TransportError> {
+        let what = "a client's shared memory";
+        let fs = fstatfs(&fd).map_err(io(format!("inspect {what} (fstatfs)")))?;
+        if fs.filesystem_type() != TMPFS_MAGIC {
+            return Err(TransportError::Corrupt(
+                "segment is not a memory file (memfd_create without MFD_HUGETLB)",
+            ));
+        }
+        let seals = fcntl(&fd, FcntlArg::F_GET_SEALS).map_err(|_| {
+            TransportError::Corrupt("segment is not a sealable memory file (memfd_create)")
+        })?;
+        if !SealFlag::from_bits_truncate(seals).contains(REQUIRED_SEALS) {
+            return Err(TransportError::Corrupt(
+                "segment is not sealed against resizing (F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_SEAL)",
+            ));
+        }
+        // Read after the seals: from here on the size cannot change.
+        let len = usize::try_from(fstat(&fd).map_err(io(format!("inspect {what}")))?.st_size)
+            .map_err(|_| TransportError::Corrupt("segment size is negative"))?;
         if len < layout::segment_len(layout::MIN_CAPACITY)
             || len > layout::segment_len(layout::MAX_CAPACITY)
         {
@@ -108,7 +145,7 @@ impl Segment {
                 "segment size is not a valid layout",
             ));
         }
-        let segment = Self::map(&fd, len, capacity, name)?;
+        let segment = Self::map(&fd, len, capacity, what)?;
         let header = &segment.control().header;
         // SYNC: Acquire, paired with the Release store in Segment::create.
         if header.magic.load(Ordering::Acquire) != MAGIC {
@@ -128,11 +165,17 @@ impl Segment {
         Ok(segment)
     }
 
-    fn map(fd: &OwnedFd, len: usize, capacity: usize, name: &str) -> Result<Self, TransportError> {
+    /// The creator's descriptor of the segment (`None` on the server's side).
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.fd.as_ref().map(AsFd::as_fd)
+    }
+
+    fn map(fd: &OwnedFd, len: usize, capacity: usize, what: &str) -> Result<Self, TransportError> {
         let length = NonZeroUsize::new(len).ok_or(TransportError::Corrupt("empty segment"))?;
-        // SAFETY: a fresh shared mapping of `len` bytes of this shm object at an address
-        // the kernel picks; it aliases no Rust object. The object is at least `len`
-        // bytes (we sized it, or checked its size with fstat).
+        // SAFETY: a fresh shared mapping of `len` bytes of this memory file at an
+        // address the kernel picks; it aliases no Rust object. The file is `len` bytes
+        // (we sized it, or checked its size with fstat) and sealed against shrinking,
+        // so every mapped page stays backed by the file.
         let base = unsafe {
             mmap(
                 None,
@@ -143,11 +186,12 @@ impl Segment {
                 0,
             )
         }
-        .map_err(io(format!("map shared memory {name}")))?;
+        .map_err(io(format!("map {what}")))?;
         Ok(Segment {
             base: base.cast(),
             len,
             capacity,
+            fd: None,
         })
     }
 
@@ -184,7 +228,8 @@ impl Drop for Segment {
     }
 }
 
-/// Removes segment `name` from /dev/shm; existing mappings stay valid.
+/// Removes segment `name` from /dev/shm (a leftover of an older ipc-rpc, which named
+/// its segments there); existing mappings stay valid.
 pub fn unlink(name: &str) {
     let _ = shm_unlink(name);
 }

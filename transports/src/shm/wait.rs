@@ -14,6 +14,15 @@
 //!   system call at all. The sleep is cut into slices; after each expired slice the
 //!   peer's liveness is checked (the rendezvous socket reports the peer's death even
 //!   after `kill -9`, and pids are not involved), and the deadline.
+//! - **Back off after fruitless wake-ups.** The futex word lives in memory the peer
+//!   writes, so a hostile peer can bump it (and `FUTEX_WAKE` it) in a loop: each bump
+//!   ends our sleep (or makes `FUTEX_WAIT` fail at once with `EAGAIN`), and without a
+//!   brake our thread would run in lockstep with the peer's loop. A wake-up that
+//!   finds nothing ready is tolerated once (an honest peer can leave one late bump);
+//!   from the second in a row on we first sleep a pause that doubles from 50 µs to
+//!   10 ms, and check the peer is alive. Under a steady hammer that is ~100 cheap
+//!   wake-ups a second; an honest connection never gets there, and no wake-up ever
+//!   re-enters the spin phase. The pause only delays the hostile connection itself.
 //!
 //! The announce/re-check on the waiting side and the publish/check on the waking side
 //! are each separated by a SeqCst fence, so one of the two always sees the other.
@@ -32,6 +41,21 @@ const SLICE: Duration = Duration::from_millis(50);
 const YIELDS: usize = 2;
 /// Ready-checks between two looks at the clock and at the peer.
 const SPIN_BATCH: usize = 64;
+/// Pause before sleeping again after the second fruitless wake-up in a row.
+const BACKOFF_FIRST: Duration = Duration::from_micros(50);
+/// Longest pause between fruitless wake-ups.
+const BACKOFF_MAX: Duration = Duration::from_millis(10);
+
+/// The pause before the next futex sleep after `fruitless` wake-ups in a row that
+/// found nothing ready: none for the first, then doubling up to [`BACKOFF_MAX`].
+fn backoff(fruitless: u32) -> Duration {
+    match fruitless {
+        0 | 1 => Duration::ZERO,
+        n => BACKOFF_FIRST
+            .saturating_mul(1u32.checked_shl(n - 2).unwrap_or(u32::MAX))
+            .min(BACKOFF_MAX),
+    }
+}
 
 /// The futex word one side sleeps on and its "I am asleep" flag.
 pub struct SleepOn<'a> {
@@ -82,9 +106,10 @@ pub fn wait_until(
             return Ok(());
         }
     }
+    let mut fruitless = 0u32;
     loop {
         conn.check_open()?;
-        let slice = match deadline {
+        let mut slice = match deadline {
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
                 if left.is_zero() {
@@ -94,6 +119,15 @@ pub fn wait_until(
             }
             None => SLICE,
         };
+        let pause = backoff(fruitless).min(slice);
+        if !pause.is_zero() {
+            // Not a futex sleep: the peer could cut that short.
+            std::thread::sleep(pause);
+            slice -= pause;
+            if slice.is_zero() {
+                continue;
+            }
+        }
         let seq = sleep.word.load(Ordering::Acquire);
         sleep.flag.store(1, Ordering::Relaxed);
         // SYNC: SeqCst fence, paired with the one in `notify`: either we see the
@@ -108,7 +142,13 @@ pub fn wait_until(
         if ready()? {
             return Ok(());
         }
-        if !woken {
+        fruitless = if woken {
+            fruitless.saturating_add(1)
+        } else {
+            0
+        };
+        if fruitless != 1 {
+            // A slice expired, or wake-ups keep bringing nothing: is the peer there?
             conn.check_peer_alive()?;
         }
     }
@@ -128,4 +168,21 @@ pub fn notify(word: &AtomicU32, their_flag: &AtomicU32) {
 pub fn wake_all(word: &AtomicU32) {
     word.fetch_add(1, Ordering::Release);
     sys::futex_wake(word, i32::MAX);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_tolerates_one_fruitless_wake_then_doubles_up_to_the_cap() {
+        assert_eq!(backoff(0), Duration::ZERO);
+        assert_eq!(backoff(1), Duration::ZERO);
+        assert_eq!(backoff(2), BACKOFF_FIRST);
+        assert_eq!(backoff(3), BACKOFF_FIRST * 2);
+        assert_eq!(backoff(9), BACKOFF_FIRST * 128);
+        for n in [10, 31, 32, 33, 1000, u32::MAX] {
+            assert_eq!(backoff(n), BACKOFF_MAX, "{n}");
+        }
+    }
 }

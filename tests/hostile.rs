@@ -464,7 +464,6 @@ pub fn a_socket_connection_costs_the_server_one_descriptor(t: Transport, name: S
 /// reads, the next send finishes the cut frame first, and the peer receives every frame
 /// that was started, whole and in order.
 pub fn a_send_cut_short_by_its_deadline_is_finished_by_the_next(t: Transport, name: String) {
-    use rpc_core::Transport as _;
     let _ = name;
     watchdog(WATCHDOG_LONG, move || {
         // Larger than any kernel buffer on the way (TCP loopback takes megabytes).

@@ -227,29 +227,7 @@ impl FifoListener {
     pub fn bind(dir: &str, endpoint: Endpoint) -> Result<Self, TransportError> {
         let dir = PathBuf::from(dir);
         let name = endpoint.to_string();
-        match std::fs::symlink_metadata(&dir) {
-            Ok(m) if m.is_dir() && m.uid() == nix::unistd::geteuid().as_raw() => {
-                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(
-                    io_err(format!(
-                        "{name}: restrict the endpoint directory to its owner"
-                    )),
-                )?;
-            }
-            Ok(_) => {
-                return Err(io_err(format!(
-                    "{name}: the path exists and is not a directory of this user; a FIFO endpoint is a directory the server creates"
-                ))(io::ErrorKind::AlreadyExists.into()));
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                DirBuilder::new()
-                    .mode(0o700)
-                    .create(&dir)
-                    .map_err(io_err(format!(
-                        "{name}: create the endpoint directory (does its parent exist?)"
-                    )))?;
-            }
-            Err(e) => return Err(io_err(format!("{name}: inspect the endpoint path"))(e)),
-        }
+        claim_dir(&dir, &name)?;
         let lock = OwnerLock::acquire(dir.join(rendezvous::LOCK), &name)?;
         sweep(&dir);
         let connect = dir.join(rendezvous::CONNECT);
@@ -288,6 +266,45 @@ impl FifoListener {
             max_frame: self.endpoint.max_frame(),
             names: Some(names),
         })
+    }
+}
+
+/// Makes `dir` an owner-only directory of this user: creates it, or takes the one
+/// there. Another server may create it between our look and our `mkdir`; then the
+/// directory is looked at again like one that was there all along, so that the race
+/// is decided by the owner lock (the loser gets `AddrInUse`), not by `mkdir`.
+fn claim_dir(dir: &Path, name: &str) -> Result<(), TransportError> {
+    // A second look can only find it gone again if the winner made it and then
+    // removed it (it shut down at once); a few rounds cover that.
+    let mut rounds = 3;
+    loop {
+        match std::fs::symlink_metadata(dir) {
+            Ok(m) if m.is_dir() && m.uid() == nix::unistd::geteuid().as_raw() => {
+                return std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(io_err(format!(
+                        "{name}: restrict the endpoint directory to its owner"
+                    )));
+            }
+            Ok(_) => {
+                return Err(io_err(format!(
+                    "{name}: the path exists and is not a directory of this user; a FIFO endpoint is a directory the server creates"
+                ))(io::ErrorKind::AlreadyExists.into()));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                match DirBuilder::new().mode(0o700).create(dir) {
+                    Ok(()) => return Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && rounds > 0 => {
+                        rounds -= 1;
+                    }
+                    Err(e) => {
+                        return Err(io_err(format!(
+                            "{name}: create the endpoint directory (does its parent exist?)"
+                        ))(e));
+                    }
+                }
+            }
+            Err(e) => return Err(io_err(format!("{name}: inspect the endpoint path"))(e)),
+        }
     }
 }
 

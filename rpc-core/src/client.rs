@@ -326,6 +326,13 @@ pub(crate) struct CallGuard<'a> {
     reading: bool,
 }
 
+impl CallGuard<'_> {
+    /// The call's request id.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+}
+
 impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
         let mut calls = lock(&self.shared.calls);
@@ -346,6 +353,25 @@ impl Drop for CallGuard<'_> {
         drop(calls);
         if let Some(t) = next {
             t.unpark();
+        }
+    }
+}
+
+/// Why a request was not sent.
+pub(crate) enum SendError<F> {
+    /// Writing it failed and the connection is now closed. The server never runs it:
+    /// it got nothing, or the start of a frame it cannot parse. The request is given
+    /// back, for a pool to send to another worker.
+    Undelivered(RpcError, Request<F>),
+    /// It cannot be sent (its encoding failed, or it is too large): another connection
+    /// would refuse it too.
+    Refused(RpcError),
+}
+
+impl<F> SendError<F> {
+    pub(crate) fn into_error(self) -> RpcError {
+        match self {
+            SendError::Undelivered(e, _) | SendError::Refused(e) => e,
         }
     }
 }
@@ -382,7 +408,19 @@ impl Shared {
         // `request` owns the arguments: they are dropped as soon as it is written, so
         // that a large argument's memory is free again (and reused, warm) by the time
         // the reply is decoded.
-        self.send_request(call.id, request)?;
+        self.send_request(call.id, request)
+            .map_err(SendError::into_error)?;
+        self.wait_reply(call, decode, deadline)
+    }
+
+    /// The rest of a call whose request was sent: wait for the reply or read it.
+    #[inline]
+    pub(crate) fn wait_reply<R>(
+        &self,
+        call: &mut CallGuard<'_>,
+        decode: impl FnOnce(Payload<'_>) -> Result<R, CodecError>,
+        deadline: Option<Instant>,
+    ) -> Result<R, RpcError> {
         // Only now may this caller read for everyone: a reader blocked in `send` (the
         // server's buffer full because it is blocked writing replies nobody reads)
         // would deadlock the connection.
@@ -442,34 +480,49 @@ impl Shared {
         })
     }
 
-    fn send_request(
-        &self,
-        id: u64,
-        request: Request<impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>>,
-    ) -> Result<(), RpcError> {
+    /// Sends call `id`'s request; on a failed send, gives the request back (see
+    /// [`SendError`]).
+    pub(crate) fn send_request<F>(&self, id: u64, request: Request<F>) -> Result<(), SendError<F>>
+    where
+        F: Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+    {
         let Request {
             method,
             encode_args,
             bulk,
         } = request;
-        let bulk = bulk.as_deref();
+        let bulk_bytes = bulk.as_deref();
         let mut sending = lock(&self.sending);
         let Sending { sender, buf } = &mut *sending;
         let mut write = |out: &mut FrameBuf<'_>| {
             wire::encode_request_header(id, method, out)?;
             encode_args(out)?;
-            match bulk {
+            match bulk_bytes {
                 Some(bytes) => encode_bulk_len(bytes.len(), out),
                 None => Ok(()),
             }
         };
-        match send_frame(&mut **sender, buf, &mut write, bulk.unwrap_or_default()) {
-            Ok(encoded) => Ok(encoded?),
-            Err(TransportError::FrameTooLarge { len, max }) => Err(RpcError::FrameTooLarge {
-                len,
-                max: max as u64,
-            }),
-            Err(e) => Err(self.fail(e)),
+        match send_frame(
+            &mut **sender,
+            buf,
+            &mut write,
+            bulk_bytes.unwrap_or_default(),
+        ) {
+            Ok(encoded) => encoded.map_err(|e| SendError::Refused(e.into())),
+            Err(TransportError::FrameTooLarge { len, max }) => {
+                Err(SendError::Refused(RpcError::FrameTooLarge {
+                    len,
+                    max: max as u64,
+                }))
+            }
+            Err(e) => Err(SendError::Undelivered(
+                self.fail(e),
+                Request {
+                    method,
+                    encode_args,
+                    bulk,
+                },
+            )),
         }
     }
 

@@ -92,7 +92,8 @@ impl Client {
     ///
     /// `Incompatible` if the server runs another service, signature or protocol
     /// version; `Protocol` if it is not an ipc-rpc server; `Disconnected`/`Io` if the
-    /// connection fails; `Timeout` if no answer comes within [`HANDSHAKE_TIMEOUT`].
+    /// connection fails (`Disconnected` with the server's reason if it refused the
+    /// connection, e.g. "server out of file descriptors"); `Timeout` if no answer comes within [`HANDSHAKE_TIMEOUT`].
     ///
     /// # Examples
     ///
@@ -127,10 +128,16 @@ impl Client {
             fingerprint: service.fingerprint,
         };
         encode_into(&hello, &mut buf, "handshake")?;
-        sender.send(&buf).map_err(|e| match e {
-            TransportError::Closed => closed("sending hello"),
-            e => transport_error(&peer, e),
-        })?;
+        if let Err(e) = sender.send(&buf) {
+            return Err(match e {
+                // A server that refuses connections may have said why and closed
+                // before our hello arrived.
+                TransportError::Closed => {
+                    refused(&mut *receiver, &peer).unwrap_or_else(|| closed("sending hello"))
+                }
+                e => transport_error(&peer, e),
+            });
+        }
 
         let frame = receiver
             .recv(Some(Instant::now() + HANDSHAKE_TIMEOUT))
@@ -148,6 +155,9 @@ impl Client {
                 }
                 e => transport_error(&peer, e),
             })?;
+        if let Some(reason) = wire::decode_refusal(frame) {
+            return Err(refusal_error(&peer, &reason));
+        }
         let welcome: Welcome<'_> = match decode_prefix::<Welcome<'_>>(&mut &frame[..], "welcome") {
             Ok(w) if w.magic == MAGIC => w,
             _ => {
@@ -663,6 +673,23 @@ impl Shared {
             },
             other => transport_error(&self.peer, other),
         }
+    }
+}
+
+/// How long a client whose hello could not be sent looks for a refusal frame.
+const REFUSAL_WAIT: Duration = Duration::from_millis(200);
+
+/// The error of a refusal frame already waiting on `receiver`, if there is one.
+fn refused(receiver: &mut dyn FrameReceiver, peer: &Arc<str>) -> Option<RpcError> {
+    let frame = receiver.recv(Some(Instant::now() + REFUSAL_WAIT)).ok()?;
+    wire::decode_refusal(frame).map(|reason| refusal_error(peer, &reason))
+}
+
+/// The error of a server's refusal saying `reason`.
+fn refusal_error(peer: &Arc<str>, reason: &str) -> RpcError {
+    RpcError::Disconnected {
+        peer: peer.clone(),
+        reason: format!("the server refused the connection: {reason}").into(),
     }
 }
 

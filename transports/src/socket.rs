@@ -8,6 +8,7 @@ use std::os::unix::net::UnixStream;
 
 use rpc_core::{Closer, Parts, TransportError};
 
+use crate::fd_reserve::{FdReserve, is_exhaustion};
 use crate::stream::{StreamReceiver, StreamSender};
 use crate::wakeup::Wakeup;
 
@@ -75,17 +76,22 @@ pub(crate) fn split_socket<S: StreamSocket>(
 }
 
 /// Waits for a connection on the non-blocking listener `listener` (or for `wakeup`:
-/// `Closed`), accepts it with `accept`, and returns it in blocking mode.
+/// `Closed`), accepts it with `accept`, and returns it in blocking mode. Out of file
+/// descriptors, connections are refused with the help of `reserve`.
 pub(crate) fn accept_blocking<S: StreamSocket, A>(
     listener: BorrowedFd<'_>,
     wakeup: &Wakeup,
     name: &str,
+    reserve: &mut FdReserve,
     mut accept: impl FnMut() -> io::Result<(S, A)>,
 ) -> Result<(S, A), TransportError> {
     loop {
         wakeup.wait_readable(listener, name)?;
         match accept() {
             Ok((stream, addr)) => {
+                let Some(stream) = reserve.admit(stream, name) else {
+                    continue;
+                };
                 stream
                     .set_nonblocking(false)
                     .map_err(|e| TransportError::Io {
@@ -100,6 +106,9 @@ pub(crate) fn accept_blocking<S: StreamSocket, A>(
                     e.kind(),
                     io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
                 ) => {}
+            Err(e)
+                if is_exhaustion(&e)
+                    && reserve.refuse_waiting(name, &e, || accept().map(|(s, _)| s)) => {}
             Err(e) => {
                 return Err(TransportError::Io {
                     context: format!("{name}: accept"),

@@ -3,6 +3,11 @@
 //! handshake", nor a time-out), the server says it once on stderr, and it takes
 //! connections again once some close.
 //!
+//! FIFO servers cannot send a refusal (they would need descriptors for the client's
+//! FIFOs): they remove the client's FIFOs, and the client's error names the probable
+//! cause. Message-queue and shared-memory servers are not covered: their clients see
+//! the connection fail or time out.
+//!
 //! The server runs in a child process (this test binary re-executed) whose
 //! `RLIMIT_NOFILE` is lowered before it serves.
 
@@ -138,6 +143,19 @@ fn unix_clients_of_a_server_out_of_descriptors_are_told_so() {
         exhaust(
             Transport::unix,
             "unix_clients_of_a_server_out_of_descriptors_are_told_so",
+        );
+    });
+}
+
+/// FIFO servers cannot answer a client they cannot open FIFOs for: they remove the
+/// client's pair, and the client's connect names the probable cause.
+#[test]
+fn fifo_clients_of_a_server_out_of_descriptors_are_told_the_probable_cause() {
+    serve_if_limited_child();
+    watchdog(WATCHDOG, || {
+        exhaust(
+            Transport::fifo,
+            "fifo_clients_of_a_server_out_of_descriptors_are_told_the_probable_cause",
         );
     });
 }

@@ -41,6 +41,16 @@ pub(crate) fn is_exhaustion(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
+/// Whether the process can open `n` more descriptors (each opened and closed again):
+/// `Err` (`EMFILE`/`ENFILE`) if not. For set-ups that need descriptors after the
+/// connection's own are open.
+pub(crate) fn check_headroom(n: usize) -> io::Result<()> {
+    (0..n)
+        .map(|_| open_spare())
+        .collect::<io::Result<Vec<File>>>()
+        .map(drop)
+}
+
 /// A listener's spare descriptor, and whether it has told stderr about exhaustion.
 pub(crate) struct FdReserve {
     spare: Option<File>,

@@ -170,6 +170,11 @@ impl FifoTransport {
                         "{peer}: the server did not take the connection within {CONNECT_TIMEOUT:?}; is it overloaded or stuck?"
                     ))(e));
                 }
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    return Err(io_err(format!(
+                        "{peer}: the server removed this connection's FIFOs instead of opening them: it is shutting down, or it could not open them (probably server out of file descriptors: raise the server's `ulimit -n` or close idle connections)"
+                    ))(e));
+                }
                 Err(e) => return Err(io_err(format!("{peer}: open {}", c2s.display()))(e)),
             }
         };
@@ -215,6 +220,9 @@ pub struct FifoListener {
     pending: Vec<u8>,
     wakeup: Wakeup,
     lock: Option<OwnerLock>,
+    /// Whether stderr was told that the process is out of descriptors, since the
+    /// last connection opened.
+    out_of_fds_logged: bool,
 }
 
 impl FifoListener {
@@ -246,17 +254,39 @@ impl FifoListener {
             pending: Vec::with_capacity(rendezvous::MAX_REQUEST * 4),
             wakeup: Wakeup::new()?,
             lock: Some(lock),
+            out_of_fds_logged: false,
         })
     }
 
-    /// Opens the FIFO pair of client `id`; on failure removes it and returns `None`.
-    fn open_pair(&self, id: &str) -> Option<FifoTransport> {
+    /// Opens the FIFO pair of client `id`; on failure removes it and returns `None`
+    /// (the client's connect then fails at once, naming the probable cause).
+    fn open_pair(&mut self, id: &str) -> Option<FifoTransport> {
         let (c2s, s2c) = rendezvous::pair_paths(&self.dir, id);
         let names = PairNames(c2s.clone(), s2c.clone());
         // The reply FIFO first: the client opens the request FIFO for writing only once
         // we hold it for reading, and that must mean the connection is fully set up.
-        let writer = open_fifo(&s2c, true).ok()?;
-        let reader = open_fifo(&c2s, false).ok()?;
+        // The pair and the closer's duplicate that splitting the connection makes:
+        // checked first, so that the client never sees a FIFO open for a moment.
+        let opened = crate::fd_reserve::check_headroom(3).and_then(|()| {
+            let writer = open_fifo(&s2c, true)?;
+            Ok((writer, open_fifo(&c2s, false)?))
+        });
+        let (writer, reader) = match opened {
+            Ok(pair) => {
+                self.out_of_fds_logged = false;
+                pair
+            }
+            Err(e) => {
+                if crate::fd_reserve::is_exhaustion(&e) && !self.out_of_fds_logged {
+                    self.out_of_fds_logged = true;
+                    eprintln!(
+                        "ipc-rpc: {}: out of file descriptors, refusing new connections until some close: raise the server's `ulimit -n` (RLIMIT_NOFILE) or close idle connections",
+                        self.endpoint
+                    );
+                }
+                return None;
+            }
+        };
         set_blocking(&reader).ok()?;
         set_blocking(&writer).ok()?;
         Some(FifoTransport {

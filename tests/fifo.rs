@@ -133,3 +133,68 @@ fn path_that_is_a_file_is_refused() {
     assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+/// Servers racing to create the same fresh endpoint directory: exactly one wins and
+/// every loser is told `AddrInUse`, never "create the endpoint directory: File exists"
+/// (the loser's `mkdir` failing because the winner made the directory a moment earlier).
+#[test]
+fn servers_racing_on_a_new_directory_lose_with_addr_in_use() {
+    const RACES: usize = 30;
+    const SERVERS: usize = 4;
+    watchdog(WATCHDOG, || {
+        let mut failures = Vec::new();
+        let mut bad_races = 0;
+        for race in 0..RACES {
+            let before = failures.len();
+            let base = unique_dir();
+            let ep = Endpoint::new(ipc_rpc::EndpointKind::Fifo(
+                base.join("calc").display().to_string(),
+            ));
+            let start = std::sync::Arc::new(std::sync::Barrier::new(SERVERS));
+            let racers: Vec<_> = (0..SERVERS)
+                .map(|_| {
+                    let (ep, start) = (ep.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        ipc_rpc::serve(&ep, ProbeServer::new(ProbeImpl))
+                    })
+                })
+                .collect();
+            let results: Vec<_> = racers.into_iter().map(|r| r.join().unwrap()).collect();
+            let mut winners = Vec::new();
+            for result in results {
+                match result {
+                    Ok(server) => winners.push(server),
+                    Err(ServeError::AddrInUse { .. }) => {}
+                    Err(other) => {
+                        failures.push(format!("race {race}: a loser got {}", chain(&other)))
+                    }
+                }
+            }
+            if winners.len() != 1 {
+                failures.push(format!("race {race}: {} winners", winners.len()));
+            }
+            for server in winners {
+                server.shutdown();
+            }
+            std::fs::remove_dir(&base).unwrap();
+            bad_races += usize::from(failures.len() > before);
+        }
+        assert!(
+            failures.is_empty(),
+            "{bad_races} of {RACES} races went wrong:\n{}",
+            failures.join("\n")
+        );
+    });
+}
+
+/// An error and its sources, joined by ": ".
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
+}

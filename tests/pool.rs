@@ -34,6 +34,8 @@ pub trait Job {
     fn pid(&self) -> u32;
     /// The role the worker was started with.
     fn role(&self) -> String;
+    /// The length of `bytes`.
+    fn len(&self, bytes: Vec<u8>) -> u64;
 }
 
 struct Worker(String);
@@ -51,6 +53,9 @@ impl Job for Worker {
     }
     fn role(&self) -> String {
         self.0.clone()
+    }
+    fn len(&self, bytes: Vec<u8>) -> u64 {
+        bytes.len() as u64
     }
 }
 
@@ -296,6 +301,159 @@ fn a_killed_worker_is_replaced_and_every_call_is_accounted_for() {
         assert!(pool.status().iter().map(|w| w.starts).sum::<u64>() == 3);
         let client = pool.client();
         assert_eq!(client.square(9).unwrap(), 81);
+        pool.shutdown();
+    });
+}
+
+/// Whether process `pid` has died and its descriptors are closed: every thread but
+/// the leader is gone (threads share the descriptor table, so the leader alone being
+/// a zombie is not enough) and the leader is a zombie, or the process is gone.
+fn dead(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    if tasks
+        .flatten()
+        .any(|t| t.file_name().to_str() != Some(&pid.to_string()))
+    {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name, which may hold spaces.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => true,
+    }
+}
+
+/// Calls made right after a worker died, before the pool noticed, never reached a
+/// worker (the request could not be written): the pool sends them to another worker,
+/// so every one succeeds while a worker lives.
+#[test]
+fn calls_right_after_a_worker_dies_go_to_another_worker() {
+    const ROUNDS: usize = 10;
+    const CALLERS: usize = 4;
+    const CALLS: usize = 5;
+    worker_main();
+    watchdog(WATCHDOG, || {
+        // Each victim dies young (a failed start, to the pool): keep restarting, fast.
+        let pool = builder("calls_right_after_a_worker_dies_go_to_another_worker")
+            .workers(2)
+            .max_start_failures(u32::MAX)
+            .restart_backoff(Duration::from_millis(1))
+            .spawn()
+            .unwrap();
+        let mut failures = Vec::new();
+        for round in 0..ROUNDS {
+            wait_until("both workers live", Duration::from_secs(10), || {
+                pool.status().iter().all(|w| w.state == WorkerState::Live)
+            });
+            // Idle workers: each first call goes to the lowest slot, the victim.
+            let victim = pool.status()[0].pid.unwrap();
+            let go = Arc::new(Barrier::new(CALLERS + 1));
+            let callers: Vec<_> = (0..CALLERS)
+                .map(|_| {
+                    let (client, go) = (pool.client().clone(), go.clone());
+                    thread::spawn(move || {
+                        go.wait();
+                        (0..CALLS).map(|_| client.pid()).collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(victim as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .unwrap();
+            while !dead(victim) {
+                std::hint::spin_loop();
+            }
+            go.wait();
+            for result in callers.into_iter().flat_map(|t| t.join().unwrap()) {
+                match result {
+                    Ok(pid) => assert_ne!(pid, victim, "round {round}: the dead worker answered"),
+                    Err(e) => failures.push(format!("round {round}: {e}")),
+                }
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} of {} calls made after their worker died failed:\n{}",
+            failures.len(),
+            ROUNDS * CALLERS * CALLS,
+            failures.join("\n")
+        );
+        pool.shutdown();
+    });
+}
+
+/// A request that a worker dies while receiving (its sender blocked on a full pipe,
+/// the worker stopped) never ran: the pool sends it to another worker, and the call
+/// succeeds.
+#[test]
+fn a_request_cut_off_by_its_workers_death_goes_to_another_worker() {
+    const LEN: usize = 1 << 20; // far more than a pipe holds
+    worker_main();
+    watchdog(WATCHDOG, || {
+        let pool = builder("a_request_cut_off_by_its_workers_death_goes_to_another_worker")
+            .workers(2)
+            .spawn()
+            .unwrap();
+        // An idle pool sends a lone call to the lowest slot.
+        let victim = pool.status()[0].pid.unwrap();
+        let victim_pid = nix::unistd::Pid::from_raw(victim as i32);
+        nix::sys::signal::kill(victim_pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        let big = {
+            let client = pool.client().clone();
+            thread::spawn(move || client.len(vec![7; LEN]))
+        };
+        wait_until("the big call to start", Duration::from_secs(10), || {
+            pool.status()[0].in_flight == 1
+        });
+        // Let its sender fill the pipe and block.
+        thread::sleep(Duration::from_millis(200));
+        nix::sys::signal::kill(victim_pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+        assert_eq!(big.join().unwrap().unwrap(), LEN as u64);
+        assert_ne!(pool.client().pid().unwrap(), victim);
+        pool.shutdown();
+    });
+}
+
+/// A call in flight (its request sent) when its worker is killed fails with
+/// `Disconnected` naming the worker: it may have run, so it is not sent again.
+#[test]
+fn a_call_in_flight_when_its_worker_is_killed_is_disconnected() {
+    worker_main();
+    watchdog(WATCHDOG, || {
+        let pool = builder("a_call_in_flight_when_its_worker_is_killed_is_disconnected")
+            .workers(2)
+            .spawn()
+            .unwrap();
+        // An idle pool sends a lone call to the lowest slot.
+        let victim = pool.status()[0].pid.unwrap();
+        let slow = {
+            let client = pool.client().clone();
+            thread::spawn(move || client.busy(5_000))
+        };
+        wait_until("the slow call to start", Duration::from_secs(10), || {
+            pool.status()[0].in_flight == 1
+        });
+        // Leave the request time to be read: in flight means sent.
+        thread::sleep(Duration::from_millis(200));
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(victim as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        match slow.join().unwrap() {
+            Err(RpcError::Disconnected { peer, reason }) => {
+                assert!(peer.contains(&format!("pid {victim}")), "{peer}");
+                assert!(reason.contains("replacement"), "{reason}");
+            }
+            other => panic!("expected Disconnected, got {other:?}"),
+        }
+        assert_ne!(pool.client().pid().unwrap(), victim);
         pool.shutdown();
     });
 }

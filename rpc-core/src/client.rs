@@ -111,7 +111,8 @@ impl Client {
     ///
     /// `Incompatible` if the server runs another service, signature or protocol
     /// version; `Protocol` if it is not an ipc-rpc server; `Disconnected`/`Io` if the
-    /// connection fails; `Timeout` if no answer comes within [`HANDSHAKE_TIMEOUT`].
+    /// connection fails (`Disconnected` with the server's reason if it refused the
+    /// connection, e.g. "server out of file descriptors"); `Timeout` if no answer comes within [`HANDSHAKE_TIMEOUT`].
     ///
     /// # Examples
     ///
@@ -148,14 +149,20 @@ impl Client {
             fingerprint: service.fingerprint,
         };
         encode_into(&hello, &mut buf, "handshake")?;
-        sender.send(&buf).map_err(|e| match e {
-            TransportError::Closed => closed("sending hello"),
-            TransportError::TimedOut => RpcError::Timeout {
-                peer: peer.clone(),
-                after: HANDSHAKE_TIMEOUT,
-            },
-            e => transport_error(&peer, e),
-        })?;
+        if let Err(e) = sender.send(&buf) {
+            return Err(match e {
+                // A server that refuses connections may have said why and closed
+                // before our hello arrived.
+                TransportError::Closed => {
+                    refused(&mut *receiver, &peer).unwrap_or_else(|| closed("sending hello"))
+                }
+                TransportError::TimedOut => RpcError::Timeout {
+                    peer: peer.clone(),
+                    after: HANDSHAKE_TIMEOUT,
+                },
+                e => transport_error(&peer, e),
+            });
+        }
 
         let frame = receiver
             .recv(Some(Instant::now() + HANDSHAKE_TIMEOUT))
@@ -173,6 +180,9 @@ impl Client {
                 }
                 e => transport_error(&peer, e),
             })?;
+        if let Some(reason) = wire::decode_refusal(frame) {
+            return Err(refusal_error(&peer, &reason));
+        }
         let welcome: Welcome<'_> = match decode_prefix::<Welcome<'_>>(&mut &frame[..], "welcome") {
             Ok(w) if w.magic == MAGIC => w,
             _ => {
@@ -402,6 +412,26 @@ fn next_reader(calls: &Calls) -> Option<Thread> {
         })
 }
 
+/// Why a request was not sent.
+pub(crate) enum SendError<F> {
+    /// Writing it failed and the connection is now closed. The server never runs it:
+    /// it got nothing, or the start of a frame it cannot parse. The request is given
+    /// back, for a pool to send to another worker.
+    Undelivered(RpcError, Request<F>),
+    /// It was not sent and must not be sent elsewhere: its encoding failed or it is too
+    /// large (another connection would refuse it too), or its deadline passed (if part
+    /// of it went, the transport finishes it with its next send: it is delivered).
+    Refused(RpcError),
+}
+
+impl<F> SendError<F> {
+    pub(crate) fn into_error(self) -> RpcError {
+        match self {
+            SendError::Undelivered(e, _) | SendError::Refused(e) => e,
+        }
+    }
+}
+
 enum Turn {
     Reply(Handed),
     Read,
@@ -434,7 +464,19 @@ impl Shared {
         // `request` owns the arguments: they are dropped as soon as it is written, so
         // that a large argument's memory is free again (and reused, warm) by the time
         // the reply is decoded.
-        self.send_request(call, request, deadline)?;
+        self.send_request(call, request, deadline)
+            .map_err(SendError::into_error)?;
+        self.wait_reply(call, decode, deadline)
+    }
+
+    /// The rest of a call whose request was sent: wait for the reply or read it.
+    #[inline]
+    pub(crate) fn wait_reply<R>(
+        &self,
+        call: &mut CallGuard<'_>,
+        decode: impl FnOnce(Payload<'_>) -> Result<R, CodecError>,
+        deadline: Option<Instant>,
+    ) -> Result<R, RpcError> {
         // Only now may this caller read for everyone: a reader blocked in `send` (the
         // server's buffer full because it is blocked writing replies nobody reads)
         // would deadlock the connection.
@@ -506,46 +548,64 @@ impl Shared {
         })
     }
 
-    /// Sends a call's request, giving up at `deadline` (`Timeout`; the reply is owed if
-    /// part of the request went, since the transport finishes it with its next send).
-    fn send_request(
+    /// Sends a call's request, giving up at `deadline` (`Timeout`; the reply is then owed
+    /// if part of the request went, since the transport finishes it with its next
+    /// send); on a failed send, gives the request back (see [`SendError`]).
+    pub(crate) fn send_request<F>(
         &self,
         call: &mut CallGuard<'_>,
-        request: Request<impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>>,
+        request: Request<F>,
         deadline: Option<Instant>,
-    ) -> Result<(), RpcError> {
+    ) -> Result<(), SendError<F>>
+    where
+        F: Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+    {
         let id = call.id;
         let Request {
             method,
             encode_args,
             bulk,
         } = request;
-        let bulk = bulk.as_deref();
+        let bulk_bytes = bulk.as_deref();
         let mut sending = lock(&self.sending);
         let Sending { sender, buf } = &mut *sending;
         sender.set_deadline(deadline);
         let mut write = |out: &mut FrameBuf<'_>| {
             wire::encode_request_header(id, method, out)?;
             encode_args(out)?;
-            match bulk {
+            match bulk_bytes {
                 Some(bytes) => encode_bulk_len(bytes.len(), out),
                 None => Ok(()),
             }
         };
-        match send_frame(&mut **sender, buf, &mut write, bulk.unwrap_or_default()) {
-            Ok(encoded) => Ok(encoded?),
-            Err(TransportError::FrameTooLarge { len, max }) => Err(RpcError::FrameTooLarge {
-                len,
-                max: max as u64,
-            }),
+        match send_frame(
+            &mut **sender,
+            buf,
+            &mut write,
+            bulk_bytes.unwrap_or_default(),
+        ) {
+            Ok(encoded) => encoded.map_err(|e| SendError::Refused(e.into())),
+            Err(TransportError::FrameTooLarge { len, max }) => {
+                Err(SendError::Refused(RpcError::FrameTooLarge {
+                    len,
+                    max: max as u64,
+                }))
+            }
             Err(TransportError::TimedOut) => {
                 call.owed = sender.has_backlog();
-                Err(RpcError::Timeout {
+                Err(SendError::Refused(RpcError::Timeout {
                     peer: self.peer.clone(),
                     after: Duration::ZERO,
-                })
+                }))
             }
-            Err(e) => Err(self.fail(e)),
+            Err(e) => Err(SendError::Undelivered(
+                self.fail(e),
+                Request {
+                    method,
+                    encode_args,
+                    bulk,
+                },
+            )),
         }
     }
 
@@ -765,6 +825,23 @@ fn drain(me: &Weak<Shared>) {
         if let Some(t) = next {
             t.unpark();
         }
+    }
+}
+
+/// How long a client whose hello could not be sent looks for a refusal frame.
+const REFUSAL_WAIT: Duration = Duration::from_millis(200);
+
+/// The error of a refusal frame already waiting on `receiver`, if there is one.
+fn refused(receiver: &mut dyn FrameReceiver, peer: &Arc<str>) -> Option<RpcError> {
+    let frame = receiver.recv(Some(Instant::now() + REFUSAL_WAIT)).ok()?;
+    wire::decode_refusal(frame).map(|reason| refusal_error(peer, &reason))
+}
+
+/// The error of a server's refusal saying `reason`.
+fn refusal_error(peer: &Arc<str>, reason: &str) -> RpcError {
+    RpcError::Disconnected {
+        peer: peer.clone(),
+        reason: format!("the server refused the connection: {reason}").into(),
     }
 }
 

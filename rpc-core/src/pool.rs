@@ -15,9 +15,12 @@
 //! Contract:
 //! - a call goes to a live worker with the fewest calls in flight (ties: the lowest
 //!   index); while no worker is live it waits for one, up to the call's deadline;
-//! - a call that finds its worker's connection already closed, before sending
-//!   anything, is routed to another worker; a call in flight on a worker that dies
-//!   returns `RpcError::Disconnected` naming the worker; other calls go on;
+//! - a call that never reached its worker (the worker's connection was already
+//!   closed, or writing the request failed: the worker died before the pool noticed)
+//!   is routed to another worker; a call in flight (its request written) on a worker
+//!   that dies returns `RpcError::Disconnected` naming the worker; other calls go on
+//!   (a request written whole into a dead worker's buffers, e.g. a TCP socket's or a
+//!   pipe's just before its reader died, counts as in flight: nothing tells it apart);
 //! - a worker that ends is replaced at once; a start that fails, or a worker that
 //!   ends within [`PoolConfig::min_uptime`], counts as a failure: the next start
 //!   waits [`PoolConfig::backoff`], doubling up to [`PoolConfig::max_backoff`], and
@@ -32,7 +35,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::client::{Client, Request, Shared};
+use crate::client::{Client, Request, SendError, Shared};
 use crate::codec::{FrameBuf, Payload};
 use crate::dispatch::ServiceInfo;
 use crate::error::{BoxError, CodecError, RpcError, chain};
@@ -427,6 +430,7 @@ impl Router {
         decode: impl FnOnce(Payload<'_>) -> Result<R, CodecError>,
         deadline: Option<Instant>,
     ) -> Result<R, RpcError> {
+        let mut request = request;
         loop {
             let lease = self.lease(deadline)?;
             let conn = &*lease.live.conn;
@@ -435,7 +439,19 @@ impl Router {
                 self.retire(&lease.live);
                 continue;
             };
-            let result = conn.send_and_wait(&mut call, request, decode, deadline);
+            match conn.send_request(&mut call, request, deadline) {
+                Ok(()) => {}
+                // The worker died before the pool noticed; the request did not reach
+                // it (not whole, so it cannot have run): another one takes the call.
+                Err(SendError::Undelivered(_, unsent)) => {
+                    drop(call);
+                    self.retire(&lease.live);
+                    request = unsent;
+                    continue;
+                }
+                Err(SendError::Refused(e)) => return Err(e),
+            }
+            let result = conn.wait_reply(&mut call, decode, deadline);
             drop(call);
             return match result {
                 Err(e) if conn.is_closed() => Err(self.worker_lost(&lease.live, e)),

@@ -6,6 +6,7 @@
 //!
 //! Hello    = "IPCR" protocol:u16 service:str fingerprint:u64
 //! Welcome  = "IPCR" protocol:u16 service:str fingerprint:u64 accepted:bool
+//! Refusal  = "IPCX" reason:str                            (instead of Welcome, then close)
 //! Request  = id:varint method:varint  args...            (each argument, postcard, in order)
 //! Response = id:varint status:u8      payload            (0: the return value, 1: RemoteError)
 //! ```
@@ -51,6 +52,67 @@ pub struct Welcome<'a> {
     pub fingerprint: u64,
     /// Whether the server accepted the client; if not it closes the connection.
     pub accepted: bool,
+}
+
+/// First bytes of a [`Refusal`]; distinct from [`MAGIC`], so a client tells it from a
+/// [`Welcome`] by its first four bytes.
+pub const REFUSAL_MAGIC: [u8; 4] = *b"IPCX";
+
+/// Longest refusal reason a client shows, in bytes; the rest is cut off.
+pub const MAX_REFUSAL_REASON: usize = 512;
+
+/// What a server that cannot take a connection sends instead of a [`Welcome`] (before
+/// it has read the client's [`Hello`], e.g. when it is out of file descriptors), then
+/// it closes the connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal<'a> {
+    /// Always [`REFUSAL_MAGIC`].
+    pub magic: [u8; 4],
+    /// Why, as a sentence for the client's user.
+    pub reason: &'a str,
+}
+
+/// A refusal frame saying `reason`, ready for a transport (or
+/// [`crate::framing::write_frame`] on a raw stream).
+///
+/// # Examples
+///
+/// ```
+/// let frame = rpc_core::wire::encode_refusal("server out of file descriptors");
+/// assert_eq!(
+///     rpc_core::wire::decode_refusal(&frame).as_deref(),
+///     Some("server out of file descriptors")
+/// );
+/// ```
+pub fn encode_refusal(reason: &str) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(reason.len() + 8);
+    let refusal = Refusal {
+        magic: REFUSAL_MAGIC,
+        reason,
+    };
+    // Encoding a byte array and a string into a Vec cannot fail.
+    let _ = crate::codec::encode_into(&refusal, &mut buf, "refusal");
+    buf
+}
+
+/// The reason of a refusal frame: `None` if `frame` is not one. The peer's text is
+/// cut to [`MAX_REFUSAL_REASON`] bytes and its control characters replaced, so it is
+/// safe to print.
+pub fn decode_refusal(frame: &[u8]) -> Option<String> {
+    if !frame.starts_with(&REFUSAL_MAGIC) {
+        return None;
+    }
+    let refusal: Refusal<'_> = decode_prefix(&mut &frame[..], "refusal").ok()?;
+    let mut end = refusal.reason.len().min(MAX_REFUSAL_REASON);
+    while !refusal.reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(
+        refusal.reason[..end]
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect(),
+    )
 }
 
 /// Status byte of a reply carrying the return value.
@@ -121,6 +183,24 @@ mod tests {
         assert!(decode_request_header(&[]).is_err());
         assert!(decode_request_header(&[0x80]).is_err());
         assert!(decode_response_header(&[0xFF, 0xFF]).is_err());
+    }
+
+    #[test]
+    fn refusal_round_trips_and_is_not_a_welcome() {
+        let frame = encode_refusal("out of\nfile descriptors");
+        assert!(frame.starts_with(b"IPCX"));
+        assert_eq!(
+            decode_refusal(&frame).as_deref(),
+            Some("out of file descriptors")
+        );
+        assert!(
+            decode_prefix::<Welcome<'_>>(&mut &frame[..], "w").map_or(true, |w| w.magic != MAGIC)
+        );
+        let long = "é".repeat(MAX_REFUSAL_REASON);
+        let cut = decode_refusal(&encode_refusal(&long)).unwrap();
+        assert!(cut.len() <= MAX_REFUSAL_REASON && cut.chars().all(|c| c == 'é'));
+        assert_eq!(decode_refusal(b"IPCX\xff"), None);
+        assert_eq!(decode_refusal(b"IPCR"), None);
     }
 
     #[test]

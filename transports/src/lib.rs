@@ -15,6 +15,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod endpoint;
+mod fd_reserve;
 pub mod fifo;
 pub mod mq;
 pub mod owner_lock;

@@ -2,7 +2,7 @@
 //! halves and a closer (`shutdown(SHUT_RD)`, or both sides on abort) that all use its
 //! one descriptor, and a wakeable accept.
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use rpc_core::{Closer, Parts, TransportError};
 
+use crate::fd_reserve::{FdReserve, is_exhaustion};
 use crate::stream::{StreamReceiver, StreamSender, WriteMode};
 use crate::wakeup::Wakeup;
 
 /// A connected stream socket of std (`UnixStream`, `TcpStream`).
-pub(crate) trait StreamSocket: AsFd + Send + Sync + Sized + 'static {
+pub(crate) trait StreamSocket: Read + Write + AsFd + Send + Sync + Sized + 'static {
     fn shutdown(&self, how: Shutdown) -> io::Result<()>;
     fn set_nonblocking(&self, on: bool) -> io::Result<()>;
 }
@@ -74,17 +75,22 @@ pub(crate) fn split_socket<S: StreamSocket>(
 }
 
 /// Waits for a connection on the non-blocking listener `listener` (or for `wakeup`:
-/// `Closed`), accepts it with `accept`, and returns it in blocking mode.
+/// `Closed`), accepts it with `accept`, and returns it in blocking mode. Out of file
+/// descriptors, connections are refused with the help of `reserve`.
 pub(crate) fn accept_blocking<S: StreamSocket, A>(
     listener: BorrowedFd<'_>,
     wakeup: &Wakeup,
     name: &str,
+    reserve: &mut FdReserve,
     mut accept: impl FnMut() -> io::Result<(S, A)>,
 ) -> Result<(S, A), TransportError> {
     loop {
         wakeup.wait_readable(listener, name)?;
         match accept() {
             Ok((stream, addr)) => {
+                let Some(stream) = reserve.admit(stream, name) else {
+                    continue;
+                };
                 stream
                     .set_nonblocking(false)
                     .map_err(|e| TransportError::Io {
@@ -99,6 +105,9 @@ pub(crate) fn accept_blocking<S: StreamSocket, A>(
                     e.kind(),
                     io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
                 ) => {}
+            Err(e)
+                if is_exhaustion(&e)
+                    && reserve.refuse_waiting(name, &e, || accept().map(|(s, _)| s)) => {}
             Err(e) => {
                 return Err(TransportError::Io {
                     context: format!("{name}: accept"),

@@ -11,6 +11,7 @@ use std::os::fd::AsFd;
 use rpc_core::{Closer, Listener, Parts, Transport, TransportError};
 
 use crate::endpoint::{Endpoint, EndpointKind};
+use crate::fd_reserve::FdReserve;
 use crate::socket::{accept_blocking, split_socket};
 use crate::wakeup::Wakeup;
 
@@ -75,6 +76,7 @@ pub struct TcpListener {
     listener: StdTcpListener,
     endpoint: Endpoint,
     wakeup: Wakeup,
+    reserve: FdReserve,
 }
 
 impl TcpListener {
@@ -108,6 +110,7 @@ impl TcpListener {
             listener,
             endpoint,
             wakeup: Wakeup::new()?,
+            reserve: FdReserve::new(true),
         })
     }
 }
@@ -115,9 +118,14 @@ impl TcpListener {
 impl Listener for TcpListener {
     fn accept(&mut self) -> Result<Box<dyn Transport>, TransportError> {
         let name = self.endpoint.to_string();
-        let (stream, addr) = accept_blocking(self.listener.as_fd(), &self.wakeup, &name, || {
-            self.listener.accept()
-        })?;
+        let listener = &self.listener;
+        let (stream, addr) = accept_blocking(
+            listener.as_fd(),
+            &self.wakeup,
+            &name,
+            &mut self.reserve,
+            || listener.accept(),
+        )?;
         stream.set_nodelay(true).map_err(|e| TransportError::Io {
             context: format!("{name}: turn Nagle's algorithm off for a connection"),
             source: e,

@@ -23,6 +23,7 @@ use nix::sys::stat::{Mode, fchmod};
 use rpc_core::{Closer, Listener, Parts, PeerCredentials, Transport, TransportError};
 
 use crate::endpoint::Endpoint;
+use crate::fd_reserve::FdReserve;
 use crate::owner_lock::OwnerLock;
 use crate::socket::{accept_blocking, split_socket};
 use crate::wakeup::Wakeup;
@@ -104,6 +105,10 @@ pub struct UdsListener {
     path: PathBuf,
     endpoint: Endpoint,
     wakeup: Wakeup,
+    /// Out of descriptors, clients of `unix:` get a refusal frame.
+    reserve: FdReserve,
+    /// The same for a rendezvous socket's clients, which only see it close.
+    rendezvous_reserve: FdReserve,
     _lock: OwnerLock,
 }
 
@@ -162,6 +167,8 @@ impl UdsListener {
             path,
             endpoint,
             wakeup: Wakeup::new()?,
+            reserve: FdReserve::new(true),
+            rendezvous_reserve: FdReserve::new(false),
             _lock: lock,
         })
     }
@@ -206,28 +213,48 @@ impl UdsListener {
     ///
     /// `Closed` once the listener's closer was used; `Io` otherwise.
     pub fn accept_stream(&mut self) -> Result<(UnixStream, PeerCredentials), TransportError> {
+        self.accept_checked(false)
+    }
+
+    /// Accepts the next connection of an allowed user; out of descriptors, refuses
+    /// connections, with a refusal frame if `ipc_rpc_clients`.
+    fn accept_checked(
+        &mut self,
+        ipc_rpc_clients: bool,
+    ) -> Result<(UnixStream, PeerCredentials), TransportError> {
         let name = self.endpoint.to_string();
+        let listener = &self.listener;
+        let reserve = if ipc_rpc_clients {
+            &mut self.reserve
+        } else {
+            &mut self.rendezvous_reserve
+        };
         loop {
-            let (stream, _) = accept_blocking(self.listener.as_fd(), &self.wakeup, &name, || {
-                self.listener.accept()
-            })?;
+            let (stream, _) =
+                accept_blocking(listener.as_fd(), &self.wakeup, &name, reserve, || {
+                    listener.accept()
+                })?;
             let credentials = peer_credentials(&stream);
             // Another user's process (possible only if the socket file was made
             // accessible to it) is closed at once, before it can send a byte.
-            if credentials.uid.is_some_and(|uid| self.allows(uid)) {
+            if credentials
+                .uid
+                .is_some_and(|uid| allows(&self.endpoint, uid))
+            {
                 return Ok((stream, credentials));
             }
         }
     }
+}
 
-    fn allows(&self, uid: u32) -> bool {
-        uid == nix::unistd::geteuid().as_raw() || self.endpoint.allowed_uids().contains(&uid)
-    }
+/// Whether user `uid` may connect to `endpoint`.
+fn allows(endpoint: &Endpoint, uid: u32) -> bool {
+    uid == nix::unistd::geteuid().as_raw() || endpoint.allowed_uids().contains(&uid)
 }
 
 impl Listener for UdsListener {
     fn accept(&mut self) -> Result<Box<dyn Transport>, TransportError> {
-        let (stream, credentials) = self.accept_stream()?;
+        let (stream, credentials) = self.accept_checked(true)?;
         Ok(Box::new(UdsTransport {
             stream,
             peer: format!("{} (client)", self.endpoint),

@@ -170,6 +170,11 @@ impl FifoTransport {
                         "{peer}: the server did not take the connection within {CONNECT_TIMEOUT:?}; is it overloaded or stuck?"
                     ))(e));
                 }
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    return Err(io_err(format!(
+                        "{peer}: the server removed this connection's FIFOs instead of opening them: it is shutting down, or it could not open them (probably server out of file descriptors: raise the server's `ulimit -n` or close idle connections)"
+                    ))(e));
+                }
                 Err(e) => return Err(io_err(format!("{peer}: open {}", c2s.display()))(e)),
             }
         };
@@ -215,6 +220,9 @@ pub struct FifoListener {
     pending: Vec<u8>,
     wakeup: Wakeup,
     lock: Option<OwnerLock>,
+    /// Whether stderr was told that the process is out of descriptors, since the
+    /// last connection opened.
+    out_of_fds_logged: bool,
 }
 
 impl FifoListener {
@@ -227,29 +235,7 @@ impl FifoListener {
     pub fn bind(dir: &str, endpoint: Endpoint) -> Result<Self, TransportError> {
         let dir = PathBuf::from(dir);
         let name = endpoint.to_string();
-        match std::fs::symlink_metadata(&dir) {
-            Ok(m) if m.is_dir() && m.uid() == nix::unistd::geteuid().as_raw() => {
-                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(
-                    io_err(format!(
-                        "{name}: restrict the endpoint directory to its owner"
-                    )),
-                )?;
-            }
-            Ok(_) => {
-                return Err(io_err(format!(
-                    "{name}: the path exists and is not a directory of this user; a FIFO endpoint is a directory the server creates"
-                ))(io::ErrorKind::AlreadyExists.into()));
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                DirBuilder::new()
-                    .mode(0o700)
-                    .create(&dir)
-                    .map_err(io_err(format!(
-                        "{name}: create the endpoint directory (does its parent exist?)"
-                    )))?;
-            }
-            Err(e) => return Err(io_err(format!("{name}: inspect the endpoint path"))(e)),
-        }
+        claim_dir(&dir, &name)?;
         let lock = OwnerLock::acquire(dir.join(rendezvous::LOCK), &name)?;
         sweep(&dir);
         let connect = dir.join(rendezvous::CONNECT);
@@ -268,17 +254,39 @@ impl FifoListener {
             pending: Vec::with_capacity(rendezvous::MAX_REQUEST * 4),
             wakeup: Wakeup::new()?,
             lock: Some(lock),
+            out_of_fds_logged: false,
         })
     }
 
-    /// Opens the FIFO pair of client `id`; on failure removes it and returns `None`.
-    fn open_pair(&self, id: &str) -> Option<FifoTransport> {
+    /// Opens the FIFO pair of client `id`; on failure removes it and returns `None`
+    /// (the client's connect then fails at once, naming the probable cause).
+    fn open_pair(&mut self, id: &str) -> Option<FifoTransport> {
         let (c2s, s2c) = rendezvous::pair_paths(&self.dir, id);
         let names = PairNames(c2s.clone(), s2c.clone());
         // The reply FIFO first: the client opens the request FIFO for writing only once
         // we hold it for reading, and that must mean the connection is fully set up.
-        let writer = open_fifo(&s2c, true).ok()?;
-        let reader = open_fifo(&c2s, false).ok()?;
+        // The pair and the closer's duplicate that splitting the connection makes:
+        // checked first, so that the client never sees a FIFO open for a moment.
+        let opened = crate::fd_reserve::check_headroom(3).and_then(|()| {
+            let writer = open_fifo(&s2c, true)?;
+            Ok((writer, open_fifo(&c2s, false)?))
+        });
+        let (writer, reader) = match opened {
+            Ok(pair) => {
+                self.out_of_fds_logged = false;
+                pair
+            }
+            Err(e) => {
+                if crate::fd_reserve::is_exhaustion(&e) && !self.out_of_fds_logged {
+                    self.out_of_fds_logged = true;
+                    eprintln!(
+                        "ipc-rpc: {}: out of file descriptors, refusing new connections until some close: raise the server's `ulimit -n` (RLIMIT_NOFILE) or close idle connections",
+                        self.endpoint
+                    );
+                }
+                return None;
+            }
+        };
         set_blocking(&reader).ok()?;
         set_blocking(&writer).ok()?;
         Some(FifoTransport {
@@ -288,6 +296,45 @@ impl FifoListener {
             max_frame: self.endpoint.max_frame(),
             names: Some(names),
         })
+    }
+}
+
+/// Makes `dir` an owner-only directory of this user: creates it, or takes the one
+/// there. Another server may create it between our look and our `mkdir`; then the
+/// directory is looked at again like one that was there all along, so that the race
+/// is decided by the owner lock (the loser gets `AddrInUse`), not by `mkdir`.
+fn claim_dir(dir: &Path, name: &str) -> Result<(), TransportError> {
+    // A second look can only find it gone again if the winner made it and then
+    // removed it (it shut down at once); a few rounds cover that.
+    let mut rounds = 3;
+    loop {
+        match std::fs::symlink_metadata(dir) {
+            Ok(m) if m.is_dir() && m.uid() == nix::unistd::geteuid().as_raw() => {
+                return std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(io_err(format!(
+                        "{name}: restrict the endpoint directory to its owner"
+                    )));
+            }
+            Ok(_) => {
+                return Err(io_err(format!(
+                    "{name}: the path exists and is not a directory of this user; a FIFO endpoint is a directory the server creates"
+                ))(io::ErrorKind::AlreadyExists.into()));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                match DirBuilder::new().mode(0o700).create(dir) {
+                    Ok(()) => return Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && rounds > 0 => {
+                        rounds -= 1;
+                    }
+                    Err(e) => {
+                        return Err(io_err(format!(
+                            "{name}: create the endpoint directory (does its parent exist?)"
+                        ))(e));
+                    }
+                }
+            }
+            Err(e) => return Err(io_err(format!("{name}: inspect the endpoint path"))(e)),
+        }
     }
 }
 

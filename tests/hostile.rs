@@ -202,9 +202,9 @@ pub fn lying_length_headers_cost_the_server_little(t: Transport, name: String) {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     watchdog(WATCHDOG_LONG, move || {
         let ep = t.endpoint();
-        let server = ChildServer::spawn(&name, &ep.endpoint);
-        let pid = server.child.id();
-        let client = ProbeClient::connect(&server.endpoint).unwrap();
+        let server = Graceful(ChildServer::spawn(&name, &ep.endpoint));
+        let pid = server.0.child.id();
+        let client = ProbeClient::connect(&server.0.endpoint).unwrap();
         assert_eq!(client.add(1, 2).unwrap(), 3);
         // Let the server's first allocations settle.
         std::thread::sleep(Duration::from_millis(200));
@@ -212,7 +212,7 @@ pub fn lying_length_headers_cost_the_server_little(t: Transport, name: String) {
         let mut held = Vec::new();
         for handshake_first in [false, true] {
             for _ in 0..200 {
-                let mut raw = RawStream::connect(&server.endpoint);
+                let mut raw = RawStream::connect(&server.0.endpoint);
                 if handshake_first {
                     raw.write_all(&framed_hello());
                     raw.read_welcome();
@@ -238,7 +238,7 @@ pub fn lying_length_headers_cost_the_server_little(t: Transport, name: String) {
             "the server grew by {} MiB for 400 eight-byte headers",
             grown >> 20
         );
-        let other = ProbeClient::connect(&server.endpoint).unwrap();
+        let other = ProbeClient::connect(&server.0.endpoint).unwrap();
         assert_eq!(other.echo(vec![7; 100_000]).unwrap(), vec![7; 100_000]);
         drop(held);
     });
@@ -290,7 +290,26 @@ fn child_fixture(t: Transport, name: &str) -> (ProbeClient, u32, Box<dyn std::an
     let server = ChildServer::spawn(name, &ep.endpoint);
     let client = ProbeClient::connect(&server.endpoint).unwrap();
     let pid = server.child.id();
-    (client, pid, Box::new((server, ep)))
+    (client, pid, Box::new((Graceful(server), ep)))
+}
+
+/// A child server that is asked to shut down (its stdin closed) when dropped, so that
+/// it removes its named objects itself (a SIGKILLed mq server leaves its queue until
+/// someone notices); killed if it does not exit within 10 s.
+struct Graceful(ChildServer);
+
+impl Drop for Graceful {
+    fn drop(&mut self) {
+        drop(self.0.child.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if !matches!(self.0.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.0.kill();
+    }
 }
 
 struct KillOnDrop(std::process::Child);

@@ -23,8 +23,8 @@ const ABORT_TICK: Duration = Duration::from_millis(20);
 /// deadline and be woken by the closer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WriteMode {
-    /// A socket: `sendmsg` with `MSG_DONTWAIT`, leaving the descriptor (shared with the
-    /// receiver) in blocking mode.
+    /// A socket: `sendmsg`, with `MSG_DONTWAIT` while a deadline is set, leaving the
+    /// descriptor (shared with the receiver) in blocking mode.
     Socket,
     /// A descriptor of its own in non-blocking mode (a pipe's or FIFO's write end):
     /// `writev`.
@@ -85,14 +85,21 @@ impl<W: AsFd + Send> StreamSender<W> {
             .is_some_and(|a| a.load(Ordering::Acquire))
     }
 
-    /// One non-blocking gathering write.
+    /// One gathering write: non-blocking, except on a socket while there is no
+    /// deadline (a blocked socket send ends when the closer shuts the socket down, and
+    /// blocking in the kernel costs fewer system calls than `poll` rounds for a frame
+    /// larger than the socket's buffer).
     fn write_now(&self, bufs: &[IoSlice<'_>]) -> nix::Result<usize> {
         match self.mode {
             WriteMode::Socket => sendmsg::<()>(
                 self.fd.as_fd().as_raw_fd(),
                 bufs,
                 &[],
-                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+                if self.deadline.is_some() {
+                    MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL
+                } else {
+                    MsgFlags::MSG_NOSIGNAL
+                },
                 None,
             ),
             WriteMode::NonBlocking => nix::sys::uio::writev(&self.fd, bufs),

@@ -5,16 +5,6 @@ mod common;
 use common::*;
 use ipc_rpc::Endpoint;
 
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text = format!("{text}: {s}");
-        source = s.source();
-    }
-    text
-}
-
 #[test]
 fn pipe_endpoint_explains_spawning() {
     let endpoint: Endpoint = "pipe".parse().unwrap();

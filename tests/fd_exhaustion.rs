@@ -13,8 +13,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
+use std::io::Read;
+use std::process::Stdio;
 use std::thread;
 use std::time::Duration;
 
@@ -49,48 +49,13 @@ fn serve_if_limited_child() {
     std::process::exit(0);
 }
 
-/// An error and its sources, joined by ": ".
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text = format!("{text}: {s}");
-        source = s.source();
-    }
-    text
-}
-
 /// Exhausts a descriptor-limited server on `transport` with idle clients and checks
 /// what the next clients are told, what the server logs, and that it recovers.
 fn exhaust(transport: Transport, test_name: &str) {
     let ep = transport.endpoint();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
-        .env(ROLE_VAR, ROLE)
-        .env(ENDPOINT_VAR, ep.endpoint.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the limited server");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let endpoint: Endpoint = loop {
-        match lines.next() {
-            Some(Ok(line)) => {
-                if let Some((_, ep)) = line.split_once("READY ") {
-                    break ep.parse().unwrap();
-                }
-            }
-            _ => {
-                let _ = child.kill();
-                panic!(
-                    "the limited server exited before it was ready: {:?}",
-                    child.wait()
-                );
-            }
-        }
-    };
-    thread::spawn(move || for _ in lines {});
+    let mut server = ChildServer::spawn_as(test_name, &ep.endpoint, ROLE, Stdio::piped());
+    let endpoint = server.endpoint.clone();
+    let child = &mut server.child;
     let mut stderr = child.stderr.take().unwrap();
     let log = thread::spawn(move || {
         let mut text = String::new();

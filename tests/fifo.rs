@@ -187,14 +187,3 @@ fn servers_racing_on_a_new_directory_lose_with_addr_in_use() {
         );
     });
 }
-
-/// An error and its sources, joined by ": ".
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text = format!("{text}: {s}");
-        source = s.source();
-    }
-    text
-}

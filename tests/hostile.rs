@@ -80,20 +80,8 @@ fn lying_header() -> [u8; 8] {
 
 /// The hello a `Probe` client sends, framed for a byte stream.
 fn framed_hello() -> Vec<u8> {
-    let mut hello = Vec::new();
-    rpc_core::codec::encode_into(
-        &rpc_core::wire::Hello {
-            magic: rpc_core::wire::MAGIC,
-            protocol: rpc_core::wire::PROTOCOL_VERSION,
-            service: ProbeClient::SERVICE.name,
-            fingerprint: ProbeClient::SERVICE.fingerprint,
-        },
-        &mut hello,
-        "hello",
-    )
-    .unwrap();
     let mut out = Vec::new();
-    write_frame(&mut out, &hello).unwrap();
+    write_frame(&mut out, &common::probe_hello()).unwrap();
     out
 }
 
@@ -415,18 +403,7 @@ pub fn shutdown_ends_writers_blocked_on_a_client_that_never_reads(t: Transport, 
             .unwrap()
             .split()
             .unwrap();
-        let mut hello = Vec::new();
-        rpc_core::codec::encode_into(
-            &rpc_core::wire::Hello {
-                magic: rpc_core::wire::MAGIC,
-                protocol: rpc_core::wire::PROTOCOL_VERSION,
-                service: ProbeClient::SERVICE.name,
-                fingerprint: ProbeClient::SERVICE.fingerprint,
-            },
-            &mut hello,
-            "hello",
-        )
-        .unwrap();
+        let hello = common::probe_hello();
         parts.sender.send(&hello).unwrap();
         parts
             .receiver

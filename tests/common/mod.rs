@@ -407,12 +407,24 @@ impl ChildServer {
     /// Starts the child for test `test_name` (its full libtest name) and waits until it
     /// reports its bound endpoint.
     pub fn spawn(test_name: &str, endpoint: &Endpoint) -> ChildServer {
+        Self::spawn_as(test_name, endpoint, "server", Stdio::inherit())
+    }
+
+    /// Like [`ChildServer::spawn`], with `role` in [`ROLE_VAR`] (a test's own kind of
+    /// server, which prints `READY <endpoint>` like ours) and its stderr as given.
+    pub fn spawn_as(
+        test_name: &str,
+        endpoint: &Endpoint,
+        role: &str,
+        stderr: Stdio,
+    ) -> ChildServer {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
-            .env(ROLE_VAR, "server")
+            .env(ROLE_VAR, role)
             .env(ENDPOINT_VAR, endpoint.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .expect("spawn child server");
         let stdout = child.stdout.take().unwrap();
@@ -483,6 +495,34 @@ pub fn spawn_until_marker(test: &str, var: &str, endpoint: &Endpoint, marker: &s
         );
     }
     child
+}
+
+/// An error and its sources, joined by ": ".
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
+}
+
+/// The hello frame (unframed) a `Probe` client opens its connection with.
+pub fn probe_hello() -> Vec<u8> {
+    let mut hello = Vec::new();
+    rpc_core::codec::encode_into(
+        &rpc_core::wire::Hello {
+            magic: rpc_core::wire::MAGIC,
+            protocol: rpc_core::wire::PROTOCOL_VERSION,
+            service: ProbeClient::SERVICE.name,
+            fingerprint: ProbeClient::SERVICE.fingerprint,
+        },
+        &mut hello,
+        "hello",
+    )
+    .expect("encode a hello");
+    hello
 }
 
 /// The libtest name of a test fn given `module_path!()` and the fn name.

@@ -348,19 +348,7 @@ pub fn oversized_reply_is_refused_and_connection_survives(t: Transport, name: St
 
 /// Performs the client's half of the handshake by hand on raw parts.
 fn raw_handshake(parts: &mut rpc_core::Parts) {
-    let mut hello = Vec::new();
-    rpc_core::codec::encode_into(
-        &rpc_core::wire::Hello {
-            magic: rpc_core::wire::MAGIC,
-            protocol: rpc_core::wire::PROTOCOL_VERSION,
-            service: ProbeClient::SERVICE.name,
-            fingerprint: ProbeClient::SERVICE.fingerprint,
-        },
-        &mut hello,
-        "hello",
-    )
-    .unwrap();
-    parts.sender.send(&hello).unwrap();
+    parts.sender.send(&crate::common::probe_hello()).unwrap();
     parts
         .receiver
         .recv(Some(Instant::now() + Duration::from_secs(5)))

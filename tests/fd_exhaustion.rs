@@ -3,9 +3,10 @@
 //! handshake", nor a time-out), the server says it once on stderr, and it takes
 //! connections again once some close.
 //!
-//! FIFO servers cannot send a refusal (they would need descriptors for the client's
-//! FIFOs): they remove the client's FIFOs, and the client's error names the probable
-//! cause. Message-queue and shared-memory servers are not covered: their clients see
+//! Shared-memory servers answer on their rendezvous socket (`ERR server out of file
+//! descriptors: …`). FIFO servers cannot send a refusal (they would need descriptors
+//! for the client's FIFOs): they remove the client's FIFOs, and the client's error
+//! names the probable cause. Message-queue servers are not covered: their clients see
 //! the connection fail or time out.
 //!
 //! The server runs in a child process (this test binary re-executed) whose
@@ -132,6 +133,17 @@ fn tcp_clients_of_a_server_out_of_descriptors_are_told_so() {
         exhaust(
             Transport::tcp,
             "tcp_clients_of_a_server_out_of_descriptors_are_told_so",
+        );
+    });
+}
+
+#[test]
+fn shm_clients_of_a_server_out_of_descriptors_are_told_so() {
+    serve_if_limited_child();
+    watchdog(WATCHDOG, || {
+        exhaust(
+            Transport::shm,
+            "shm_clients_of_a_server_out_of_descriptors_are_told_so",
         );
     });
 }

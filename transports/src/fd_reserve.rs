@@ -12,7 +12,7 @@
 //! with it, tells the client why in a refusal frame ([`rpc_core::wire::Refusal`]: the
 //! client's `connect` fails with "server out of file descriptors"), closes it, and
 //! takes the spare again. After every accepted connection it also checks that the
-//! connection's set-up will find the descriptors it needs ([`HEADROOM`]), and refuses
+//! connection's set-up will find the descriptors it needs (its `headroom`), and refuses
 //! the connection the same way if not. The server says so on stderr once per episode
 //! (until a connection is taken again).
 //!
@@ -27,11 +27,6 @@ use std::net::Shutdown;
 use nix::libc;
 
 use crate::socket::StreamSocket;
-
-/// Descriptors a connection needs after `accept`, besides its own: none, since a
-/// socket connection's sender, receiver and closer share its one descriptor. (The
-/// check still makes sure the listener gets its spare back.)
-const HEADROOM: usize = 0;
 
 /// Bytes of a refused client's first frame read (and dropped) before closing, so that
 /// a TCP close finds nothing unread and sends FIN after the refusal rather than RST.
@@ -57,8 +52,21 @@ pub(crate) struct FdReserve {
     spare: Option<File>,
     /// Whether refused clients get a refusal frame (ipc-rpc handshakes) or only see
     /// the connection close (a rendezvous socket with its own protocol).
-    send_refusal: bool,
+    refusal: Refusal,
+    /// Descriptors a connection needs after `accept`, besides its own: none for an
+    /// ipc-rpc socket (sender, receiver and closer share its one descriptor), one for
+    /// a shared-memory rendezvous (the segment it receives).
+    headroom: usize,
     logged: bool,
+}
+
+/// How a listener's refused clients are told why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// An ipc-rpc refusal frame, which the client's handshake reports.
+    Frame,
+    /// An `ERR <reason>` line, as the shared-memory rendezvous answers.
+    Line,
 }
 
 fn open_spare() -> io::Result<File> {
@@ -67,11 +75,13 @@ fn open_spare() -> io::Result<File> {
 }
 
 impl FdReserve {
-    /// A reserve whose refused clients get a refusal frame if `send_refusal`.
-    pub(crate) fn new(send_refusal: bool) -> Self {
+    /// A reserve whose refused clients are told why in the form `refusal`, admitting a
+    /// connection only while `headroom` more descriptors can be had.
+    pub(crate) fn new(refusal: Refusal, headroom: usize) -> Self {
         FdReserve {
             spare: open_spare().ok(),
-            send_refusal,
+            refusal,
+            headroom,
             logged: false,
         }
     }
@@ -106,7 +116,7 @@ impl FdReserve {
             self.spare = open_spare().ok();
         }
         let probe = match &self.spare {
-            Some(spare) => (0..HEADROOM)
+            Some(spare) => (0..self.headroom)
                 .map(|_| spare.try_clone())
                 .collect::<io::Result<Vec<File>>>()
                 .map(drop),
@@ -137,15 +147,18 @@ impl FdReserve {
                 "ipc-rpc: {name}: out of file descriptors, refusing new connections until some close: {which}"
             );
         }
-        if self.send_refusal {
-            let reason = format!("server out of file descriptors: {which}");
-            // A fresh socket's send buffer is empty: this small write does not block.
-            if rpc_core::framing::write_frame(&mut stream, &rpc_core::wire::encode_refusal(&reason))
-                .is_ok()
-            {
-                let _ = stream.shutdown(Shutdown::Write);
-                drain(&mut stream);
-            }
+        let reason = format!("server out of file descriptors: {which}");
+        // A fresh socket's send buffer is empty: this small write does not block.
+        let told = match self.refusal {
+            Refusal::Frame => rpc_core::framing::write_frame(
+                &mut stream,
+                &rpc_core::wire::encode_refusal(&reason),
+            ),
+            Refusal::Line => writeln!(stream, "ERR {reason}"),
+        };
+        if told.is_ok() {
+            let _ = stream.shutdown(Shutdown::Write);
+            drain(&mut stream);
         }
     }
 }

@@ -11,7 +11,7 @@ use std::os::fd::AsFd;
 use rpc_core::{Closer, Listener, Parts, Transport, TransportError};
 
 use crate::endpoint::{Endpoint, EndpointKind};
-use crate::fd_reserve::FdReserve;
+use crate::fd_reserve::{FdReserve, Refusal};
 use crate::socket::{accept_blocking, split_socket};
 use crate::wakeup::Wakeup;
 
@@ -110,7 +110,7 @@ impl TcpListener {
             listener,
             endpoint,
             wakeup: Wakeup::new()?,
-            reserve: FdReserve::new(true),
+            reserve: FdReserve::new(Refusal::Frame, 0),
         })
     }
 }

@@ -23,7 +23,7 @@ use nix::sys::stat::{Mode, fchmod};
 use rpc_core::{Closer, Listener, Parts, PeerCredentials, Transport, TransportError};
 
 use crate::endpoint::Endpoint;
-use crate::fd_reserve::FdReserve;
+use crate::fd_reserve::{FdReserve, Refusal};
 use crate::owner_lock::OwnerLock;
 use crate::socket::{accept_blocking, split_socket};
 use crate::wakeup::Wakeup;
@@ -107,7 +107,8 @@ pub struct UdsListener {
     wakeup: Wakeup,
     /// Out of descriptors, clients of `unix:` get a refusal frame.
     reserve: FdReserve,
-    /// The same for a rendezvous socket's clients, which only see it close.
+    /// The same for a shared-memory rendezvous socket's clients, which get an
+    /// `ERR server out of file descriptors: …` line instead.
     rendezvous_reserve: FdReserve,
     _lock: OwnerLock,
 }
@@ -167,8 +168,8 @@ impl UdsListener {
             path,
             endpoint,
             wakeup: Wakeup::new()?,
-            reserve: FdReserve::new(true),
-            rendezvous_reserve: FdReserve::new(false),
+            reserve: FdReserve::new(Refusal::Frame, 0),
+            rendezvous_reserve: FdReserve::new(Refusal::Line, 1),
             _lock: lock,
         })
     }

@@ -197,9 +197,16 @@ impl ShmTransport {
         let answer = (|| {
             socket.set_read_timeout(Some(SETUP_TIMEOUT))?;
             let fd = segment.fd().ok_or(io::ErrorKind::InvalidInput)?;
-            sys::send_with_fd(&socket, format!("{REQUEST}\n").as_bytes(), fd)?;
+            let sent = sys::send_with_fd(&socket, format!("{REQUEST}\n").as_bytes(), fd);
+            // A server that refuses at once (out of descriptors) may have answered and
+            // closed before our request went: its answer says more than our EPIPE.
             let mut line = String::new();
-            BufReader::new(&socket).take_line(&mut line)?;
+            let answered = BufReader::new(&socket).take_line(&mut line);
+            match (sent, answered) {
+                (_, Ok(())) if line.starts_with("ERR") => {}
+                (Err(e), _) | (Ok(()), Err(e)) => return Err(e),
+                (Ok(()), Ok(())) => {}
+            }
             socket.set_read_timeout(None)?;
             Ok(line)
         })();

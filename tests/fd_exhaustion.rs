@@ -6,8 +6,8 @@
 //! Shared-memory servers answer on their rendezvous socket (`ERR server out of file
 //! descriptors: …`). FIFO servers cannot send a refusal (they would need descriptors
 //! for the client's FIFOs): they remove the client's FIFOs, and the client's error
-//! names the probable cause. Message-queue servers are not covered: their clients see
-//! the connection fail or time out.
+//! names the probable cause. Message-queue servers answer the client's connect request
+//! with an "out of descriptors" answer, sent with their spare descriptor freed.
 //!
 //! The server runs in a child process (this test binary re-executed) whose
 //! `RLIMIT_NOFILE` is lowered before it serves.
@@ -144,6 +144,17 @@ fn shm_clients_of_a_server_out_of_descriptors_are_told_so() {
         exhaust(
             Transport::shm,
             "shm_clients_of_a_server_out_of_descriptors_are_told_so",
+        );
+    });
+}
+
+#[test]
+fn mq_clients_of_a_server_out_of_descriptors_are_told_so() {
+    serve_if_limited_child();
+    watchdog(WATCHDOG, || {
+        exhaust(
+            Transport::mq,
+            "mq_clients_of_a_server_out_of_descriptors_are_told_so",
         );
     });
 }

@@ -47,9 +47,64 @@ pub(crate) fn check_headroom(n: usize) -> io::Result<()> {
         .map(drop)
 }
 
-/// A listener's spare descriptor, and whether it has told stderr about exhaustion.
+/// One spare descriptor to free when the process is out of them, so that a refused
+/// client can still be told why; and whether stderr was told already in this episode.
+#[derive(Debug)]
+pub(crate) struct Spare {
+    file: Option<File>,
+    logged: bool,
+}
+
+impl Spare {
+    /// Takes a spare descriptor (none if even that fails; it is retried later).
+    pub(crate) fn new() -> Self {
+        Spare {
+            file: open_spare().ok(),
+            logged: false,
+        }
+    }
+
+    /// Runs `f` with the spare descriptor closed, then takes it again; `None` (and `f`
+    /// not run) if there was no spare.
+    pub(crate) fn freed<T>(&mut self, f: impl FnOnce() -> T) -> Option<T> {
+        drop(self.file.take()?);
+        let out = f();
+        // Another thread may take the freed number first; then the next exhaustion
+        // finds no spare and the listener backs off instead.
+        self.file = open_spare().ok();
+        Some(out)
+    }
+
+    /// Says on stderr, once per episode, that `name` refuses clients for want of
+    /// descriptors; returns the reason to tell the clients, with what to do.
+    pub(crate) fn exhausted(&mut self, name: &str, error: &io::Error) -> &'static str {
+        let which = if error.raw_os_error() == Some(libc::ENFILE) {
+            "the system's open-file table is full (ENFILE); close files or raise fs.file-max on the server's host"
+        } else {
+            "it reached its limit of open files (EMFILE); raise the server's `ulimit -n` (RLIMIT_NOFILE) or close idle connections"
+        };
+        if !self.logged {
+            self.logged = true;
+            eprintln!(
+                "ipc-rpc: {name}: out of file descriptors, refusing new connections until some close: {which}"
+            );
+        }
+        which
+    }
+
+    /// A connection was taken again: the episode is over (and the spare is taken again
+    /// if it was lost).
+    pub(crate) fn recovered(&mut self) {
+        self.logged = false;
+        if self.file.is_none() {
+            self.file = open_spare().ok();
+        }
+    }
+}
+
+/// A socket listener's spare descriptor, and how its refused clients are told.
 pub(crate) struct FdReserve {
-    spare: Option<File>,
+    spare: Spare,
     /// Whether refused clients get a refusal frame (ipc-rpc handshakes) or only see
     /// the connection close (a rendezvous socket with its own protocol).
     refusal: Refusal,
@@ -57,7 +112,6 @@ pub(crate) struct FdReserve {
     /// ipc-rpc socket (sender, receiver and closer share its one descriptor), one for
     /// a shared-memory rendezvous (the segment it receives).
     headroom: usize,
-    logged: bool,
 }
 
 /// How a listener's refused clients are told why.
@@ -79,10 +133,9 @@ impl FdReserve {
     /// connection only while `headroom` more descriptors can be had.
     pub(crate) fn new(refusal: Refusal, headroom: usize) -> Self {
         FdReserve {
-            spare: open_spare().ok(),
+            spare: Spare::new(),
             refusal,
             headroom,
-            logged: false,
         }
     }
 
@@ -95,27 +148,23 @@ impl FdReserve {
         error: &io::Error,
         accept: impl FnOnce() -> io::Result<S>,
     ) -> bool {
-        let Some(spare) = self.spare.take() else {
+        let mut accepted = None;
+        if self.spare.freed(|| accepted = Some(accept())).is_none() {
             return false;
-        };
-        drop(spare);
-        let accepted = accept();
-        if let Ok(stream) = accepted {
+        }
+        if let Some(Ok(stream)) = accepted {
             self.refuse(stream, name, error);
         }
-        // Another thread may take the freed number first; then the next exhaustion
-        // finds no spare and the listener backs off instead.
-        self.spare = open_spare().ok();
         true
     }
 
     /// Called after `accept` succeeded: gives `stream` back if the process has the
     /// descriptors to set the connection up, otherwise refuses it and returns `None`.
     pub(crate) fn admit<S: StreamSocket>(&mut self, stream: S, name: &str) -> Option<S> {
-        if self.spare.is_none() {
-            self.spare = open_spare().ok();
+        if self.spare.file.is_none() {
+            self.spare.file = open_spare().ok();
         }
-        let probe = match &self.spare {
+        let probe = match &self.spare.file {
             Some(spare) => (0..self.headroom)
                 .map(|_| spare.try_clone())
                 .collect::<io::Result<Vec<File>>>()
@@ -128,7 +177,7 @@ impl FdReserve {
                 None
             }
             _ => {
-                self.logged = false;
+                self.spare.recovered();
                 Some(stream)
             }
         }
@@ -136,17 +185,7 @@ impl FdReserve {
 
     /// Tells the client why (if it speaks ipc-rpc) and closes the connection.
     fn refuse<S: StreamSocket>(&mut self, mut stream: S, name: &str, error: &io::Error) {
-        let which = if error.raw_os_error() == Some(libc::ENFILE) {
-            "the system's open-file table is full (ENFILE); close files or raise fs.file-max on the server's host"
-        } else {
-            "it reached its limit of open files (EMFILE); raise the server's `ulimit -n` (RLIMIT_NOFILE) or close idle connections"
-        };
-        if !self.logged {
-            self.logged = true;
-            eprintln!(
-                "ipc-rpc: {name}: out of file descriptors, refusing new connections until some close: {which}"
-            );
-        }
+        let which = self.spare.exhausted(name, error);
         let reason = format!("server out of file descriptors: {which}");
         // A fresh socket's send buffer is empty: this small write does not block.
         let told = match self.refusal {

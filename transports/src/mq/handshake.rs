@@ -5,10 +5,10 @@
 //! ┌────────┬─────────┬──────┬──────────┬────────────┬────────┐
 //! │ "IRMQ" │ version │ 0x01 │ pid u32  │ start u64  │ n u32  │   (little endian)
 //! └────────┴─────────┴──────┴──────────┴────────────┴────────┘
-//! ACCEPT / REFUSE (first message on the client's s2c queue, 6 bytes)
-//! ┌────────┬─────────┬─────────────────────────┐
-//! │ "IRMQ" │ version │ 0x02 accept / 0x03 refuse│
-//! └────────┴─────────┴─────────────────────────┘
+//! ACCEPT / REFUSE / NO_FDS (first message on the client's s2c queue, 6 bytes)
+//! ┌────────┬─────────┬──────────────────────────────────────────────────┐
+//! │ "IRMQ" │ version │ 0x02 accept / 0x03 refuse / 0x04 out of descriptors│
+//! └────────┴─────────┴──────────────────────────────────────────────────┘
 //! ```
 
 use super::liveness::ProcessId;
@@ -21,6 +21,7 @@ pub(crate) const VERSION: u8 = 1;
 const CONNECT: u8 = 1;
 const ACCEPT: u8 = 2;
 const REFUSE: u8 = 3;
+const NO_FDS: u8 = 4;
 
 /// Length of an encoded connect request.
 pub(crate) const CONNECT_LEN: usize = 22;
@@ -70,6 +71,8 @@ pub(crate) enum Answer {
     Accept,
     /// The server is shutting down.
     Refuse,
+    /// The server is out of file descriptors.
+    OutOfDescriptors,
 }
 
 impl Answer {
@@ -78,6 +81,7 @@ impl Answer {
         let kind = match self {
             Answer::Accept => ACCEPT,
             Answer::Refuse => REFUSE,
+            Answer::OutOfDescriptors => NO_FDS,
         };
         [MAGIC[0], MAGIC[1], MAGIC[2], MAGIC[3], VERSION, kind]
     }
@@ -88,6 +92,7 @@ impl Answer {
             [m0, m1, m2, m3, VERSION, kind] if [*m0, *m1, *m2, *m3] == MAGIC => match *kind {
                 ACCEPT => Some(Answer::Accept),
                 REFUSE => Some(Answer::Refuse),
+                NO_FDS => Some(Answer::OutOfDescriptors),
                 _ => None,
             },
             _ => None,
@@ -119,7 +124,7 @@ mod tests {
 
     #[test]
     fn answers_round_trip() {
-        for a in [Answer::Accept, Answer::Refuse] {
+        for a in [Answer::Accept, Answer::Refuse, Answer::OutOfDescriptors] {
             assert_eq!(Answer::decode(&a.encode()), Some(a));
         }
         assert_eq!(Answer::decode(b"IRMQ\x01\x09"), None);

@@ -16,6 +16,7 @@ use super::naming::{Direction, Names};
 use super::queue::{self, Access, Queue, UnlinkGuard};
 use super::{checked_msgsize, invalid_name, limits};
 use crate::endpoint::Endpoint;
+use crate::fd_reserve::{Spare, is_exhaustion};
 use crate::owner_lock::OwnerLock;
 
 /// Where the queue namespace can be listed, when it is mounted.
@@ -37,6 +38,8 @@ pub struct MqListener {
     drain: Queue,
     waker: Arc<Waker>,
     buf: Vec<u8>,
+    /// Freed to tell a client that the server is out of descriptors.
+    spare: Spare,
     // Last: dropped after `Drop::drop` unlinked the queue, so no one binds in between.
     _lock: OwnerLock,
 }
@@ -128,6 +131,7 @@ impl MqListener {
             drain,
             waker,
             buf: vec![0; usize::try_from(msgsize).unwrap_or(0)],
+            spare: Spare::new(),
             _lock: lock,
         })
     }
@@ -135,7 +139,7 @@ impl MqListener {
     /// Opens the queue pair of a client that asked to connect. `Ok(None)` when the
     /// request is void (the client died or gave up, or made unusable queues): the
     /// listener goes on with the next request.
-    fn admit(&self, req: Connect) -> Result<Option<MqTransport>, TransportError> {
+    fn admit(&mut self, req: Connect) -> Result<Option<MqTransport>, TransportError> {
         let c2s = self
             .names
             .connection(req.client, req.n, Direction::ClientToServer);
@@ -149,6 +153,10 @@ impl MqListener {
         let peer = match PeerProcess::open(req.client) {
             Ok(p) => p,
             Err(WatchError::Gone) => return Ok(None),
+            Err(WatchError::Io(e)) if is_exhaustion(&e) => {
+                self.refuse_out_of_descriptors(&s2c, &e);
+                return Ok(None);
+            }
             Err(WatchError::Io(e)) => {
                 return Err(TransportError::Io {
                     context: format!(
@@ -162,17 +170,31 @@ impl MqListener {
         let open = |name: &str, access| match Queue::open(name, access) {
             Ok(q) => Ok(Some(q)),
             Err(Errno::ENOENT | Errno::EACCES) => Ok(None),
-            Err(e) => Err(limits::open_error(
-                e,
-                &format!("{shown}: open client queue {name}"),
-                None,
-            )),
+            Err(e) => Err((name.to_owned(), e)),
         };
-        let (Some(incoming), Some(wake), Some(outgoing)) = (
-            open(&c2s, Access::Receive)?,
-            open(&c2s, Access::Send)?,
-            open(&s2c, Access::Send)?,
-        ) else {
+        let opened = (|| {
+            Ok((
+                open(&c2s, Access::Receive)?,
+                open(&c2s, Access::Send)?,
+                open(&s2c, Access::Send)?,
+            ))
+        })();
+        let (incoming, wake, outgoing) = match opened {
+            Ok(queues) => queues,
+            Err((_, e @ (Errno::EMFILE | Errno::ENFILE))) => {
+                drop(peer);
+                self.refuse_out_of_descriptors(&s2c, &io::Error::from(e));
+                return Ok(None);
+            }
+            Err((name, e)) => {
+                return Err(limits::open_error(
+                    e,
+                    &format!("{shown}: open client queue {name}"),
+                    None,
+                ));
+            }
+        };
+        let (Some(incoming), Some(wake), Some(outgoing)) = (incoming, wake, outgoing) else {
             return Ok(None);
         };
         let (Some(in_msgsize), Some(out_msgsize)) =
@@ -183,6 +205,7 @@ impl MqListener {
         if outgoing.try_send(&Answer::Accept.encode()).is_err() {
             return Ok(None);
         }
+        self.spare.recovered();
         Ok(Some(MqTransport {
             ends: Ends {
                 incoming,
@@ -196,6 +219,21 @@ impl MqListener {
             peer: format!("{shown} (client pid {})", req.client.pid),
             max_frame: self.endpoint.max_frame(),
         }))
+    }
+}
+
+impl MqListener {
+    /// Tells the client whose reply queue is `s2c` that the server is out of
+    /// descriptors (opening that queue with the spare descriptor freed), and says so on
+    /// stderr once.
+    fn refuse_out_of_descriptors(&mut self, s2c: &str, error: &io::Error) {
+        self.spare.exhausted(&self.endpoint.to_string(), error);
+        // Without a spare (`None`) the client's connect times out, as before.
+        let _ = self.spare.freed(|| {
+            if let Ok(q) = Queue::open(s2c, Access::Send) {
+                let _ = q.try_send(&Answer::OutOfDescriptors.encode());
+            }
+        });
     }
 }
 

@@ -229,6 +229,14 @@ impl MqTransport {
                             io::ErrorKind::ConnectionRefused,
                         ));
                     }
+                    Some(Answer::OutOfDescriptors) => {
+                        return Err(fail(
+                            "the server refused the connection: server out of file descriptors; \
+                             raise the server's `ulimit -n` (RLIMIT_NOFILE) or close idle connections"
+                                .into(),
+                            io::ErrorKind::ConnectionRefused,
+                        ));
+                    }
                     None => {
                         return Err(fail(
                             "the server's answer is not an ipc-rpc mq answer; is it the same version?".into(),

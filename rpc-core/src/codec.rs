@@ -6,6 +6,7 @@
 use serde::Serialize;
 use serde::de::{Deserialize, DeserializeOwned};
 
+pub use crate::buf::{FrameBuf, Payload};
 use crate::error::CodecError;
 
 /// Appends postcard output to a borrowed `Vec<u8>`.
@@ -27,99 +28,6 @@ impl postcard::ser_flavors::Flavor for AppendTo<'_> {
     }
 
     fn finalize(self) -> postcard::Result<()> {
-        Ok(())
-    }
-}
-
-/// Where an encoder writes a frame: a growable `Vec`, a fixed slice (straight into a
-/// transport's own buffer, e.g. a shared-memory ring), or nowhere (counting bytes, to
-/// reserve exactly that much first).
-///
-/// # Examples
-///
-/// ```
-/// use rpc_core::codec::{FrameBuf, encode_frame};
-/// let mut count = FrameBuf::counter();
-/// encode_frame(&(7u32, "abc"), &mut count, "example").unwrap();
-/// let mut space = vec![0u8; count.len()];
-/// let mut out = FrameBuf::slice(&mut space);
-/// encode_frame(&(7u32, "abc"), &mut out, "example").unwrap();
-/// assert_eq!(out.len(), space.len());
-/// ```
-pub struct FrameBuf<'a> {
-    sink: Sink<'a>,
-}
-
-enum Sink<'a> {
-    Count(usize),
-    Vec(&'a mut Vec<u8>),
-    Slice { buf: &'a mut [u8], at: usize },
-}
-
-impl<'a> FrameBuf<'a> {
-    /// Appends to `vec`.
-    pub fn vec(vec: &'a mut Vec<u8>) -> Self {
-        FrameBuf {
-            sink: Sink::Vec(vec),
-        }
-    }
-
-    /// Fills `buf` from its start; writing past its end is an error.
-    pub fn slice(buf: &'a mut [u8]) -> Self {
-        FrameBuf {
-            sink: Sink::Slice { buf, at: 0 },
-        }
-    }
-
-    /// Only counts.
-    pub fn counter() -> FrameBuf<'static> {
-        FrameBuf {
-            sink: Sink::Count(0),
-        }
-    }
-
-    /// Bytes written (or counted) so far; for a `vec` buffer, its whole length.
-    pub fn len(&self) -> usize {
-        match &self.sink {
-            Sink::Count(n) => *n,
-            Sink::Vec(v) => v.len(),
-            Sink::Slice { at, .. } => *at,
-        }
-    }
-
-    /// Whether nothing was written yet.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Appends raw bytes (already encoded, e.g. a byte string's contents after its
-    /// length).
-    ///
-    /// # Errors
-    ///
-    /// [`CodecError::Encode`] if a slice buffer has no room left.
-    #[inline]
-    pub fn put(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
-        self.extend(bytes).map_err(|e| CodecError::Encode {
-            what: "bulk bytes",
-            source: Box::new(e),
-        })
-    }
-
-    #[inline]
-    fn extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        match &mut self.sink {
-            Sink::Count(n) => *n += data.len(),
-            Sink::Vec(v) => v.extend_from_slice(data),
-            Sink::Slice { buf, at } => {
-                let end = *at + data.len();
-                let dst = buf
-                    .get_mut(*at..end)
-                    .ok_or(postcard::Error::SerializeBufferFull)?;
-                dst.copy_from_slice(data);
-                *at = end;
-            }
-        }
         Ok(())
     }
 }
@@ -285,28 +193,8 @@ fn take_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
     None
 }
 
-/// The bytes of a received frame left to decode: `head`, borrowed from the receiver,
-/// and, when the transport received the frame split, its `tail`: the contents of the
-/// byte string the frame ends with, in a vector of its own that the decoder may keep.
-///
-/// The frame is `head` followed by `tail`; `head` ends with the byte string's length.
-#[derive(Debug)]
-pub struct Payload<'a> {
-    /// The frame's first bytes (all of it when `tail` is `None`).
-    pub head: &'a [u8],
-    /// The rest of the frame, received into its own vector.
-    pub tail: Option<Vec<u8>>,
-}
-
-impl<'a> Payload<'a> {
-    /// A frame received whole.
-    pub fn whole(frame: &'a [u8]) -> Self {
-        Payload {
-            head: frame,
-            tail: None,
-        }
-    }
-
+/// Decoding a received payload.
+impl Payload<'_> {
     /// Decodes one value that must fill the whole payload; a split payload is joined
     /// first (a copy: split frames are meant for [`Payload::take_bytes`]).
     ///
@@ -356,17 +244,6 @@ impl<'a> Payload<'a> {
             }
         }
         take_byte_string(&mut self.head, what)
-    }
-
-    /// Whether every byte was decoded.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.head.is_empty() && self.tail.is_none()
-    }
-
-    /// Bytes not decoded yet.
-    pub fn len(&self) -> usize {
-        self.head.len() + self.tail.as_ref().map_or(0, Vec::len)
     }
 }
 

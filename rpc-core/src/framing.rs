@@ -28,8 +28,9 @@
 
 use std::io::{self, IoSlice, Write};
 
-use crate::codec::Payload;
+use crate::buf::Payload;
 use crate::error::TransportError;
+pub use crate::transport::{DEFAULT_MAX_FRAME, check_len};
 
 /// Size of the length prefix.
 pub const LEN_PREFIX: usize = 4;
@@ -45,9 +46,6 @@ pub const MAX_FRAME_LIMIT: usize = (SPLIT_FLAG - 1) as usize;
 
 /// Tails from this size on are sent split; smaller ones are cheaper to copy.
 pub const SPLIT_MIN: usize = 64 << 10;
-
-/// Default largest frame: 16 MiB.
-pub const DEFAULT_MAX_FRAME: usize = 16 << 20;
 
 /// Size the read buffer starts at, and the smallest step it grows by.
 const INITIAL_BUFFER: usize = 64 << 10;
@@ -69,21 +67,6 @@ pub fn reserve_tail(tail: &mut Vec<u8>, total: usize) {
         .max(TAIL_STEP)
         .min(total.saturating_sub(tail.len()));
     tail.reserve_exact(step);
-}
-
-/// Checks a frame length against a limit.
-///
-/// # Errors
-///
-/// [`TransportError::FrameTooLarge`] when `len > max`.
-pub fn check_len(len: usize, max: usize) -> Result<(), TransportError> {
-    if len > max {
-        return Err(TransportError::FrameTooLarge {
-            len: len as u64,
-            max,
-        });
-    }
-    Ok(())
 }
 
 /// Writes one frame (prefix and bytes) with as few `writev` calls as the OS allows,

@@ -9,29 +9,51 @@
 //!  FrameSender / FrameReceiver  ◀── transport (framing for streams) ──▶  Listener
 //! ```
 //!
-//! - [`wire`]: the handshake and the request/reply envelope.
-//! - [`codec`]: postcard behind [`CodecError`].
-//! - [`framing`]: length-prefixed frames over byte streams.
-//! - [`transport`]: the contract every mechanism implements, and the in-process
-//!   [`transport::mem`] reference.
-//! - [`Client`]: calls from many threads multiplexed over one connection, or routed
-//!   over a [`pool`] of them.
-//! - [`RunningServer`]: accept loop and per-connection threads.
+//! # Module map
+//!
+//! Layers from the bottom up. A module imports only modules on lower lines (the
+//! `layers` test in `tests/layers.rs` checks it); modules on one line do not import
+//! each other.
+//!
+//! | layer | modules | what |
+//! |---|---|---|
+//! | 0 | [`error`] | one error type per layer |
+//! | 1 | [`buf`] | [`buf::FrameBuf`] (where encoders write) and [`buf::Payload`] (a received frame left to decode) |
+//! | 2 | [`transport`] (+ [`transport::mem`]) | the contract every mechanism implements, frame limits |
+//! | 3 | [`framing`], [`codec`] | length-prefixed frames on byte streams; postcard behind [`CodecError`] |
+//! | 4 | [`wire`] | the handshake and the request/reply envelope |
+//! | 5 | [`dispatch`] | what a generated `{Trait}Server` implements; replies |
+//! | 6 | [`connection`] | one connection's request/reply mechanics: ids, multiplexing, deadlines, the drainer |
+//! | 7 | [`router`] | spreading calls over a pool's worker connections |
+//! | 8 | [`client`] | [`Client`]: over one connection or a router |
+//! | 9 | [`server`], [`supervisor`] | [`RunningServer`]: accept loop and connection threads; worker pools ([`supervisor::Pool`]), whose processes the facade's `pool` spawns |
 //!
 //! Users depend on the `ipc-rpc` facade, not on this crate directly.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
-pub mod client;
-pub mod codec;
-pub mod dispatch;
 pub mod error;
-pub mod framing;
-pub mod pool;
-pub mod server;
+
+pub mod buf;
+
 pub mod transport;
+
+pub mod codec;
+pub mod framing;
+
 pub mod wire;
+
+pub mod dispatch;
+
+pub mod connection;
+
+pub mod router;
+
+pub mod client;
+
+pub mod server;
+pub mod supervisor;
 
 pub use client::Client;
 pub use dispatch::{Dispatch, DispatchError, Reply, ServiceInfo, fingerprint};

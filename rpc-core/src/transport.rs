@@ -25,10 +25,28 @@
 
 use std::time::Instant;
 
-use crate::codec::{FrameBuf, Payload};
+use crate::buf::{FrameBuf, Payload};
 use crate::error::{CodecError, TransportError};
 
 pub mod mem;
+
+/// Default largest frame: 16 MiB.
+pub const DEFAULT_MAX_FRAME: usize = 16 << 20;
+
+/// Checks a frame length against a limit.
+///
+/// # Errors
+///
+/// [`TransportError::FrameTooLarge`] when `len > max`.
+pub fn check_len(len: usize, max: usize) -> Result<(), TransportError> {
+    if len > max {
+        return Err(TransportError::FrameTooLarge {
+            len: len as u64,
+            max,
+        });
+    }
+    Ok(())
+}
 
 /// Writes a frame's bytes into a [`FrameBuf`] (see [`FrameSender::send_in_place`]).
 pub type WriteFrame<'w> = dyn FnMut(&mut FrameBuf<'_>) -> Result<(), CodecError> + 'w;

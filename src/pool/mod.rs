@@ -73,13 +73,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rpc_core::pool::{PoolConfig, StartWorker};
+use rpc_core::supervisor::{PoolConfig, StartWorker};
 use transports::{Endpoint, EndpointKind};
 
 use crate::ServiceClient;
 pub use error::PoolError;
 use process::{MakeCommand, Spawner};
-pub use rpc_core::pool::{WorkerState, WorkerStatus};
+pub use rpc_core::supervisor::{WorkerState, WorkerStatus};
 pub use worker::serve_if_worker;
 
 /// Numbers this process's pools, for their workers' derived names.
@@ -90,7 +90,7 @@ static NEXT_POOL: AtomicU64 = AtomicU64::new(0);
 /// Dropping the pool shuts it down, like [`Pool::shutdown`]; clients still held after
 /// that get `RpcError::PoolUnavailable`.
 pub struct Pool<C: ServiceClient> {
-    inner: rpc_core::pool::Pool,
+    inner: rpc_core::supervisor::Pool,
     client: C,
 }
 
@@ -281,8 +281,8 @@ impl<C: ServiceClient> PoolBuilder<C> {
         }
 
         let start: StartWorker = Box::new(move |id| Ok(spawner.start(id.index)?));
-        let inner =
-            rpc_core::pool::Pool::start(started, start, self.config).map_err(PoolError::Thread)?;
+        let inner = rpc_core::supervisor::Pool::start(started, start, self.config)
+            .map_err(PoolError::Thread)?;
         let client = match self.timeout {
             Some(t) => inner.client().with_timeout(t),
             None => inner.client(),

@@ -11,7 +11,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
 use rpc_core::client::HANDSHAKE_TIMEOUT;
-use rpc_core::pool::{NewWorker, WorkerHandle};
+use rpc_core::supervisor::{NewWorker, WorkerHandle};
 use rpc_core::{Client, FrameSender, Parts, RpcError, ServiceInfo, Transport, TransportError};
 use transports::{Endpoint, EndpointKind, PipeTransport};
 

@@ -8,8 +8,8 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Instant;
 
 use super::{Closer, FrameReceiver, FrameSender, Parts, Transport};
+use super::{DEFAULT_MAX_FRAME, check_len};
 use crate::error::TransportError;
-use crate::framing::{DEFAULT_MAX_FRAME, check_len};
 
 #[derive(Default)]
 struct Queue {

@@ -1,5 +1,8 @@
-//! Worker pools: one [`Client`] whose calls are spread over many servers, with dead
-//! servers replaced.
+//! Worker pools: one [`Client`] whose calls are spread over many servers (through the
+//! [router](crate::router)), with dead servers replaced by supervising threads.
+//!
+//! (The `ipc-rpc` facade's `pool` module is the *process* pool built on this: it
+//! spawns the worker processes and hands them over as [`NewWorker`]s.)
 //!
 //! This module knows nothing of processes or transports. Whoever builds a pool (the
 //! `ipc-rpc` facade, which spawns processes) hands it the workers it started and a
@@ -30,15 +33,16 @@
 //!   and asks every worker to stop, waits [`PoolConfig::grace`] for calls in flight to
 //!   finish, kills the workers still running, and returns once every worker ended.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::client::{Client, Request, SendError, Shared};
-use crate::codec::{FrameBuf, Payload};
-use crate::dispatch::ServiceInfo;
-use crate::error::{BoxError, CodecError, RpcError, chain};
+use crate::client::Client;
+use crate::connection::Connection;
+use crate::error::{BoxError, chain};
+pub use crate::router::{PoolConfig, WorkerHandle, WorkerState};
+use crate::router::{Router, Slot, State};
 
 /// Which worker a start is for: its slot, and how many starts that slot had before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,27 +51,6 @@ pub struct WorkerId {
     pub index: usize,
     /// Starts of this slot before this one (0 for its first worker).
     pub generation: u64,
-}
-
-/// What the pool needs of whatever serves a worker's connection (a child process).
-pub trait WorkerHandle: Send + Sync {
-    /// The worker's process id, if it is a process.
-    fn pid(&self) -> Option<u32>;
-
-    /// Blocks until the worker has ended (by itself, after [`request_stop`] or
-    /// [`kill`]) and what it held is released (a process is reaped); returns how it
-    /// ended as a phrase after "the worker", e.g. `exited with status 3`. The pool
-    /// calls it exactly once per worker.
-    ///
-    /// [`request_stop`]: WorkerHandle::request_stop
-    /// [`kill`]: WorkerHandle::kill
-    fn wait(&self) -> String;
-
-    /// Asks the worker to finish its calls in flight and end; returns at once.
-    fn request_stop(&self);
-
-    /// Ends the worker now; returns at once. Harmless once it has ended.
-    fn kill(&self);
 }
 
 /// A started worker: a connected, handshaken single-connection client, and its handle.
@@ -80,61 +63,6 @@ pub struct NewWorker {
 
 /// Starts one more worker for a slot; called by the pool's supervising threads.
 pub type StartWorker = Box<dyn Fn(WorkerId) -> Result<NewWorker, BoxError> + Send + Sync>;
-
-/// How a pool supervises its workers.
-#[derive(Debug, Clone)]
-pub struct PoolConfig {
-    /// Failed starts in a row after which a slot is given up. Default 5.
-    pub max_start_failures: u32,
-    /// Wait before the start after a failure; doubles per further failure. Default 50 ms.
-    pub backoff: Duration,
-    /// Longest wait between starts. Default 5 s.
-    pub max_backoff: Duration,
-    /// A worker that ends sooner than this after it was started counts as a failed
-    /// start. Default 1 s.
-    pub min_uptime: Duration,
-    /// How long shutdown waits for workers to finish their calls before killing them.
-    /// Default 2 s.
-    pub grace: Duration,
-}
-
-impl Default for PoolConfig {
-    fn default() -> Self {
-        PoolConfig {
-            max_start_failures: 5,
-            backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_secs(5),
-            min_uptime: Duration::from_secs(1),
-            grace: Duration::from_secs(2),
-        }
-    }
-}
-
-impl PoolConfig {
-    /// The wait before the next start after `failures` failures in a row.
-    fn delay(&self, failures: u32) -> Duration {
-        let doublings = failures.saturating_sub(1).min(30);
-        self.backoff
-            .saturating_mul(1 << doublings)
-            .min(self.max_backoff)
-    }
-}
-
-/// Where a slot is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum WorkerState {
-    /// Taking calls.
-    Live,
-    /// A worker is being started.
-    Starting,
-    /// The worker ended; the next start waits for its back-off.
-    Restarting,
-    /// Starts failed [`PoolConfig::max_start_failures`] times in a row; no more tries.
-    GaveUp,
-    /// The pool shut down.
-    Stopped,
-}
 
 /// A snapshot of one slot of a pool.
 #[derive(Debug, Clone)]
@@ -190,10 +118,10 @@ impl Pool {
             "a pool's workers must be single-connection clients"
         );
         let service = workers[0].client.service();
+        let start = Arc::new(start);
         let router = Arc::new(Router {
             peer: format!("worker pool of `{}`", service.name),
             service,
-            start,
             config,
             state: Mutex::new(State {
                 slots: (0..workers.len()).map(|_| Slot::new()).collect(),
@@ -209,12 +137,13 @@ impl Pool {
         let mut workers = workers.into_iter().enumerate();
         while let Some((index, worker)) = workers.next() {
             // Published before its thread runs, so the pool is usable on return.
-            router.publish(index, &worker);
+            router.publish(index, &worker.handle, worker_connection(&worker));
             let supervisor = router.clone();
+            let start = start.clone();
             let handle = worker.handle.clone();
             let spawned = thread::Builder::new()
                 .name(format!("ipc-rpc pool worker {index}"))
-                .spawn(move || supervisor.supervise(index, worker));
+                .spawn(move || supervise(&supervisor, &start, index, worker));
             match spawned {
                 Ok(thread) => pool.threads.push(thread),
                 Err(e) => {
@@ -239,7 +168,7 @@ impl Pool {
 
     /// A client whose calls are routed over the pool's live workers.
     pub fn client(&self) -> Client {
-        Client::over_pool(self.router.clone())
+        Client::over_router(self.router.clone())
     }
 
     /// A snapshot of every slot.
@@ -332,373 +261,129 @@ impl std::fmt::Debug for Pool {
     }
 }
 
-/// What a pool client's calls go through, shared with the supervising threads.
-pub(crate) struct Router {
-    peer: String,
-    service: &'static ServiceInfo,
-    start: StartWorker,
-    config: PoolConfig,
-    state: Mutex<State>,
-    /// Signalled when a worker goes live or ends, a slot gives up or stops, and at
-    /// shutdown.
-    changed: Condvar,
+/// The connection of a started worker (checked to be a single-connection client when
+/// it was handed over).
+fn worker_connection(worker: &NewWorker) -> Arc<Connection> {
+    worker
+        .client
+        .connection()
+        .expect("checked when the worker was started")
+        .clone()
 }
 
-struct State {
-    slots: Vec<Slot>,
-    stopping: bool,
-    /// Shutdown's grace period is over: a worker published from now on is killed.
-    killing: bool,
-}
-
-impl State {
-    fn all_ended(&self) -> bool {
-        self.slots
-            .iter()
-            .all(|s| matches!(s.state, WorkerState::Stopped | WorkerState::GaveUp))
-    }
-}
-
-struct Slot {
-    /// The worker taking calls.
-    live: Option<Arc<Live>>,
-    /// The current worker until it ended: live, or being stopped.
-    handle: Option<Arc<dyn WorkerHandle>>,
-    state: WorkerState,
-    starts: u64,
-    failures: u32,
-    last_error: Option<Arc<str>>,
-}
-
-impl Slot {
-    fn new() -> Self {
-        Slot {
-            live: None,
-            handle: None,
-            state: WorkerState::Starting,
-            starts: 1,
-            failures: 0,
-            last_error: None,
-        }
-    }
-}
-
-/// A worker taking calls.
-struct Live {
-    conn: Arc<Shared>,
-    /// Calls leased to this worker. Only a routing hint, read and raised under the
-    /// router's lock and lowered without it: Relaxed is enough.
-    in_flight: AtomicUsize,
-    index: usize,
-    /// `pool worker 2 (pid 1234)`, the peer in its errors.
-    label: Arc<str>,
-}
-
-/// A call's hold on a worker: counted in its calls in flight until dropped.
-struct Lease {
-    live: Arc<Live>,
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        self.live.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl Router {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn peer(&self) -> &str {
-        &self.peer
-    }
-
-    pub(crate) fn service(&self) -> &'static ServiceInfo {
-        self.service
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        let state = self.lock();
-        state.stopping || state.slots.iter().all(|s| s.state == WorkerState::GaveUp)
-    }
-
-    /// One call over the least-busy live worker.
-    pub(crate) fn call<R>(
-        &self,
-        request: Request<impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>>,
-        decode: impl FnOnce(Payload<'_>) -> Result<R, CodecError>,
-        deadline: Option<Instant>,
-    ) -> Result<R, RpcError> {
-        let mut request = request;
-        loop {
-            let lease = self.lease(deadline)?;
-            let conn = &*lease.live.conn;
-            let Ok(mut call) = conn.register() else {
-                // The worker is gone and nothing was sent: another one takes the call.
-                self.retire(&lease.live);
-                continue;
-            };
-            match conn.send_request(&mut call, request, deadline) {
-                Ok(()) => {}
-                // The worker died before the pool noticed; the request did not reach
-                // it (not whole, so it cannot have run): another one takes the call.
-                Err(SendError::Undelivered(_, unsent)) => {
-                    drop(call);
-                    self.retire(&lease.live);
-                    request = unsent;
-                    continue;
-                }
-                Err(SendError::Refused(e)) => return Err(e),
+/// A slot's supervising thread: waits for its worker to end, then starts the next,
+/// until the pool stops or the slot gives up.
+fn supervise(router: &Router, start: &StartWorker, index: usize, first: NewWorker) {
+    let mut worker = first;
+    let mut generation = 0;
+    loop {
+        let started = Instant::now();
+        let handle = worker.handle.clone();
+        drop(worker);
+        let how = handle.wait();
+        let early = started.elapsed() < router.config.min_uptime;
+        let label = match handle.pid() {
+            Some(pid) => format!("worker {index} (pid {pid})"),
+            None => format!("worker {index}"),
+        };
+        let reason = format!("{label} {how}");
+        let ended = {
+            let mut state = router.lock();
+            let slot = &mut state.slots[index];
+            slot.handle = None;
+            let live = slot.live.take();
+            if early {
+                slot.failures += 1;
+                slot.last_error =
+                    Some(format!("{reason} {:?} after it started", started.elapsed()).into());
+            } else {
+                slot.failures = 0;
             }
-            let result = conn.wait_reply(&mut call, decode, deadline);
-            drop(call);
-            return match result {
-                Err(e) if conn.is_closed() => Err(self.worker_lost(&lease.live, e)),
-                other => other,
-            };
+            slot.state = WorkerState::Restarting;
+            router.changed.notify_all();
+            live
+        };
+        if let Some(live) = ended {
+            live.conn.shut(format!("the {reason}").into());
         }
-    }
-
-    /// Takes the live worker with the fewest calls in flight, waiting for one while
-    /// none is live.
-    fn lease(&self, deadline: Option<Instant>) -> Result<Lease, RpcError> {
-        let mut state = self.lock();
-        loop {
-            if state.stopping {
-                return Err(self.unavailable(
-                    "the pool was shut down; start a new pool to make more calls".into(),
-                ));
-            }
-            let least_busy = state
-                .slots
-                .iter()
-                .filter_map(|s| s.live.as_ref())
-                .min_by_key(|l| l.in_flight.load(Ordering::Relaxed));
-            if let Some(live) = least_busy {
-                live.in_flight.fetch_add(1, Ordering::Relaxed);
-                return Ok(Lease { live: live.clone() });
-            }
-            if state.slots.iter().all(|s| s.state == WorkerState::GaveUp) {
-                let last = state
-                    .slots
-                    .iter()
-                    .rev()
-                    .find_map(|s| s.last_error.clone())
-                    .unwrap_or_else(|| "unknown".into());
-                return Err(self.unavailable(format!(
-                    "no worker is running: every worker failed to start {} times in a row, \
-                     the last with: {last}; fix the worker and start a new pool",
-                    self.config.max_start_failures
-                )));
-            }
-            state = match deadline {
-                None => self
-                    .changed
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return Err(RpcError::Timeout {
-                            peer: self.peer.as_str().into(),
-                            after: Duration::ZERO,
-                        });
-                    }
-                    self.changed
-                        .wait_timeout(state, d - now)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
-                }
-            };
-        }
-    }
-
-    fn unavailable(&self, reason: String) -> RpcError {
-        RpcError::PoolUnavailable {
-            pool: self.peer.as_str().into(),
-            reason: reason.into(),
-        }
-    }
-
-    /// Takes a worker whose connection closed out of the routing, and makes sure it
-    /// ends (its supervising thread then starts a replacement).
-    fn retire(&self, live: &Arc<Live>) {
-        let handle = {
-            let mut state = self.lock();
-            let slot = &mut state.slots[live.index];
-            if !slot.live.as_ref().is_some_and(|l| Arc::ptr_eq(l, live)) {
+        worker = loop {
+            if !wait_to_start(router, index) {
                 return;
             }
-            slot.live = None;
-            slot.handle.clone()
-        };
-        // A worker whose connection broke but which still runs would never be replaced.
-        if let Some(h) = handle {
-            h.kill();
-        }
-    }
-
-    /// The error of a call whose worker's connection closed under it.
-    fn worker_lost(&self, live: &Arc<Live>, error: RpcError) -> RpcError {
-        self.retire(live);
-        let RpcError::Disconnected { reason, .. } = error else {
-            return error;
-        };
-        let next = if self.lock().stopping {
-            "the pool is shutting down"
-        } else {
-            "the pool starts a replacement: retry the call if running it twice is safe"
-        };
-        RpcError::Disconnected {
-            peer: live.label.clone(),
-            reason: format!("{reason}; {next}").into(),
-        }
-    }
-
-    /// Makes `worker` the slot's current worker, taking calls unless the pool stops.
-    fn publish(&self, index: usize, worker: &NewWorker) {
-        let handle = worker.handle.clone();
-        let label: Arc<str> = match handle.pid() {
-            Some(pid) => format!("pool worker {index} (pid {pid})").into(),
-            None => format!("pool worker {index}").into(),
-        };
-        let conn = worker
-            .client
-            .connection()
-            .expect("checked when the worker was started")
-            .clone();
-        let mut state = self.lock();
-        let (stopping, killing) = (state.stopping, state.killing);
-        let slot = &mut state.slots[index];
-        slot.handle = Some(handle.clone());
-        if stopping {
-            drop(state);
-            handle.request_stop();
-            if killing {
-                handle.kill();
-            }
-            return;
-        }
-        slot.state = WorkerState::Live;
-        slot.live = Some(Arc::new(Live {
-            conn,
-            in_flight: AtomicUsize::new(0),
-            index,
-            label,
-        }));
-        self.changed.notify_all();
-    }
-
-    /// A slot's supervising thread: waits for its worker to end, then starts the next,
-    /// until the pool stops or the slot gives up.
-    fn supervise(&self, index: usize, first: NewWorker) {
-        let mut worker = first;
-        let mut generation = 0;
-        loop {
-            let started = Instant::now();
-            let handle = worker.handle.clone();
-            drop(worker);
-            let how = handle.wait();
-            let early = started.elapsed() < self.config.min_uptime;
-            let label = match handle.pid() {
-                Some(pid) => format!("worker {index} (pid {pid})"),
-                None => format!("worker {index}"),
-            };
-            let reason = format!("{label} {how}");
-            let ended = {
-                let mut state = self.lock();
-                let slot = &mut state.slots[index];
-                slot.handle = None;
-                let live = slot.live.take();
-                if early {
-                    slot.failures += 1;
-                    slot.last_error =
-                        Some(format!("{reason} {:?} after it started", started.elapsed()).into());
+            generation += 1;
+            let started = (start)(WorkerId { index, generation }).and_then(|w| {
+                if w.client.connection().is_some() {
+                    Ok(w)
                 } else {
-                    slot.failures = 0;
+                    Err("a worker's client must be a single connection".into())
                 }
-                slot.state = WorkerState::Restarting;
-                self.changed.notify_all();
-                live
-            };
-            if let Some(live) = ended {
-                live.conn.shut(format!("the {reason}").into());
+            });
+            match started {
+                Ok(w) => {
+                    router.publish(index, &w.handle, worker_connection(&w));
+                    break w;
+                }
+                Err(e) => {
+                    let mut state = router.lock();
+                    let slot = &mut state.slots[index];
+                    slot.failures += 1;
+                    slot.last_error = Some(chain(&*e).into());
+                    slot.state = WorkerState::Restarting;
+                }
             }
-            worker = loop {
-                if !self.wait_to_start(index) {
-                    return;
-                }
-                generation += 1;
-                let started = (self.start)(WorkerId { index, generation }).and_then(|w| {
-                    if w.client.connection().is_some() {
-                        Ok(w)
-                    } else {
-                        Err("a worker's client must be a single connection".into())
-                    }
-                });
-                match started {
-                    Ok(w) => {
-                        self.publish(index, &w);
-                        break w;
-                    }
-                    Err(e) => {
-                        let mut state = self.lock();
-                        let slot = &mut state.slots[index];
-                        slot.failures += 1;
-                        slot.last_error = Some(chain(&*e).into());
-                        slot.state = WorkerState::Restarting;
-                    }
-                }
-            };
-        }
+        };
     }
+}
 
-    /// Waits out the slot's back-off; `false` if the pool stops or the slot gives up
-    /// (the thread then ends).
-    fn wait_to_start(&self, index: usize) -> bool {
-        let mut state = self.lock();
-        let failures = state.slots[index].failures;
-        let until = Instant::now() + self.config.delay(failures);
-        loop {
-            if state.stopping {
-                state.slots[index].state = WorkerState::Stopped;
-                self.changed.notify_all();
-                return false;
-            }
-            if failures >= self.config.max_start_failures {
-                state.slots[index].state = WorkerState::GaveUp;
-                self.changed.notify_all();
-                return false;
-            }
-            let now = Instant::now();
-            if failures == 0 || now >= until {
-                break;
-            }
-            state = self
-                .changed
-                .wait_timeout(state, until - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+/// Waits out the slot's back-off; `false` if the pool stops or the slot gives up
+/// (the thread then ends).
+fn wait_to_start(router: &Router, index: usize) -> bool {
+    let mut state = router.lock();
+    let failures = state.slots[index].failures;
+    let until = Instant::now() + router.config.delay(failures);
+    loop {
+        if state.stopping {
+            state.slots[index].state = WorkerState::Stopped;
+            router.changed.notify_all();
+            return false;
         }
-        let slot = &mut state.slots[index];
-        slot.state = WorkerState::Starting;
-        slot.starts += 1;
-        true
+        if failures >= router.config.max_start_failures {
+            state.slots[index].state = WorkerState::GaveUp;
+            router.changed.notify_all();
+            return false;
+        }
+        let now = Instant::now();
+        if failures == 0 || now >= until {
+            break;
+        }
+        state = router
+            .changed
+            .wait_timeout(state, until - now)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
     }
+    let slot = &mut state.slots[index];
+    slot.state = WorkerState::Starting;
+    slot.starts += 1;
+    true
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::buf::Payload;
     use crate::codec::encode_frame;
+    use crate::dispatch::ServiceInfo;
     use crate::dispatch::{Dispatch, DispatchError, Reply};
+    use crate::error::RpcError;
     use crate::server::RunningServer;
     use crate::transport::mem::{self, MemTransport};
     use crate::transport::{Closer, Listener, Transport};
     use crate::{ServeError, TransportError};
     use std::sync::Barrier;
     use std::sync::atomic::AtomicU64;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
 
     static INFO: ServiceInfo = ServiceInfo {
         name: "Nap",
@@ -764,7 +449,7 @@ mod tests {
         ended: Mutex<Option<&'static str>>,
         cv: Condvar,
         server: Mutex<Option<RunningServer>>,
-        conn: Arc<Shared>,
+        conn: Arc<Connection>,
         stubborn: bool,
         running: Arc<AtomicUsize>,
     }

@@ -1,0 +1,717 @@
+//! One connection's request/reply mechanics, shared by a single-connection client and
+//! by the router's workers: request ids, concurrent calls over one connection,
+//! deadlines.
+//!
+//! Calls multiplex by request id. There is no background thread: the first caller
+//! waiting for a reply reads the connection for everyone, hands replies that belong to
+//! other callers over to them, and passes the reading role on when its own reply
+//! arrives. A lone caller therefore writes its request and reads its own reply itself,
+//! with no thread hand-off, and its reply is decoded straight out of the receive
+//! buffer.
+//!
+//! A call whose deadline passes while its reply is still owed (the request went, or
+//! will go with the next send) leaves the reply to a *drainer*: a thread started on
+//! the connection's first such time-out, which reads while no caller does and discards
+//! owed replies, so that a server never blocks writing a reply that nobody reads. It
+//! ends once nothing is owed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+use crate::buf::{FrameBuf, Payload};
+use crate::codec::{decode_prefix, encode_bulk_len, encode_into, send_frame};
+use crate::dispatch::ServiceInfo;
+use crate::error::{CodecError, RemoteError, RpcError, TransportError};
+use crate::transport::{Closer, FrameReceiver, FrameSender, Parts, Transport};
+use crate::wire::{self, Hello, MAGIC, PROTOCOL_VERSION, STATUS_ERR, STATUS_OK, Welcome};
+
+/// How long `connect` waits for the server's handshake reply.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest handshake reply a client takes from a server (a welcome is a few dozen
+/// bytes).
+const HANDSHAKE_MAX_FRAME: usize = 4096;
+
+/// How long the drainer reads before it looks again whether it is still needed.
+const DRAIN_SLICE: Duration = Duration::from_millis(100);
+
+/// One connection: what every clone of a single-connection client (or a router's
+/// worker slot) shares.
+pub(crate) struct Connection {
+    /// This connection, for the drainer thread (which must not keep it alive).
+    me: Weak<Connection>,
+    peer: Arc<str>,
+    service: &'static ServiceInfo,
+    sending: Mutex<Sending>,
+    receiver: Mutex<Box<dyn FrameReceiver>>,
+    calls: Mutex<Calls>,
+    next_id: AtomicU64,
+    closer: Box<dyn Closer>,
+}
+
+struct Sending {
+    sender: Box<dyn FrameSender>,
+    buf: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Calls {
+    /// A caller is reading replies for everyone.
+    reading: bool,
+    /// Why the connection is dead, once it is.
+    closed: Option<Arc<str>>,
+    pending: HashMap<u64, Pending>,
+    /// Calls that gave up while their reply is owed: it is read and dropped.
+    owed: HashSet<u64>,
+    /// The drainer thread, while one runs.
+    drainer: Option<Thread>,
+}
+
+#[derive(Default)]
+struct Pending {
+    waiter: Option<Thread>,
+    reply: Option<Handed>,
+}
+
+/// A reply handed from the reading caller to its owner: status, head, split tail.
+type Handed = (u8, Vec<u8>, Option<Vec<u8>>);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Performs the client's half of the handshake over a connected transport and returns
+/// the connection (see `Client::handshake`, which documents the errors).
+pub(crate) fn handshake(
+    transport: Box<dyn Transport>,
+    service: &'static ServiceInfo,
+) -> Result<Arc<Connection>, RpcError> {
+    let peer: Arc<str> = transport.peer().into();
+    let closed = |what: &str| RpcError::Disconnected {
+        peer: peer.clone(),
+        reason: format!("the server closed the connection during the handshake ({what})").into(),
+    };
+    let Parts {
+        mut sender,
+        mut receiver,
+        closer,
+    } = transport.split().map_err(|e| transport_error(&peer, e))?;
+    receiver.set_max_frame(HANDSHAKE_MAX_FRAME);
+    sender.set_deadline(Some(Instant::now() + HANDSHAKE_TIMEOUT));
+
+    let mut buf = Vec::with_capacity(256);
+    let hello = Hello {
+        magic: MAGIC,
+        protocol: PROTOCOL_VERSION,
+        service: service.name,
+        fingerprint: service.fingerprint,
+    };
+    encode_into(&hello, &mut buf, "handshake")?;
+    if let Err(e) = sender.send(&buf) {
+        return Err(match e {
+            // A server that refuses connections may have said why and closed
+            // before our hello arrived.
+            TransportError::Closed => {
+                refused(&mut *receiver, &peer).unwrap_or_else(|| closed("sending hello"))
+            }
+            TransportError::TimedOut => RpcError::Timeout {
+                peer: peer.clone(),
+                after: HANDSHAKE_TIMEOUT,
+            },
+            e => transport_error(&peer, e),
+        });
+    }
+
+    let frame = receiver
+        .recv(Some(Instant::now() + HANDSHAKE_TIMEOUT))
+        .map_err(|e| match e {
+            TransportError::Closed => closed("waiting for its welcome"),
+            TransportError::TimedOut => RpcError::Timeout {
+                peer: peer.clone(),
+                after: HANDSHAKE_TIMEOUT,
+            },
+            TransportError::FrameTooLarge { .. } | TransportError::Corrupt(_) => {
+                RpcError::Protocol {
+                    peer: peer.clone(),
+                    detail: "the handshake reply is not an ipc-rpc frame",
+                }
+            }
+            e => transport_error(&peer, e),
+        })?;
+    if let Some(reason) = wire::decode_refusal(frame) {
+        return Err(refusal_error(&peer, &reason));
+    }
+    let welcome: Welcome<'_> = match decode_prefix::<Welcome<'_>>(&mut &frame[..], "welcome") {
+        Ok(w) if w.magic == MAGIC => w,
+        _ => {
+            return Err(RpcError::Protocol {
+                peer,
+                detail: "the handshake reply is not an ipc-rpc welcome",
+            });
+        }
+    };
+    if !welcome.accepted
+        || welcome.protocol != PROTOCOL_VERSION
+        || welcome.service != service.name
+        || welcome.fingerprint != service.fingerprint
+    {
+        return Err(RpcError::Incompatible {
+            client: format!("{service}, protocol {PROTOCOL_VERSION}"),
+            server: format!(
+                "`{}` (fingerprint {:016x}), protocol {}",
+                welcome.service, welcome.fingerprint, welcome.protocol
+            ),
+            peer,
+        });
+    }
+
+    receiver.set_max_frame(usize::MAX);
+    sender.set_deadline(None);
+    Ok(Arc::new_cyclic(|me| Connection {
+        me: me.clone(),
+        peer,
+        service,
+        sending: Mutex::new(Sending { sender, buf }),
+        receiver: Mutex::new(receiver),
+        calls: Mutex::new(Calls::default()),
+        next_id: AtomicU64::new(1),
+        closer,
+    }))
+}
+
+/// What a call sends: its method, its arguments, and the byte string that ends them.
+pub(crate) struct Request<F> {
+    pub(crate) method: u16,
+    pub(crate) encode_args: F,
+    pub(crate) bulk: Option<Vec<u8>>,
+}
+
+/// Removes a call's entry when the call ends, however it ends, and makes sure that
+/// if nobody is reading, a waiting caller is woken to take the reading role: the
+/// role is never left unclaimed while callers wait.
+pub(crate) struct CallGuard<'a> {
+    shared: &'a Connection,
+    id: u64,
+    reading: bool,
+    /// The call gave up while its reply is owed: the drainer reads it.
+    owed: bool,
+}
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        let mut calls = lock(&self.shared.calls);
+        calls.pending.remove(&self.id);
+        if self.reading {
+            calls.reading = false;
+        }
+        let start_drainer = self.owed && calls.closed.is_none() && {
+            calls.owed.insert(self.id);
+            calls.drainer.is_none()
+        };
+        let next = if calls.reading {
+            None
+        } else {
+            next_reader(&calls)
+        };
+        if start_drainer {
+            calls.drainer = self.shared.start_drainer();
+        }
+        drop(calls);
+        if let Some(t) = next {
+            t.unpark();
+        }
+    }
+}
+
+/// Whom to wake when the reading role is free: a caller still waiting for its reply
+/// or else, while replies are owed, the drainer.
+///
+/// A caller picked to read may have left (its deadline passed) without taking the
+/// role; checking on every exit, not only the reader's, covers it.
+fn next_reader(calls: &Calls) -> Option<Thread> {
+    calls
+        .pending
+        .values()
+        .find(|p| p.reply.is_none() && p.waiter.is_some())
+        .and_then(|p| p.waiter.clone())
+        .or_else(|| {
+            if calls.owed.is_empty() {
+                None
+            } else {
+                calls.drainer.clone()
+            }
+        })
+}
+
+/// Why a request was not sent.
+pub(crate) enum SendError<F> {
+    /// Writing it failed and the connection is now closed. The server never runs it:
+    /// it got nothing, or the start of a frame it cannot parse. The request is given
+    /// back, for a pool to send to another worker.
+    Undelivered(RpcError, Request<F>),
+    /// It was not sent and must not be sent elsewhere: its encoding failed or it is too
+    /// large (another connection would refuse it too), or its deadline passed (if part
+    /// of it went, the transport finishes it with its next send: it is delivered).
+    Refused(RpcError),
+}
+
+impl<F> SendError<F> {
+    pub(crate) fn into_error(self) -> RpcError {
+        match self {
+            SendError::Undelivered(e, _) | SendError::Refused(e) => e,
+        }
+    }
+}
+
+enum Turn {
+    Reply(Handed),
+    Read,
+    Failed(RpcError),
+}
+
+impl Connection {
+    /// The server's endpoint, as connected to.
+    pub(crate) fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// The service this connection was made for.
+    pub(crate) fn service(&self) -> &'static ServiceInfo {
+        self.service
+    }
+
+    /// One call over this connection.
+    #[inline]
+    pub(crate) fn call<R>(
+        &self,
+        request: Request<impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>>,
+        decode: impl FnOnce(Payload<'_>) -> Result<R, CodecError>,
+        deadline: Option<Instant>,
+    ) -> Result<R, RpcError> {
+        let mut call = self.register()?;
+        self.send_and_wait(&mut call, request, decode, deadline)
+    }
+
+    /// The rest of a registered call: send the request, then wait for the reply or
+    /// read it.
+    #[inline]
+    pub(crate) fn send_and_wait<R>(
+        &self,
+        call: &mut CallGuard<'_>,
+        request: Request<impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>>,
+        decode: impl FnOnce(Payload<'_>) -> Result<R, CodecError>,
+        deadline: Option<Instant>,
+    ) -> Result<R, RpcError> {
+        // `request` owns the arguments: they are dropped as soon as it is written, so
+        // that a large argument's memory is free again (and reused, warm) by the time
+        // the reply is decoded.
+        self.send_request(call, request, deadline)
+            .map_err(SendError::into_error)?;
+        self.wait_reply(call, decode, deadline)
+    }
+
+    /// The rest of a call whose request was sent: wait for the reply or read it.
+    #[inline]
+    pub(crate) fn wait_reply<R>(
+        &self,
+        call: &mut CallGuard<'_>,
+        decode: impl FnOnce(Payload<'_>) -> Result<R, CodecError>,
+        deadline: Option<Instant>,
+    ) -> Result<R, RpcError> {
+        // Only now may this caller read for everyone: a reader blocked in `send` (the
+        // server's buffer full because it is blocked writing replies nobody reads)
+        // would deadlock the connection.
+        match self.wait_turn(call, deadline) {
+            Turn::Reply((status, head, tail)) => {
+                self.decode_reply(status, Payload { head: &head, tail }, decode)
+            }
+            Turn::Read => {
+                let result = self.read_replies(call.id, decode, deadline);
+                if matches!(result, Err(RpcError::Timeout { .. })) {
+                    call.owed = true;
+                }
+                result
+            }
+            Turn::Failed(e) => {
+                if matches!(e, RpcError::Timeout { .. }) {
+                    call.owed = true;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        lock(&self.calls).closed.is_some()
+    }
+
+    /// Closes the connection from outside a call: every waiting and later call
+    /// returns `Disconnected` with `reason`. Keeps an earlier reason.
+    pub(crate) fn shut(&self, reason: Arc<str>) {
+        let waiters: Vec<Thread> = {
+            let mut calls = lock(&self.calls);
+            if calls.closed.is_none() {
+                calls.closed = Some(reason);
+            }
+            calls
+                .pending
+                .values()
+                .filter_map(|p| p.waiter.clone())
+                .collect()
+        };
+        self.closer.close();
+        for t in waiters {
+            t.unpark();
+        }
+    }
+
+    fn disconnected(&self, reason: &Arc<str>) -> RpcError {
+        RpcError::Disconnected {
+            peer: self.peer.clone(),
+            reason: reason.clone(),
+        }
+    }
+
+    /// Takes a request id and registers the call; fails, having sent nothing, if the
+    /// connection is closed.
+    pub(crate) fn register(&self) -> Result<CallGuard<'_>, RpcError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut calls = lock(&self.calls);
+        if let Some(reason) = &calls.closed {
+            return Err(self.disconnected(reason));
+        }
+        calls.pending.insert(id, Pending::default());
+        Ok(CallGuard {
+            shared: self,
+            id,
+            reading: false,
+            owed: false,
+        })
+    }
+
+    /// Sends a call's request, giving up at `deadline` (`Timeout`; the reply is then owed
+    /// if part of the request went, since the transport finishes it with its next
+    /// send); on a failed send, gives the request back (see [`SendError`]).
+    pub(crate) fn send_request<F>(
+        &self,
+        call: &mut CallGuard<'_>,
+        request: Request<F>,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendError<F>>
+    where
+        F: Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+    {
+        let id = call.id;
+        let Request {
+            method,
+            encode_args,
+            bulk,
+        } = request;
+        let bulk_bytes = bulk.as_deref();
+        let mut sending = lock(&self.sending);
+        let Sending { sender, buf } = &mut *sending;
+        sender.set_deadline(deadline);
+        let mut write = |out: &mut FrameBuf<'_>| {
+            wire::encode_request_header(id, method, out)?;
+            encode_args(out)?;
+            match bulk_bytes {
+                Some(bytes) => encode_bulk_len(bytes.len(), out),
+                None => Ok(()),
+            }
+        };
+        match send_frame(
+            &mut **sender,
+            buf,
+            &mut write,
+            bulk_bytes.unwrap_or_default(),
+        ) {
+            Ok(encoded) => encoded.map_err(|e| SendError::Refused(e.into())),
+            Err(TransportError::FrameTooLarge { len, max }) => {
+                Err(SendError::Refused(RpcError::FrameTooLarge {
+                    len,
+                    max: max as u64,
+                }))
+            }
+            Err(TransportError::TimedOut) => {
+                call.owed = sender.has_backlog();
+                Err(SendError::Refused(RpcError::Timeout {
+                    peer: self.peer.clone(),
+                    after: Duration::ZERO,
+                }))
+            }
+            Err(e) => Err(SendError::Undelivered(
+                self.fail(e),
+                Request {
+                    method,
+                    encode_args,
+                    bulk,
+                },
+            )),
+        }
+    }
+
+    /// Waits until this call's reply was handed over, or until it may read itself.
+    fn wait_turn(&self, call: &mut CallGuard<'_>, deadline: Option<Instant>) -> Turn {
+        let mut calls = lock(&self.calls);
+        loop {
+            let closed = calls.closed.clone();
+            let reader_free = !calls.reading;
+            let Some(pending) = calls.pending.get_mut(&call.id) else {
+                unreachable!("a call's entry lives until its guard drops")
+            };
+            if let Some(handed) = pending.reply.take() {
+                // No longer waiting: a reader passing its role on must not pick this
+                // call (its reply taken, it looks like a parked waiter), or the role
+                // goes to a thread that will not read and the real waiters sleep on.
+                pending.waiter = None;
+                return Turn::Reply(handed);
+            }
+            if let Some(reason) = closed {
+                return Turn::Failed(self.disconnected(&reason));
+            }
+            if reader_free {
+                pending.waiter = None;
+                calls.reading = true;
+                call.reading = true;
+                return Turn::Read;
+            }
+            // Decided under the lock: had we been picked to read meanwhile, we took
+            // the role above; if we leave now, our guard hands the role on.
+            let left = match deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => {
+                        return Turn::Failed(RpcError::Timeout {
+                            peer: self.peer.clone(),
+                            after: Duration::ZERO,
+                        });
+                    }
+                },
+            };
+            if pending.waiter.is_none() {
+                pending.waiter = Some(thread::current());
+            }
+            drop(calls);
+            match left {
+                None => thread::park(),
+                Some(left) => thread::park_timeout(left),
+            }
+            calls = lock(&self.calls);
+        }
+    }
+
+    /// Reads replies for every caller until this call's own arrives.
+    fn read_replies<R>(
+        &self,
+        id: u64,
+        decode: impl FnOnce(Payload<'_>) -> Result<R, CodecError>,
+        deadline: Option<Instant>,
+    ) -> Result<R, RpcError> {
+        let mut receiver = lock(&self.receiver);
+        loop {
+            let frame = match receiver.recv_split(deadline) {
+                Ok(frame) => frame,
+                Err(TransportError::TimedOut) => {
+                    return Err(RpcError::Timeout {
+                        peer: self.peer.clone(),
+                        after: Duration::ZERO,
+                    });
+                }
+                Err(e) => {
+                    drop(receiver);
+                    return Err(self.fail(e));
+                }
+            };
+            let Ok((reply_id, status, head)) = wire::decode_response_header(frame.head) else {
+                drop(receiver);
+                return Err(self.fail(TransportError::Corrupt("malformed reply header")));
+            };
+            if reply_id == id {
+                let payload = Payload {
+                    head,
+                    tail: frame.tail,
+                };
+                return self.decode_reply(status, payload, decode);
+            }
+            self.hand_over(reply_id, status, head, frame.tail);
+        }
+    }
+
+    /// Gives a reply read for another call to its owner; drops one nobody waits for
+    /// (its call timed out).
+    fn hand_over(&self, id: u64, status: u8, head: &[u8], tail: Option<Vec<u8>>) {
+        let mut calls = lock(&self.calls);
+        if let Some(p) = calls.pending.get_mut(&id) {
+            p.reply = Some((status, head.to_vec(), tail));
+            if let Some(t) = &p.waiter {
+                t.unpark();
+            }
+        } else {
+            calls.owed.remove(&id);
+        }
+    }
+
+    /// Starts the drainer thread; `None` if no thread can be had (owed replies are
+    /// then read by the next caller, as before).
+    fn start_drainer(&self) -> Option<Thread> {
+        let me = self.me.clone();
+        thread::Builder::new()
+            .name("ipc-rpc drainer".into())
+            .spawn(move || drain(&me))
+            .ok()
+            .map(|handle| handle.thread().clone())
+    }
+
+    /// Reads, for up to [`DRAIN_SLICE`], replies owed to calls that gave up, handing
+    /// other callers' replies over; the caller holds the reading role.
+    fn drain_slice(&self) {
+        let mut receiver = lock(&self.receiver);
+        let until = Instant::now() + DRAIN_SLICE;
+        while !lock(&self.calls).owed.is_empty() {
+            let frame = match receiver.recv_split(Some(until)) {
+                Ok(frame) => frame,
+                Err(TransportError::TimedOut) => return,
+                Err(e) => {
+                    drop(receiver);
+                    self.fail(e);
+                    return;
+                }
+            };
+            let Ok((id, status, head)) = wire::decode_response_header(frame.head) else {
+                drop(receiver);
+                self.fail(TransportError::Corrupt("malformed reply header"));
+                return;
+            };
+            self.hand_over(id, status, head, frame.tail);
+        }
+    }
+
+    fn decode_reply<R>(
+        &self,
+        status: u8,
+        payload: Payload<'_>,
+        decode: impl FnOnce(Payload<'_>) -> Result<R, CodecError>,
+    ) -> Result<R, RpcError> {
+        match status {
+            STATUS_OK => Ok(decode(payload)?),
+            STATUS_ERR => Err(match payload.decode_all::<RemoteError>("remote error")? {
+                RemoteError::Panic { method, message } => RpcError::RemotePanic { method, message },
+                RemoteError::ReplyTooLarge { len, max, .. } => RpcError::FrameTooLarge { len, max },
+                other => RpcError::Remote(other),
+            }),
+            _ => Err(RpcError::Protocol {
+                peer: self.peer.clone(),
+                detail: "unknown reply status",
+            }),
+        }
+    }
+
+    /// Marks the connection dead, wakes every waiting caller, and returns this
+    /// caller's error.
+    fn fail(&self, cause: TransportError) -> RpcError {
+        let reason: Arc<str> = match &cause {
+            TransportError::Closed => {
+                "the server closed the connection (it exited, crashed or shut down)".into()
+            }
+            other => format!("the connection failed: {other}").into(),
+        };
+        self.shut(reason.clone());
+        match cause {
+            TransportError::Closed => self.disconnected(&reason),
+            TransportError::FrameTooLarge { len, max } => RpcError::FrameTooLarge {
+                len,
+                max: max as u64,
+            },
+            TransportError::Corrupt(detail) => RpcError::Protocol {
+                peer: self.peer.clone(),
+                detail,
+            },
+            other => transport_error(&self.peer, other),
+        }
+    }
+}
+
+/// The drainer: reads owed replies whenever no caller reads, until none is owed or the
+/// connection is closed or dropped. Holds the connection only while reading.
+fn drain(me: &Weak<Connection>) {
+    loop {
+        let Some(shared) = me.upgrade() else {
+            return;
+        };
+        {
+            let mut calls = lock(&shared.calls);
+            if calls.closed.is_some() || calls.owed.is_empty() {
+                calls.drainer = None;
+                return;
+            }
+            if calls.reading {
+                drop(calls);
+                drop(shared);
+                // A reader passing its role on wakes us (see `next_reader`).
+                thread::park_timeout(DRAIN_SLICE);
+                continue;
+            }
+            calls.reading = true;
+        }
+        shared.drain_slice();
+        let mut calls = lock(&shared.calls);
+        calls.reading = false;
+        let next = calls
+            .pending
+            .values()
+            .find(|p| p.reply.is_none() && p.waiter.is_some())
+            .and_then(|p| p.waiter.clone());
+        drop(calls);
+        if let Some(t) = next {
+            t.unpark();
+        }
+    }
+}
+
+/// How long a client whose hello could not be sent looks for a refusal frame.
+const REFUSAL_WAIT: Duration = Duration::from_millis(200);
+
+/// The error of a refusal frame already waiting on `receiver`, if there is one.
+fn refused(receiver: &mut dyn FrameReceiver, peer: &Arc<str>) -> Option<RpcError> {
+    let frame = receiver.recv(Some(Instant::now() + REFUSAL_WAIT)).ok()?;
+    wire::decode_refusal(frame).map(|reason| refusal_error(peer, &reason))
+}
+
+/// The error of a server's refusal saying `reason`.
+fn refusal_error(peer: &Arc<str>, reason: &str) -> RpcError {
+    RpcError::Disconnected {
+        peer: peer.clone(),
+        reason: format!("the server refused the connection: {reason}").into(),
+    }
+}
+
+/// Maps a transport error outside a call (connect, split) to an `RpcError`.
+fn transport_error(peer: &Arc<str>, e: TransportError) -> RpcError {
+    match e {
+        TransportError::Closed => RpcError::Disconnected {
+            peer: peer.clone(),
+            reason: "the connection is closed".into(),
+        },
+        TransportError::TimedOut => RpcError::Timeout {
+            peer: peer.clone(),
+            after: Duration::ZERO,
+        },
+        TransportError::FrameTooLarge { len, max } => RpcError::FrameTooLarge {
+            len,
+            max: max as u64,
+        },
+        TransportError::Corrupt(detail) => RpcError::Protocol {
+            peer: peer.clone(),
+            detail,
+        },
+        TransportError::Io { context, source } => RpcError::Io { context, source },
+        other => RpcError::Connect {
+            endpoint: peer.to_string(),
+            source: other,
+        },
+    }
+}

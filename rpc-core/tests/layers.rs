@@ -1,0 +1,93 @@
+//! rpc-core's modules import one way only: each imports modules of lower layers (the
+//! module map in `src/lib.rs`), never one of its own layer or above.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The module map of `src/lib.rs`, bottom layer first.
+const LAYERS: &[&[&str]] = &[
+    &["error"],
+    &["buf"],
+    &["transport"],
+    &["framing", "codec"],
+    &["wire"],
+    &["dispatch"],
+    &["connection"],
+    &["router"],
+    &["client"],
+    &["server", "supervisor"],
+];
+
+fn layer(module: &str) -> usize {
+    LAYERS
+        .iter()
+        .position(|l| l.contains(&module))
+        .unwrap_or_else(|| {
+            panic!(
+                "module `{module}` is not in the map; add it to LAYERS and to the map in src/lib.rs"
+            )
+        })
+}
+
+/// The top-level `crate::` modules a source file refers to outside comments and tests.
+fn references(source: &str) -> Vec<String> {
+    let code = source.split("#[cfg(test)]").next().unwrap_or_default();
+    let mut found = Vec::new();
+    for line in code.lines() {
+        let line = line.split("//").next().unwrap_or_default();
+        let mut rest = line;
+        while let Some(at) = rest.find("crate::") {
+            rest = &rest[at + "crate::".len()..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() && name.chars().next().is_some_and(|c| c.is_ascii_lowercase()) {
+                found.push(name);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn modules_import_only_lower_layers() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files: BTreeMap<String, String> = BTreeMap::new();
+    for entry in std::fs::read_dir(&src).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+            files.insert(stem, std::fs::read_to_string(&path).unwrap());
+        }
+    }
+    // A submodule belongs to its parent's layer.
+    let sub = src.join("transport").join("mem.rs");
+    files.insert(
+        "transport/mem".into(),
+        std::fs::read_to_string(sub).unwrap(),
+    );
+    let mut wrong = Vec::new();
+    for (file, source) in &files {
+        let module = file.split('/').next().unwrap();
+        if module == "lib" {
+            continue;
+        }
+        for dep in references(source) {
+            if dep != module && layer(&dep) >= layer(module) {
+                wrong.push(format!(
+                    "{file}.rs refers to crate::{dep} (layer {} ≥ {})",
+                    layer(&dep),
+                    layer(module)
+                ));
+            }
+        }
+    }
+    wrong.sort();
+    wrong.dedup();
+    assert!(
+        wrong.is_empty(),
+        "imports against the module map:\n{}",
+        wrong.join("\n")
+    );
+}

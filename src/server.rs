@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use rpc_core::{Dispatch, RunningServer, ServeError};
 
-use crate::Endpoint;
+use transports::Endpoint;
 
 /// A running server. Dropping it shuts it down, like [`ServerHandle::shutdown`].
 pub struct ServerHandle {

@@ -21,6 +21,7 @@
 mod measure;
 mod raw;
 mod report;
+mod roles;
 mod shm_raw;
 
 use std::error::Error;
@@ -32,12 +33,8 @@ use ipc_rpc::{Endpoint, ipc_service};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::raw::RawKind;
+use crate::roles::{CPU_ENV, ROLE_ENV};
 use crate::shm_raw::Strategy;
-
-/// The environment variable that gives a child its role.
-pub const ROLE_ENV: &str = "IPC_RPC_BENCH_ROLE";
-/// The environment variable that gives a child its CPU.
-pub const CPU_ENV: &str = "IPC_RPC_BENCH_CPU";
 
 /// One message of a producer-consumer batch: a byte string on the wire (one length,
 /// then the bytes), not a sequence of numbers.

@@ -220,9 +220,9 @@ impl RawPeer {
         cpu: Option<usize>,
     ) -> io::Result<Self> {
         let mut cmd = Command::new(std::env::current_exe()?);
-        cmd.env(crate::ROLE_ENV, "raw").stdin(Stdio::null());
+        cmd.env(crate::roles::ROLE_ENV, "raw").stdin(Stdio::null());
         if let Some(cpu) = cpu {
-            cmd.env(crate::CPU_ENV, cpu.to_string());
+            cmd.env(crate::roles::CPU_ENV, cpu.to_string());
         }
         let sizes = [req.to_string(), count.to_string(), reply.to_string()];
         let mut cleanup = Vec::new();

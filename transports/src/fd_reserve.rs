@@ -26,7 +26,7 @@ use std::net::Shutdown;
 
 use nix::libc;
 
-use crate::socket::StreamSocket;
+use crate::stream_socket::StreamSocket;
 
 /// Bytes of a refused client's first frame read (and dropped) before closing, so that
 /// a TCP close finds nothing unread and sends FIN after the refusal rather than RST.

@@ -24,6 +24,7 @@ pub mod read_waker;
 pub mod shm;
 mod socket;
 pub mod stream;
+mod stream_socket;
 mod sys;
 pub mod tcp;
 pub mod uds;

@@ -2,41 +2,17 @@
 //! halves and a closer (`shutdown(SHUT_RD)`, or both sides on abort) that all use its
 //! one descriptor, and a wakeable accept.
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
-use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::net::UnixStream;
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 
 use rpc_core::{Closer, Parts, TransportError};
 
 use crate::fd_reserve::{FdReserve, is_exhaustion};
 use crate::stream::{StreamReceiver, StreamSender, WriteMode};
+use crate::stream_socket::StreamSocket;
 use crate::wakeup::Wakeup;
-
-/// A connected stream socket of std (`UnixStream`, `TcpStream`).
-pub(crate) trait StreamSocket: Read + Write + AsFd + Send + Sync + Sized + 'static {
-    fn shutdown(&self, how: Shutdown) -> io::Result<()>;
-    fn set_nonblocking(&self, on: bool) -> io::Result<()>;
-}
-
-impl StreamSocket for UnixStream {
-    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        UnixStream::shutdown(self, how)
-    }
-    fn set_nonblocking(&self, on: bool) -> io::Result<()> {
-        UnixStream::set_nonblocking(self, on)
-    }
-}
-
-impl StreamSocket for TcpStream {
-    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        TcpStream::shutdown(self, how)
-    }
-    fn set_nonblocking(&self, on: bool) -> io::Result<()> {
-        TcpStream::set_nonblocking(self, on)
-    }
-}
 
 /// Closes a connected socket from any thread: `close` shuts its reading side (a blocked
 /// `recv` returns end-of-file, replies can still be written), `abort` both sides (a

@@ -32,10 +32,10 @@ use rpc_core::framing::check_len;
 use rpc_core::{Closer, FrameReceiver, FrameSender, Parts, Transport, TransportError};
 
 use super::chunk::{self, Assembler, FIN, Step};
-use super::listener::reclaim_if_abandoned;
 use super::liveness::PeerProcess;
 use super::naming::Names;
 use super::queue::Queue;
+use super::reclaim::reclaim_if_abandoned;
 
 /// The longest a wait goes without checking the peer's liveness and the closer.
 pub(crate) const SLICE: Duration = Duration::from_millis(200);

@@ -14,13 +14,11 @@ use super::handshake::{Answer, Connect};
 use super::liveness::{PeerProcess, ProcessId, WatchError};
 use super::naming::{Direction, Names};
 use super::queue::{self, Access, Queue, UnlinkGuard};
+use super::reclaim::remove_stale_connections;
 use super::{checked_msgsize, invalid_name, limits};
 use crate::endpoint::Endpoint;
 use crate::fd_reserve::{Spare, is_exhaustion};
 use crate::owner_lock::OwnerLock;
-
-/// Where the queue namespace can be listed, when it is mounted.
-pub const MQUEUE_DIR: &str = "/dev/mqueue";
 
 /// A server's rendezvous queue, with the owner lock that makes it ours.
 ///
@@ -292,7 +290,7 @@ impl Drop for MqListener {
 }
 
 /// Takes the owner lock. A holder that has not written a live process into the lock
-/// file is a client cleaning up after a dead server (see [`reclaim_if_abandoned`]) or
+/// file is a client cleaning up after a dead server (see `reclaim::reclaim_if_abandoned`) or
 /// a server starting up: retried for up to [`LOCK_RETRY`] before `AddrInUse`.
 fn acquire_lock(names: &Names, endpoint: &str) -> Result<OwnerLock, TransportError> {
     let give_up = Instant::now() + LOCK_RETRY;
@@ -316,35 +314,3 @@ fn acquire_lock(names: &Names, endpoint: &str) -> Result<OwnerLock, TransportErr
 
 /// How long `bind` waits for a lock holder that has not said it is a live server.
 const LOCK_RETRY: Duration = Duration::from_millis(300);
-
-/// Removes what a dead server left under `names` (its rendezvous queue, its lock
-/// file, and the names of clients that died while connecting), unless a live server
-/// holds the lock. Clients call it when they see their server die, so a killed
-/// server's leftovers do not wait for the next `bind`.
-pub(crate) fn reclaim_if_abandoned(names: &Names) {
-    if let Ok(_lock) = OwnerLock::acquire(names.lock_path(), "") {
-        let _ = queue::unlink(&names.rendezvous());
-        remove_stale_connections(names);
-        // Dropping the lock removes the lock file.
-    }
-}
-
-/// Removes the connection queues of clients that died while connecting (the only
-/// moment connection queues have names). Needs the queue namespace mounted at
-/// [`MQUEUE_DIR`]; without it there is nothing to list and nothing is removed.
-fn remove_stale_connections(names: &Names) {
-    let Ok(entries) = std::fs::read_dir(MQUEUE_DIR) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(file_name) = file_name.to_str() else {
-            continue;
-        };
-        if let Some((client, _, _)) = names.parse_connection(file_name)
-            && !client.is_alive()
-        {
-            let _ = queue::unlink(&format!("/{file_name}"));
-        }
-    }
-}

@@ -91,6 +91,7 @@ mod listener;
 mod liveness;
 mod naming;
 mod queue;
+mod reclaim;
 
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -100,8 +101,9 @@ use nix::errno::Errno;
 use rpc_core::TransportError;
 
 pub use conn::MqTransport;
-pub use listener::{MQUEUE_DIR, MqListener};
+pub use listener::MqListener;
 pub use naming::MAX_NAME;
+pub use reclaim::MQUEUE_DIR;
 
 use conn::{Ends, SLICE};
 use handshake::{Answer, Connect};
@@ -295,7 +297,7 @@ fn server_process(names: &Names, peer: &str) -> Result<PeerProcess, TransportErr
         source: io::ErrorKind::ConnectionRefused.into(),
     };
     let stale = || {
-        listener::reclaim_if_abandoned(names);
+        reclaim::reclaim_if_abandoned(names);
         stale()
     };
     let owner = match std::fs::read_to_string(&lock) {
@@ -321,7 +323,7 @@ fn server_process(names: &Names, peer: &str) -> Result<PeerProcess, TransportErr
 }
 
 fn server_exited(names: &Names, peer: &str) -> TransportError {
-    listener::reclaim_if_abandoned(names);
+    reclaim::reclaim_if_abandoned(names);
     TransportError::Io {
         context: format!("{peer}: the server exited while we were connecting"),
         source: io::ErrorKind::ConnectionAborted.into(),

@@ -24,7 +24,7 @@ use super::index::{self, HEADER, Placement};
 use super::layout::{ControlPage, PAD_RECORD, Side};
 use super::ring::{Reader, Writer};
 use super::segment::Segment;
-use super::wait::{SleepOn, notify, wait_until, wake_all};
+use super::wait::{SleepOn, Waiting, notify, wait_until, wake_all};
 
 /// Longest spin while the peer is busy producing what we wait for.
 const SPIN_BUSY: Duration = Duration::from_millis(1);
@@ -172,6 +172,27 @@ impl Drop for Conn {
     }
 }
 
+impl Waiting for Conn {
+    fn my_side(&self) -> &Side {
+        Conn::my_side(self)
+    }
+    fn peer_side(&self) -> &Side {
+        Conn::peer_side(self)
+    }
+    fn spin(&self) -> Duration {
+        Conn::spin(self)
+    }
+    fn spin_busy(&self) -> Duration {
+        Conn::spin_busy(self)
+    }
+    fn check_open(&self) -> Result<(), TransportError> {
+        Conn::check_open(self)
+    }
+    fn check_peer_alive(&self) -> Result<(), TransportError> {
+        Conn::check_peer_alive(self)
+    }
+}
+
 /// Producer of the outgoing ring.
 pub struct ShmSender {
     conn: Arc<Conn>,
@@ -201,7 +222,7 @@ impl ShmSender {
     fn wait_free(&self, need: u64) -> Result<(), TransportError> {
         let ctl = self.ring.control();
         wait_until(
-            &self.conn,
+            &*self.conn,
             SleepOn {
                 word: &ctl.consumer.space_seq,
                 flag: &ctl.producer.producer_sleeping,
@@ -409,7 +430,7 @@ impl ShmReceiver {
     fn wait_available(&self, need: u64, deadline: Option<Instant>) -> Result<(), TransportError> {
         let ctl = self.ring.control();
         wait_until(
-            &self.conn,
+            &*self.conn,
             SleepOn {
                 word: &ctl.producer.data_seq,
                 flag: &ctl.consumer.consumer_sleeping,

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use rpc_core::TransportError;
 
-use super::conn::Conn;
+use super::layout::Side;
 use crate::sys;
 
 /// Longest single futex sleep before the peer's liveness is checked again.
@@ -63,10 +63,27 @@ pub struct SleepOn<'a> {
     pub flag: &'a AtomicU32,
 }
 
+/// What a wait needs of its connection (the connection, `conn::Conn`, implements it:
+/// waiting sits below the connection, which uses it).
+pub trait Waiting {
+    /// This side's shared state.
+    fn my_side(&self) -> &Side;
+    /// The peer's shared state.
+    fn peer_side(&self) -> &Side;
+    /// How long to spin while the peer is not busy for us.
+    fn spin(&self) -> Duration;
+    /// How long to spin while the peer says it is busy producing what we wait for.
+    fn spin_busy(&self) -> Duration;
+    /// `Closed` once this side closed the connection.
+    fn check_open(&self) -> Result<(), TransportError>;
+    /// `Closed` once the peer is gone.
+    fn check_peer_alive(&self) -> Result<(), TransportError>;
+}
+
 /// Waits until `ready` says so, the deadline passes (`TimedOut`) or the connection
 /// ends (`Closed`). `ready` may fail (corruption), which ends the wait with its error.
 pub fn wait_until(
-    conn: &Conn,
+    conn: &impl Waiting,
     sleep: SleepOn<'_>,
     deadline: Option<Instant>,
     mut ready: impl FnMut() -> Result<bool, TransportError>,

@@ -49,7 +49,6 @@ per_transport! {
     a_timed_out_large_reply_never_blocks_the_next_large_request: [unix, tcp, fifo, pipe, mq, shm];
     shutdown_ends_writers_blocked_on_a_client_that_never_reads: [unix, tcp, fifo, mq, shm];
     a_socket_connection_costs_the_server_one_descriptor: [unix, tcp];
-    a_send_cut_short_by_its_deadline_is_finished_by_the_next: [unix, tcp, fifo, mq, shm];
 }
 
 /// The server's resident memory, from `/proc/<pid>/status`.
@@ -451,54 +450,5 @@ pub fn a_socket_connection_costs_the_server_one_descriptor(t: Transport, name: S
         let after = fd_count(pid);
         println!("{t:?}: 10 connections took {} descriptors", after - before);
         assert_eq!(after - before, 10);
-    });
-}
-
-/// The transport contract for sends with a deadline, below the client: a frame the peer
-/// does not take in time fails with `TimedOut`, its rest kept; a later send that cannot
-/// finish that rest in time fails too without starting its own frame; once the peer
-/// reads, the next send finishes the cut frame first, and the peer receives every frame
-/// that was started, whole and in order.
-pub fn a_send_cut_short_by_its_deadline_is_finished_by_the_next(t: Transport, name: String) {
-    let _ = name;
-    watchdog(WATCHDOG_LONG, move || {
-        // Larger than any kernel buffer on the way (TCP loopback takes megabytes).
-        let big: Vec<u8> = (0..32usize << 20).map(|i| (i % 251) as u8).collect();
-        let ep = t.endpoint_with("max_frame=67108864");
-        let mut listener = transports::listen(&ep.endpoint).unwrap();
-        let bound: ipc_rpc::Endpoint = listener.local_endpoint().parse().unwrap();
-        let connector =
-            std::thread::spawn(move || transports::connect(&bound).unwrap().split().unwrap());
-        let mut server = listener.accept().unwrap().split().unwrap();
-        let mut client = connector.join().unwrap();
-
-        let soon = || Some(Instant::now() + Duration::from_millis(300));
-        client.sender.set_deadline(soon());
-        let cut = client.sender.send(&big);
-        assert!(
-            matches!(cut, Err(ipc_rpc::TransportError::TimedOut)),
-            "{cut:?}"
-        );
-        assert!(client.sender.has_backlog(), "part of the frame went");
-        client.sender.set_deadline(soon());
-        let blocked = client.sender.send(b"never started");
-        assert!(
-            matches!(blocked, Err(ipc_rpc::TransportError::TimedOut)),
-            "{blocked:?}"
-        );
-
-        let reader = std::thread::spawn(move || {
-            let until = Some(Instant::now() + Duration::from_secs(60));
-            let first = server.receiver.recv(until).unwrap().to_vec();
-            let second = server.receiver.recv(until).unwrap().to_vec();
-            (first, second)
-        });
-        client.sender.set_deadline(None);
-        client.sender.send(b"after").unwrap();
-        assert!(!client.sender.has_backlog());
-        let (first, second) = reader.join().unwrap();
-        assert!(first == big, "the cut frame arrived whole");
-        assert_eq!(second, b"after");
-        drop(listener);
     });
 }

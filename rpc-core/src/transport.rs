@@ -5,7 +5,8 @@
 //! and a [`Closer`], so one thread can send while another receives, and any thread
 //! can shut the connection.
 //!
-//! Contract (checked for every transport by the matrix suite in `tests/`):
+//! Contract (checked for every transport, `mem` included, by the conformance suite in
+//! `transports/tests/conformance.rs`, and end to end by the matrix suite in `tests/`):
 //! - frames of `0..=max_frame` bytes arrive whole, in order, unmodified;
 //! - sending a larger frame fails with `FrameTooLarge` and leaves the transport usable;
 //!   receiving one fails with `FrameTooLarge` before anything is allocated for it;

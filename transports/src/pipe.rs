@@ -127,6 +127,42 @@ impl PipeTransport {
         Ok((child, transport))
     }
 
+    /// Two connected ends in this process, over two pipes: for tests, and for threads
+    /// that want the pipe mechanism without a child.
+    ///
+    /// # Errors
+    ///
+    /// `Io` if the pipes cannot be created (out of descriptors).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rpc_core::Transport as _;
+    /// let (a, b) = transports::PipeTransport::pair(1 << 20)?;
+    /// let mut a = Box::new(a).split()?;
+    /// let mut b = Box::new(b).split()?;
+    /// a.sender.send(b"ping")?;
+    /// assert_eq!(b.receiver.recv(None)?, b"ping");
+    /// # Ok::<(), rpc_core::TransportError>(())
+    /// ```
+    pub fn pair(max_frame: usize) -> Result<(PipeTransport, PipeTransport), TransportError> {
+        let (a_read, b_write) =
+            pipe2(OFlag::O_CLOEXEC).map_err(|e| io_err("create a pipe")(e.into()))?;
+        let (b_read, a_write) =
+            pipe2(OFlag::O_CLOEXEC).map_err(|e| io_err("create a pipe")(e.into()))?;
+        let end = |reader, writer, which: &str| PipeTransport {
+            reader: File::from(reader),
+            writer: File::from(writer),
+            peer: format!("pipe ({which} end of an in-process pair)"),
+            max_frame,
+            peer_pid: Some(std::process::id()),
+        };
+        Ok((
+            end(a_read, a_write, "second"),
+            end(b_read, b_write, "first"),
+        ))
+    }
+
     /// In a child started by [`PipeTransport::spawn`], takes the inherited pipe pair,
     /// with the parent's frame limit; `None` if this process was not started that way
     /// or already took it.

@@ -1,7 +1,7 @@
 //! An in-process transport: two queues between threads.
 //!
 //! The reference implementation of the [transport contract](super): unit tests of the
-//! client and server use it, and it runs first in the matrix suite.
+//! client and server use it, and it runs first in the conformance suite.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};

@@ -1,0 +1,430 @@
+//! The transport contract (the module doc of `rpc_core::transport`), checked at the
+//! `FrameSender`/`FrameReceiver` level for every transport, the in-process `mem`
+//! reference included, the way iceoryx2's conformance tests are generic over the
+//! channel.
+//!
+//! Test names come out as `unix::frames_arrive_whole_and_in_order`; adding a transport
+//! is one word in the `conformance!` call below (and an arm in `Kind::pair`).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rpc_core::{Parts, Transport as _, TransportError};
+use transports::Endpoint;
+
+macro_rules! conformance {
+    (transports: [$($kind:ident),* $(,)?], tests: $tests:tt) => {
+        $( conformance!(@one $kind $tests); )*
+    };
+    (@one $kind:ident [$($test:ident),* $(,)?]) => {
+        #[allow(non_snake_case)]
+        mod $kind {
+            $(
+                #[test]
+                fn $test() {
+                    crate::watchdog(move || crate::$test(crate::Kind::$kind));
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    transports: [mem, pipe, unix, tcp, fifo, mq, shm],
+    tests: [
+        frames_arrive_whole_and_in_order,
+        a_frame_over_the_limit_is_refused_and_the_sender_stays_usable,
+        a_lowered_limit_refuses_larger_frames_on_receipt,
+        a_receive_deadline_times_out_and_the_receiver_stays_usable,
+        after_the_peer_is_gone_frames_drain_then_closed,
+        close_ends_a_blocked_receive,
+        abort_ends_a_send_blocked_on_a_peer_that_does_not_read,
+        a_send_cut_short_by_its_deadline_is_finished_by_the_next,
+        dropping_everything_leaves_no_named_object,
+    ]
+}
+
+/// Every test is done well within this; past it something hangs.
+const WATCHDOG: Duration = Duration::from_secs(60);
+
+/// The frame limit of the pairs the tests make.
+const MAX_FRAME: usize = 64 << 20;
+
+fn watchdog(f: impl FnOnce() + Send + 'static) {
+    let (tx, rx) = mpsc::channel();
+    let worker = thread::spawn(move || {
+        f();
+        let _ = tx.send(());
+    });
+    match rx.recv_timeout(WATCHDOG) {
+        Ok(()) => worker.join().unwrap(),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            // The test panicked: report its panic.
+            if let Err(panic) = worker.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("watchdog: still running after {WATCHDOG:?}; something hangs")
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+enum Kind {
+    mem,
+    pipe,
+    unix,
+    tcp,
+    fifo,
+    mq,
+    shm,
+}
+
+/// A connected pair, and what must outlive it (a listener, a directory).
+struct Pair {
+    client: Parts,
+    server: Parts,
+    place: Place,
+}
+
+/// Where a pair's named objects live, removed when the pair's test ends.
+struct Place {
+    endpoint: Option<Endpoint>,
+    listener: Option<Box<dyn rpc_core::Listener>>,
+    dir: Option<PathBuf>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        drop(self.listener.take());
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn unique() -> String {
+    format!(
+        "ipc-rpc-conf-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Kind {
+    /// A connected pair of this kind with frames up to [`MAX_FRAME`].
+    fn pair(self) -> Pair {
+        let no_place = || Place {
+            endpoint: None,
+            listener: None,
+            dir: None,
+        };
+        match self {
+            Kind::mem => {
+                let (a, b) = rpc_core::transport::mem::pair_with_max_frame(MAX_FRAME);
+                Pair {
+                    client: Box::new(a).split().unwrap(),
+                    server: Box::new(b).split().unwrap(),
+                    place: no_place(),
+                }
+            }
+            Kind::pipe => {
+                let (a, b) = transports::PipeTransport::pair(MAX_FRAME).unwrap();
+                Pair {
+                    client: Box::new(a).split().unwrap(),
+                    server: Box::new(b).split().unwrap(),
+                    place: no_place(),
+                }
+            }
+            _ => self.over_listener(),
+        }
+    }
+
+    /// Binds a fresh endpoint, connects to it, accepts the connection.
+    fn over_listener(self) -> Pair {
+        let name = unique();
+        let dir = std::env::temp_dir().join(&name);
+        let q = format!("?max_frame={MAX_FRAME}");
+        let (text, dir) = match self {
+            Kind::unix => (format!("unix:{}/c.sock{q}", dir.display()), Some(dir)),
+            Kind::fifo => (format!("fifo:{}/c{q}", dir.display()), Some(dir)),
+            Kind::tcp => (format!("tcp:127.0.0.1:0{q}"), None),
+            Kind::mq => (format!("mq:/{name}{q}"), None),
+            Kind::shm => (format!("shm:/{name}{q}"), None),
+            Kind::mem | Kind::pipe => unreachable!("no listener"),
+        };
+        if let Some(dir) = &dir {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        let endpoint: Endpoint = text.parse().unwrap();
+        let mut listener = transports::listen(&endpoint).unwrap();
+        let bound: Endpoint = listener.local_endpoint().parse().unwrap();
+        let to = bound.clone();
+        // Some transports finish their set-up only when both sides are at it.
+        let connector = thread::spawn(move || transports::connect(&to).unwrap().split().unwrap());
+        let server = listener.accept().unwrap().split().unwrap();
+        let client = connector.join().unwrap();
+        Pair {
+            client,
+            server,
+            place: Place {
+                endpoint: Some(bound),
+                listener: Some(listener),
+                dir,
+            },
+        }
+    }
+
+    /// Whether a send can block (its peer's buffers are bounded).
+    fn sends_can_block(self) -> bool {
+        self != Kind::mem
+    }
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+        .collect()
+}
+
+fn soon(ms: u64) -> Option<Instant> {
+    Some(Instant::now() + Duration::from_millis(ms))
+}
+
+/// Frames of every size up to the limit arrive whole, in order, unmodified, both ways.
+fn frames_arrive_whole_and_in_order(kind: Kind) {
+    let Pair {
+        client,
+        server,
+        place: _place,
+    } = kind.pair();
+    let (mut cs, mut cr, _cc) = (client.sender, client.receiver, client.closer);
+    let (mut ss, mut sr, _sc) = (server.sender, server.receiver, server.closer);
+    let sizes = [0, 1, 100, 4095, 4096, 65_535, 65_536, 1 << 20, 5 << 20];
+    for (sender, receiver) in [(&mut cs, &mut sr), (&mut ss, &mut cr)] {
+        thread::scope(|s| {
+            s.spawn(|| {
+                for (i, len) in sizes.iter().enumerate() {
+                    sender.send(&pattern(*len, i as u8)).unwrap();
+                }
+            });
+            for (i, len) in sizes.iter().enumerate() {
+                let frame = receiver.recv(soon(20_000)).unwrap();
+                assert!(
+                    frame == pattern(*len, i as u8),
+                    "frame {i} of {len} bytes arrived as {} bytes, or changed",
+                    frame.len()
+                );
+            }
+        });
+    }
+}
+
+/// A frame over `max_frame` fails with `FrameTooLarge`, nothing sent; the next one
+/// goes through.
+fn a_frame_over_the_limit_is_refused_and_the_sender_stays_usable(kind: Kind) {
+    let mut pair = kind.pair();
+    let err = pair
+        .client
+        .sender
+        .send(&vec![0; MAX_FRAME + 1])
+        .unwrap_err();
+    assert!(
+        matches!(err, TransportError::FrameTooLarge { max: MAX_FRAME, .. }),
+        "{err:?}"
+    );
+    pair.client.sender.send(b"after").unwrap();
+    assert_eq!(pair.server.receiver.recv(soon(10_000)).unwrap(), b"after");
+}
+
+/// A receiver whose limit was lowered refuses a larger frame with `FrameTooLarge`.
+fn a_lowered_limit_refuses_larger_frames_on_receipt(kind: Kind) {
+    let mut pair = kind.pair();
+    pair.server.receiver.set_max_frame(64);
+    // One at a time: a message queue holds one message by default.
+    pair.client.sender.send(&[7; 64]).unwrap();
+    assert_eq!(pair.server.receiver.recv(soon(10_000)).unwrap(), [7; 64]);
+    pair.client.sender.send(&[7; 1000]).unwrap();
+    let err = pair.server.receiver.recv(soon(10_000)).unwrap_err();
+    assert!(
+        matches!(err, TransportError::FrameTooLarge { max: 64, .. }),
+        "{err:?}"
+    );
+}
+
+/// `recv` with a deadline returns `TimedOut` when it passes, and a later `recv` gets
+/// the frame sent after it.
+fn a_receive_deadline_times_out_and_the_receiver_stays_usable(kind: Kind) {
+    let mut pair = kind.pair();
+    let start = Instant::now();
+    let err = pair.server.receiver.recv(soon(100)).unwrap_err();
+    assert!(matches!(err, TransportError::TimedOut), "{err:?}");
+    assert!(start.elapsed() >= Duration::from_millis(100));
+    pair.client.sender.send(b"late").unwrap();
+    assert_eq!(pair.server.receiver.recv(soon(10_000)).unwrap(), b"late");
+}
+
+/// Frames sent before the peer went away are received, then `Closed`; a send then
+/// fails with `Closed`.
+fn after_the_peer_is_gone_frames_drain_then_closed(kind: Kind) {
+    let Pair {
+        client,
+        mut server,
+        place: _place,
+    } = kind.pair();
+    // From a thread: a message queue holds one message by default.
+    let peer = thread::spawn(move || {
+        let mut client = client;
+        client.sender.send(b"one").unwrap();
+        client.sender.send(b"two").unwrap();
+    });
+    assert_eq!(server.receiver.recv(soon(10_000)).unwrap(), b"one");
+    assert_eq!(server.receiver.recv(soon(10_000)).unwrap(), b"two");
+    peer.join().unwrap();
+    let end = server.receiver.recv(soon(10_000));
+    assert!(matches!(end, Err(TransportError::Closed)), "{end:?}");
+    // TCP takes the first write after the peer's close into its buffer and learns of
+    // the close from the peer's reset: `Closed` comes within a few sends.
+    let mut sent = server.sender.send(b"anyone?");
+    for _ in 0..100 {
+        if sent.is_err() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(10));
+        sent = server.sender.send(b"anyone?");
+    }
+    assert!(matches!(sent, Err(TransportError::Closed)), "{sent:?}");
+}
+
+/// The closer makes a `recv` blocked with no deadline return `Closed`.
+fn close_ends_a_blocked_receive(kind: Kind) {
+    let Pair {
+        client: _client,
+        server,
+        place: _place,
+    } = kind.pair();
+    let Parts {
+        mut receiver,
+        closer,
+        sender: _sender,
+    } = server;
+    let blocked = thread::spawn(move || receiver.recv(None).map(<[u8]>::to_vec));
+    thread::sleep(Duration::from_millis(50));
+    closer.close();
+    let end = blocked.join().unwrap();
+    assert!(matches!(end, Err(TransportError::Closed)), "{end:?}");
+}
+
+/// `abort` makes a send blocked on a peer that does not read return `Closed` (where
+/// sends can block at all; elsewhere the send completes): never a hang.
+fn abort_ends_a_send_blocked_on_a_peer_that_does_not_read(kind: Kind) {
+    let Pair {
+        client,
+        server: _server,
+        place: _place,
+    } = kind.pair();
+    let Parts {
+        mut sender,
+        closer,
+        receiver: _receiver,
+    } = client;
+    let big = vec![1u8; 32 << 20];
+    let blocked = thread::spawn(move || sender.send(&big));
+    thread::sleep(Duration::from_millis(200));
+    closer.abort();
+    let end = blocked.join().unwrap();
+    if kind.sends_can_block() {
+        assert!(matches!(end, Err(TransportError::Closed)), "{end:?}");
+    } else {
+        assert!(end.is_ok(), "{end:?}");
+    }
+}
+
+/// A frame the peer does not take in time fails with `TimedOut`, its rest kept; a
+/// later send that cannot finish that rest in time fails too without starting its own
+/// frame; once the peer reads, the next send finishes the cut frame first, and the
+/// peer receives every frame that was started, whole and in order.
+fn a_send_cut_short_by_its_deadline_is_finished_by_the_next(kind: Kind) {
+    if !kind.sends_can_block() {
+        return eprintln!("skipped: {kind:?} sends never wait");
+    }
+    // Larger than any kernel buffer on the way (TCP loopback takes megabytes).
+    let big = pattern(32 << 20, 3);
+    let Pair {
+        mut client,
+        mut server,
+        place: _place,
+    } = kind.pair();
+    client.sender.set_deadline(soon(300));
+    let cut = client.sender.send(&big);
+    assert!(matches!(cut, Err(TransportError::TimedOut)), "{cut:?}");
+    assert!(client.sender.has_backlog(), "part of the frame went");
+    client.sender.set_deadline(soon(300));
+    let blocked = client.sender.send(b"never started");
+    assert!(
+        matches!(blocked, Err(TransportError::TimedOut)),
+        "{blocked:?}"
+    );
+    let reader = thread::spawn(move || {
+        let first = server.receiver.recv(soon(60_000)).unwrap().to_vec();
+        let second = server.receiver.recv(soon(60_000)).unwrap().to_vec();
+        (first, second)
+    });
+    client.sender.set_deadline(None);
+    client.sender.send(b"after").unwrap();
+    assert!(!client.sender.has_backlog());
+    let (first, second) = reader.join().unwrap();
+    assert!(first == big, "the cut frame arrived whole");
+    assert_eq!(second, b"after");
+}
+
+/// Once the parts and the listener are dropped, nothing named after the endpoint is
+/// left in the file system, /dev/shm or the queue namespace.
+fn dropping_everything_leaves_no_named_object(kind: Kind) {
+    let Pair {
+        mut client,
+        mut server,
+        mut place,
+    } = kind.pair();
+    client.sender.send(b"x").unwrap();
+    assert_eq!(server.receiver.recv(soon(10_000)).unwrap(), b"x");
+    drop((client, server));
+    drop(place.listener.take());
+    let Some(endpoint) = place.endpoint.clone() else {
+        return;
+    };
+    let name = match endpoint.kind() {
+        transports::EndpointKind::Unix(p) | transports::EndpointKind::Fifo(p) => p.clone(),
+        transports::EndpointKind::Mq(n) | transports::EndpointKind::Shm(n) => {
+            n.trim_start_matches('/').to_owned()
+        }
+        _ => return,
+    };
+    let mut left = Vec::new();
+    if let Some(dir) = &place.dir {
+        left.extend(
+            std::fs::read_dir(dir)
+                .unwrap()
+                .flatten()
+                .map(|e| e.path().display().to_string()),
+        );
+    }
+    for ns in ["/dev/shm", "/dev/mqueue"] {
+        if let Ok(entries) = std::fs::read_dir(ns) {
+            left.extend(
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.contains(&name)),
+            );
+        }
+    }
+    assert!(left.is_empty(), "{endpoint} left {left:?}");
+}

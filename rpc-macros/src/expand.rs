@@ -59,7 +59,8 @@ fn item_keyword_span(item: &syn::Item) -> proc_macro2::Span {
 }
 
 /// The text the fingerprint is computed over: the service name, then each method's
-/// name and signature (argument and return types as written), in order.
+/// name and signature (argument and return types as written), in order. The generated
+/// code hashes it with `rpc_core::fingerprint` in a `const`, so the hash is written once.
 pub(crate) fn signature_text(service: &ServiceDef<'_>) -> String {
     let squash = |t: &dyn quote::ToTokens| {
         quote!(#t)
@@ -83,13 +84,6 @@ pub(crate) fn signature_text(service: &ServiceDef<'_>) -> String {
     text
 }
 
-/// FNV-1a, the same function as `rpc_core::fingerprint`.
-pub(crate) fn fingerprint(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,11 +98,5 @@ mod tests {
             signature_text(&s),
             "Calc{add(i64,Vec<u8>)->Result<i64,E>;reset()->();}"
         );
-    }
-
-    #[test]
-    fn fingerprint_matches_fnv1a() {
-        assert_eq!(fingerprint(""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fingerprint("a"), 0xaf63_dc4c_8601_ec8c);
     }
 }

@@ -1,6 +1,8 @@
 //! Pins the handshake fingerprints of sample services. A client and a server built by
 //! different versions of the macro must still agree, so these values never change;
 //! a failure here means the signature text or the hash changed, not the test.
+// Only the generated `SERVICE` constants are read; nothing is implemented or called.
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 
@@ -8,16 +10,16 @@ use ipc_rpc::ipc_service;
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
-pub struct Point {
+struct Point {
     pub x: i32,
     pub y: i32,
 }
 
 #[derive(Serialize, Deserialize)]
-pub struct NotFound;
+struct NotFound;
 
 #[ipc_service]
-pub trait Calculator {
+trait Calculator {
     /// Adds two numbers.
     fn add(&self, a: i64, b: i64) -> i64;
     fn div(&self, a: i64, b: i64) -> Result<i64, NotFound>;
@@ -25,7 +27,7 @@ pub trait Calculator {
 }
 
 #[ipc_service]
-pub trait Sample {
+trait Sample {
     fn r#type(&self, r#match: u8, r#fn: String) -> u8;
     fn unit_return(&self, value: u32) -> ();
     fn bytes(&self, head: Vec<u8>, tail: ::std::vec::Vec<u8>) -> Vec<u8>;
@@ -45,6 +47,13 @@ fn fingerprints_are_pinned() {
     assert_eq!(CalculatorClient::SERVICE.fingerprint, 0x86b2_dcfe_b195_097c);
     assert_eq!(SampleClient::SERVICE.name, "Sample");
     assert_eq!(SampleClient::SERVICE.fingerprint, 0x8bea_92d0_e670_1172);
+}
+
+/// `rpc_core::fingerprint` is FNV-1a (64-bit), the hash every released macro used.
+#[test]
+fn fingerprint_is_fnv1a() {
+    assert_eq!(rpc_core::fingerprint(""), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(rpc_core::fingerprint("a"), 0xaf63_dc4c_8601_ec8c);
 }
 
 /// The fingerprint is `rpc_core::fingerprint` of the signature text: the service name,

@@ -43,7 +43,7 @@ pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
         where
             __S: #trait_ident + ::core::marker::Send + ::core::marker::Sync + 'static,
         {
-            fn info(&self) -> &'static #krate::__private::ServiceInfo {
+            fn info(&self) -> &'static #krate::ServiceInfo {
                 #client::SERVICE
             }
 

@@ -24,14 +24,13 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         }
         return Ok(fallback::with_errors(&item, errors));
     };
-    let service = ServiceDef::from_trait(item_trait);
-    let args = match (args, valid::check(&service)) {
-        (Ok(args), Ok(())) => args,
+    let (args, service) = match (args, valid::check(item_trait)) {
+        (Ok(args), Ok(service)) => (args, service),
         (Err(mut errors), Err(more)) => {
             errors.combine(more);
             return Ok(fallback::with_errors(&item, errors));
         }
-        (Err(errors), Ok(())) | (Ok(_), Err(errors)) => {
+        (Err(errors), Ok(_)) | (Ok(_), Err(errors)) => {
             return Ok(fallback::with_errors(&item, errors));
         }
     };
@@ -93,7 +92,7 @@ mod tests {
         let t: syn::ItemTrait = syn::parse_quote! {
             trait Calc { fn add(&self, a: i64, b: Vec<u8>) -> Result<i64, E>; fn reset(&self); }
         };
-        let s = ServiceDef::from_trait(&t);
+        let s = valid::check(&t).unwrap();
         assert_eq!(
             signature_text(&s),
             "Calc{add(i64,Vec<u8>)->Result<i64,E>;reset()->();}"

@@ -112,11 +112,11 @@ fn method(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStr
     );
     let ret = m.output.map_or_else(|| quote!(()), |t| quote!(#t));
     let arg_idents = m.arg_idents();
-    let arg_tys: Vec<_> = m.args.iter().map(|a| a.ty).collect();
+    let arg_tys = m.args.iter().map(|a| a.ty);
     // A trailing `Vec<u8>` is sent from where it is, after the other arguments.
     let (encoded, bulk) = match m.args.split_last() {
         Some((last, rest)) if is_byte_vec(last.ty) => {
-            let ident = last.ident.expect("checked by valid");
+            let ident = last.ident;
             (rest, quote! { ::core::option::Option::Some(#ident) })
         }
         _ => (&m.args[..], quote! { ::core::option::Option::None }),
@@ -127,7 +127,7 @@ fn method(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStr
         format_ident!("__ipc_buf")
     };
     let encodes = encoded.iter().map(|a| {
-        let ident = a.ident.expect("checked by valid");
+        let ident = a.ident;
         let ty = a.ty;
         if is_byte_vec(ty) {
             return quote_spanned! {ty.span()=>

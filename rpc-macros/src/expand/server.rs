@@ -74,7 +74,7 @@ fn arm(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStream
         quote!(mut)
     };
     let decodes = m.args.iter().map(|a| {
-        let name = a.ident.expect("checked by valid");
+        let name = a.ident;
         let ty = a.ty;
         if is_byte_vec(ty) {
             return quote_spanned! {ty.span()=>

@@ -44,7 +44,8 @@ struct ReadmeDoctests;
 pub use child::{ServiceClient, connect, serve_parent, spawn_child, spawn_child_with};
 pub use rpc_core::server::current_peer as peer;
 pub use rpc_core::{
-    CodecError, PeerCredentials, RemoteError, RpcError, ServeError, ServiceInfo, TransportError,
+    Client, CodecError, PeerCredentials, RemoteError, RpcError, ServeError, ServiceInfo,
+    TransportError,
 };
 pub use rpc_macros::ipc_service;
 pub use server::{ServerHandle, serve};
@@ -54,10 +55,10 @@ pub use transports::{Endpoint, EndpointError, EndpointKind};
 #[doc(hidden)]
 pub mod __private {
     pub use rpc_core::codec::{FrameBuf, Payload};
-    pub use rpc_core::{Client, Dispatch, DispatchError, Reply, ServiceInfo};
+    pub use rpc_core::{Dispatch, DispatchError, Reply, fingerprint};
 
     use rpc_core::codec::{BytesRef, encode_frame};
-    use rpc_core::{CodecError, RpcError};
+    use rpc_core::{Client, CodecError, RpcError, ServiceInfo};
     use serde::Serialize;
     use serde::de::DeserializeOwned;
 

@@ -1,9 +1,11 @@
-//! The model of a service trait, built from syn's tree; every node keeps a reference
-//! to the user's tokens so errors can point at them.
+//! The model of a valid service trait. Only `valid::check` builds it, and its types
+//! hold nothing that check refuses (every argument has a plain name, the method
+//! indices fit the wire's `u16`), so generating code from it needs no further checks.
+//! Every node keeps a reference to the user's tokens so code can be spanned on them.
 
-use syn::{Attribute, FnArg, Ident, ItemTrait, Pat, ReturnType, TraitItem, TraitItemFn, Type};
+use syn::{Attribute, Ident, ItemTrait, TraitItemFn, Type};
 
-/// A trait under `#[ipc_service]`.
+/// A trait under `#[ipc_service]` that passed `valid::check`.
 pub struct ServiceDef<'a> {
     pub original: &'a ItemTrait,
     pub methods: Vec<MethodDef<'a>>,
@@ -14,83 +16,32 @@ pub struct MethodDef<'a> {
     pub original: &'a TraitItemFn,
     /// Position in the trait: the method number on the wire.
     pub index: u16,
+    /// The arguments after `&self`.
     pub args: Vec<ArgDef<'a>>,
     /// `None` for `-> ()` or no return type.
     pub output: Option<&'a Type>,
 }
 
-/// One argument after `&self`.
+/// One argument after `&self`: `ident: ty`.
 pub struct ArgDef<'a> {
-    /// `None` when the pattern is not a plain name (an error reported by `valid`).
-    pub ident: Option<&'a Ident>,
+    pub ident: &'a Ident,
     pub ty: &'a Type,
-    pub pat: &'a Pat,
 }
 
 impl<'a> ServiceDef<'a> {
-    /// Builds the model; methods past `u16::MAX` are left out (and refused by `valid`).
-    pub fn from_trait(original: &'a ItemTrait) -> Self {
-        let methods = original
-            .items
-            .iter()
-            .filter_map(|item| match item {
-                TraitItem::Fn(f) => Some(f),
-                _ => None,
-            })
-            .zip(0u16..)
-            .map(|(f, index)| MethodDef::from_fn(f, index))
-            .collect();
-        ServiceDef { original, methods }
-    }
-
     pub fn ident(&self) -> &'a Ident {
         &self.original.ident
     }
 }
 
 impl<'a> MethodDef<'a> {
-    fn from_fn(original: &'a TraitItemFn, index: u16) -> Self {
-        let args = original
-            .sig
-            .inputs
-            .iter()
-            .filter_map(|arg| match arg {
-                FnArg::Typed(t) => Some(ArgDef {
-                    ident: match &*t.pat {
-                        Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => Some(&p.ident),
-                        _ => None,
-                    },
-                    ty: &t.ty,
-                    pat: &t.pat,
-                }),
-                FnArg::Receiver(_) => None,
-            })
-            .collect();
-        let output = match &original.sig.output {
-            ReturnType::Default => None,
-            ReturnType::Type(_, ty) => match &**ty {
-                Type::Tuple(t) if t.elems.is_empty() => None,
-                ty => Some(ty),
-            },
-        };
-        MethodDef {
-            original,
-            index,
-            args,
-            output,
-        }
-    }
-
     pub fn ident(&self) -> &'a Ident {
         &self.original.sig.ident
     }
 
-    /// The arguments' names (every argument has one once `valid` has checked them).
-    pub fn arg_idents(&self) -> Vec<&'a Ident> {
-        self.args
-            .iter()
-            .map(|a| a.ident.expect("checked by valid"))
-            .collect()
+    /// The arguments' names, in order.
+    pub fn arg_idents(&self) -> impl Iterator<Item = &'a Ident> {
+        self.args.iter().map(|a| a.ident)
     }
 
     /// `#[doc]` attributes, carried over to the client method.

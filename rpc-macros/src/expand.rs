@@ -24,14 +24,13 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         }
         return Ok(fallback::with_errors(&item, errors));
     };
-    let service = ServiceDef::from_trait(item_trait);
-    let args = match (args, valid::check(&service)) {
-        (Ok(args), Ok(())) => args,
+    let (args, service) = match (args, valid::check(item_trait)) {
+        (Ok(args), Ok(service)) => (args, service),
         (Err(mut errors), Err(more)) => {
             errors.combine(more);
             return Ok(fallback::with_errors(&item, errors));
         }
-        (Err(errors), Ok(())) | (Ok(_), Err(errors)) => {
+        (Err(errors), Ok(_)) | (Ok(_), Err(errors)) => {
             return Ok(fallback::with_errors(&item, errors));
         }
     };
@@ -59,7 +58,8 @@ fn item_keyword_span(item: &syn::Item) -> proc_macro2::Span {
 }
 
 /// The text the fingerprint is computed over: the service name, then each method's
-/// name and signature (argument and return types as written), in order.
+/// name and signature (argument and return types as written), in order. The generated
+/// code hashes it with `rpc_core::fingerprint` in a `const`, so the hash is written once.
 pub(crate) fn signature_text(service: &ServiceDef<'_>) -> String {
     let squash = |t: &dyn quote::ToTokens| {
         quote!(#t)
@@ -83,13 +83,6 @@ pub(crate) fn signature_text(service: &ServiceDef<'_>) -> String {
     text
 }
 
-/// FNV-1a, the same function as `rpc_core::fingerprint`.
-pub(crate) fn fingerprint(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,16 +92,10 @@ mod tests {
         let t: syn::ItemTrait = syn::parse_quote! {
             trait Calc { fn add(&self, a: i64, b: Vec<u8>) -> Result<i64, E>; fn reset(&self); }
         };
-        let s = ServiceDef::from_trait(&t);
+        let s = valid::check(&t).unwrap();
         assert_eq!(
             signature_text(&s),
             "Calc{add(i64,Vec<u8>)->Result<i64,E>;reset()->();}"
         );
-    }
-
-    #[test]
-    fn fingerprint_matches_fnv1a() {
-        assert_eq!(fingerprint(""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fingerprint("a"), 0xaf63_dc4c_8601_ec8c);
     }
 }

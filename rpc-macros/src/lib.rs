@@ -55,7 +55,8 @@ mod valid;
 /// From `trait Calculator` (besides the trait itself, unchanged):
 ///
 /// - `CalculatorClient`: `Clone + Send + Sync`, with `connect(&Endpoint)`,
-///   `with_timeout(Duration)`, `peer()`, the constant `SERVICE`, and one method per
+///   `from_client(ipc_rpc::Client)` (wraps a handshaken core client),
+///   `with_timeout(Duration)`, `timeout()`, `peer()`, the constant `SERVICE`, and one method per
 ///   trait method with the same arguments, returning `Result<Ret, RpcError>`. A method
 ///   declared `-> Result<T, E>` returns `Result<Result<T, E>, RpcError>`: the inner
 ///   result is the handler's own value. Doc comments carry over.

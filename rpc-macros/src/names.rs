@@ -18,14 +18,7 @@ fn suffixed(service: &Ident, suffix: &str) -> Ident {
 }
 
 /// Inherent methods of the generated client; a trait method of the same name would clash.
-pub const CLIENT_METHODS: &[&str] = &[
-    "connect",
-    "from_client",
-    "with_timeout",
-    "timeout",
-    "peer",
-    "client",
-];
+pub const CLIENT_METHODS: &[&str] = &["connect", "from_client", "with_timeout", "timeout", "peer"];
 
 /// A method's name as written, without `r#`.
 pub fn plain(ident: &Ident) -> String {

@@ -1,10 +1,13 @@
-//! Checks a service trait and reports every problem in one compile, each spanned on
-//! the offending token with a sentence saying what to write instead.
+//! Checks a service trait and turns it into the model: every problem is reported in
+//! one compile, each spanned on the offending token with a sentence saying what to
+//! write instead; the model is returned only when there is none.
 
 use quote::ToTokens;
-use syn::{FnArg, GenericArgument, PathArguments, ReturnType, TraitItem, Type};
+use syn::{
+    FnArg, GenericArgument, ItemTrait, Pat, PathArguments, ReturnType, TraitItem, TraitItemFn, Type,
+};
 
-use crate::ast::ServiceDef;
+use crate::ast::{ArgDef, MethodDef, ServiceDef};
 use crate::names;
 
 /// Collects errors so that all of them are shown at once.
@@ -22,14 +25,15 @@ impl Errors {
         }
     }
 
-    pub fn finish(self) -> Result<(), syn::Error> {
-        self.0.map_or(Ok(()), Err)
+    /// `value` if nothing was recorded, else every recorded error combined.
+    pub fn finish<T>(self, value: T) -> Result<T, syn::Error> {
+        self.0.map_or(Ok(value), Err)
     }
 }
 
-pub fn check(service: &ServiceDef<'_>) -> Result<(), syn::Error> {
+/// Checks `t` and builds its model, or returns every problem found.
+pub fn check(t: &ItemTrait) -> Result<ServiceDef<'_>, syn::Error> {
     let mut errors = Errors::default();
-    let t = service.original;
     if let Some(unsafety) = &t.unsafety {
         errors.push(
             unsafety,
@@ -68,17 +72,28 @@ pub fn check(service: &ServiceDef<'_>) -> Result<(), syn::Error> {
             ),
         }
     }
-    if service.methods.len() > usize::from(u16::MAX) {
+    let fns = t.items.iter().filter_map(|item| match item {
+        TraitItem::Fn(f) => Some(f),
+        _ => None,
+    });
+    if fns.clone().count() > usize::from(u16::MAX) {
         errors.push(&t.ident, "a service trait can have at most 65535 methods");
     }
-    for method in &service.methods {
-        check_method(method, &mut errors);
-    }
-    errors.finish()
+    // With too many methods the error above is reported and the model is never
+    // returned, so stopping the numbering at `u16::MAX` loses nothing.
+    let methods = fns
+        .zip(0..=u16::MAX)
+        .map(|(f, index)| check_method(f, index, &mut errors))
+        .collect();
+    errors.finish(ServiceDef {
+        original: t,
+        methods,
+    })
 }
 
-fn check_method(method: &crate::ast::MethodDef<'_>, errors: &mut Errors) {
-    let sig = &method.original.sig;
+/// Checks one method; the returned model is only used if `errors` stays empty.
+fn check_method<'a>(original: &'a TraitItemFn, index: u16, errors: &mut Errors) -> MethodDef<'a> {
+    let sig = &original.sig;
     if let Some(a) = &sig.asyncness {
         errors.push(
             a,
@@ -155,18 +170,37 @@ fn check_method(method: &crate::ast::MethodDef<'_>, errors: &mut Errors) {
         ),
     }
 
-    for arg in &method.args {
-        if arg.ident.is_none() {
-            errors.push(
-                arg.pat,
+    let mut args = Vec::new();
+    for arg in &sig.inputs {
+        let FnArg::Typed(arg) = arg else { continue };
+        match &*arg.pat {
+            Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => args.push(ArgDef {
+                ident: &p.ident,
+                ty: &arg.ty,
+            }),
+            pat => errors.push(
+                pat,
                 "patterns are not supported in a service method's arguments; name the \
                  argument, e.g. `value: Type`, and destructure it in the implementation",
-            );
+            ),
         }
-        check_type(arg.ty, "argument", errors);
+        check_type(&arg.ty, "argument", errors);
     }
-    if let ReturnType::Type(_, ty) = &sig.output {
-        check_type(ty, "return type", errors);
+    let output = match &sig.output {
+        ReturnType::Default => None,
+        ReturnType::Type(_, ty) => {
+            check_type(ty, "return type", errors);
+            match &**ty {
+                Type::Tuple(t) if t.elems.is_empty() => None,
+                ty => Some(ty),
+            }
+        }
+    };
+    MethodDef {
+        original,
+        index,
+        args,
+        output,
     }
 }
 
@@ -239,5 +273,68 @@ fn check_type(ty: &Type, role: &str, errors: &mut Errors) {
             }
         }
         _ => errors.push(ty, format!("this {role} type is not supported; use an owned, serde-serialisable type")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(t: &ItemTrait) -> Vec<String> {
+        match check(t) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn every_mistake_is_reported_at_once() {
+        let t: ItemTrait = syn::parse_quote! {
+            trait Bad {
+                async fn a(&self, (x, y): (u8, u8));
+                fn b(&mut self, s: &str) -> impl Clone;
+                fn connect(&self);
+            }
+        };
+        let m = messages(&t);
+        assert_eq!(m.len(), 6, "{m:#?}");
+        assert!(m[0].starts_with("`async fn` is not supported"), "{}", m[0]);
+        assert!(m[1].starts_with("patterns are not supported"), "{}", m[1]);
+        assert!(m[2].starts_with("`&mut self` is not supported"), "{}", m[2]);
+        assert!(m[3].starts_with("a borrowed argument"), "{}", m[3]);
+        assert!(
+            m[4].starts_with("`impl Trait` is not supported as a return type"),
+            "{}",
+            m[4]
+        );
+        assert!(m[5].starts_with("a method named `connect`"), "{}", m[5]);
+    }
+
+    #[test]
+    fn a_valid_trait_becomes_the_model() {
+        let t: ItemTrait = syn::parse_quote! {
+            trait Good {
+                fn a(&self, r#x: u8, y: Vec<u8>) -> ();
+                type Ignored;
+                fn b(&self) -> u8;
+            }
+        };
+        assert_eq!(messages(&t).len(), 1, "the associated type is refused");
+        let t: ItemTrait = syn::parse_quote! {
+            trait Good {
+                fn a(&self, r#x: u8, y: Vec<u8>) -> ();
+                fn b(&self) -> u8;
+            }
+        };
+        let Ok(s) = check(&t) else {
+            panic!("refused a valid trait")
+        };
+        let [a, b] = &s.methods[..] else {
+            panic!("two methods expected")
+        };
+        assert_eq!((a.index, b.index), (0, 1));
+        let names: Vec<String> = a.arg_idents().map(names::plain).collect();
+        assert_eq!(names, ["x", "y"]);
+        assert!(a.output.is_none() && b.output.is_some());
     }
 }

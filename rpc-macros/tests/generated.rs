@@ -181,9 +181,8 @@ fn connected() -> (RunningServer, Result<InventoryClient, RpcError>) {
         Arc::new(InventoryServer::new(Store::default())),
     )
     .expect("server starts");
-    let client =
-        ipc_rpc::__private::Client::handshake(Box::new(client_end), InventoryClient::SERVICE)
-            .map(|core| InventoryClient::from_client(core).with_timeout(CALL_TIMEOUT));
+    let client = ipc_rpc::Client::handshake(Box::new(client_end), InventoryClient::SERVICE)
+        .map(|core| InventoryClient::from_client(core).with_timeout(CALL_TIMEOUT));
     (server, client)
 }
 
@@ -312,10 +311,8 @@ fn client_of_a_changed_signature_is_refused_at_handshake() {
             Arc::new(InventoryServer::new(Store::default())),
         )
         .expect("server starts");
-        let refused = ipc_rpc::__private::Client::handshake(
-            Box::new(client_end),
-            changed::InventoryClient::SERVICE,
-        );
+        let refused =
+            ipc_rpc::Client::handshake(Box::new(client_end), changed::InventoryClient::SERVICE);
         assert!(
             matches!(refused, Err(RpcError::Incompatible { .. })),
             "{refused:?}"

@@ -6,7 +6,7 @@ use syn::Path;
 use syn::spanned::Spanned;
 
 use crate::ast::{MethodDef, ServiceDef, is_byte_vec};
-use crate::expand::{fingerprint, signature_text};
+use crate::expand::signature_text;
 use crate::names;
 
 pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
@@ -14,7 +14,7 @@ pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
     let trait_ident = service.ident();
     let name = names::plain(trait_ident);
     let client = names::client(trait_ident);
-    let fingerprint = fingerprint(&signature_text(service));
+    let signature = signature_text(service);
     let method_names = service.methods.iter().map(|m| names::plain(m.ident()));
     let methods = service
         .methods
@@ -29,14 +29,14 @@ pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
     quote! {
         #[doc = #doc]
         #vis struct #client {
-            __client: #krate::__private::Client,
+            __client: #krate::Client,
         }
 
         const _: () = {
             impl #krate::ServiceClient for #client {
-                const SERVICE: &'static #krate::__private::ServiceInfo = #client::SERVICE;
+                const SERVICE: &'static #krate::ServiceInfo = #client::SERVICE;
 
-                fn from_client(client: #krate::__private::Client) -> Self {
+                fn from_client(client: #krate::Client) -> Self {
                     #client { __client: client }
                 }
             }
@@ -57,9 +57,9 @@ pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
         impl #client {
             /// Name, method names and signature fingerprint of this service, as sent in
             /// the handshake.
-            pub const SERVICE: &'static #krate::__private::ServiceInfo = &#krate::__private::ServiceInfo {
+            pub const SERVICE: &'static #krate::ServiceInfo = &#krate::ServiceInfo {
                 name: #name,
-                fingerprint: #fingerprint,
+                fingerprint: #krate::__private::fingerprint(#signature),
                 methods: &[#(#method_names),*],
             };
 
@@ -76,7 +76,7 @@ pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
             }
 
             /// Wraps a connected, handshaken core client (as made by a worker pool).
-            pub fn from_client(client: #krate::__private::Client) -> Self {
+            pub fn from_client(client: #krate::Client) -> Self {
                 #client { __client: client }
             }
 
@@ -112,11 +112,11 @@ fn method(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStr
     );
     let ret = m.output.map_or_else(|| quote!(()), |t| quote!(#t));
     let arg_idents = m.arg_idents();
-    let arg_tys: Vec<_> = m.args.iter().map(|a| a.ty).collect();
+    let arg_tys = m.args.iter().map(|a| a.ty);
     // A trailing `Vec<u8>` is sent from where it is, after the other arguments.
     let (encoded, bulk) = match m.args.split_last() {
         Some((last, rest)) if is_byte_vec(last.ty) => {
-            let ident = last.ident.expect("checked by valid");
+            let ident = last.ident;
             (rest, quote! { ::core::option::Option::Some(#ident) })
         }
         _ => (&m.args[..], quote! { ::core::option::Option::None }),
@@ -127,7 +127,7 @@ fn method(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStr
         format_ident!("__ipc_buf")
     };
     let encodes = encoded.iter().map(|a| {
-        let ident = a.ident.expect("checked by valid");
+        let ident = a.ident;
         let ty = a.ty;
         if is_byte_vec(ty) {
             return quote_spanned! {ty.span()=>

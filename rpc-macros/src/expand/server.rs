@@ -43,7 +43,7 @@ pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
         where
             __S: #trait_ident + ::core::marker::Send + ::core::marker::Sync + 'static,
         {
-            fn info(&self) -> &'static #krate::__private::ServiceInfo {
+            fn info(&self) -> &'static #krate::ServiceInfo {
                 #client::SERVICE
             }
 
@@ -74,7 +74,7 @@ fn arm(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStream
         quote!(mut)
     };
     let decodes = m.args.iter().map(|a| {
-        let name = a.ident.expect("checked by valid");
+        let name = a.ident;
         let ty = a.ty;
         if is_byte_vec(ty) {
             return quote_spanned! {ty.span()=>

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use rpc_core::{Client, Dispatch, RpcError, RunningServer, ServeError, ServiceInfo};
 use transports::{Endpoint, EndpointKind, PipeListener, PipeTransport};
 
-use crate::ServerHandle;
+use crate::server::ServerHandle;
 
 /// Implemented by every generated `{Trait}Client`: what generic code (spawning,
 /// pools) needs to make one from a connection.
@@ -89,7 +89,7 @@ pub fn spawn_child_with<C: ServiceClient>(
 ///
 /// As the generated `connect`.
 pub fn connect<C: ServiceClient>(endpoint: &Endpoint) -> Result<C, RpcError> {
-    crate::__private::connect(endpoint, C::SERVICE).map(C::from_client)
+    crate::handshake::connect(endpoint, C::SERVICE).map(C::from_client)
 }
 
 /// In a child started by [`spawn_child`], serves `service` to the parent over the

@@ -33,7 +33,8 @@ pub struct Peer {
 /// an error; `on_frame` sees every frame received.
 ///
 /// Checks on the way, panicking if broken: no frame is longer than `max_frame`, and
-/// the receiver's copy buffer never holds more than twice the bytes that arrived.
+/// the receiver's copy buffer never holds more than twice the bytes the peer exposed
+/// (what it wrote, plus the whole ring if its tail lies).
 ///
 /// # Errors
 ///
@@ -61,6 +62,9 @@ pub fn receive(
     let mut writer = Writer::new(conn.segment().clone(), true);
     let mut receiver = ShmReceiver::new(conn.clone());
     let capacity = writer.capacity();
+    // What the peer can make the receiver see: its bytes, and with a lying tail any
+    // stale bytes of the ring.
+    let exposed = data.len() + peer.lying_tail.map_or(0, |_| capacity as usize);
     let mut drain = |receiver: &mut ShmReceiver, deadline: Option<Instant>| loop {
         match receiver.recv(deadline) {
             Ok(frame) => {
@@ -69,7 +73,7 @@ pub fn receive(
             }
             Err(e) => {
                 assert!(
-                    receiver.copy_capacity() <= 2 * data.len().max(8),
+                    receiver.copy_capacity() <= 2 * exposed.max(8),
                     "the receiver reserved more than arrived"
                 );
                 return e;

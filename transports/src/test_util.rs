@@ -15,6 +15,11 @@ pub mod shm {
     }
 
     pub use crate::shm::replay::{Peer, receive};
+
+    /// The segment's descriptor on the client side of `t`, which created it.
+    pub fn segment_fd(t: &crate::ShmTransport) -> Option<std::os::fd::BorrowedFd<'_>> {
+        t.segment_fd()
+    }
 }
 
 /// FIFO internals.

@@ -516,8 +516,7 @@ mod hostile {
             let _server = echo_server(&endpoint);
             let options = transports::shm::ShmOptions::from_endpoint(&endpoint);
             let t = transports::ShmTransport::connect(&name_of(&endpoint), options).unwrap();
-            let fd = t
-                .segment_fd()
+            let fd = transports::test_util::shm::segment_fd(&t)
                 .expect("the client holds its segment's descriptor");
             // What used to SIGBUS the server at its next access.
             assert_eq!(ftruncate(fd, 0), Err(Errno::EPERM));

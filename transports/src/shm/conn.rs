@@ -74,8 +74,9 @@ impl Conn {
         &self.segment
     }
 
-    /// The segment's descriptor, on the side that created it.
-    pub fn segment_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+    /// The segment's descriptor, on the side that created it (for tests).
+    #[cfg(feature = "test-util")]
+    pub(crate) fn segment_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.segment.fd()
     }
 

@@ -228,9 +228,10 @@ impl ShmTransport {
     }
 
     /// The segment's descriptor on the creating (client) side; `None` on the server.
-    /// For tests that play a hostile client (e.g. try to `ftruncate` it); not API.
-    #[doc(hidden)]
-    pub fn segment_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+    /// For tests that play a hostile client (e.g. try to `ftruncate` it), through
+    /// `test_util::shm::segment_fd`.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn segment_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.conn.segment_fd()
     }
 }

@@ -131,7 +131,7 @@ impl RawStream {
 
 fn raw_fifo(dir: &std::path::Path) -> RawStream {
     use std::os::unix::fs::OpenOptionsExt;
-    use transports::fifo::rendezvous;
+    use transports::test_util::fifo::rendezvous;
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let id = format!(
         "{}-9{}",

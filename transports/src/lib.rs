@@ -9,7 +9,12 @@
 //! | `mq:/name` | [`mq`] | supported |
 //! | `shm:/name` | [`shm`] | supported |
 //!
-//! Byte-stream transports share one framing implementation ([`stream`]). Linux only.
+//! Byte-stream transports share one framing implementation (rpc-core's
+//! [`framing`](rpc_core::framing)). Linux only.
+//!
+//! The feature `test-util` (off by default; the workspace's own tests and fuzz targets
+//! turn it on) exposes internals to tests through a hidden `test_util` module; nothing
+//! in it is public API.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
@@ -18,17 +23,20 @@ pub mod endpoint;
 mod fd_reserve;
 pub mod fifo;
 pub mod mq;
-pub mod owner_lock;
+mod owner_lock;
 pub mod pipe;
-pub mod read_waker;
+mod read_waker;
 pub mod shm;
 mod socket;
-pub mod stream;
+mod stream;
 mod stream_socket;
 mod sys;
 pub mod tcp;
+#[cfg(feature = "test-util")]
+#[doc(hidden)]
+pub mod test_util;
 pub mod uds;
-pub mod wakeup;
+mod wakeup;
 
 pub use endpoint::{Endpoint, EndpointError, EndpointKind};
 pub use fifo::{FifoListener, FifoTransport};

@@ -213,7 +213,9 @@ impl UdsListener {
     /// # Errors
     ///
     /// `Closed` once the listener's closer was used; `Io` otherwise.
-    pub fn accept_stream(&mut self) -> Result<(UnixStream, PeerCredentials), TransportError> {
+    pub(crate) fn accept_stream(
+        &mut self,
+    ) -> Result<(UnixStream, PeerCredentials), TransportError> {
         self.accept_checked(false)
     }
 

@@ -64,12 +64,6 @@ impl Wakeup {
             }
         }
     }
-
-    /// Whether the wake-up was signalled.
-    pub fn is_signalled(&self) -> bool {
-        let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::POLLIN)];
-        matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
-    }
 }
 
 impl Closer for Wakeup {

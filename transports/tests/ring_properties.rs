@@ -2,7 +2,7 @@
 //! small-capacity unit tests: large indices, any capacity, any lengths.
 
 use proptest::prelude::*;
-use transports::shm::index::{self, Placement};
+use transports::test_util::shm::index::{self, Placement};
 
 proptest! {
     #[test]

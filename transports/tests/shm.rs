@@ -263,7 +263,7 @@ mod hostile {
     use nix::unistd::ftruncate;
     use std::num::NonZeroUsize;
     use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-    use transports::shm::layout::{self, ControlPage};
+    use transports::test_util::shm::layout::{self, ControlPage};
 
     /// Fills a fresh segment's control page.
     type Init = dyn Fn(&ControlPage);
@@ -516,8 +516,7 @@ mod hostile {
             let _server = echo_server(&endpoint);
             let options = transports::shm::ShmOptions::from_endpoint(&endpoint);
             let t = transports::ShmTransport::connect(&name_of(&endpoint), options).unwrap();
-            let fd = t
-                .segment_fd()
+            let fd = transports::test_util::shm::segment_fd(&t)
                 .expect("the client holds its segment's descriptor");
             // What used to SIGBUS the server at its next access.
             assert_eq!(ftruncate(fd, 0), Err(Errno::EPERM));
@@ -688,4 +687,59 @@ mod hostile {
         // The server's spin or its next 50 ms slice sees the change too; no futex call
         // is needed for correctness here.
     }
+}
+
+/// The replay the fuzz target drives: honest records arrive whole (in place, after a
+/// skip record, and streamed through a ring smaller than the frame); a length over
+/// `max_frame` is refused before anything is copied.
+#[test]
+fn replayed_peer_bytes_reach_the_receiver_and_lies_are_refused() {
+    use transports::test_util::shm::{Peer, layout, receive};
+    fn record(payload: &[u8]) -> Vec<u8> {
+        let mut r = (payload.len() as u32).to_le_bytes().to_vec();
+        r.extend_from_slice(&[0; 4]);
+        r.extend_from_slice(payload);
+        r.resize(r.len().next_multiple_of(8), 0);
+        r
+    }
+    let peer = Peer {
+        capacity: layout::MIN_CAPACITY,
+        max_frame: 1 << 16,
+        step: 100,
+        lying_tail: None,
+    };
+    let big = vec![7u8; 3 * layout::MIN_CAPACITY + 5];
+    let mut bytes = record(b"hello");
+    // Fills the ring to 8 bytes before its end, where a skip record goes.
+    bytes.extend(record(&vec![1; layout::MIN_CAPACITY - 16 - 16]));
+    bytes.extend(layout::PAD_RECORD.to_le_bytes());
+    bytes.extend([0; 4]);
+    bytes.extend(record(b"after the skip"));
+    bytes.extend(record(&big));
+    let mut frames = Vec::new();
+    let end = receive(&bytes, peer, |f| frames.push(f.to_vec())).unwrap_err();
+    assert!(matches!(end, TransportError::Closed), "{end:?}");
+    assert_eq!(frames.len(), 4);
+    assert_eq!(frames[0], b"hello");
+    assert_eq!(frames[2], b"after the skip");
+    assert_eq!(frames[3], big);
+
+    let lie = record(&[0; 8])
+        .into_iter()
+        .chain([0, 0, 0, 0x40, 0, 0, 0, 0])
+        .collect::<Vec<_>>();
+    let mut frames = 0;
+    let end = receive(&lie, peer, |_| frames += 1).unwrap_err();
+    assert!(
+        matches!(end, TransportError::FrameTooLarge { .. }),
+        "{end:?}"
+    );
+    assert_eq!(frames, 1);
+
+    let lying_tail = Peer {
+        lying_tail: Some(u64::MAX),
+        ..peer
+    };
+    let end = receive(&record(b"x"), lying_tail, |_| {}).unwrap_err();
+    assert!(matches!(end, TransportError::Corrupt(_)), "{end:?}");
 }

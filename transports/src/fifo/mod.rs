@@ -1,7 +1,19 @@
 //! FIFO pairs: `fifo:/dir/name`, many clients, each with its own pair of FIFOs.
 //!
-//! The endpoint path is a directory the server creates owner-only (0700); see
-//! [`rendezvous`] for what is inside. Connecting:
+//! The endpoint path is a directory the server creates owner-only (0700):
+//!
+//! ```text
+//! fifo:/run/calc  →  /run/calc/            0700, created by the server
+//!                     ├── lock              owner lock (flock) of the live server
+//!                     ├── connect           rendezvous FIFO 0600, read by the server
+//!                     ├── <id>.c2s          a connecting client's request FIFO  ┐ unlinked once
+//!                     └── <id>.s2c          its reply FIFO                      ┘ both ends are open
+//!
+//! request on `connect` (one atomic write, < PIPE_BUF):  "CONNECT <id>\n"
+//! <id> = <client pid>-<counter>, digits and one dash only
+//! ```
+//!
+//! Connecting:
 //!
 //! 1. the client makes `<id>.c2s` and `<id>.s2c` (0600) and opens `s2c` for reading;
 //! 2. it writes `CONNECT <id>` to the rendezvous FIFO (one atomic write);
@@ -17,7 +29,7 @@
 //! its pair behind only until the server notices (its connection ends) or until the
 //! next server binds the endpoint, which sweeps the directory.
 
-pub mod rendezvous;
+pub(crate) mod rendezvous;
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};

@@ -48,7 +48,7 @@ const SPLIT_HEADER: usize = 9;
 const FIRST_HEADER: usize = 5;
 
 /// The smallest message size the chunking works with (and that we accept from a peer).
-pub(crate) const MIN_MSGSIZE: usize = 64;
+pub const MIN_MSGSIZE: usize = 64;
 
 /// Splits `frame` into messages of at most `msgsize` bytes, assembles each in
 /// `scratch` (reused, no allocation after the first call) and hands it to `emit`.
@@ -66,7 +66,7 @@ pub(crate) fn split<E>(
 
 /// [`split`] for the frame `head` followed by `tail`, never joined: each message is
 /// assembled straight from the two.
-pub(crate) fn split_parts<'a, E>(
+pub fn split_parts<'a, E>(
     mut head: &'a [u8],
     mut tail: &'a [u8],
     msgsize: usize,
@@ -118,7 +118,7 @@ pub(crate) fn split_parts<'a, E>(
 
 /// What one received message completed.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Step {
+pub enum Step {
     /// A whole frame: the message's bytes after the kind byte.
     Whole,
     /// A frame joined from chunks: [`Assembler::frame`].
@@ -143,7 +143,7 @@ enum State {
 
 /// Joins chunks into frames; survives timeouts between chunks.
 #[derive(Debug)]
-pub(crate) struct Assembler {
+pub struct Assembler {
     /// The frame, or a split frame's head.
     frame: Vec<u8>,
     /// A split frame's tail, joined apart, and the length of its head.
@@ -154,7 +154,7 @@ pub(crate) struct Assembler {
 
 impl Assembler {
     /// An assembler refusing frames over `max_frame`.
-    pub(crate) fn new(max_frame: usize) -> Self {
+    pub fn new(max_frame: usize) -> Self {
         Assembler {
             frame: Vec::new(),
             tail: None,
@@ -164,13 +164,13 @@ impl Assembler {
     }
 
     /// Refuses frames over `max_frame` from the next frame on.
-    pub(crate) fn set_max_frame(&mut self, max_frame: usize) {
+    pub fn set_max_frame(&mut self, max_frame: usize) {
         self.max_frame = max_frame;
     }
 
     /// The frame joined by the last [`Step::Joined`], whole (a split one is joined
     /// here, by a copy).
-    pub(crate) fn frame(&mut self) -> &[u8] {
+    pub fn frame(&mut self) -> &[u8] {
         if let Some((_, tail)) = self.tail.take() {
             self.frame.extend_from_slice(&tail);
         }
@@ -179,8 +179,15 @@ impl Assembler {
 
     /// The frame joined by the last [`Step::Joined`]: its head, and its tail when it
     /// was sent split.
-    pub(crate) fn split_frame(&mut self) -> (&[u8], Option<Vec<u8>>) {
+    pub fn split_frame(&mut self) -> (&[u8], Option<Vec<u8>>) {
         (&self.frame, self.tail.take().map(|(_, tail)| tail))
+    }
+
+    /// Bytes reserved by the frame and tail vectors (for the fuzz target's check that
+    /// a peer's claims reserve nothing beyond what arrived and one `TAIL_STEP`).
+    #[cfg(feature = "test-util")]
+    pub fn reserved(&self) -> usize {
+        self.frame.capacity() + self.tail.as_ref().map_or(0, |(_, t)| t.capacity())
     }
 
     /// Bytes of the current frame received so far.
@@ -207,7 +214,7 @@ impl Assembler {
     /// `FrameTooLarge` for a frame over `max_frame` (its chunks are then skipped);
     /// `Corrupt` for a message that breaks the chunk protocol (the assembler then
     /// skips to the next frame start).
-    pub(crate) fn feed(&mut self, msg: &[u8]) -> Result<Step, TransportError> {
+    pub fn feed(&mut self, msg: &[u8]) -> Result<Step, TransportError> {
         let Some((&kind, body)) = msg.split_first() else {
             return Ok(Step::Wake);
         };

@@ -22,7 +22,7 @@ use crate::owner_lock::OwnerLock;
 
 /// A server's rendezvous queue, with the owner lock that makes it ours.
 ///
-/// Binding takes the owner lock (see [`owner_lock`](crate::owner_lock)), so a live
+/// Binding takes the owner lock (an `flock` held while the server lives), so a live
 /// server's name is refused with `AddrInUse`, while a dead server's leftovers (its
 /// rendezvous queue, and the queues of clients that died while connecting) are
 /// removed. Dropping the listener refuses the clients still waiting in the queue,

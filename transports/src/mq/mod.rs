@@ -83,7 +83,7 @@
 //!
 //! Linux only (pidfd needs 5.3 or later).
 
-mod chunk;
+pub(crate) mod chunk;
 mod conn;
 mod handshake;
 mod limits;

@@ -6,7 +6,7 @@
 //! (after a skip record when it would cross the end), so the receiver decodes it in
 //! place; a larger frame streams through the ring in pieces while the receiver copies
 //! it out. Lengths are checked against `max_frame` and the ring; indices and ranges
-//! are checked by [`super::ring`].
+//! are checked by the ring (`shm/ring.rs`).
 
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
@@ -68,8 +68,15 @@ impl Conn {
         self.segment.control()
     }
 
-    /// The segment's descriptor, on the side that created it.
-    pub fn segment_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+    /// The mapped segment, for the replay driver that writes as the peer.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn segment(&self) -> &Arc<Segment> {
+        &self.segment
+    }
+
+    /// The segment's descriptor, on the side that created it (for tests).
+    #[cfg(feature = "test-util")]
+    pub(crate) fn segment_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.segment.fd()
     }
 
@@ -479,6 +486,13 @@ impl ShmReceiver {
         if !self.conn.is_client {
             self.conn.set_busy(true);
         }
+    }
+
+    /// Bytes reserved for copying frames larger than the ring out (the replay checks
+    /// that a peer's length claim reserves nothing beyond what arrived).
+    #[cfg(feature = "test-util")]
+    pub(crate) fn copy_capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// Fails the connection for good: the peer broke the protocol.

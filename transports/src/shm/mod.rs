@@ -30,7 +30,7 @@
 //!   sweep `ipc-rpc.<name>.*` objects in /dev/shm at bind: leftovers of the version
 //!   1 protocol, which named segments there.)
 //! - **The peer is untrusted**: header, indices and lengths are checked before use
-//!   (see [`conn`] and [`index`]); corruption is `Corrupt`, never undefined behaviour,
+//!   (see `conn.rs` and `index.rs`); corruption is `Corrupt`, never undefined behaviour,
 //!   and ends that connection only.
 //! - **No SIGBUS from a peer.** An access to a shared mapping faults with SIGBUS, which
 //!   kills the whole process, when the page has no backing: the file was truncated
@@ -54,9 +54,11 @@
 //! frame fits whole and is decoded in place) and `?spin_us=<µs>` (how long a waiter
 //! spins while the peer runs on another CPU; default 20 µs; 0 never spins).
 
-pub mod conn;
-pub mod index;
-pub mod layout;
+pub(crate) mod conn;
+pub(crate) mod index;
+pub(crate) mod layout;
+#[cfg(feature = "test-util")]
+pub(crate) mod replay;
 mod ring;
 mod segment;
 mod wait;
@@ -226,9 +228,10 @@ impl ShmTransport {
     }
 
     /// The segment's descriptor on the creating (client) side; `None` on the server.
-    /// For tests that play a hostile client (e.g. try to `ftruncate` it); not API.
-    #[doc(hidden)]
-    pub fn segment_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+    /// For tests that play a hostile client (e.g. try to `ftruncate` it), through
+    /// `test_util::shm::segment_fd`.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn segment_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.conn.segment_fd()
     }
 }

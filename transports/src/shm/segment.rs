@@ -213,11 +213,6 @@ impl Segment {
         let ptr = unsafe { self.base.add(offset) };
         (ptr, self.capacity)
     }
-
-    /// Bytes in each ring.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
 }
 
 impl Drop for Segment {

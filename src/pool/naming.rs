@@ -1,5 +1,5 @@
-//! Each worker's own endpoint, derived from the pool's, and removing what a dead
-//! worker left there.
+//! Each worker's own endpoint, derived from the pool's. Removing what a dead worker
+//! left there is the transports' job: `transports::reclaim_stale`.
 //!
 //! | pool endpoint | worker `i` of pool `k` in process `p` |
 //! |---|---|
@@ -11,7 +11,7 @@
 //!
 //! A slot keeps its name across restarts, so a replacement binding it also replaces
 //! whatever a killed predecessor left (every transport replaces a stale object at
-//! bind); the pool also sweeps the name as soon as it has reaped a worker.
+//! bind); the pool also reclaims the name as soon as it has reaped a worker.
 
 use std::path::Path;
 
@@ -73,18 +73,6 @@ fn with_suffix(path: &str, suffix: &str) -> String {
             .to_string(),
         _ => format!("{path}{suffix}"),
     }
-}
-
-/// Removes the named objects a dead worker may have left at `endpoint`: binding it
-/// replaces them (the owner is dead), and dropping the listener removes them.
-pub(crate) fn sweep(endpoint: &Endpoint) {
-    if matches!(
-        endpoint.kind(),
-        EndpointKind::Pipe | EndpointKind::Tcp { .. }
-    ) {
-        return;
-    }
-    drop(transports::listen(endpoint));
 }
 
 #[cfg(test)]

@@ -253,7 +253,9 @@ impl WorkerHandle for WorkerProcess {
             state.child.take().map(|mut child| child.wait())
         };
         if let Some(endpoint) = &self.named {
-            naming::sweep(endpoint);
+            // Best effort: a replacement that already bound the name owns it now
+            // (`AddrInUse`), and binding replaces whatever is still stale.
+            let _ = transports::reclaim_stale(endpoint);
         }
         match status {
             Some(Ok(status)) => describe(status),

@@ -27,6 +27,9 @@ pub mod fifo {
     /// The endpoint directory's layout and the connect request.
     pub mod rendezvous {
         pub use crate::fifo::rendezvous::*;
+        pub use crate::names::fifo::{
+            C2S, CONNECT, LOCK, S2C, is_client_fifo, pair_paths, valid_id,
+        };
     }
 }
 

@@ -24,7 +24,8 @@ use rpc_core::{Closer, Listener, Parts, PeerCredentials, Transport, TransportErr
 
 use crate::endpoint::Endpoint;
 use crate::fd_reserve::{FdReserve, Refusal};
-use crate::owner_lock::OwnerLock;
+use crate::names::owner_lock::OwnerLock;
+use crate::names::uds::lock_path;
 use crate::socket::{accept_blocking, split_socket};
 use crate::wakeup::Wakeup;
 
@@ -137,10 +138,7 @@ impl UdsListener {
                 io::ErrorKind::NotFound.into(),
             ));
         }
-        let lock = OwnerLock::acquire(
-            PathBuf::from(format!("{}.lock", path.display())),
-            &endpoint.to_string(),
-        )?;
+        let lock = OwnerLock::acquire(lock_path(&path), &endpoint.to_string())?;
         match std::fs::symlink_metadata(&path) {
             Ok(m) if m.file_type().is_socket() => {
                 std::fs::remove_file(&path)

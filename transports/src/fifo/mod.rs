@@ -45,7 +45,9 @@ use nix::sys::stat::Mode;
 use rpc_core::{Closer, Listener, Parts, Transport, TransportError};
 
 use crate::endpoint::Endpoint;
-use crate::owner_lock::OwnerLock;
+use crate::names::fifo::{CONNECT, LOCK, pair_paths};
+use crate::names::owner_lock::OwnerLock;
+use crate::names::reclaim;
 use crate::pipe::split_pipe_pair;
 use crate::wakeup::Wakeup;
 
@@ -123,7 +125,7 @@ impl FifoTransport {
     pub fn connect(dir: impl AsRef<Path>, max_frame: usize) -> Result<Self, TransportError> {
         let dir = dir.as_ref();
         let peer = format!("fifo:{}", dir.display());
-        let connect_path = dir.join(rendezvous::CONNECT);
+        let connect_path = dir.join(CONNECT);
         let mut rendezvous = match open_fifo(&connect_path, true) {
             Ok(f) => f,
             Err(e) => {
@@ -145,7 +147,7 @@ impl FifoTransport {
             std::process::id(),
             NEXT_ID.fetch_add(1, Ordering::Relaxed)
         );
-        let (c2s, s2c) = rendezvous::pair_paths(dir, &id);
+        let (c2s, s2c) = pair_paths(dir, &id);
         for p in [&c2s, &s2c] {
             // A leftover of an earlier process with our pid: ours to replace.
             let _ = std::fs::remove_file(p);
@@ -248,9 +250,9 @@ impl FifoListener {
         let dir = PathBuf::from(dir);
         let name = endpoint.to_string();
         claim_dir(&dir, &name)?;
-        let lock = OwnerLock::acquire(dir.join(rendezvous::LOCK), &name)?;
-        sweep(&dir);
-        let connect = dir.join(rendezvous::CONNECT);
+        let lock = OwnerLock::acquire(dir.join(LOCK), &name)?;
+        reclaim::fifo_dir(&dir);
+        let connect = dir.join(CONNECT);
         mkfifo(&connect).map_err(io_err(format!("{name}: create the rendezvous FIFO")))?;
         // Opened for reading and writing, so it never reports end-of-file between clients.
         let rendezvous = OpenOptions::new()
@@ -273,7 +275,7 @@ impl FifoListener {
     /// Opens the FIFO pair of client `id`; on failure removes it and returns `None`
     /// (the client's connect then fails at once, naming the probable cause).
     fn open_pair(&mut self, id: &str) -> Option<FifoTransport> {
-        let (c2s, s2c) = rendezvous::pair_paths(&self.dir, id);
+        let (c2s, s2c) = pair_paths(&self.dir, id);
         let names = PairNames(c2s.clone(), s2c.clone());
         // The reply FIFO first: the client opens the request FIFO for writing only once
         // we hold it for reading, and that must mean the connection is fully set up.
@@ -350,20 +352,6 @@ fn claim_dir(dir: &Path, name: &str) -> Result<(), TransportError> {
     }
 }
 
-/// Removes a dead server's rendezvous FIFO and client FIFOs from `dir`.
-fn sweep(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name == rendezvous::CONNECT || rendezvous::is_client_fifo(&name) {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
 impl Listener for FifoListener {
     fn accept(&mut self) -> Result<Box<dyn Transport>, TransportError> {
         let name = self.endpoint.to_string();
@@ -403,8 +391,8 @@ impl Listener for FifoListener {
 
 impl Drop for FifoListener {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(self.dir.join(rendezvous::CONNECT));
-        sweep(&self.dir);
+        let _ = std::fs::remove_file(self.dir.join(CONNECT));
+        reclaim::fifo_dir(&self.dir);
         drop(self.lock.take());
         // Succeeds once the directory is empty; a connecting client's pair keeps it.
         let _ = std::fs::remove_dir(&self.dir);

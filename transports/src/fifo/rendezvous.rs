@@ -1,4 +1,5 @@
-//! The layout of a FIFO endpoint's directory and the connect request.
+//! The connect request on a FIFO endpoint's rendezvous FIFO; the directory's names
+//! are built in [`crate::names::fifo`].
 //!
 //! ```text
 //! fifo:/run/calc  →  /run/calc/            0700, created by the server
@@ -11,28 +12,11 @@
 //! <id> = <client pid>-<counter>, digits and one dash only
 //! ```
 
-use std::path::{Path, PathBuf};
-
-/// Name of the rendezvous FIFO inside the endpoint directory.
-pub const CONNECT: &str = "connect";
-/// Name of the owner lock inside the endpoint directory.
-pub const LOCK: &str = "lock";
-/// Suffix of a client's request FIFO.
-pub const C2S: &str = "c2s";
-/// Suffix of a client's reply FIFO.
-pub const S2C: &str = "s2c";
+use crate::names::fifo::valid_id;
 
 const PREFIX: &[u8] = b"CONNECT ";
 /// Longest request line accepted; far below PIPE_BUF (4096), so writes are atomic.
 pub const MAX_REQUEST: usize = 64;
-
-/// The FIFO pair of client `id` in `dir`: (request FIFO, reply FIFO).
-pub fn pair_paths(dir: &Path, id: &str) -> (PathBuf, PathBuf) {
-    (
-        dir.join(format!("{id}.{C2S}")),
-        dir.join(format!("{id}.{S2C}")),
-    )
-}
 
 /// The request line a client writes.
 pub fn request(id: &str) -> Vec<u8> {
@@ -40,15 +24,6 @@ pub fn request(id: &str) -> Vec<u8> {
     line.extend_from_slice(id.as_bytes());
     line.push(b'\n');
     line
-}
-
-/// Whether `id` has the `<digits>-<digits>` form (so it cannot name another path).
-pub fn valid_id(id: &str) -> bool {
-    let Some((pid, n)) = id.split_once('-') else {
-        return false;
-    };
-    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
-    digits(pid) && digits(n)
 }
 
 /// Takes the next complete line off `pending` and returns the client id it requests,
@@ -73,12 +48,6 @@ pub fn next_request(pending: &mut Vec<u8>) -> Result<Option<String>, ()> {
         .and_then(|id| std::str::from_utf8(id).ok())
         .filter(|id| valid_id(id));
     Ok(id.map(str::to_owned))
-}
-
-/// Whether a directory entry is a client FIFO a dead server may have left.
-pub fn is_client_fifo(name: &str) -> bool {
-    name.rsplit_once('.')
-        .is_some_and(|(id, suffix)| (suffix == C2S || suffix == S2C) && valid_id(id))
 }
 
 #[cfg(test)]
@@ -112,15 +81,5 @@ mod tests {
         let mut pending = b"CONNECT 12".to_vec();
         pending.extend(request("7-1"));
         assert_eq!(next_request(&mut pending), Ok(Some("7-1".into())));
-    }
-
-    #[test]
-    fn ids_are_digits_dash_digits() {
-        assert!(valid_id("1-0"));
-        for bad in ["", "1", "-1", "1-", "a-1", "1-2-3", "1/2-3", "1-2\n"] {
-            assert!(!valid_id(bad), "{bad:?}");
-        }
-        assert!(is_client_fifo("10-2.c2s") && is_client_fifo("10-2.s2c"));
-        assert!(!is_client_fifo("connect") && !is_client_fifo("lock") && !is_client_fifo("x.c2s"));
     }
 }

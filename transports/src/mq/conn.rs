@@ -33,9 +33,9 @@ use rpc_core::{Closer, FrameReceiver, FrameSender, Parts, Transport, TransportEr
 
 use super::chunk::{self, Assembler, FIN, Step};
 use super::liveness::PeerProcess;
-use super::naming::Names;
 use super::queue::Queue;
-use super::reclaim::reclaim_if_abandoned;
+use crate::names::mq::Names;
+use crate::names::reclaim::mq_if_abandoned;
 
 /// The longest a wait goes without checking the peer's liveness and the closer.
 pub(crate) const SLICE: Duration = Duration::from_millis(200);
@@ -56,7 +56,7 @@ pub(crate) struct Ends {
     /// The process at the other end.
     pub(crate) peer: PeerProcess,
     /// On a client: the server's names, removed if the server is seen dead and no
-    /// other server has taken them (see `reclaim_if_abandoned`).
+    /// other server has taken them (see `mq_if_abandoned`).
     pub(crate) server_names: Option<Names>,
 }
 
@@ -120,7 +120,7 @@ impl Shared {
     /// The peer process was seen dead: cleans up after a dead server, returns `Closed`.
     fn peer_died(&self) -> TransportError {
         if let Some(names) = &self.ends().server_names {
-            reclaim_if_abandoned(names);
+            mq_if_abandoned(names);
         }
         self.gone()
     }

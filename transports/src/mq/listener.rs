@@ -12,13 +12,13 @@ use rpc_core::{Closer, Listener, Transport, TransportError};
 use super::conn::{Ends, MqTransport};
 use super::handshake::{Answer, Connect};
 use super::liveness::{PeerProcess, ProcessId, WatchError};
-use super::naming::{Direction, Names};
 use super::queue::{self, Access, Queue, UnlinkGuard};
-use super::reclaim::remove_stale_connections;
 use super::{checked_msgsize, invalid_name, limits};
 use crate::endpoint::Endpoint;
 use crate::fd_reserve::{Spare, is_exhaustion};
-use crate::owner_lock::OwnerLock;
+use crate::names::mq::{Direction, Names};
+use crate::names::owner_lock::OwnerLock;
+use crate::names::reclaim::mq_stale_connections;
 
 /// A server's rendezvous queue, with the owner lock that makes it ours.
 ///
@@ -97,7 +97,7 @@ impl MqListener {
                 e.into(),
             )
         })?;
-        remove_stale_connections(&names);
+        mq_stale_connections(&names);
         let size = limits::rendezvous();
         let rendezvous = Queue::create(&rendezvous_name, size, Access::Receive).map_err(|e| {
             limits::open_error(
@@ -290,7 +290,7 @@ impl Drop for MqListener {
 }
 
 /// Takes the owner lock. A holder that has not written a live process into the lock
-/// file is a client cleaning up after a dead server (see `reclaim::reclaim_if_abandoned`) or
+/// file is a client cleaning up after a dead server (see `reclaim::mq_if_abandoned`) or
 /// a server starting up: retried for up to [`LOCK_RETRY`] before `AddrInUse`.
 fn acquire_lock(names: &Names, endpoint: &str) -> Result<OwnerLock, TransportError> {
     let give_up = Instant::now() + LOCK_RETRY;

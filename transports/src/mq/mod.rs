@@ -88,10 +88,8 @@ mod conn;
 mod handshake;
 mod limits;
 mod listener;
-mod liveness;
-mod naming;
-mod queue;
-mod reclaim;
+pub(crate) mod liveness;
+pub(crate) mod queue;
 
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -100,15 +98,16 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use rpc_core::TransportError;
 
+pub use crate::names::mq::MAX_NAME;
+pub use crate::names::reclaim::MQUEUE_DIR;
 pub use conn::MqTransport;
 pub use listener::MqListener;
-pub use naming::MAX_NAME;
-pub use reclaim::MQUEUE_DIR;
 
+use crate::names::mq::{Direction, Names};
+use crate::names::reclaim;
 use conn::{Ends, SLICE};
 use handshake::{Answer, Connect};
 use liveness::{PeerProcess, ProcessId, WatchError};
-use naming::{Direction, Names};
 use queue::{Access, Queue, UnlinkGuard};
 
 /// How long `connect` waits for the server to take its request and answer.
@@ -297,7 +296,7 @@ fn server_process(names: &Names, peer: &str) -> Result<PeerProcess, TransportErr
         source: io::ErrorKind::ConnectionRefused.into(),
     };
     let stale = || {
-        reclaim::reclaim_if_abandoned(names);
+        reclaim::mq_if_abandoned(names);
         stale()
     };
     let owner = match std::fs::read_to_string(&lock) {
@@ -323,7 +322,7 @@ fn server_process(names: &Names, peer: &str) -> Result<PeerProcess, TransportErr
 }
 
 fn server_exited(names: &Names, peer: &str) -> TransportError {
-    reclaim::reclaim_if_abandoned(names);
+    reclaim::mq_if_abandoned(names);
     TransportError::Io {
         context: format!("{peer}: the server exited while we were connecting"),
         source: io::ErrorKind::ConnectionAborted.into(),

@@ -60,7 +60,7 @@ pub(crate) mod layout;
 #[cfg(feature = "test-util")]
 pub(crate) mod replay;
 mod ring;
-mod segment;
+pub(crate) mod segment;
 mod wait;
 
 use std::io::{self, BufRead, BufReader, Write};
@@ -72,6 +72,8 @@ use std::time::Duration;
 use rpc_core::{Closer, Listener, Parts, Transport, TransportError};
 
 use crate::endpoint::Endpoint;
+use crate::names::reclaim;
+use crate::names::shm::Names;
 use crate::sys;
 use crate::uds::UdsListener;
 use conn::{Conn, ShmCloser, ShmReceiver, ShmSender};
@@ -85,54 +87,8 @@ const REQUEST: &str = "IPCRSHM2";
 const MAX_REQUEST: usize = 256;
 /// How long either side waits for the other during connection setup.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
-/// Where the rendezvous socket and lock live.
-const SHM_DIR: &str = "/dev/shm";
 /// Default spin budget.
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
-
-/// The names derived from an endpoint's `/name`.
-struct Names {
-    /// `ipc-rpc.<name>`: prefix of every object of this endpoint.
-    stem: String,
-}
-
-impl Names {
-    fn new(name: &str, endpoint: &str) -> Result<Self, TransportError> {
-        let bare = name.trim_start_matches('/');
-        let stem = format!("ipc-rpc.{bare}");
-        let socket = format!("{SHM_DIR}/{stem}.sock");
-        if socket.len() > crate::endpoint::MAX_UNIX_PATH {
-            return Err(TransportError::Unsupported {
-                endpoint: endpoint.to_owned(),
-                reason: format!(
-                    "the name is too long: its rendezvous socket {socket} would exceed {} bytes; use a shorter name",
-                    crate::endpoint::MAX_UNIX_PATH
-                ),
-            });
-        }
-        Ok(Names { stem })
-    }
-
-    fn socket(&self) -> String {
-        format!("{SHM_DIR}/{}.sock", self.stem)
-    }
-
-    /// Whether /dev/shm object `segment` is one an older ipc-rpc (request version 1)
-    /// made for this endpoint and a crash left behind.
-    fn owns_segment(&self, segment: &str) -> bool {
-        segment
-            .strip_prefix('/')
-            .and_then(|s| s.strip_prefix(self.stem.as_str()))
-            .and_then(|s| s.strip_prefix('.'))
-            .and_then(|s| s.split_once('.'))
-            .is_some_and(|(pid, n)| {
-                let digits = |t: &str| {
-                    !t.is_empty() && t.len() <= 20 && t.bytes().all(|b| b.is_ascii_digit())
-                };
-                digits(pid) && digits(n)
-            })
-    }
-}
 
 /// Connection options of an `shm:` endpoint.
 #[derive(Debug, Clone, Copy)]
@@ -195,7 +151,7 @@ impl ShmTransport {
             };
             io_err(hint)(e)
         })?;
-        let segment = Segment::create(&names.stem, options.ring, options.max_frame as u32)?;
+        let segment = Segment::create(names.stem(), options.ring, options.max_frame as u32)?;
         let answer = (|| {
             socket.set_read_timeout(Some(SETUP_TIMEOUT))?;
             let fd = segment.fd().ok_or(io::ErrorKind::InvalidInput)?;
@@ -314,7 +270,7 @@ impl ShmListener {
     pub fn bind(name: &str, endpoint: Endpoint) -> Result<Self, TransportError> {
         let names = Names::new(name, &endpoint.to_string())?;
         let rendezvous = UdsListener::bind(&names.socket(), endpoint.clone())?;
-        sweep(&names);
+        reclaim::shm_segments(&names);
         Ok(ShmListener {
             rendezvous,
             options: ShmOptions::from_endpoint(&endpoint),
@@ -396,20 +352,6 @@ impl Transport for Offered {
 
     fn split(self: Box<Self>) -> Result<Parts, TransportError> {
         Box::new(self.set_up()?).split()
-    }
-}
-
-/// Removes segments of this endpoint that clients of a dead server left.
-fn sweep(names: &Names) {
-    let Ok(entries) = std::fs::read_dir(SHM_DIR) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let file = entry.file_name();
-        let file = file.to_string_lossy();
-        if names.owns_segment(&format!("/{file}")) {
-            segment::unlink(&format!("/{file}"));
-        }
     }
 }
 

@@ -157,3 +157,133 @@ pub(crate) fn mq_stale_connections(names: &mq::Names) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixListener;
+
+    use nix::mqueue::{MQ_OFlag, MqAttr, mq_close, mq_open};
+    use nix::sys::stat::Mode;
+
+    use super::*;
+    use crate::mq::liveness::ProcessId;
+
+    fn unique(tag: &str) -> String {
+        format!("ipc-rpc-reclaim-{tag}-{}", std::process::id())
+    }
+
+    fn in_use(r: Result<(), TransportError>) -> bool {
+        matches!(r, Err(TransportError::AddrInUse { .. }))
+    }
+
+    #[test]
+    fn unix_a_dead_servers_socket_and_lock_go_a_live_ones_and_other_files_stay() {
+        let path = std::env::temp_dir().join(format!("{}.sock", unique("unix")));
+        let ep: Endpoint = format!("unix:{}", path.display()).parse().unwrap();
+        drop(UnixListener::bind(&path).unwrap());
+        std::fs::write(uds::lock_path(&path), "").unwrap();
+        reclaim_stale(&ep).unwrap();
+        assert!(!path.exists() && !uds::lock_path(&path).exists());
+
+        std::fs::write(&path, "not a socket").unwrap();
+        reclaim_stale(&ep).unwrap();
+        assert!(path.exists(), "only a socket is replaced");
+        std::fs::remove_file(&path).unwrap();
+
+        let live = crate::listen(&ep).unwrap();
+        assert!(in_use(reclaim_stale(&ep)));
+        assert!(path.exists());
+        drop(live);
+        assert!(!path.exists() && !uds::lock_path(&path).exists());
+    }
+
+    #[test]
+    fn fifo_a_dead_servers_directory_goes_a_live_ones_stays() {
+        let dir = std::env::temp_dir().join(unique("fifo"));
+        let ep: Endpoint = format!("fifo:{}", dir.display()).parse().unwrap();
+        std::fs::create_dir(&dir).unwrap();
+        for entry in [fifo::CONNECT, fifo::LOCK, "12-3.c2s", "12-3.s2c"] {
+            std::fs::write(dir.join(entry), "").unwrap();
+        }
+        reclaim_stale(&ep).unwrap();
+        assert!(!dir.exists());
+
+        let live = crate::listen(&ep).unwrap();
+        assert!(in_use(reclaim_stale(&ep)));
+        assert!(dir.join(fifo::CONNECT).exists());
+        drop(live);
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn shm_a_dead_servers_socket_and_old_segments_go() {
+        if !Path::new(SHM_DIR).is_dir() {
+            eprintln!("skipped: no {SHM_DIR}");
+            return;
+        }
+        let name = format!("/{}", unique("shm"));
+        let ep: Endpoint = format!("shm:{name}").parse().unwrap();
+        let names = shm::Names::new(&name, "test").unwrap();
+        let socket = std::path::PathBuf::from(names.socket());
+        drop(UnixListener::bind(&socket).unwrap());
+        let segment = Path::new(SHM_DIR).join(format!("{}.77.1", names.stem()));
+        std::fs::write(&segment, "").unwrap();
+        reclaim_stale(&ep).unwrap();
+        assert!(!socket.exists() && !segment.exists());
+        assert!(!uds::lock_path(&socket).exists());
+
+        let live = crate::listen(&ep).unwrap();
+        assert!(in_use(reclaim_stale(&ep)));
+        assert!(socket.exists());
+        drop(live);
+        assert!(!socket.exists());
+    }
+
+    #[test]
+    fn mq_a_dead_servers_queues_and_lock_go() {
+        let name = format!("/{}", unique("mq"));
+        let ep: Endpoint = format!("mq:{name}").parse().unwrap();
+        let names = mq::Names::new(&name).unwrap();
+        // A client that died while connecting: this pid with another start time.
+        let dead = ProcessId {
+            pid: std::process::id(),
+            start: 0,
+        };
+        let conn = names.connection(dead, 1, mq::Direction::ClientToServer);
+        let flags = MQ_OFlag::O_CREAT | MQ_OFlag::O_RDONLY | MQ_OFlag::O_CLOEXEC;
+        let mode = Mode::S_IRUSR | Mode::S_IWUSR;
+        let attr = MqAttr::new(0, 1, 64, 0);
+        for q in [names.rendezvous(), conn.clone()] {
+            match mq_open(q.as_str(), flags, mode, Some(&attr)) {
+                Ok(mqd) => mq_close(mqd).unwrap(),
+                Err(e) => {
+                    eprintln!("skipped: POSIX message queues unavailable ({e})");
+                    let _ = queue::unlink(&names.rendezvous());
+                    return;
+                }
+            }
+        }
+        std::fs::write(names.lock_path(), "1 1\n").unwrap();
+        reclaim_stale(&ep).unwrap();
+        let gone = |q: &str| mq_open(q, MQ_OFlag::O_RDONLY, mode, None).is_err();
+        assert!(gone(&names.rendezvous()));
+        assert!(!names.lock_path().exists());
+        if Path::new(MQUEUE_DIR).is_dir() {
+            assert!(gone(&conn), "needs {MQUEUE_DIR} to list the queues");
+        }
+        let _ = queue::unlink(&conn);
+
+        let live = crate::listen(&ep).unwrap();
+        assert!(in_use(reclaim_stale(&ep)));
+        assert!(!gone(&names.rendezvous()));
+        drop(live);
+        assert!(gone(&names.rendezvous()));
+    }
+
+    #[test]
+    fn pipe_and_tcp_have_nothing_to_reclaim() {
+        for ep in ["pipe", "tcp:127.0.0.1:0"] {
+            reclaim_stale(&ep.parse().unwrap()).unwrap();
+        }
+    }
+}

@@ -32,6 +32,7 @@
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+mod bytes;
 mod child;
 mod handshake;
 pub mod pool;
@@ -42,6 +43,7 @@ mod server;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+pub use bytes::Bytes;
 pub use child::{ServiceClient, connect, serve_parent, spawn_child, spawn_child_with};
 pub use rpc_core::server::current_peer as peer;
 pub use rpc_core::{
@@ -63,47 +65,239 @@ pub mod __private {
     use rpc_core::{Client, CodecError, RpcError};
     use serde::Serialize;
     use serde::de::DeserializeOwned;
+    use std::marker::PhantomData;
 
-    /// The bulk path for arguments and returns written `Vec<u8>`: postcard's byte
-    /// strings, which are the same bytes on the wire as a sequence of `u8`, so a peer
-    /// using the per-element path reads them alike.
-    pub enum Bytes {}
+    /// A byte string: `Vec<u8>` or [`crate::Bytes`], under whatever name the user wrote.
+    ///
+    /// Sealed: its values take the bulk path, postcard's byte strings, which are the
+    /// same bytes on the wire as a sequence of `u8`, so a peer that declares the other
+    /// type (or sends per element) reads them alike.
+    pub trait ByteString: Sized + sealed::ByteString {
+        /// The bytes, in place.
+        fn as_byte_slice(&self) -> &[u8];
+        /// The bytes as a vector, without copying.
+        fn into_byte_vec(self) -> Vec<u8>;
+        /// The value of a received vector, without copying.
+        fn from_byte_vec(v: Vec<u8>) -> Self;
+    }
 
-    impl Bytes {
-        /// Appends a byte vector to a request's arguments.
+    impl ByteString for Vec<u8> {
         #[inline]
-        pub fn encode_arg(value: &[u8], buf: &mut FrameBuf<'_>) -> Result<(), CodecError> {
-            encode_frame(&BytesRef(value), buf, "arguments")
+        fn as_byte_slice(&self) -> &[u8] {
+            self
+        }
+        #[inline]
+        fn into_byte_vec(self) -> Vec<u8> {
+            self
+        }
+        #[inline]
+        fn from_byte_vec(v: Vec<u8>) -> Self {
+            v
+        }
+    }
+
+    impl ByteString for crate::Bytes {
+        #[inline]
+        fn as_byte_slice(&self) -> &[u8] {
+            self
+        }
+        #[inline]
+        fn into_byte_vec(self) -> Vec<u8> {
+            self.into_vec()
+        }
+        #[inline]
+        fn from_byte_vec(v: Vec<u8>) -> Self {
+            v.into()
+        }
+    }
+
+    /// Names an argument or return type for the path choice below.
+    ///
+    /// Generated code writes `(&Tag::<Type>::NEW).wire_kind()` with [`ViaBytes`] and
+    /// [`ViaSerde`] in scope (autoref specialisation, on stable): method lookup tries
+    /// the receiver `&Tag<Type>` first, where only [`ViaBytes`] is implemented and
+    /// only for a [`ByteString`], then `&&Tag<Type>`, where [`ViaSerde`] is
+    /// implemented for every type. Type aliases are resolved before that, so
+    /// `type Blob = Vec<u8>` is a byte string too.
+    pub struct Tag<T>(PhantomData<fn() -> T>);
+
+    impl<T> Tag<T> {
+        /// The tag of `T`.
+        pub const NEW: Self = Tag(PhantomData);
+    }
+
+    /// The bulk path's choice: see [`Tag`].
+    pub trait ViaBytes {
+        /// [`ByteKind`].
+        fn wire_kind(&self) -> ByteKind;
+    }
+
+    impl<T: ByteString> ViaBytes for Tag<T> {
+        #[inline]
+        fn wire_kind(&self) -> ByteKind {
+            ByteKind
+        }
+    }
+
+    /// The serde path's choice: see [`Tag`].
+    pub trait ViaSerde {
+        /// [`SerdeKind`].
+        fn wire_kind(&self) -> SerdeKind;
+    }
+
+    impl<T> ViaSerde for &Tag<T> {
+        #[inline]
+        fn wire_kind(&self) -> SerdeKind {
+            SerdeKind
+        }
+    }
+
+    /// The path of a [`ByteString`]. Its methods take the serde path as a closure
+    /// only to have the signature of [`SerdeKind`]'s; they never call it.
+    pub struct ByteKind;
+
+    /// The path of every other type: each method calls the closure it is given, which
+    /// generated code writes as `<Type as Wire<_>>::…` so a type without serde gets
+    /// [`Wire`]'s error.
+    pub struct SerdeKind;
+
+    impl ByteKind {
+        /// Splits off the last argument to be sent from where it is.
+        #[inline]
+        pub fn bulk<T: ByteString>(self, value: T) -> (Option<Vec<u8>>, Option<T>) {
+            (Some(value.into_byte_vec()), None)
         }
 
-        /// Takes a byte vector off the front of a request's arguments: a split frame's
+        /// Appends a byte string to a request's arguments.
+        #[inline]
+        pub fn encode_arg<T: ByteString, F>(
+            self,
+            value: &T,
+            buf: &mut FrameBuf<'_>,
+            _serde: F,
+        ) -> Result<(), CodecError>
+        where
+            F: FnOnce(&T, &mut FrameBuf<'_>) -> Result<(), CodecError>,
+        {
+            encode_frame(&BytesRef(value.as_byte_slice()), buf, "arguments")
+        }
+
+        /// Takes a byte string off the front of a request's arguments: a split frame's
         /// tail as it was received, without a copy, when it is the last argument.
         #[inline]
-        pub fn decode_arg(args: &mut Payload<'_>) -> Result<::std::vec::Vec<u8>, DispatchError> {
+        pub fn decode_arg<'a, T: ByteString, F>(
+            self,
+            args: &mut Payload<'a>,
+            _serde: F,
+        ) -> Result<T, DispatchError>
+        where
+            F: FnOnce(&mut Payload<'a>) -> Result<T, DispatchError>,
+        {
             args.take_bytes("arguments")
+                .map(T::from_byte_vec)
                 .map_err(DispatchError::BadArguments)
         }
 
-        /// Sends a returned byte vector as the reply, from where it is.
+        /// Sends a returned byte string as the reply, from where it is.
         #[inline]
-        pub fn encode_reply(value: &[u8], reply: &mut Reply<'_>) -> Result<(), DispatchError> {
-            reply.send_ok_bytes(value)
+        pub fn encode_reply<'r, T: ByteString, F>(
+            self,
+            value: &T,
+            reply: &mut Reply<'r>,
+            _serde: F,
+        ) -> Result<(), DispatchError>
+        where
+            F: FnOnce(&T, &mut Reply<'r>) -> Result<(), DispatchError>,
+        {
+            reply.send_ok_bytes(value.as_byte_slice())
         }
 
-        /// Calls a method that returns a byte vector; `bulk` is the last argument
-        /// when that is a byte vector too (`encode_args` writes the others).
+        /// Calls a method that returns a byte string; `bulk` is the last argument
+        /// when that is a byte string too (`encode_args` writes the others).
         #[inline]
-        pub fn call(
+        pub fn call<T: ByteString, E, F>(
+            self,
             client: &Client,
             method: u16,
-            encode_args: impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>,
-            bulk: Option<::std::vec::Vec<u8>>,
-        ) -> Result<::std::vec::Vec<u8>, RpcError> {
+            encode_args: E,
+            bulk: Option<Vec<u8>>,
+            _serde: F,
+        ) -> Result<T, RpcError>
+        where
+            E: Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+            F: FnOnce(&Client, u16, E, Option<Vec<u8>>) -> Result<T, RpcError>,
+        {
             client.call_with(method, encode_args, bulk, |mut p| {
                 let bytes = p.take_bytes("reply")?;
                 finish(&p, "reply")?;
-                Ok(bytes)
+                Ok(T::from_byte_vec(bytes))
             })
+        }
+    }
+
+    impl SerdeKind {
+        /// Keeps the last argument with the others.
+        #[inline]
+        pub fn bulk<T>(self, value: T) -> (Option<Vec<u8>>, Option<T>) {
+            (None, Some(value))
+        }
+
+        /// Appends an argument with `serde`.
+        #[inline]
+        pub fn encode_arg<T, F>(
+            self,
+            value: &T,
+            buf: &mut FrameBuf<'_>,
+            serde: F,
+        ) -> Result<(), CodecError>
+        where
+            F: FnOnce(&T, &mut FrameBuf<'_>) -> Result<(), CodecError>,
+        {
+            serde(value, buf)
+        }
+
+        /// Takes an argument off the front with `serde`.
+        #[inline]
+        pub fn decode_arg<'a, T, F>(
+            self,
+            args: &mut Payload<'a>,
+            serde: F,
+        ) -> Result<T, DispatchError>
+        where
+            F: FnOnce(&mut Payload<'a>) -> Result<T, DispatchError>,
+        {
+            serde(args)
+        }
+
+        /// Sends a return value with `serde`.
+        #[inline]
+        pub fn encode_reply<'r, T, F>(
+            self,
+            value: &T,
+            reply: &mut Reply<'r>,
+            serde: F,
+        ) -> Result<(), DispatchError>
+        where
+            F: FnOnce(&T, &mut Reply<'r>) -> Result<(), DispatchError>,
+        {
+            serde(value, reply)
+        }
+
+        /// Calls a method with `serde`.
+        #[inline]
+        pub fn call<T, E, F>(
+            self,
+            client: &Client,
+            method: u16,
+            encode_args: E,
+            bulk: Option<Vec<u8>>,
+            serde: F,
+        ) -> Result<T, RpcError>
+        where
+            E: Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+            F: FnOnce(&Client, u16, E, Option<Vec<u8>>) -> Result<T, RpcError>,
+        {
+            serde(client, method, encode_args, bulk)
         }
     }
 
@@ -171,6 +365,11 @@ pub mod __private {
     mod sealed {
         /// Implemented by no type.
         pub trait Never {}
+
+        /// Implemented by the [`super::ByteString`] types only.
+        pub trait ByteString {}
+        impl ByteString for Vec<u8> {}
+        impl ByteString for crate::Bytes {}
     }
 
     impl<T: Serialize + DeserializeOwned> Wire<Serde> for T {

@@ -44,6 +44,19 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
 }
 
 /// The token to underline when the attribute is on something that is not a trait.
+/// An expression choosing the path of values of type `ty`: `ByteKind` for a byte string
+/// (`Vec<u8>`, `ipc_rpc::Bytes`, any alias of them), `SerdeKind` otherwise. The choice
+/// is made by the compiler on the type, not on how it is written (see
+/// `__private::Tag`).
+pub fn wire_kind(krate: &syn::Path, ty: &syn::Type) -> TokenStream {
+    quote! {
+        {
+            use #krate::__private::{ViaBytes as _, ViaSerde as _};
+            (&#krate::__private::Tag::<#ty>::NEW).wire_kind()
+        }
+    }
+}
+
 fn item_keyword_span(item: &syn::Item) -> proc_macro2::Span {
     match item {
         syn::Item::Struct(s) => s.struct_token.span,

@@ -9,6 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 use ipc_rpc::{RpcError, ipc_service};
+use rpc_core::codec::SMALL_FRAME;
 use rpc_core::transport::mem;
 use rpc_core::{Closer, Listener, RunningServer, Transport, TransportError};
 use serde::{Deserialize, Serialize};
@@ -317,6 +318,196 @@ fn client_of_a_changed_signature_is_refused_at_handshake() {
             matches!(refused, Err(RpcError::Incompatible { .. })),
             "{refused:?}"
         );
+        server.shutdown();
+    });
+}
+
+/// A byte string under another name: the macro cannot see through it, the type system
+/// can.
+type Blob = Vec<u8>;
+
+#[ipc_service]
+trait Blobs {
+    fn echo_alias(&self, tag: u8, blob: Blob) -> Blob;
+    fn echo_bytes(&self, tag: u8, blob: ipc_rpc::Bytes) -> ipc_rpc::Bytes;
+    fn echo_vec(&self, tag: u8, blob: Vec<u8>) -> Vec<u8>;
+    fn join(&self, a: Blob, b: ipc_rpc::Bytes, n: u32) -> (u32, Vec<u8>);
+    fn words(&self, words: Vec<u16>) -> Vec<u16>;
+}
+
+/// The same service as [`Blobs`], each byte string written differently. Only its
+/// client is used.
+#[allow(dead_code)]
+#[ipc_service]
+trait BlobsSpelledOtherwise {
+    fn echo_alias(&self, tag: u8, blob: ipc_rpc::Bytes) -> Vec<u8>;
+    fn echo_bytes(&self, tag: u8, blob: Vec<u8>) -> Blob;
+    fn echo_vec(&self, tag: u8, blob: Blob) -> ipc_rpc::Bytes;
+    fn join(&self, a: Vec<u8>, b: Vec<u8>, n: u32) -> (u32, Blob);
+    fn words(&self, words: Vec<u16>) -> Vec<u16>;
+}
+
+struct BlobStore;
+
+impl Blobs for BlobStore {
+    fn echo_alias(&self, tag: u8, mut blob: Blob) -> Blob {
+        blob.push(tag);
+        blob
+    }
+    fn echo_bytes(&self, tag: u8, mut blob: ipc_rpc::Bytes) -> ipc_rpc::Bytes {
+        blob.push(tag);
+        blob
+    }
+    fn echo_vec(&self, tag: u8, mut blob: Vec<u8>) -> Vec<u8> {
+        blob.push(tag);
+        blob
+    }
+    fn join(&self, mut a: Blob, b: ipc_rpc::Bytes, n: u32) -> (u32, Vec<u8>) {
+        a.extend_from_slice(&b);
+        (n + 1, a)
+    }
+    fn words(&self, words: Vec<u16>) -> Vec<u16> {
+        words.into_iter().rev().collect()
+    }
+}
+
+/// The tail lengths of the frames a connection sent in two parts
+/// ([`rpc_core::FrameSender::send_parts`]): the bulk path of a byte string.
+type Tails = Arc<Mutex<Vec<usize>>>;
+
+/// A transport that records what its sender sends in two parts.
+struct Counting(Box<dyn Transport>, Tails);
+
+struct CountingSender(Box<dyn rpc_core::FrameSender>, Tails);
+
+impl Transport for Counting {
+    fn peer(&self) -> String {
+        self.0.peer()
+    }
+    fn split(self: Box<Self>) -> Result<rpc_core::transport::Parts, TransportError> {
+        let mut parts = self.0.split()?;
+        parts.sender = Box::new(CountingSender(parts.sender, self.1));
+        Ok(parts)
+    }
+}
+
+impl rpc_core::FrameSender for CountingSender {
+    fn send(&mut self, frame: &[u8]) -> Result<(), TransportError> {
+        self.0.send(frame)
+    }
+    fn send_parts(&mut self, head: &[u8], tail: &[u8]) -> Result<(), TransportError> {
+        self.1.lock().unwrap().push(tail.len());
+        self.0.send_parts(head, tail)
+    }
+}
+
+/// Serves [`Blobs`] on one end of a mem pair; returns the client's end (its handshake
+/// done) and what each side sent in two parts.
+fn blobs_connected() -> (RunningServer, ipc_rpc::Client, Tails, Tails) {
+    let (client_end, server_end) = mem::pair();
+    let (client_tails, server_tails) = (Tails::default(), Tails::default());
+    let listener = OneConnection {
+        transport: Some(Box::new(Counting(
+            Box::new(server_end),
+            server_tails.clone(),
+        ))),
+        closed: Arc::default(),
+    };
+    let server = RunningServer::start(Box::new(listener), Arc::new(BlobsServer::new(BlobStore)))
+        .expect("server starts");
+    let client = ipc_rpc::Client::handshake(
+        Box::new(Counting(Box::new(client_end), client_tails.clone())),
+        BlobsClient::SERVICE,
+    )
+    .expect("handshake")
+    .with_timeout(CALL_TIMEOUT);
+    (server, client, client_tails, server_tails)
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// Sizes around 64 KiB, where byte-stream transports start to split frames.
+const SIZES: [usize; 7] = [0, 1, 300, (64 << 10) - 1, 64 << 10, (64 << 10) + 1, 1 << 20];
+
+// The borrow is the technique: without it a type that is not a byte string would find
+// no method (lookup adds one `&` at most).
+#[allow(clippy::needless_borrow)]
+#[test]
+fn byte_strings_are_chosen_by_type_not_by_spelling() {
+    use ipc_rpc::__private::{ByteKind, SerdeKind, Tag, ViaBytes as _, ViaSerde as _};
+    let _: ByteKind = (&Tag::<Vec<u8>>::NEW).wire_kind();
+    let _: ByteKind = (&Tag::<Blob>::NEW).wire_kind();
+    let _: ByteKind = (&Tag::<ipc_rpc::Bytes>::NEW).wire_kind();
+    let _: SerdeKind = (&Tag::<Vec<u16>>::NEW).wire_kind();
+    let _: SerdeKind = (&Tag::<Vec<i8>>::NEW).wire_kind();
+    let _: SerdeKind = (&Tag::<Option<Vec<u8>>>::NEW).wire_kind();
+    let _: SerdeKind = (&Tag::<[u8; 4]>::NEW).wire_kind();
+}
+
+#[test]
+fn aliased_and_bytes_arguments_and_returns_take_the_bulk_path() {
+    with_watchdog(|| {
+        let (mut server, core, client_tails, server_tails) = blobs_connected();
+        let client = BlobsClient::from_client(core);
+        for len in SIZES {
+            let sent = pattern(len);
+            let mut want = sent.clone();
+            want.push(9);
+            assert_eq!(client.echo_alias(9, sent.clone()).unwrap(), want, "{len}");
+            assert_eq!(
+                client.echo_bytes(9, sent.clone().into()).unwrap(),
+                want,
+                "{len}"
+            );
+            assert_eq!(client.echo_vec(9, sent.clone()).unwrap(), want, "{len}");
+            // Every call sent its byte string as the tail of a two-part frame, both ways
+            // (a small one is copied into the frame instead: cheaper).
+            let tails = |n: usize| if n >= SMALL_FRAME { vec![n; 3] } else { vec![] };
+            assert_eq!(*client_tails.lock().unwrap(), tails(len), "{len}");
+            assert_eq!(*server_tails.lock().unwrap(), tails(len + 1), "{len}");
+            client_tails.lock().unwrap().clear();
+            server_tails.lock().unwrap().clear();
+        }
+        // Byte strings that are not last go with the other arguments; the returned
+        // tuple is not a byte string.
+        let (n, joined) = client.join(pattern(70_000), pattern(5).into(), 1).unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(joined, [pattern(70_000), pattern(5)].concat());
+        let words: Vec<u16> = (0..40_000).collect();
+        let back = client.words(words.clone()).unwrap();
+        assert_eq!(back, words.into_iter().rev().collect::<Vec<_>>());
+        assert!(client_tails.lock().unwrap().is_empty());
+        assert!(server_tails.lock().unwrap().is_empty());
+        drop(client);
+        server.shutdown();
+    });
+}
+
+#[test]
+fn byte_strings_interoperate_whatever_each_side_calls_them() {
+    with_watchdog(|| {
+        let (mut server, core, _, _) = blobs_connected();
+        // The fingerprint hashes the types as written, so the handshake is done with the
+        // server's; the frames are the same.
+        let client = BlobsSpelledOtherwiseClient::from_client(core);
+        for len in SIZES {
+            let sent = pattern(len);
+            let mut want = sent.clone();
+            want.push(3);
+            assert_eq!(
+                client.echo_alias(3, sent.clone().into()).unwrap(),
+                want,
+                "{len}"
+            );
+            assert_eq!(client.echo_bytes(3, sent.clone()).unwrap(), want, "{len}");
+            assert_eq!(client.echo_vec(3, sent.clone()).unwrap(), want, "{len}");
+            let (n, joined) = client.join(sent.clone(), vec![1, 2], 7).unwrap();
+            assert_eq!((n, joined), (8, [sent, vec![1, 2]].concat()));
+        }
+        assert_eq!(client.words(vec![1, 2, 3]).unwrap(), [3, 2, 1]);
+        drop(client);
         server.shutdown();
     });
 }

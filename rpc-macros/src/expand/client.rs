@@ -5,8 +5,8 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::Path;
 use syn::spanned::Spanned;
 
-use crate::ast::{MethodDef, ServiceDef, is_byte_vec};
-use crate::expand::signature_text;
+use crate::ast::{MethodDef, ServiceDef};
+use crate::expand::{signature_text, wire_kind};
 use crate::names;
 
 pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
@@ -113,45 +113,66 @@ fn method(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStr
     let ret = m.output.map_or_else(|| quote!(()), |t| quote!(#t));
     let arg_idents = m.arg_idents();
     let arg_tys = m.args.iter().map(|a| a.ty);
-    // A trailing `Vec<u8>` is sent from where it is, after the other arguments.
-    let (encoded, bulk) = match m.args.split_last() {
-        Some((last, rest)) if is_byte_vec(last.ty) => {
+    // A trailing byte string is sent from where it is, after the other arguments;
+    // `bulk` splits it off (or keeps any other type, in `Some`, with the others).
+    let (split, bulk) = match m.args.split_last() {
+        Some((last, _)) => {
             let ident = last.ident;
-            (rest, quote! { ::core::option::Option::Some(#ident) })
+            let kind = wire_kind(krate, last.ty);
+            (
+                quote! { let (__ipc_bulk, #ident) = #kind.bulk(#ident); },
+                quote! { __ipc_bulk },
+            )
         }
-        _ => (&m.args[..], quote! { ::core::option::Option::None }),
+        None => (quote!(), quote! { ::core::option::Option::None }),
     };
-    let buf = if encoded.is_empty() {
+    let buf = if m.args.is_empty() {
         format_ident!("_")
     } else {
         format_ident!("__ipc_buf")
     };
-    let encodes = encoded.iter().map(|a| {
+    let last = m.args.len().saturating_sub(1);
+    let encodes = m.args.iter().enumerate().map(|(i, a)| {
         let ident = a.ident;
         let ty = a.ty;
-        if is_byte_vec(ty) {
+        if i == last {
             return quote_spanned! {ty.span()=>
-                #krate::__private::Bytes::encode_arg(&#ident, __ipc_buf)?;
+                if let ::core::option::Option::Some(#ident) = &#ident {
+                    <#ty as #krate::__private::Wire<_>>::encode_arg(#ident, __ipc_buf)?;
+                }
             };
         }
+        let kind = wire_kind(krate, ty);
         quote_spanned! {ty.span()=>
-            <#ty as #krate::__private::Wire<_>>::encode_arg(&#ident, __ipc_buf)?;
+            #kind.encode_arg(&#ident, __ipc_buf, |__ipc_v, __ipc_b| {
+                <#ty as #krate::__private::Wire<_>>::encode_arg(__ipc_v, __ipc_b)
+            })?;
         }
     });
     let call = match m.output {
-        Some(t) if is_byte_vec(t) => quote_spanned! {t.span()=> #krate::__private::Bytes::call },
-        Some(t) => quote_spanned! {t.span()=> <#t as #krate::__private::Wire<_>>::call },
-        None => quote! { <() as #krate::__private::Wire<_>>::call },
+        Some(t) => {
+            let kind = wire_kind(krate, t);
+            quote_spanned! {t.span()=>
+                #kind.call(&self.__client, #index, __ipc_encode, #bulk, |__ipc_c, __ipc_m, __ipc_e, __ipc_b| {
+                    <#t as #krate::__private::Wire<_>>::call(__ipc_c, __ipc_m, __ipc_e, __ipc_b)
+                })
+            }
+        }
+        None => {
+            quote! { <() as #krate::__private::Wire<_>>::call(&self.__client, #index, __ipc_encode, #bulk) }
+        }
     };
     quote! {
         #(#cfgs)*
         #(#docs)*
         #[doc = #see]
         pub fn #ident(&self #(, #arg_idents: #arg_tys)*) -> ::core::result::Result<#ret, #krate::RpcError> {
-            #call(&self.__client, #index, move |#buf| {
+            #split
+            let __ipc_encode = move |#buf: &mut #krate::__private::FrameBuf<'_>| -> ::core::result::Result<(), #krate::CodecError> {
                 #(#encodes)*
                 ::core::result::Result::Ok(())
-            }, #bulk)
+            };
+            #call
         }
     }
 }

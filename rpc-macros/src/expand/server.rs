@@ -5,7 +5,8 @@ use quote::{quote, quote_spanned};
 use syn::Path;
 use syn::spanned::Spanned;
 
-use crate::ast::{MethodDef, ServiceDef, is_byte_vec};
+use crate::ast::{MethodDef, ServiceDef};
+use crate::expand::wire_kind;
 use crate::names;
 
 pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
@@ -76,21 +77,21 @@ fn arm(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStream
     let decodes = m.args.iter().map(|a| {
         let name = a.ident;
         let ty = a.ty;
-        if is_byte_vec(ty) {
-            return quote_spanned! {ty.span()=>
-                let #name: #ty = #krate::__private::Bytes::decode_arg(&mut __ipc_rest)?;
-            };
-        }
+        let kind = wire_kind(krate, ty);
         quote_spanned! {ty.span()=>
-            let #name: #ty = <#ty as #krate::__private::Wire<_>>::decode_arg(&mut __ipc_rest)?;
+            let #name: #ty = #kind.decode_arg(&mut __ipc_rest, |__ipc_r| {
+                <#ty as #krate::__private::Wire<_>>::decode_arg(__ipc_r)
+            })?;
         }
     });
     let encode = match m.output {
-        Some(t) if is_byte_vec(t) => {
-            quote_spanned! {t.span()=> #krate::__private::Bytes::encode_reply(&__ipc_ret, __ipc_reply) }
-        }
         Some(t) => {
-            quote_spanned! {t.span()=> <#t as #krate::__private::Wire<_>>::encode_reply(&__ipc_ret, __ipc_reply) }
+            let kind = wire_kind(krate, t);
+            quote_spanned! {t.span()=>
+                #kind.encode_reply(&__ipc_ret, __ipc_reply, |__ipc_v, __ipc_r| {
+                    <#t as #krate::__private::Wire<_>>::encode_reply(__ipc_v, __ipc_r)
+                })
+            }
         }
         None => {
             quote! { <() as #krate::__private::Wire<_>>::encode_reply(&__ipc_ret, __ipc_reply) }

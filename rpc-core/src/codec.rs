@@ -156,8 +156,8 @@ pub fn encode_bulk_len(len: usize, buf: &mut FrameBuf<'_>) -> Result<(), CodecEr
 const MAX_VARINT: usize = 10;
 
 /// Reads a byte string (postcard's varint length, then the bytes) off the front of
-/// `bytes` without going through serde: the path every `Vec<u8>` argument and return
-/// value takes.
+/// `bytes` without going through serde: the path every byte string argument and return
+/// value (`Vec<u8>`, the facade's `Bytes`) takes.
 #[inline]
 fn take_byte_string(bytes: &mut &[u8], what: &'static str) -> Result<Vec<u8>, CodecError> {
     let (len, rest) = take_varint(bytes).ok_or_else(|| CodecError::Decode {
@@ -327,7 +327,8 @@ pub fn decode_all<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Resu
 ///
 /// postcard writes a byte string exactly as it writes a sequence of `u8` (a varint
 /// length, then the bytes), so this is wire-compatible with `Vec<u8>`'s own impl, only
-/// without a call per byte. Generated code uses it for `Vec<u8>` arguments and returns.
+/// without a call per byte. Generated code uses it for byte string arguments
+/// (`Vec<u8>`, the facade's `Bytes`), which is also how `Bytes` serialises.
 #[derive(Debug, Clone, Copy)]
 pub struct BytesRef<'a>(pub &'a [u8]);
 

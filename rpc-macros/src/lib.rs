@@ -73,6 +73,11 @@ mod valid;
 /// serde's `Serialize` and `Deserialize`; any such return type, `()` or none; default
 /// method bodies; `pub` or private traits; `#[cfg]` on methods.
 ///
+/// A byte string (`Vec<u8>`, `ipc_rpc::Bytes`, or an alias of either) as the last
+/// argument or the return value is sent from where it is and received without a copy.
+/// The generated code picks that path by type, so an alias keeps it; every other type
+/// goes through serde.
+///
 /// # What it refuses (compile errors that say what to write instead)
 ///
 /// Generic traits or methods, `async fn`, `unsafe`/`const`/`extern` methods, a missing

@@ -47,34 +47,14 @@ pub(crate) fn check_headroom(n: usize) -> io::Result<()> {
         .map(drop)
 }
 
-/// One spare descriptor to free when the process is out of them, so that a refused
-/// client can still be told why; and whether stderr was told already in this episode.
-#[derive(Debug)]
-pub(crate) struct Spare {
-    file: Option<File>,
+/// Whether stderr was told, in this episode of exhaustion, that a listener refuses
+/// clients for want of descriptors: it says so once, until a connection is taken again.
+#[derive(Debug, Default)]
+pub(crate) struct ExhaustionLog {
     logged: bool,
 }
 
-impl Spare {
-    /// Takes a spare descriptor (none if even that fails; it is retried later).
-    pub(crate) fn new() -> Self {
-        Spare {
-            file: open_spare().ok(),
-            logged: false,
-        }
-    }
-
-    /// Runs `f` with the spare descriptor closed, then takes it again; `None` (and `f`
-    /// not run) if there was no spare.
-    pub(crate) fn freed<T>(&mut self, f: impl FnOnce() -> T) -> Option<T> {
-        drop(self.file.take()?);
-        let out = f();
-        // Another thread may take the freed number first; then the next exhaustion
-        // finds no spare and the listener backs off instead.
-        self.file = open_spare().ok();
-        Some(out)
-    }
-
+impl ExhaustionLog {
     /// Says on stderr, once per episode, that `name` refuses clients for want of
     /// descriptors; returns the reason to tell the clients, with what to do.
     pub(crate) fn exhausted(&mut self, name: &str, error: &io::Error) -> &'static str {
@@ -92,10 +72,49 @@ impl Spare {
         which
     }
 
+    /// A connection was taken again: the episode is over.
+    pub(crate) fn recovered(&mut self) {
+        self.logged = false;
+    }
+}
+
+/// One spare descriptor to free when the process is out of them, so that a refused
+/// client can still be told why, and the log of the exhaustion.
+#[derive(Debug)]
+pub(crate) struct Spare {
+    file: Option<File>,
+    log: ExhaustionLog,
+}
+
+impl Spare {
+    /// Takes a spare descriptor (none if even that fails; it is retried later).
+    pub(crate) fn new() -> Self {
+        Spare {
+            file: open_spare().ok(),
+            log: ExhaustionLog::default(),
+        }
+    }
+
+    /// Runs `f` with the spare descriptor closed, then takes it again; `None` (and `f`
+    /// not run) if there was no spare.
+    pub(crate) fn freed<T>(&mut self, f: impl FnOnce() -> T) -> Option<T> {
+        drop(self.file.take()?);
+        let out = f();
+        // Another thread may take the freed number first; then the next exhaustion
+        // finds no spare and the listener backs off instead.
+        self.file = open_spare().ok();
+        Some(out)
+    }
+
+    /// See [`ExhaustionLog::exhausted`].
+    pub(crate) fn exhausted(&mut self, name: &str, error: &io::Error) -> &'static str {
+        self.log.exhausted(name, error)
+    }
+
     /// A connection was taken again: the episode is over (and the spare is taken again
     /// if it was lost).
     pub(crate) fn recovered(&mut self) {
-        self.logged = false;
+        self.log.recovered();
         if self.file.is_none() {
             self.file = open_spare().ok();
         }
@@ -165,10 +184,7 @@ impl FdReserve {
             self.spare.file = open_spare().ok();
         }
         let probe = match &self.spare.file {
-            Some(spare) => (0..self.headroom)
-                .map(|_| spare.try_clone())
-                .collect::<io::Result<Vec<File>>>()
-                .map(drop),
+            Some(_) => check_headroom(self.headroom),
             None => Err(io::Error::from_raw_os_error(libc::EMFILE)),
         };
         match probe {

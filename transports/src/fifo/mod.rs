@@ -45,6 +45,7 @@ use nix::sys::stat::Mode;
 use rpc_core::{Closer, Listener, Parts, Transport, TransportError};
 
 use crate::endpoint::Endpoint;
+use crate::fd_reserve::{ExhaustionLog, check_headroom, is_exhaustion};
 use crate::names::fifo::{CONNECT, LOCK, pair_paths};
 use crate::names::owner_lock::OwnerLock;
 use crate::names::reclaim;
@@ -234,9 +235,8 @@ pub struct FifoListener {
     pending: Vec<u8>,
     wakeup: Wakeup,
     lock: Option<OwnerLock>,
-    /// Whether stderr was told that the process is out of descriptors, since the
-    /// last connection opened.
-    out_of_fds_logged: bool,
+    /// Says once per episode that the process is out of descriptors.
+    exhaustion: ExhaustionLog,
 }
 
 impl FifoListener {
@@ -268,7 +268,7 @@ impl FifoListener {
             pending: Vec::with_capacity(rendezvous::MAX_REQUEST * 4),
             wakeup: Wakeup::new()?,
             lock: Some(lock),
-            out_of_fds_logged: false,
+            exhaustion: ExhaustionLog::default(),
         })
     }
 
@@ -279,24 +279,20 @@ impl FifoListener {
         let names = PairNames(c2s.clone(), s2c.clone());
         // The reply FIFO first: the client opens the request FIFO for writing only once
         // we hold it for reading, and that must mean the connection is fully set up.
-        // The pair and the closer's duplicate that splitting the connection makes:
-        // checked first, so that the client never sees a FIFO open for a moment.
-        let opened = crate::fd_reserve::check_headroom(3).and_then(|()| {
+        // Room for the pair is checked first, so that the client never sees a FIFO
+        // open for a moment.
+        let opened = check_headroom(2).and_then(|()| {
             let writer = open_fifo(&s2c, true)?;
             Ok((writer, open_fifo(&c2s, false)?))
         });
         let (writer, reader) = match opened {
             Ok(pair) => {
-                self.out_of_fds_logged = false;
+                self.exhaustion.recovered();
                 pair
             }
             Err(e) => {
-                if crate::fd_reserve::is_exhaustion(&e) && !self.out_of_fds_logged {
-                    self.out_of_fds_logged = true;
-                    eprintln!(
-                        "ipc-rpc: {}: out of file descriptors, refusing new connections until some close: raise the server's `ulimit -n` (RLIMIT_NOFILE) or close idle connections",
-                        self.endpoint
-                    );
+                if is_exhaustion(&e) {
+                    self.exhaustion.exhausted(&self.endpoint.to_string(), &e);
                 }
                 return None;
             }

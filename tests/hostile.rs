@@ -49,6 +49,9 @@ per_transport! {
     a_timed_out_large_reply_never_blocks_the_next_large_request: [unix, tcp, fifo, pipe, mq, shm];
     shutdown_ends_writers_blocked_on_a_client_that_never_reads: [unix, tcp, fifo, mq, shm];
     a_socket_connection_costs_the_server_one_descriptor: [unix, tcp];
+    before_its_handshake_a_connection_may_send_only_small_frames: [unix, tcp, fifo];
+    shutdown_lets_a_call_in_flight_finish_and_reply: [unix, tcp, fifo, mq, shm];
+    shutdown_timeout_takes_the_grace_period_it_is_given: [unix, tcp, fifo];
 }
 
 /// The server's resident memory, from `/proc/<pid>/status`.
@@ -113,6 +116,31 @@ impl RawStream {
             RawStream::Tcp(s) => s.write_all(bytes).unwrap(),
             RawStream::Fifo { to_server, .. } => to_server.write_all(bytes).unwrap(),
         }
+    }
+
+    /// Whether the server closes the connection within `wait` (end of stream).
+    fn closed_within(&mut self, wait: Duration) -> bool {
+        use std::os::fd::AsFd;
+        let readable = {
+            let fd = match &*self {
+                RawStream::Unix(s) => s.as_fd(),
+                RawStream::Tcp(s) => s.as_fd(),
+                RawStream::Fifo { from_server, .. } => from_server.as_fd(),
+            };
+            let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
+            let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+            nix::poll::poll(&mut fds, ms).unwrap() > 0
+        };
+        if !readable {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        let r: &mut dyn Read = match self {
+            RawStream::Unix(s) => s,
+            RawStream::Tcp(s) => s,
+            RawStream::Fifo { from_server, .. } => from_server,
+        };
+        matches!(r.read(&mut byte), Ok(0) | Err(_))
     }
 
     /// Reads the server's welcome (or whatever comes first) and checks it is a frame.
@@ -391,35 +419,12 @@ pub fn a_timed_out_large_reply_never_blocks_the_next_large_request(t: Transport,
 /// A client that asks for a 15 MiB reply and never reads it: the server's shutdown
 /// still returns (within its grace period and a margin), on every transport.
 pub fn shutdown_ends_writers_blocked_on_a_client_that_never_reads(t: Transport, name: String) {
-    use rpc_core::codec::{FrameBuf, encode_frame};
-    use rpc_core::wire::encode_request_header;
     let _ = name;
     watchdog(WATCHDOG_LONG, move || {
         let ep = t.endpoint();
         let server = ipc_rpc::serve(&ep.endpoint, common::ProbeServer::new(common::ProbeImpl))
             .expect("serve");
-        let mut parts = transports::connect(&server.endpoint())
-            .unwrap()
-            .split()
-            .unwrap();
-        let hello = common::probe_hello();
-        parts.sender.send(&hello).unwrap();
-        parts
-            .receiver
-            .recv(Some(Instant::now() + Duration::from_secs(5)))
-            .expect("welcome");
-        let fill = ProbeClient::SERVICE
-            .methods
-            .iter()
-            .position(|m| *m == "fill")
-            .unwrap() as u16;
-        let mut request = Vec::new();
-        let mut buf = FrameBuf::vec(&mut request);
-        encode_request_header(1, fill, &mut buf).unwrap();
-        encode_frame(&(15u32 << 20), &mut buf, "args").unwrap();
-        parts.sender.send(&request).unwrap();
-        // Let the handler run and block writing its reply.
-        std::thread::sleep(Duration::from_millis(300));
+        let parts = ask_for_a_reply_and_never_read_it(&server.endpoint());
         let start = Instant::now();
         server.shutdown();
         let took = start.elapsed();
@@ -429,6 +434,93 @@ pub fn shutdown_ends_writers_blocked_on_a_client_that_never_reads(t: Transport, 
             "shutdown took {took:?}"
         );
         drop(parts);
+    });
+}
+
+/// A raw connection to `endpoint` that asks for a 15 MiB reply and never reads it; the
+/// server's connection thread is blocked writing it when this returns.
+fn ask_for_a_reply_and_never_read_it(endpoint: &ipc_rpc::Endpoint) -> rpc_core::Parts {
+    use rpc_core::codec::{FrameBuf, encode_frame};
+    use rpc_core::wire::encode_request_header;
+    let mut parts = transports::connect(endpoint).unwrap().split().unwrap();
+    parts.sender.send(&common::probe_hello()).unwrap();
+    parts
+        .receiver
+        .recv(Some(Instant::now() + Duration::from_secs(5)))
+        .expect("welcome");
+    let fill = ProbeClient::SERVICE
+        .methods
+        .iter()
+        .position(|m| *m == "fill")
+        .unwrap() as u16;
+    let mut request = Vec::new();
+    let mut buf = FrameBuf::vec(&mut request);
+    encode_request_header(1, fill, &mut buf).unwrap();
+    encode_frame(&(15u32 << 20), &mut buf, "args").unwrap();
+    parts.sender.send(&request).unwrap();
+    // Let the handler run and block writing its reply.
+    std::thread::sleep(Duration::from_millis(300));
+    parts
+}
+
+/// `shutdown_timeout(d)` ends connections blocked on a client that never reads after
+/// `d`, not after the default grace period.
+pub fn shutdown_timeout_takes_the_grace_period_it_is_given(t: Transport, name: String) {
+    let _ = name;
+    watchdog(WATCHDOG_LONG, move || {
+        let ep = t.endpoint();
+        let server = ipc_rpc::serve(&ep.endpoint, common::ProbeServer::new(common::ProbeImpl))
+            .expect("serve");
+        let parts = ask_for_a_reply_and_never_read_it(&server.endpoint());
+        let grace = Duration::from_millis(300);
+        let start = Instant::now();
+        server.shutdown_timeout(grace);
+        let took = start.elapsed();
+        assert!(took >= grace, "the grace period was cut short: {took:?}");
+        assert!(
+            took < rpc_core::server::SHUTDOWN_GRACE,
+            "the default grace period was used: {took:?}"
+        );
+        drop(parts);
+    });
+}
+
+/// A call running when `shutdown()` starts finishes, and its caller gets the reply.
+pub fn shutdown_lets_a_call_in_flight_finish_and_reply(t: Transport, name: String) {
+    let _ = name;
+    watchdog(WATCHDOG_LONG, move || {
+        let ep = t.endpoint();
+        let server = ipc_rpc::serve(&ep.endpoint, common::ProbeServer::new(common::ProbeImpl))
+            .expect("serve");
+        let client = ProbeClient::connect(&server.endpoint()).unwrap();
+        let call = std::thread::spawn(move || client.sleep_ms(500));
+        std::thread::sleep(Duration::from_millis(100));
+        server.shutdown();
+        assert_eq!(call.join().unwrap().unwrap(), 500);
+    });
+}
+
+/// Until its handshake is accepted, a connection may send frames of at most 4 KiB: a
+/// header announcing more ends the connection at once, while one announcing 4000 bytes
+/// is waited for (until the handshake time-out).
+pub fn before_its_handshake_a_connection_may_send_only_small_frames(t: Transport, name: String) {
+    let _ = name;
+    watchdog(WATCHDOG_LONG, move || {
+        let ep = t.endpoint();
+        let server = ipc_rpc::serve(&ep.endpoint, common::ProbeServer::new(common::ProbeImpl))
+            .expect("serve");
+        for (claim, closed) in [
+            (rpc_core::server::HANDSHAKE_MAX_FRAME + 1, true),
+            (4000, false),
+        ] {
+            let mut raw = RawStream::connect(&server.endpoint());
+            raw.write_all(&(claim as u32).to_le_bytes());
+            assert_eq!(
+                raw.closed_within(Duration::from_secs(2)),
+                closed,
+                "a hello announced as {claim} bytes"
+            );
+        }
     });
 }
 

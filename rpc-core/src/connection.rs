@@ -362,7 +362,8 @@ impl Connection {
                 .filter_map(|p| p.waiter.clone())
                 .collect()
         };
-        self.closer.close();
+        // Abort, not close: callers blocked sending must end too.
+        self.closer.abort();
         for t in waiters {
             t.unpark();
         }

@@ -80,6 +80,8 @@ struct Shared {
     peer_name: String,
     /// Set by the closer.
     closed: AtomicBool,
+    /// Set by the closer's `abort`: sends end too.
+    aborted: AtomicBool,
     /// Set once the peer's `FIN` arrived or its process was seen dead.
     peer_gone: AtomicBool,
     /// Whoever holds this takes messages off `incoming`: the receiver during `recv`,
@@ -138,8 +140,8 @@ impl Shared {
                 Err(e) => return Err(self.io_error("send to", e)),
             }
             loop {
-                // SYNC: Acquire, paired with the Release in `MqCloser::close` and `gone`.
-                if self.closed.load(Ordering::Acquire) || self.peer_gone.load(Ordering::Acquire) {
+                // SYNC: Acquire, paired with the Release in `MqCloser::abort` and `gone`.
+                if self.aborted.load(Ordering::Acquire) || self.peer_gone.load(Ordering::Acquire) {
                     return Err(TransportError::Closed);
                 }
                 if inbox.is_none() {
@@ -249,6 +251,7 @@ impl Transport for MqTransport {
             ends: Some(ends),
             peer_name: peer,
             closed: AtomicBool::new(false),
+            aborted: AtomicBool::new(false),
             peer_gone: AtomicBool::new(false),
             inbox: Mutex::new(Inbox::default()),
             stash_cap: max_frame.saturating_mul(2),
@@ -451,5 +454,12 @@ impl Closer for MqCloser {
         // wake-up (the receiver has messages to take, then sees the flag) and a failed
         // send leaves the slice timeout as the bound.
         let _ = self.0.ends().wake.try_send(&[]);
+    }
+
+    fn abort(&self) {
+        // SYNC: Release, paired with the Acquire in `Shared::push`, whose wait slices
+        // (`SLICE`) bound how long a blocked send takes to see it.
+        self.0.aborted.store(true, Ordering::Release);
+        self.close();
     }
 }

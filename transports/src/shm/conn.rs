@@ -37,6 +37,9 @@ pub struct Conn {
     /// kernel closes it when the peer dies, however it dies.
     socket: UnixStream,
     closed: AtomicBool,
+    /// Set by the closer's `close`: receiving ends, sending goes on (replies of calls
+    /// in flight), until `abort` or the drop closes everything.
+    receiving_closed: AtomicBool,
     max_frame: usize,
     spin: Duration,
     peer: String,
@@ -57,6 +60,7 @@ impl Conn {
             is_client,
             socket,
             closed: AtomicBool::new(false),
+            receiving_closed: AtomicBool::new(false),
             max_frame,
             spin,
             peer,
@@ -151,6 +155,17 @@ impl Conn {
         match poll(&mut fds, PollTimeout::ZERO) {
             Ok(0) | Err(nix::errno::Errno::EINTR) => Ok(()),
             _ => Err(TransportError::Closed),
+        }
+    }
+
+    /// Ends receiving on our side (a waiting or later `recv` returns `Closed`); sends
+    /// go on.
+    pub fn close_receiving(&self) {
+        // SYNC: Release, paired with the Acquire load in the receiver's wait.
+        self.receiving_closed.store(true, Ordering::Release);
+        let ctl = self.control();
+        for word in [&ctl.c2s.producer.data_seq, &ctl.s2c.producer.data_seq] {
+            wake_all(word);
         }
     }
 
@@ -444,7 +459,11 @@ impl ShmReceiver {
             },
             deadline,
             || {
-                if self.conn.closed.load(Ordering::Acquire) {
+                // SYNC: Acquire, paired with the Release stores in `close` and
+                // `close_receiving`.
+                if self.conn.closed.load(Ordering::Acquire)
+                    || self.conn.receiving_closed.load(Ordering::Acquire)
+                {
                     return Err(TransportError::Closed);
                 }
                 let available = self.ring.available()?;
@@ -556,11 +575,15 @@ impl FrameReceiver for ShmReceiver {
     }
 }
 
-/// Closes the connection from any thread.
+/// Closes the connection from any thread: `close` ends receiving, `abort` everything.
 pub struct ShmCloser(pub Arc<Conn>);
 
 impl Closer for ShmCloser {
     fn close(&self) {
+        self.0.close_receiving();
+    }
+
+    fn abort(&self) {
         self.0.close();
     }
 }

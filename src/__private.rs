@@ -2,11 +2,12 @@
 //! change without notice.
 
 pub use crate::handshake::connect;
-pub use rpc_core::codec::{FrameBuf, Payload};
-pub use rpc_core::{Dispatch, DispatchError, Reply, fingerprint};
+pub use rpc_core::codec::FrameBuf;
+pub use rpc_core::fingerprint;
 
-use rpc_core::codec::{BytesRef, encode_frame};
+use rpc_core::codec::{BytesRef, Payload, encode_frame};
 use rpc_core::{Client, CodecError, RpcError};
+use rpc_core::{DispatchError, Reply};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;

@@ -34,6 +34,7 @@
 
 mod bytes;
 mod child;
+pub mod dispatch;
 mod handshake;
 pub mod pool;
 mod server;

@@ -1,9 +1,10 @@
 //! The transport matrix: every test in `suite` runs over every transport.
 //!
 //! Test names come out as `unix::round_trip_nested_values`, so
-//! `cargo nextest run -E 'test(/^tcp::/)'` selects one transport. Adding a transport is
-//! one word in the `matrix!` call below (and a variant of `common::Transport`).
+//! `cargo nextest run -E 'test(/^tcp::/)'` selects one transport. The transports come
+//! from the table in `common` (`transport_table!`): adding one there adds it here.
 
+#[macro_use]
 mod common;
 #[path = "matrix/suite.rs"]
 mod suite;
@@ -27,8 +28,7 @@ macro_rules! matrix {
     };
 }
 
-matrix! {
-    transports: [unix, tcp, pipe, fifo, shm, mq],
+with_transports! { matrix! {
     tests: [
         round_trip_nested_values,
         empty_and_4mib_payloads_round_trip,
@@ -58,4 +58,4 @@ matrix! {
         random_bytes_and_a_connect_flood_leave_the_server_serving,
         callers_with_and_without_deadlines_never_strand_each_other,
     ]
-}
+} }

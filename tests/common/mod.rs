@@ -120,17 +120,61 @@ pub mod probe_v2 {
     }
 }
 
-/// The transports of the matrix; adding one is a variant here and a word in the
-/// `matrix!` invocation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(non_camel_case_types)]
-pub enum Transport {
-    unix,
-    tcp,
-    pipe,
-    fifo,
-    shm,
-    mq,
+/// How a test names an endpoint of one transport.
+#[derive(Debug, Clone, Copy)]
+pub enum EndpointForm {
+    /// A file in a fresh temp directory: `scheme:/tmp/ipc-rpc-test-…/file`.
+    InDir {
+        scheme: &'static str,
+        file: &'static str,
+    },
+    /// A POSIX name unique to this process: `scheme:/ipc-rpc-test-<pid>-<n>`.
+    PosixName { scheme: &'static str },
+    /// The same string every time (`tcp:127.0.0.1:0` binds a free port).
+    Fixed(&'static str),
+}
+
+/// Declares [`Transport`] and `with_transports!` from one table, so adding a transport
+/// to the matrix (and to every suite that takes all transports) is one line there.
+macro_rules! transport_table {
+    ($d:tt $($name:ident => $form:expr),* $(,)?) => {
+        /// The transports of the matrix: one line each in the `transport_table!` call.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[allow(non_camel_case_types)]
+        pub enum Transport {
+            $($name),*
+        }
+
+        impl Transport {
+            /// Every transport, in table order.
+            pub const ALL: &'static [Transport] = &[$(Transport::$name),*];
+
+            /// How a test names an endpoint of this transport.
+            pub fn form(self) -> EndpointForm {
+                match self {
+                    $(Transport::$name => $form),*
+                }
+            }
+        }
+
+        /// Calls `$callback! { transports: [unix, tcp, …], rest… }` with every transport
+        /// of the table, for suites that generate a module per transport.
+        #[allow(unused_macros)]
+        macro_rules! with_transports {
+            ($d callback:ident ! { $d ($d rest:tt)* }) => {
+                $d callback! { transports: [$($name),*], $d ($d rest)* }
+            };
+        }
+    };
+}
+
+transport_table! { $
+    unix => EndpointForm::InDir { scheme: "unix", file: "probe.sock" },
+    tcp => EndpointForm::Fixed("tcp:127.0.0.1:0"),
+    pipe => EndpointForm::Fixed("pipe"),
+    fifo => EndpointForm::InDir { scheme: "fifo", file: "probe" },
+    shm => EndpointForm::PosixName { scheme: "shm" },
+    mq => EndpointForm::PosixName { scheme: "mq" },
 }
 
 /// A fresh endpoint for one test; dropping it removes its temp directory.
@@ -181,25 +225,18 @@ impl Transport {
         } else {
             format!("?{options}")
         };
-        let in_dir = |scheme: &str, name: &str| {
-            let dir = unique_dir();
-            TestEndpoint {
-                endpoint: format!("{scheme}:{}/{name}{q}", dir.display())
-                    .parse()
-                    .unwrap(),
-                dir: Some(dir),
+        match self.form() {
+            EndpointForm::InDir { scheme, file } => {
+                let dir = unique_dir();
+                TestEndpoint {
+                    endpoint: format!("{scheme}:{}/{file}{q}", dir.display())
+                        .parse()
+                        .unwrap(),
+                    dir: Some(dir),
+                }
             }
-        };
-        match self {
-            Transport::unix => in_dir("unix", "probe.sock"),
-            Transport::fifo => in_dir("fifo", "probe"),
-            Transport::tcp => TestEndpoint {
-                endpoint: format!("tcp:127.0.0.1:0{q}").parse().unwrap(),
-                dir: None,
-            },
-            Transport::shm | Transport::mq => {
+            EndpointForm::PosixName { scheme } => {
                 let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-                let scheme = if self == Transport::shm { "shm" } else { "mq" };
                 TestEndpoint {
                     endpoint: format!("{scheme}:/ipc-rpc-test-{}-{n}{q}", std::process::id())
                         .parse()
@@ -207,8 +244,8 @@ impl Transport {
                     dir: None,
                 }
             }
-            Transport::pipe => TestEndpoint {
-                endpoint: format!("pipe{q}").parse().unwrap(),
+            EndpointForm::Fixed(address) => TestEndpoint {
+                endpoint: format!("{address}{q}").parse().unwrap(),
                 dir: None,
             },
         }

@@ -40,7 +40,7 @@ pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
             }
         }
 
-        impl<__S> #krate::__private::Dispatch for #server<__S>
+        impl<__S> #krate::dispatch::Dispatch for #server<__S>
         where
             __S: #trait_ident + ::core::marker::Send + ::core::marker::Sync + 'static,
         {
@@ -51,12 +51,12 @@ pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
             fn dispatch(
                 &self,
                 __ipc_method: u16,
-                __ipc_args: #krate::__private::Payload<'_>,
-                __ipc_reply: &mut #krate::__private::Reply<'_>,
-            ) -> ::core::result::Result<(), #krate::__private::DispatchError> {
+                __ipc_args: #krate::dispatch::Payload<'_>,
+                __ipc_reply: &mut #krate::dispatch::Reply<'_>,
+            ) -> ::core::result::Result<(), #krate::dispatch::DispatchError> {
                 match __ipc_method {
                     #(#arms)*
-                    _ => ::core::result::Result::Err(#krate::__private::DispatchError::UnknownMethod),
+                    _ => ::core::result::Result::Err(#krate::dispatch::DispatchError::UnknownMethod),
                 }
             }
         }
@@ -100,7 +100,7 @@ fn arm(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStream
     quote! {
         #(#cfgs)*
         #index => {
-            let #mutability __ipc_rest: #krate::__private::Payload<'_> = __ipc_args;
+            let #mutability __ipc_rest: #krate::dispatch::Payload<'_> = __ipc_args;
             #(#decodes)*
             #krate::__private::finish_args(__ipc_rest)?;
             let __ipc_ret: #ret = <__S as #trait_ident>::#ident(&self.__service #(, #arg_idents)*);

@@ -46,7 +46,7 @@ struct ReadmeDoctests;
 
 pub use bytes::Bytes;
 pub use child::{ServiceClient, connect, serve_parent, spawn_child, spawn_child_with};
-pub use rpc_core::server::current_peer as peer;
+pub use rpc_core::server::{cancelled, current_peer as peer, deadline};
 pub use rpc_core::{
     Client, CodecError, PeerCredentials, RemoteError, RpcError, ServeError, ServiceInfo,
     TransportError,

@@ -62,8 +62,11 @@ impl ServerHandle {
 
     /// Stops accepting, lets calls in flight finish and send their replies for up to
     /// [`rpc_core::server::SHUTDOWN_GRACE`] (2 s), then ends the connections still
-    /// blocked on a client (one that does not read its reply), closes every connection,
-    /// and removes the endpoint's named objects (socket file, lock file).
+    /// blocked on a client (one that does not read its reply), waits up to
+    /// [`rpc_core::server::ABORT_WAIT`] (1 s) more, and returns, having removed the
+    /// endpoint's named objects (socket file, lock file). Handlers see
+    /// [`crate::cancelled`] from the start; one that never returns is not waited for
+    /// (it keeps its thread; its reply is discarded).
     pub fn shutdown(mut self) {
         self.running.shutdown();
     }

@@ -57,5 +57,11 @@ with_transports! { matrix! {
         slow_consumer_does_not_hold_up_others,
         random_bytes_and_a_connect_flood_leave_the_server_serving,
         callers_with_and_without_deadlines_never_strand_each_other,
+        a_fast_call_is_not_held_up_by_a_slow_one_on_the_same_client,
+        handlers_see_the_callers_deadline,
+        a_handler_sees_cancelled_after_its_caller_times_out,
+        a_handler_sees_cancelled_after_its_client_is_killed,
+        a_request_whose_deadline_passed_is_not_run,
+        shutdown_returns_within_its_grace_while_a_handler_never_returns,
     ]
 } }

@@ -57,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
         let tail_len = frame.tail.as_ref().map_or(0, Vec::len);
         assert!(frame.head.len() + tail_len <= LIMIT);
         envelopes(frame.head);
-        if let Ok((_, _, args)) = wire::decode_request_header(frame.head) {
+        if let Ok((_, args)) = wire::decode_request_header(frame.head) {
             let mut payload = Payload {
                 head: args,
                 tail: frame.tail,

@@ -35,6 +35,9 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// bytes).
 const HANDSHAKE_MAX_FRAME: usize = 4096;
 
+/// How long a call that timed out tries to tell the server it gave up.
+const CANCEL_SEND_TIMEOUT: Duration = Duration::from_millis(20);
+
 /// How long the drainer reads before it looks again whether it is still needed.
 const DRAIN_SLICE: Duration = Duration::from_millis(100);
 
@@ -332,15 +335,32 @@ impl Connection {
                 let result = self.read_replies(call.id, decode, deadline);
                 if matches!(result, Err(RpcError::Timeout { .. })) {
                     call.owed = true;
+                    self.cancel(call.id);
                 }
                 result
             }
             Turn::Failed(e) => {
                 if matches!(e, RpcError::Timeout { .. }) {
                     call.owed = true;
+                    self.cancel(call.id);
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// Tells the server that the caller of call `id` gave up, so that its handler sees
+    /// `cancelled()`. Best effort: a connection whose sends are stuck skips it (the
+    /// server then learns it when the connection ends).
+    fn cancel(&self, id: u64) {
+        let Ok(mut sending) = self.sending.try_lock() else {
+            return;
+        };
+        let Sending { sender, buf } = &mut *sending;
+        sender.set_deadline(Some(Instant::now() + CANCEL_SEND_TIMEOUT));
+        buf.clear();
+        if wire::encode_cancel(id, &mut FrameBuf::vec(buf)).is_ok() {
+            let _ = sender.send(buf);
         }
     }
 
@@ -412,11 +432,13 @@ impl Connection {
             bulk,
         } = request;
         let bulk_bytes = bulk.as_deref();
+        // What the server is told: how long this caller still waits.
+        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let mut sending = lock(&self.sending);
         let Sending { sender, buf } = &mut *sending;
         sender.set_deadline(deadline);
         let mut write = |out: &mut FrameBuf<'_>| {
-            wire::encode_request_header(id, method, out)?;
+            wire::encode_request_header(id, method, remaining, out)?;
             encode_args(out)?;
             match bulk_bytes {
                 Some(bytes) => encode_bulk_len(bytes.len(), out),
@@ -602,6 +624,10 @@ impl Connection {
             STATUS_ERR => Err(match payload.decode_all::<RemoteError>("remote error")? {
                 RemoteError::Panic { method, message } => RpcError::RemotePanic { method, message },
                 RemoteError::ReplyTooLarge { len, max, .. } => RpcError::FrameTooLarge { len, max },
+                RemoteError::Expired { .. } => RpcError::Timeout {
+                    peer: self.peer.clone(),
+                    after: Duration::ZERO,
+                },
                 other => RpcError::Remote(other),
             }),
             _ => Err(RpcError::Protocol {

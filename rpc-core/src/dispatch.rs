@@ -1,6 +1,7 @@
 //! What a generated `{Trait}Server<S>` implements, and what identifies a service.
 
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
 
@@ -70,18 +71,70 @@ pub enum DispatchError {
     Send(TransportError),
 }
 
+/// A connection's sending half and the scratch buffer its replies are encoded in.
+pub struct ReplySender {
+    /// The connection's sender.
+    pub sender: Box<dyn FrameSender>,
+    /// Reused scratch space for encoding.
+    pub buf: Vec<u8>,
+}
+
 /// Where a handler's return value goes: encoded straight into the connection's
 /// transport where it has its own buffer (shared memory), else through a reused vector.
 pub struct Reply<'a> {
     id: u64,
-    sender: &'a mut dyn FrameSender,
-    buf: &'a mut Vec<u8>,
+    out: ReplyOut<'a>,
+}
+
+enum ReplyOut<'a> {
+    /// The caller holds the sender for the whole call.
+    Direct {
+        sender: &'a mut dyn FrameSender,
+        buf: &'a mut Vec<u8>,
+    },
+    /// Calls of one connection run at once: the sender is locked only to send.
+    Shared(&'a Mutex<ReplySender>),
 }
 
 impl<'a> Reply<'a> {
     /// The reply to request `id`, sent on `sender`; `buf` is reused scratch space.
     pub fn new(id: u64, sender: &'a mut dyn FrameSender, buf: &'a mut Vec<u8>) -> Self {
-        Reply { id, sender, buf }
+        Reply {
+            id,
+            out: ReplyOut::Direct { sender, buf },
+        }
+    }
+
+    /// The reply to request `id`, sent on a sender that other calls of the same
+    /// connection share: it is locked only while the reply is encoded and sent.
+    pub fn shared(id: u64, sender: &'a Mutex<ReplySender>) -> Self {
+        Reply {
+            id,
+            out: ReplyOut::Shared(sender),
+        }
+    }
+
+    /// The request id this reply answers.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Sends the frame `write` produces, followed by `bulk`.
+    fn send(
+        &mut self,
+        write: &mut crate::transport::WriteFrame<'_>,
+        bulk: &[u8],
+    ) -> Result<(), DispatchError> {
+        let sent = match &mut self.out {
+            ReplyOut::Direct { sender, buf } => send_frame(&mut **sender, buf, write, bulk),
+            ReplyOut::Shared(shared) => {
+                let mut guard = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                let ReplySender { sender, buf } = &mut *guard;
+                send_frame(&mut **sender, buf, write, bulk)
+            }
+        };
+        sent.map_err(DispatchError::Send)?
+            .map_err(DispatchError::BadReply)
     }
 
     /// Encodes `value` as this call's successful reply and sends it.
@@ -96,9 +149,7 @@ impl<'a> Reply<'a> {
             wire::encode_response_header(id, STATUS_OK, buf)?;
             encode_frame(value, buf, "reply")
         };
-        send_frame(self.sender, self.buf, &mut write, &[])
-            .map_err(DispatchError::Send)?
-            .map_err(DispatchError::BadReply)
+        self.send(&mut write, &[])
     }
 
     /// Sends a byte string as this call's successful reply, the same bytes on the wire
@@ -114,9 +165,7 @@ impl<'a> Reply<'a> {
             wire::encode_response_header(id, STATUS_OK, buf)?;
             encode_bulk_len(bytes.len(), buf)
         };
-        send_frame(self.sender, self.buf, &mut write, bytes)
-            .map_err(DispatchError::Send)?
-            .map_err(DispatchError::BadReply)
+        self.send(&mut write, bytes)
     }
 }
 

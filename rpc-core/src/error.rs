@@ -179,6 +179,13 @@ pub enum RemoteError {
         /// The encoder's message.
         detail: String,
     },
+    /// The request reached the server after its caller's deadline had passed, so the
+    /// server did not run it.
+    #[error("the call to `{method}` reached the server after its deadline; it was not run")]
+    Expired {
+        /// The method called.
+        method: String,
+    },
     /// The reply is larger than the connection's `max_frame`.
     #[error("the reply of `{method}` is {len} bytes, over the limit of {max} bytes")]
     ReplyTooLarge {

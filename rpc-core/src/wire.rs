@@ -7,13 +7,20 @@
 //! Hello    = "IPCR" protocol:u16 service:str fingerprint:u64
 //! Welcome  = "IPCR" protocol:u16 service:str fingerprint:u64 accepted:bool
 //! Refusal  = "IPCX" reason:str                            (instead of Welcome, then close)
-//! Request  = id:varint method:varint  args...            (each argument, postcard, in order)
-//! Response = id:varint status:u8      payload            (0: the return value, 1: RemoteError)
+//! Request  = id:varint method:varint deadline:varint args...  (each argument, postcard, in order)
+//! Cancel   = id:varint 0xFFFF:varint  0:varint              (the caller gave up on call `id`)
+//! Response = id:varint status:u8      payload                (0: the return value, 1: RemoteError)
 //! ```
+//!
+//! A request's `deadline` is the time the caller still waits, in microseconds, plus
+//! one (0: no deadline); the server counts it from when the request arrives, so the
+//! two clocks need not agree. A cancel asks for no reply.
 //!
 //! Every frame is then carried by a transport with its own length prefix or message
 //! boundary. Request ids let one connection carry many concurrent calls; replies may
 //! come back in any order.
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +28,7 @@ use crate::codec::{FrameBuf, decode_prefix, encode_frame};
 use crate::error::CodecError;
 
 /// Version of this envelope; a mismatch is reported as `RpcError::Incompatible`.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// First bytes of the handshake frames, to tell an ipc-rpc peer from anything else.
 pub const MAGIC: [u8; 4] = *b"IPCR";
@@ -120,20 +127,61 @@ pub const STATUS_OK: u8 = 0;
 /// Status byte of a reply carrying a [`crate::RemoteError`].
 pub const STATUS_ERR: u8 = 1;
 
-/// Writes a request header to `buf`; the arguments follow.
+/// The method number of a [`Cancel`](self) frame: no service has this many methods.
+pub const CANCEL_METHOD: u16 = u16::MAX;
+
+/// What a request frame asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestHeader {
+    /// The call's id, unique among the connection's calls in flight.
+    pub id: u64,
+    /// The method number, or [`CANCEL_METHOD`].
+    pub method: u16,
+    /// How long the caller still waits, if it has a deadline.
+    pub deadline: Option<Duration>,
+}
+
+impl RequestHeader {
+    /// Whether this frame cancels call `id` rather than starting one.
+    pub fn is_cancel(&self) -> bool {
+        self.method == CANCEL_METHOD
+    }
+}
+
+/// Writes a request header to `buf`; the arguments follow. `deadline` is how long the
+/// caller still waits (`None`: for ever).
 pub fn encode_request_header(
     id: u64,
     method: u16,
+    deadline: Option<Duration>,
     buf: &mut FrameBuf<'_>,
 ) -> Result<(), CodecError> {
-    encode_frame(&(id, method), buf, "request header")
+    let micros = deadline.map_or(0, |d| {
+        u64::try_from(d.as_micros())
+            .unwrap_or(u64::MAX - 1)
+            .saturating_add(1)
+    });
+    encode_frame(&(id, method, micros), buf, "request header")
 }
 
-/// Splits a request frame into `(id, method, arguments)`.
-pub fn decode_request_header(frame: &[u8]) -> Result<(u64, u16, &[u8]), CodecError> {
+/// Writes the frame that cancels call `id`.
+pub fn encode_cancel(id: u64, buf: &mut FrameBuf<'_>) -> Result<(), CodecError> {
+    encode_frame(&(id, CANCEL_METHOD, 0u64), buf, "cancel")
+}
+
+/// Splits a request frame into its header and the arguments.
+pub fn decode_request_header(frame: &[u8]) -> Result<(RequestHeader, &[u8]), CodecError> {
     let mut rest = frame;
-    let (id, method): (u64, u16) = decode_prefix(&mut rest, "request header")?;
-    Ok((id, method, rest))
+    let (id, method, micros): (u64, u16, u64) = decode_prefix(&mut rest, "request header")?;
+    let deadline = micros.checked_sub(1).map(Duration::from_micros);
+    Ok((
+        RequestHeader {
+            id,
+            method,
+            deadline,
+        },
+        rest,
+    ))
 }
 
 /// Writes a reply header to `buf`; the payload follows.
@@ -159,13 +207,35 @@ mod tests {
 
     #[test]
     fn request_header_round_trips_and_leaves_arguments() {
+        for deadline in [
+            None,
+            Some(Duration::ZERO),
+            Some(Duration::from_millis(1500)),
+        ] {
+            let mut buf = Vec::new();
+            encode_request_header(u64::MAX, 513, deadline, &mut FrameBuf::vec(&mut buf)).unwrap();
+            buf.extend_from_slice(b"args");
+            let (header, args) = decode_request_header(&buf).unwrap();
+            assert_eq!(
+                header,
+                RequestHeader {
+                    id: u64::MAX,
+                    method: 513,
+                    deadline
+                }
+            );
+            assert!(!header.is_cancel());
+            assert_eq!(args, b"args");
+        }
+    }
+
+    #[test]
+    fn cancel_names_its_call() {
         let mut buf = Vec::new();
-        encode_request_header(u64::MAX, 513, &mut FrameBuf::vec(&mut buf)).unwrap();
-        buf.extend_from_slice(b"args");
-        assert_eq!(
-            decode_request_header(&buf).unwrap(),
-            (u64::MAX, 513, &b"args"[..])
-        );
+        encode_cancel(7, &mut FrameBuf::vec(&mut buf)).unwrap();
+        let (header, args) = decode_request_header(&buf).unwrap();
+        assert!(header.is_cancel());
+        assert_eq!((header.id, header.deadline, args), (7, None, &[][..]));
     }
 
     #[test]

@@ -139,13 +139,16 @@ proptest! {
     #[test]
     fn envelope_headers_round_trip_and_garbage_is_an_error(
         id in any::<u64>(), method in any::<u16>(), status in any::<u8>(),
+        deadline in prop::option::of(any::<u32>()),
         tail in prop::collection::vec(any::<u8>(), 0..64),
         garbage in prop::collection::vec(any::<u8>(), 0..64),
     ) {
         let mut buf = Vec::new();
-        wire::encode_request_header(id, method, &mut FrameBuf::vec(&mut buf)).unwrap();
+        let deadline = deadline.map(|us| std::time::Duration::from_micros(us.into()));
+        wire::encode_request_header(id, method, deadline, &mut FrameBuf::vec(&mut buf)).unwrap();
         buf.extend_from_slice(&tail);
-        prop_assert_eq!(wire::decode_request_header(&buf).unwrap(), (id, method, tail.as_slice()));
+        let header = wire::RequestHeader { id, method, deadline };
+        prop_assert_eq!(wire::decode_request_header(&buf).unwrap(), (header, tail.as_slice()));
         let mut buf = Vec::new();
         wire::encode_response_header(id, status, &mut FrameBuf::vec(&mut buf)).unwrap();
         prop_assert_eq!(wire::decode_response_header(&buf).unwrap(), (id, status, &[][..]));

@@ -59,6 +59,22 @@ pub trait Probe {
     fn caller(&self) -> (Option<u32>, Option<u32>);
     /// Byte strings before and after another argument, joined in a tuple.
     fn splice(&self, front: Vec<u8>, n: u32, back: Vec<u8>) -> (u32, Vec<u8>);
+    /// Waits until the caller gives up (`ipc_rpc::cancelled()`), at most `max_ms`;
+    /// remembers `tag` if it saw that.
+    fn watch_cancel(&self, tag: u64, max_ms: u64) -> bool;
+    /// Whether a `watch_cancel` call tagged `tag` saw its caller give up.
+    fn cancel_seen(&self, tag: u64) -> bool;
+    /// What `ipc_rpc::deadline()` says inside the handler, in milliseconds.
+    fn deadline_ms(&self) -> Option<u64>;
+}
+
+/// Tags of `watch_cancel` calls that saw their caller give up.
+static CANCELS_SEEN: std::sync::Mutex<std::collections::BTreeSet<u64>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// A tag no other test of this run uses.
+pub fn unique_tag() -> u64 {
+    (u64::from(std::process::id()) << 32) | u64::from(COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 pub struct ProbeImpl;
@@ -101,6 +117,23 @@ impl Probe for ProbeImpl {
     fn splice(&self, mut front: Vec<u8>, n: u32, back: Vec<u8>) -> (u32, Vec<u8>) {
         front.extend_from_slice(&back);
         (n, front)
+    }
+    fn watch_cancel(&self, tag: u64, max_ms: u64) -> bool {
+        let until = std::time::Instant::now() + Duration::from_millis(max_ms);
+        while std::time::Instant::now() < until {
+            if ipc_rpc::cancelled() {
+                CANCELS_SEEN.lock().unwrap().insert(tag);
+                return true;
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        false
+    }
+    fn cancel_seen(&self, tag: u64) -> bool {
+        CANCELS_SEEN.lock().unwrap().contains(&tag)
+    }
+    fn deadline_ms(&self) -> Option<u64> {
+        ipc_rpc::deadline().map(|d| d.as_millis() as u64)
     }
 }
 
@@ -516,9 +549,21 @@ pub fn alive(pid: u32) -> bool {
 /// Re-runs this test binary for `test` with `var=endpoint` and waits until the child
 /// prints `marker`.
 pub fn spawn_until_marker(test: &str, var: &str, endpoint: &Endpoint, marker: &str) -> Child {
+    spawn_until_marker_with(test, var, endpoint, marker, &[])
+}
+
+/// [`spawn_until_marker`] with more environment variables for the child.
+pub fn spawn_until_marker_with(
+    test: &str,
+    var: &str,
+    endpoint: &Endpoint,
+    marker: &str,
+    env: &[(&str, String)],
+) -> Child {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env(var, endpoint.to_string())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();

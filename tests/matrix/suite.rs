@@ -427,7 +427,7 @@ pub fn parted_requests_are_checked_like_any_other(t: Transport, name: String) {
         for (i, (method, args)) in cases.iter().enumerate() {
             let mut head = Vec::new();
             let mut buf = FrameBuf::vec(&mut head);
-            encode_request_header(i as u64 + 1, *method, &mut buf).unwrap();
+            encode_request_header(i as u64 + 1, *method, None, &mut buf).unwrap();
             args(&mut buf);
             parts.sender.send_parts(&head, &tail).unwrap();
             let deadline = Instant::now() + Duration::from_secs(5);
@@ -673,7 +673,14 @@ pub fn client_child() {
     };
     let client = ProbeClient::connect(&endpoint.parse().unwrap()).unwrap();
     println!("CALLING");
-    let _ = client.sleep_ms(2_000);
+    match std::env::var("IPC_RPC_TEST_DOOMED_CLIENT_TAG") {
+        Ok(tag) => {
+            let _ = client.watch_cancel(tag.parse().unwrap(), 10_000);
+        }
+        Err(_) => {
+            let _ = client.sleep_ms(2_000);
+        }
+    }
     std::process::exit(0);
 }
 
@@ -729,6 +736,7 @@ pub fn slow_consumer_does_not_hold_up_others(t: Transport, name: String) {
             rpc_core::wire::encode_request_header(
                 id,
                 fill,
+                None,
                 &mut rpc_core::codec::FrameBuf::vec(&mut request),
             )
             .unwrap();
@@ -890,5 +898,169 @@ pub fn callers_with_and_without_deadlines_never_strand_each_other(t: Transport, 
             t.join().unwrap();
         }
         f.shutdown();
+    });
+}
+
+/// Waits up to 5 s for the server to say that the `watch_cancel` call tagged `tag` saw
+/// its caller give up.
+fn assert_cancel_seen(client: &ProbeClient, tag: u64, why: &str) {
+    let until = Instant::now() + Duration::from_secs(5);
+    while !client.cancel_seen(tag).unwrap() {
+        assert!(
+            Instant::now() < until,
+            "the handler never saw cancelled() after {why}"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn a_fast_call_is_not_held_up_by_a_slow_one_on_the_same_client(t: Transport, name: String) {
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "");
+        let slow_client = f.client.clone();
+        let slow = thread::spawn(move || slow_client.sleep_ms(1_500).unwrap());
+        thread::sleep(Duration::from_millis(100));
+        for i in 0..20 {
+            let started = Instant::now();
+            assert_eq!(f.client.add(i, 1).unwrap(), i + 1);
+            assert!(
+                started.elapsed() < Duration::from_millis(700),
+                "call {i} waited {:?} behind the slow call",
+                started.elapsed()
+            );
+        }
+        assert!(!slow.is_finished(), "the fast calls ran after the slow one");
+        assert_eq!(slow.join().unwrap(), 1_500);
+        f.shutdown();
+    });
+}
+
+pub fn handlers_see_the_callers_deadline(t: Transport, name: String) {
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "");
+        assert_eq!(f.client.deadline_ms().unwrap(), None);
+        let left = f
+            .client
+            .with_timeout(Duration::from_secs(5))
+            .deadline_ms()
+            .unwrap()
+            .expect("a deadline");
+        assert!((3_000..=5_000).contains(&left), "{left} ms left");
+        f.shutdown();
+    });
+}
+
+pub fn a_handler_sees_cancelled_after_its_caller_times_out(t: Transport, name: String) {
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "");
+        let tag = crate::common::unique_tag();
+        // The handler sees its deadline pass at about the time its caller gives up: on
+        // a loaded machine its `true` may even arrive in time.
+        match f
+            .client
+            .with_timeout(Duration::from_millis(100))
+            .watch_cancel(tag, 10_000)
+        {
+            Err(RpcError::Timeout { .. }) | Ok(true) => {}
+            other => panic!("{other:?}"),
+        }
+        assert_cancel_seen(&f.client, tag, "its caller timed out");
+        f.shutdown();
+    });
+}
+
+pub fn a_handler_sees_cancelled_after_its_client_is_killed(t: Transport, name: String) {
+    if !t.multi_client() {
+        return skip(t, "the pipe's one client is the parent (see tests/pipe.rs)");
+    }
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "");
+        let endpoint = f.endpoint().unwrap();
+        let tag = crate::common::unique_tag();
+        let mut child = spawn_until_marker_with(
+            &name,
+            "IPC_RPC_TEST_DOOMED_CLIENT_OF",
+            &endpoint,
+            "CALLING",
+            &[("IPC_RPC_TEST_DOOMED_CLIENT_TAG", tag.to_string())],
+        );
+        thread::sleep(Duration::from_millis(200));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_cancel_seen(&f.client, tag, "its client was killed");
+        f.shutdown();
+    });
+}
+
+pub fn a_request_whose_deadline_passed_is_not_run(t: Transport, name: String) {
+    use rpc_core::codec::FrameBuf;
+    use rpc_core::wire::{STATUS_ERR, decode_response_header, encode_request_header};
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "");
+        let (mut parts, child) = raw_connection(&f);
+        raw_handshake(&mut parts);
+        // `panic_now` with no time left: were it run, the reply would be a panic.
+        let panic_now = ProbeClient::SERVICE
+            .methods
+            .iter()
+            .position(|m| *m == "panic_now")
+            .unwrap() as u16;
+        let mut request = Vec::new();
+        let mut buf = FrameBuf::vec(&mut request);
+        encode_request_header(7, panic_now, Some(Duration::ZERO), &mut buf).unwrap();
+        rpc_core::codec::encode_frame("not run", &mut buf, "args").unwrap();
+        parts.sender.send(&request).unwrap();
+        let reply = parts
+            .receiver
+            .recv(Some(Instant::now() + Duration::from_secs(5)))
+            .unwrap()
+            .to_vec();
+        let (id, status, payload) = decode_response_header(&reply).unwrap();
+        assert_eq!((id, status), (7, STATUS_ERR));
+        let error: ipc_rpc::RemoteError = rpc_core::codec::decode_all(payload, "error").unwrap();
+        assert!(
+            matches!(&error, ipc_rpc::RemoteError::Expired { method } if method == "panic_now"),
+            "{error:?}"
+        );
+        drop(parts);
+        if let Some(mut child) = child {
+            child.wait().unwrap();
+        }
+        assert_eq!(f.client.add(1, 1).unwrap(), 2);
+        f.shutdown();
+    });
+}
+
+pub fn shutdown_returns_within_its_grace_while_a_handler_never_returns(t: Transport, name: String) {
+    if !t.multi_client() {
+        return skip(
+            t,
+            "the pipe server runs in a child, which ends with its parent",
+        );
+    }
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "");
+        let Fixture {
+            client, server, ep, ..
+        } = f;
+        let Server::Local(server) = server else {
+            unreachable!("multi-client fixtures serve in this process")
+        };
+        // "Never" for this test: far past the shutdown's grace and abort wait.
+        let stuck = thread::spawn(move || client.sleep_ms(30_000));
+        thread::sleep(Duration::from_millis(200));
+        let started = Instant::now();
+        server.shutdown_timeout(Duration::from_millis(300));
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(300)
+                + rpc_core::server::ABORT_WAIT
+                + Duration::from_millis(700),
+            "shutdown took {took:?}"
+        );
+        // The stuck call's caller is told the connection ended.
+        let err = stuck.join().unwrap().unwrap_err();
+        assert!(err.is_disconnected(), "{err:?}");
+        drop(ep);
     });
 }

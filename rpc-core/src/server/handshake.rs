@@ -1,0 +1,58 @@
+//! The server's half of the handshake.
+
+use std::time::{Duration, Instant};
+
+use crate::codec::{decode_prefix, encode_into};
+use crate::dispatch::Dispatch;
+use crate::transport::{FrameReceiver, FrameSender};
+use crate::wire::{Hello, MAGIC, PROTOCOL_VERSION, Welcome};
+
+/// How long a new connection may take to send its handshake before it is dropped.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest frame a connection may send before its handshake is accepted: a hello
+/// is a few dozen bytes, so a peer that has not said who it is cannot make the server
+/// take more (see `FrameReceiver::set_max_frame`).
+pub const HANDSHAKE_MAX_FRAME: usize = 4096;
+
+/// Answers the client's hello; `false` ends the connection.
+pub(super) fn answer(
+    sender: &mut dyn FrameSender,
+    receiver: &mut dyn FrameReceiver,
+    dispatch: &dyn Dispatch,
+    buf: &mut Vec<u8>,
+) -> bool {
+    let info = dispatch.info();
+    receiver.set_max_frame(HANDSHAKE_MAX_FRAME);
+    let Ok(frame) = receiver.recv(Some(Instant::now() + HANDSHAKE_TIMEOUT)) else {
+        return false;
+    };
+    let Ok(hello) = decode_prefix::<Hello<'_>>(&mut &frame[..], "hello") else {
+        return false;
+    };
+    if hello.magic != MAGIC {
+        return false;
+    }
+    let accepted = hello.protocol == PROTOCOL_VERSION
+        && hello.service == info.name
+        && hello.fingerprint == info.fingerprint;
+    let welcome = Welcome {
+        magic: MAGIC,
+        protocol: PROTOCOL_VERSION,
+        service: info.name,
+        fingerprint: info.fingerprint,
+        accepted,
+    };
+    buf.clear();
+    if encode_into(&welcome, buf, "welcome").is_err() {
+        return false;
+    }
+    if !accepted {
+        // Said why; a peer that does not read it cannot hold the thread.
+        sender.set_deadline(Some(Instant::now() + HANDSHAKE_TIMEOUT));
+        let _ = sender.send(buf);
+        return false;
+    }
+    receiver.set_max_frame(usize::MAX);
+    sender.send(buf).is_ok()
+}

@@ -1,0 +1,329 @@
+//! The server: an accept loop, and per connection a reader that runs calls or hands
+//! them to a shared thread pool (the `session` module says who runs what).
+//!
+//! A lone call runs on the thread that read it: no hand-off. Calls of one connection
+//! that overlap run at once, up to `max_in_flight`; a slow call does not hold up the
+//! calls behind it. A panicking handler becomes `RemoteError::Panic` for that caller
+//! only; a frame that is not a valid request ends that connection only.
+//!
+//! Inside a handler, [`current_peer`], [`deadline`] and [`cancelled`] describe the call.
+
+mod alarm;
+mod call;
+mod closed;
+mod context;
+mod handshake;
+mod session;
+mod table;
+mod threads;
+mod watch;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::dispatch::Dispatch;
+use crate::error::{ServeError, TransportError};
+use crate::transport::{Closer, Listener, Transport};
+
+use alarm::Alarm;
+pub use context::{cancelled, current_peer, deadline};
+pub use handshake::{HANDSHAKE_MAX_FRAME, HANDSHAKE_TIMEOUT};
+use session::{ServerLink, Session};
+use table::Registry;
+use threads::Threads;
+
+/// How long [`RunningServer::shutdown`] lets calls in flight finish and write their
+/// replies before it aborts the connections still open (a client that leaves a large
+/// reply unread would otherwise hold the shutdown for ever).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// After the grace period, how long a shutdown waits for aborted connections to end
+/// before it returns anyway (a handler that never returns keeps its thread).
+pub const ABORT_WAIT: Duration = Duration::from_secs(1);
+
+/// Calls of one connection that run at once by default (see
+/// [`ServerConfig::max_in_flight`]).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 32;
+
+/// Pause after a failed `accept` (e.g. out of file descriptors) before the next try.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+
+/// How a server runs its connections' calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Calls of one connection that run at once; further requests wait, in order, until
+    /// one ends (default [`DEFAULT_MAX_IN_FLIGHT`]; at least 1).
+    pub max_in_flight: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// This configuration with another `max_in_flight` (at least 1).
+    pub fn with_max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
+        self
+    }
+}
+
+/// A running server: accept loop, connections, the thread pool that runs their calls.
+///
+/// Dropping it shuts it down (see [`RunningServer::shutdown`]).
+pub struct RunningServer {
+    endpoint: String,
+    stopping: Arc<AtomicBool>,
+    listener_closer: Box<dyn Closer>,
+    accept_thread: Option<JoinHandle<()>>,
+    watcher: Option<JoinHandle<()>>,
+    registry: Arc<Registry>,
+    /// `shutdown` ran: a second one (e.g. on drop) returns at once.
+    shut_down: bool,
+}
+
+impl RunningServer {
+    /// Starts serving `dispatch` on `listener` in background threads, with the default
+    /// [`ServerConfig`].
+    ///
+    /// # Errors
+    ///
+    /// [`ServeError::Listen`] if the listener's wake-up handle cannot be made,
+    /// [`ServeError::Thread`] if the accept thread cannot start.
+    ///
+    /// # Examples
+    ///
+    /// See the facade's `ipc_rpc::serve`, which binds the listener from an endpoint.
+    pub fn start(
+        listener: Box<dyn Listener>,
+        dispatch: Arc<dyn Dispatch>,
+    ) -> Result<Self, ServeError> {
+        Self::start_with(listener, dispatch, ServerConfig::default())
+    }
+
+    /// [`RunningServer::start`] with a configuration.
+    ///
+    /// # Errors
+    ///
+    /// As [`RunningServer::start`].
+    pub fn start_with(
+        mut listener: Box<dyn Listener>,
+        dispatch: Arc<dyn Dispatch>,
+        config: ServerConfig,
+    ) -> Result<Self, ServeError> {
+        let endpoint = listener.local_endpoint();
+        let listener_closer = listener
+            .closer()
+            .map_err(|e| ServeError::listen(endpoint.clone(), e))?;
+        let stopping = Arc::new(AtomicBool::new(false));
+        let registry = Arc::new(Registry::default());
+        let alarm = Arc::new(Alarm::default());
+        let epoch = Instant::now();
+        let watcher = {
+            let registry = Arc::downgrade(&registry);
+            let alarm = alarm.clone();
+            let stopping = stopping.clone();
+            thread::Builder::new()
+                .name(format!("ipc-rpc watch {endpoint}"))
+                .spawn(move || watch::watch(&registry, &alarm, epoch, &stopping))
+                .map_err(ServeError::Thread)?
+        };
+        alarm.set_watcher(watcher.thread().clone());
+        let accept_thread = {
+            let stopping = stopping.clone();
+            let accept = Accept {
+                threads: Threads::new(format!("ipc-rpc {endpoint}")),
+                registry: registry.clone(),
+                dispatch,
+                alarm: alarm.clone(),
+                epoch,
+                config,
+            };
+            thread::Builder::new()
+                .name(format!("ipc-rpc accept {endpoint}"))
+                .spawn(move || {
+                    while !stopping.load(Ordering::Acquire) {
+                        match listener.accept() {
+                            Ok(transport) => accept.open(transport),
+                            Err(TransportError::Closed) => break,
+                            Err(_) => thread::sleep(ACCEPT_BACKOFF),
+                        }
+                    }
+                    // The listener drops here, removing its named objects.
+                })
+                .map_err(ServeError::Thread)?
+        };
+        Ok(RunningServer {
+            endpoint,
+            stopping,
+            listener_closer,
+            accept_thread: Some(accept_thread),
+            watcher: Some(watcher),
+            registry,
+            shut_down: false,
+        })
+    }
+
+    /// The endpoint as bound, in endpoint syntax.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Number of connections currently open.
+    pub fn connection_count(&self) -> usize {
+        self.registry.lock().sessions.len()
+    }
+
+    /// Stops accepting, lets calls in flight finish and send their replies for up to
+    /// [`SHUTDOWN_GRACE`], then aborts the connections still open (a send blocked on a
+    /// client that does not read fails) and waits [`ABORT_WAIT`] more for them to end,
+    /// then returns. The listener's named objects are removed. Idempotent.
+    ///
+    /// Handlers see [`cancelled`] from the start of the shutdown. A handler still
+    /// running at the end is not waited for: it keeps its thread, and its reply is
+    /// discarded; its connection's objects go when it returns.
+    pub fn shutdown(&mut self) {
+        self.shutdown_timeout(SHUTDOWN_GRACE);
+    }
+
+    /// [`RunningServer::shutdown`] with a grace period of `grace`.
+    pub fn shutdown_timeout(&mut self, grace: Duration) {
+        if self.shut_down {
+            return;
+        }
+        self.shut_down = true;
+        if let Some(accept_thread) = self.accept_thread.take() {
+            self.stopping.store(true, Ordering::Release);
+            self.listener_closer.close();
+            let _ = accept_thread.join();
+        }
+        self.close_connections(grace);
+        self.stop_watcher();
+    }
+
+    /// Blocks until the accept loop ends (a single-connection listener such as an
+    /// inherited pipe has no more to give, or the listener failed) and every open
+    /// connection has ended by itself.
+    pub fn wait(mut self) {
+        if let Some(accept_thread) = self.accept_thread.take() {
+            let _ = accept_thread.join();
+        }
+        self.registry.wait_empty(None);
+    }
+
+    fn close_connections(&mut self, grace: Duration) {
+        let sessions: Vec<Arc<Session>> = {
+            let mut table = self.registry.lock();
+            table.shutting_down = true;
+            table.sessions.values().cloned().collect()
+        };
+        for session in &sessions {
+            session.close();
+        }
+        // Connections still in set-up see `shutting_down` when it ends and close.
+        if self.registry.wait_empty(Some(Instant::now() + grace)) {
+            return;
+        }
+        // Past the grace period: whatever still runs is blocked on a client (or in a
+        // handler): end its sends too.
+        let sessions: Vec<Arc<Session>> = self.registry.lock().sessions.values().cloned().collect();
+        for session in &sessions {
+            session.abort();
+        }
+        if self.registry.wait_empty(Some(Instant::now() + ABORT_WAIT)) {
+            return;
+        }
+        // Handlers that do not return keep their connections: take those away from
+        // them, so that their clients see the end and their OS objects go.
+        let sessions: Vec<Arc<Session>> = self.registry.lock().sessions.values().cloned().collect();
+        for session in &sessions {
+            session.dispose();
+        }
+    }
+
+    fn stop_watcher(&mut self) {
+        if let Some(watcher) = self.watcher.take() {
+            self.stopping.store(true, Ordering::Release);
+            watcher.thread().unpark();
+            let _ = watcher.join();
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// What the accept loop needs to open connections.
+struct Accept {
+    threads: Threads,
+    registry: Arc<Registry>,
+    dispatch: Arc<dyn Dispatch>,
+    alarm: Arc<Alarm>,
+    epoch: Instant,
+    config: ServerConfig,
+}
+
+impl Accept {
+    /// Sets the connection up and serves it on a pool thread, so that a slow or silent
+    /// client never holds up the accept loop.
+    fn open(&self, transport: Box<dyn Transport>) {
+        let id = {
+            let mut table = self.registry.lock();
+            if table.shutting_down {
+                return;
+            }
+            table.starting += 1;
+            table.next_id += 1;
+            table.next_id
+        };
+        let registry = self.registry.clone();
+        let weak: Weak<Registry> = Arc::downgrade(&self.registry);
+        let link = ServerLink {
+            dispatch: self.dispatch.clone(),
+            threads: self.threads.clone(),
+            alarm: self.alarm.clone(),
+            epoch: self.epoch,
+            max_in_flight: self.config.max_in_flight.max(1),
+            on_end: Arc::new(move |id| {
+                if let Some(registry) = weak.upgrade() {
+                    registry.remove(Some(id));
+                }
+            }),
+        };
+        let job = move || {
+            let peer = transport.credentials();
+            // Splitting may do the transport's own set-up (shared memory maps the
+            // client's segment, with a time-out).
+            let Ok(parts) = transport.split() else {
+                registry.remove(None);
+                return;
+            };
+            let session = Session::new(id, peer, parts, link);
+            {
+                let mut table = registry.lock();
+                if table.shutting_down {
+                    drop(table);
+                    session.close();
+                    registry.remove(None);
+                    return;
+                }
+                table.sessions.insert(id, session.clone());
+                table.starting -= 1;
+            }
+            session.serve();
+        };
+        if self.threads.run(job).is_err() {
+            self.registry.remove(None);
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! One client's connection on the server: who reads its requests, which calls run,
+//! and when it ends.
+//!
+//! # Who runs a call
+//!
+//! One thread at a time holds the connection's *reading role*. When it reads a request
+//! and no other call of the connection is in flight, it runs the call itself, with no
+//! hand-off (the sequential path: one thread reads, runs and replies). Before it
+//! does, it gives the reading role up, so that if the call runs long (over
+//! [`LONG_CALL`]), the watcher sends another thread to read on: a fast call queued
+//! behind a slow one is not held up by it. A thread that reads a request while other
+//! calls are in flight hands it to the server's thread pool and reads on. Up to
+//! `max_in_flight` calls run at once; then reading pauses until one ends
+//! (backpressure: the client's requests wait in the transport, in order).
+//!
+//! Arguments are copied out of the receive buffer (a memory copy of at most
+//! [`INLINE_COPY_MAX`] bytes; a byte string received apart is moved, not copied) so
+//! that the next reader can use it. Larger arguments received in one piece are used in
+//! place and the reading role waits for the call (a copy would cost as much as the
+//! transfer).
+//!
+//! # Cancellation
+//!
+//! Each call has a flag that [`crate::server::cancelled`] reads. It is set by the
+//! client's cancel frame (sent when its call times out), when the connection ends
+//! (the client closed it, was dropped or died), and at shutdown. The calls that run one
+//! at a time share one flag, reset per call, so the sequential path allocates nothing.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::buf::Payload;
+use crate::dispatch::{Dispatch, ReplySender};
+use crate::error::RemoteError;
+use crate::transport::{Closer, FrameReceiver, Parts, PeerCredentials};
+use crate::wire::{self, RequestHeader};
+
+use super::alarm::Alarm;
+use super::call;
+use super::closed::{ClosedCloser, ClosedReceiver, ClosedSender};
+use super::context::Entered;
+use super::handshake;
+use super::threads::Threads;
+
+/// A call that runs longer than this gets another thread to read on behind it.
+pub(super) const LONG_CALL: Duration = Duration::from_micros(500);
+
+/// Arguments up to this size are copied out of the receive buffer so that reading can
+/// go on while their call runs.
+pub(super) const INLINE_COPY_MAX: usize = 64 << 10;
+
+/// What a session needs from its server.
+pub(super) struct ServerLink {
+    pub(super) dispatch: Arc<dyn Dispatch>,
+    pub(super) threads: Threads,
+    pub(super) alarm: Arc<Alarm>,
+    /// Zero of the clock that `inline_since` counts in.
+    pub(super) epoch: Instant,
+    pub(super) max_in_flight: usize,
+    /// Called once, when the session has ended and nothing of it runs any more.
+    pub(super) on_end: Arc<dyn Fn(u64) + Send + Sync>,
+}
+
+/// One connection's server side.
+pub(super) struct Session {
+    id: u64,
+    peer: PeerCredentials,
+    link: ServerLink,
+    replies: Mutex<ReplySender>,
+    receiver: Mutex<Box<dyn FrameReceiver>>,
+    closer: Mutex<Box<dyn Closer>>,
+    state: Mutex<State>,
+    /// Signalled when a call ends while a reader waits for room.
+    room: Condvar,
+    /// Microseconds since `link.epoch` (plus one) at which the call run by the thread
+    /// that read it started; 0 while there is none. Read by the watcher.
+    inline_since: AtomicU64,
+    /// The cancel flag of the call run by the thread that read it.
+    inline_cancel: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+struct State {
+    /// A thread reads requests, or was sent to.
+    reading: bool,
+    /// A reader waits for a call to end before it reads on.
+    waiting_for_room: bool,
+    /// Calls started and not yet finished.
+    in_flight: usize,
+    /// The call run by the thread that read it, if any.
+    inline: Option<u64>,
+    /// The cancel flags of calls handed to the pool.
+    handed: HashMap<u64, Arc<AtomicBool>>,
+    /// No more requests will be read.
+    ended: bool,
+    /// `on_end` was called.
+    gone: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Session {
+    /// A session over a connection's parts; its first thread calls [`Session::serve`].
+    pub(super) fn new(id: u64, peer: PeerCredentials, parts: Parts, link: ServerLink) -> Arc<Self> {
+        let Parts {
+            sender,
+            receiver,
+            closer,
+        } = parts;
+        Arc::new(Session {
+            id,
+            peer,
+            link,
+            replies: Mutex::new(ReplySender {
+                sender,
+                buf: Vec::with_capacity(256),
+            }),
+            receiver: Mutex::new(receiver),
+            closer: Mutex::new(closer),
+            state: Mutex::new(State {
+                reading: true,
+                ..State::default()
+            }),
+            room: Condvar::new(),
+            inline_since: AtomicU64::new(0),
+            inline_cancel: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Answers the handshake, then reads requests until the connection ends.
+    pub(super) fn serve(self: Arc<Self>) {
+        let accepted = {
+            let mut receiver = lock(&self.receiver);
+            let mut out = lock(&self.replies);
+            let ReplySender { sender, buf } = &mut *out;
+            handshake::answer(&mut **sender, &mut **receiver, &*self.link.dispatch, buf)
+        };
+        if accepted {
+            self.read();
+        } else {
+            self.stop_reading();
+        }
+    }
+
+    /// Ends receiving (a blocked reader returns) and raises every running call's
+    /// cancel flag; replies of calls in flight still go out.
+    pub(super) fn close(&self) {
+        self.cancel_all();
+        lock(&self.closer).close();
+    }
+
+    /// Like [`Session::close`], and also ends sends blocked on a client that does not
+    /// read.
+    pub(super) fn abort(&self) {
+        self.cancel_all();
+        lock(&self.closer).abort();
+    }
+
+    /// Drops the connection's transport, which the calls still running keep alive (a
+    /// handler that will not return): the client sees the connection end, and the
+    /// transport's OS objects go. Their later sends fail with `Closed`.
+    pub(super) fn dispose(&self) {
+        let sender = std::mem::replace(&mut lock(&self.replies).sender, Box::new(ClosedSender));
+        drop(sender);
+        // A reader still blocked holds the receiver; it ends by itself once the
+        // connection is closed, and drops nothing of ours.
+        if let Ok(mut receiver) = self.receiver.try_lock() {
+            drop(std::mem::replace(&mut *receiver, Box::new(ClosedReceiver)));
+        }
+        drop(std::mem::replace(
+            &mut *lock(&self.closer),
+            Box::new(ClosedCloser),
+        ));
+    }
+
+    /// When the call run by the thread that read it started, in microseconds since the
+    /// server's epoch plus one; 0 if none runs.
+    pub(super) fn inline_since(&self) -> u64 {
+        self.inline_since.load(Ordering::SeqCst)
+    }
+
+    /// Sends a thread to read on behind a long call, unless one reads already.
+    pub(super) fn relieve(self: &Arc<Self>) {
+        let mut state = lock(&self.state);
+        if state.reading || state.ended || state.inline.is_none() {
+            return;
+        }
+        state.reading = true;
+        drop(state);
+        let me = self.clone();
+        if self.link.threads.run(move || me.read()).is_err() {
+            // No thread to be had: the long call's own thread reads on when it ends.
+            lock(&self.state).reading = false;
+        }
+    }
+
+    /// The reading role: read requests and run or hand them off, until the connection
+    /// ends or the role passes to another thread.
+    fn read(self: &Arc<Self>) {
+        // Arguments of calls run here, copied out of the receive buffer; reused.
+        let mut args = Vec::new();
+        loop {
+            if !self.wait_for_room() {
+                return self.stop_reading();
+            }
+            let mut receiver = lock(&self.receiver);
+            let Ok(frame) = receiver.recv_split(None) else {
+                drop(receiver);
+                return self.stop_reading();
+            };
+            let Ok((header, head)) = wire::decode_request_header(frame.head) else {
+                // Not a request: this connection only ends.
+                drop(receiver);
+                lock(&self.closer).close();
+                return self.stop_reading();
+            };
+            if header.is_cancel() {
+                drop(receiver);
+                self.cancel(header.id);
+                continue;
+            }
+            let arrived = Instant::now();
+            let deadline = header.deadline.and_then(|d| arrived.checked_add(d));
+            if header.deadline == Some(Duration::ZERO) {
+                drop(receiver);
+                self.expired(header);
+                continue;
+            }
+            let mut state = lock(&self.state);
+            if state.in_flight > 0 {
+                // Calls overlap: hand this one off and read on.
+                state.in_flight += 1;
+                let cancel = Arc::new(AtomicBool::new(false));
+                state.handed.insert(header.id, cancel.clone());
+                drop(state);
+                let head = head.to_vec();
+                let tail = frame.tail;
+                drop(receiver);
+                self.hand_off(header, head, tail, deadline, cancel);
+                continue;
+            }
+            state.in_flight = 1;
+            state.inline = Some(header.id);
+            state.reading = false;
+            drop(state);
+            self.inline_cancel.store(false, Ordering::Relaxed);
+            if head.len() <= INLINE_COPY_MAX {
+                args.clear();
+                args.extend_from_slice(head);
+                let tail = frame.tail;
+                drop(receiver);
+                // Published for the watcher, which sends a reader if this runs long.
+                let since = arrived.saturating_duration_since(self.link.epoch);
+                self.inline_since
+                    .store(since.as_micros() as u64 + 1, Ordering::SeqCst);
+                self.link.alarm.ring();
+                let payload = Payload { head: &args, tail };
+                self.run(header, payload, deadline, &self.inline_cancel);
+                self.inline_since.store(0, Ordering::SeqCst);
+            } else {
+                // Used in place: the watcher is not told, so no reader comes to wait
+                // for the receive buffer this call holds.
+                let payload = Payload {
+                    head,
+                    tail: frame.tail,
+                };
+                self.run(header, payload, deadline, &self.inline_cancel);
+                drop(receiver);
+            }
+            let mut state = lock(&self.state);
+            state.in_flight -= 1;
+            state.inline = None;
+            if state.reading || state.ended {
+                // Another thread reads now (or nobody will): this one is done here.
+                self.notify_room(&mut state);
+                return self.leave(state);
+            }
+            state.reading = true;
+        }
+    }
+
+    /// Waits while `max_in_flight` calls run; `false` once the session has ended.
+    fn wait_for_room(&self) -> bool {
+        let mut state = lock(&self.state);
+        while state.in_flight >= self.link.max_in_flight && !state.ended {
+            state.waiting_for_room = true;
+            state = self
+                .room
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        !state.ended
+    }
+
+    fn notify_room(&self, state: &mut State) {
+        if state.waiting_for_room {
+            state.waiting_for_room = false;
+            self.room.notify_all();
+        }
+    }
+
+    /// Runs a call on a pool thread (or here, if no thread can be had).
+    fn hand_off(
+        self: &Arc<Self>,
+        header: RequestHeader,
+        head: Vec<u8>,
+        tail: Option<Vec<u8>>,
+        deadline: Option<Instant>,
+        cancel: Arc<AtomicBool>,
+    ) {
+        let me = self.clone();
+        let job = move || {
+            let payload = Payload { head: &head, tail };
+            me.run(header, payload, deadline, &cancel);
+            me.finish_handed(header.id);
+        };
+        if let Err(job) = self.link.threads.run_or_return(job) {
+            job();
+        }
+    }
+
+    fn finish_handed(&self, id: u64) {
+        let mut state = lock(&self.state);
+        state.in_flight -= 1;
+        state.handed.remove(&id);
+        self.notify_room(&mut state);
+        self.leave(state);
+    }
+
+    /// Runs one call on this thread with its context set, and sends the error reply if
+    /// the handler sent none.
+    fn run(
+        &self,
+        header: RequestHeader,
+        args: Payload<'_>,
+        deadline: Option<Instant>,
+        cancel: &Arc<AtomicBool>,
+    ) {
+        let _context = Entered::enter(self.peer, deadline, cancel);
+        let dispatch = &*self.link.dispatch;
+        if let Some(error) = call::run(header.id, header.method, args, dispatch, &self.replies)
+            && call::send_error(header.id, &error, &self.replies).is_err()
+        {
+            // The connection cannot carry replies any more: end it.
+            self.abort();
+        }
+    }
+
+    /// Answers a request that arrived with no time left, without running it.
+    fn expired(&self, header: RequestHeader) {
+        let method = self
+            .link
+            .dispatch
+            .info()
+            .method_name(header.method)
+            .to_owned();
+        if call::send_error(header.id, &RemoteError::Expired { method }, &self.replies).is_err() {
+            self.abort();
+        }
+    }
+
+    /// Raises the cancel flag of call `id`, if it runs.
+    fn cancel(&self, id: u64) {
+        let state = lock(&self.state);
+        if state.inline == Some(id) {
+            self.inline_cancel.store(true, Ordering::Relaxed);
+        } else if let Some(flag) = state.handed.get(&id) {
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn cancel_all(&self) {
+        let state = lock(&self.state);
+        self.inline_cancel.store(true, Ordering::Relaxed);
+        for flag in state.handed.values() {
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The reader stops: the connection ended (or failed, or never shook hands).
+    fn stop_reading(&self) {
+        let mut state = lock(&self.state);
+        state.ended = true;
+        state.reading = false;
+        // The client is gone or going: calls still running may stop early.
+        self.inline_cancel.store(true, Ordering::Relaxed);
+        for flag in state.handed.values() {
+            flag.store(true, Ordering::Relaxed);
+        }
+        self.notify_room(&mut state);
+        self.leave(state);
+    }
+
+    /// Calls `on_end` if this was the last thing the session ran.
+    fn leave(&self, mut state: MutexGuard<'_, State>) {
+        if state.ended && state.in_flight == 0 && !state.reading && !state.gone {
+            state.gone = true;
+            drop(state);
+            (self.link.on_end)(self.id);
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The server's threads: one pool that runs connections' readers and the calls they
+//! hand off, growing on demand and shrinking when idle.
+//!
+//! A job goes to an idle thread if there is one, else to a new thread. A thread idle
+//! for [`IDLE_EXIT`] ends. Threads are never joined: a handler that never returns
+//! keeps its thread, and a shutdown does not wait for it past its grace period.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+/// How long a thread waits for work before it ends.
+pub(super) const IDLE_EXIT: Duration = Duration::from_secs(10);
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// A pool of threads; cloning shares it.
+#[derive(Clone)]
+pub(super) struct Threads {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    name: String,
+    state: Mutex<State>,
+    work: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Job>,
+    idle: usize,
+    live: usize,
+}
+
+impl Threads {
+    /// An empty pool whose threads are called `name`.
+    pub(super) fn new(name: String) -> Self {
+        Threads {
+            shared: Arc::new(Shared {
+                name,
+                state: Mutex::new(State::default()),
+                work: Condvar::new(),
+            }),
+        }
+    }
+
+    /// Threads alive (running a job or idle).
+    #[cfg(test)]
+    pub(super) fn live(&self) -> usize {
+        self.shared.lock().live
+    }
+
+    /// Runs `job` on an idle thread, or a new one.
+    ///
+    /// # Errors
+    ///
+    /// When no thread is idle and the OS refuses a new one; `job` is dropped.
+    pub(super) fn run(&self, job: impl FnOnce() + Send + 'static) -> io::Result<()> {
+        self.run_or_return(job)
+            .map_err(|_| io::Error::new(io::ErrorKind::OutOfMemory, "the OS refused a new thread"))
+    }
+
+    /// Like [`Threads::run`], but gives `job` back when no thread can run it, so that
+    /// the caller can run it itself.
+    pub(super) fn run_or_return<F: FnOnce() + Send + 'static>(&self, job: F) -> Result<(), F> {
+        let mut state = self.shared.lock();
+        if state.idle > state.queue.len() {
+            state.queue.push_back(Box::new(job));
+            drop(state);
+            self.shared.work.notify_one();
+            return Ok(());
+        }
+        state.live += 1;
+        drop(state);
+        let shared = self.shared.clone();
+        // The job travels to the new thread through a slot it can be taken back from
+        // if the thread does not start.
+        let slot = Arc::new(Mutex::new(Some(job)));
+        let theirs = slot.clone();
+        let spawned = thread::Builder::new()
+            .name(self.shared.name.clone())
+            .spawn(move || {
+                let job = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
+                if let Some(job) = job {
+                    job();
+                }
+                shared.serve();
+            });
+        if spawned.is_err() {
+            self.shared.lock().live -= 1;
+            let job = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+            return job.map_or(Ok(()), Err);
+        }
+        Ok(())
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes jobs until none comes for [`IDLE_EXIT`].
+    fn serve(&self) {
+        let mut state = self.lock();
+        loop {
+            if let Some(job) = state.queue.pop_front() {
+                drop(state);
+                job();
+                state = self.lock();
+                continue;
+            }
+            state.idle += 1;
+            let (next, timeout) = self
+                .work
+                .wait_timeout_while(state, IDLE_EXIT, |s| s.queue.is_empty())
+                .unwrap_or_else(PoisonError::into_inner);
+            state = next;
+            state.idle -= 1;
+            if timeout.timed_out() && state.queue.is_empty() {
+                state.live -= 1;
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    #[test]
+    fn jobs_run_and_idle_threads_are_reused() {
+        let threads = Threads::new("test".into());
+        let (tx, rx) = mpsc::channel();
+        for i in 0..4 {
+            let tx = tx.clone();
+            threads.run(move || tx.send(i).unwrap()).unwrap();
+        }
+        let mut got: Vec<i32> = (0..4).map(|_| rx.recv().unwrap()).collect();
+        got.sort_unstable();
+        assert_eq!(got, [0, 1, 2, 3]);
+        // Every thread is idle now (or about to be): a new job needs no new thread.
+        loop {
+            let state = threads.shared.lock();
+            if state.idle == state.live {
+                break;
+            }
+            drop(state);
+            thread::yield_now();
+        }
+        let before = threads.live();
+        let tx2 = tx.clone();
+        threads.run(move || tx2.send(9).unwrap()).unwrap();
+        assert_eq!(rx.recv().unwrap(), 9);
+        assert_eq!(threads.live(), before);
+    }
+
+    #[test]
+    fn a_blocked_job_does_not_hold_up_the_next() {
+        let threads = Threads::new("test".into());
+        let (hold_tx, hold_rx) = mpsc::channel::<()>();
+        threads
+            .run(move || {
+                let _ = hold_rx.recv();
+            })
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        threads.run(move || tx.send(1).unwrap()).unwrap();
+        assert_eq!(rx.recv().unwrap(), 1);
+        drop(hold_tx);
+    }
+}

@@ -17,9 +17,9 @@
 //!
 //! | layer | modules | what |
 //! |---|---|---|
-//! | 0 | [`error`] | one error type per layer |
+//! | 0 | [`error`], [`limits`] | one error type per layer; frame size limits |
 //! | 1 | [`buf`] | [`buf::FrameBuf`] (where encoders write) and [`buf::Payload`] (a received frame left to decode) |
-//! | 2 | [`transport`] (+ [`transport::mem`]) | the contract every mechanism implements, frame limits |
+//! | 2 | [`transport`] (+ [`transport::mem`]) | the contract every mechanism implements |
 //! | 3 | [`framing`], [`codec`] | length-prefixed frames on byte streams; postcard behind [`CodecError`] |
 //! | 4 | [`wire`] | the handshake and the request/reply envelope |
 //! | 5 | [`dispatch`] | what a generated `{Trait}Server` implements; replies |
@@ -34,6 +34,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod error;
+pub mod limits;
 
 pub mod buf;
 

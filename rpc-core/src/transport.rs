@@ -31,8 +31,7 @@ use crate::error::{CodecError, TransportError};
 
 pub mod mem;
 
-/// Default largest frame: 16 MiB.
-pub const DEFAULT_MAX_FRAME: usize = 16 << 20;
+pub use crate::limits::DEFAULT_MAX_FRAME;
 
 /// Checks a frame length against a limit.
 ///

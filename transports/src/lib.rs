@@ -87,6 +87,7 @@ pub fn connect(endpoint: &Endpoint) -> Result<Box<dyn Transport>, TransportError
                      `ipc_rpc::spawn_child` (PipeTransport::spawn), which returns the connection"
                 .into(),
         }),
+        _ => Err(endpoint::unknown_kind(endpoint)),
     }
 }
 
@@ -103,5 +104,6 @@ pub fn listen(endpoint: &Endpoint) -> Result<Box<dyn Listener>, TransportError> 
         EndpointKind::Mq(name) => Ok(Box::new(MqListener::bind(name, endpoint.clone())?)),
         EndpointKind::Shm(name) => Ok(Box::new(ShmListener::bind(name, endpoint.clone())?)),
         EndpointKind::Pipe => Ok(Box::new(PipeListener::inherited()?)),
+        _ => Err(endpoint::unknown_kind(endpoint)),
     }
 }

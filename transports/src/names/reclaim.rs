@@ -54,6 +54,7 @@ pub fn reclaim_stale(endpoint: &Endpoint) -> Result<(), TransportError> {
             mq_abandoned(&names, &shown)
         }
         EndpointKind::Fifo(dir) => fifo_endpoint(Path::new(dir), &shown),
+        _ => Err(crate::endpoint::unknown_kind(endpoint)),
     }
 }
 

@@ -400,13 +400,10 @@ fn dropping_everything_leaves_no_named_object(kind: Kind) {
     let Some(endpoint) = place.endpoint.clone() else {
         return;
     };
-    let name = match endpoint.kind() {
-        transports::EndpointKind::Unix(p) | transports::EndpointKind::Fifo(p) => p.clone(),
-        transports::EndpointKind::Mq(n) | transports::EndpointKind::Shm(n) => {
-            n.trim_start_matches('/').to_owned()
-        }
-        _ => return,
+    let Some(name) = endpoint.kind().name() else {
+        return;
     };
+    let name = name.trim_start_matches('/').to_owned();
     let mut left = Vec::new();
     if let Some(dir) = &place.dir {
         left.extend(

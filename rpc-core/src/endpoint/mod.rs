@@ -9,41 +9,43 @@
 //! | `unix:/path.sock` | a UNIX stream socket |
 //! | `tcp:host:port` | TCP (`tcp:127.0.0.1:0` picks a free port; `[::1]` for IPv6) |
 //!
-//! Options follow as `?key=value&key=value`: `max_frame` (bytes, default 16 MiB);
-//! for `unix:` and `shm:`, `allow_uid`; for `shm:`, `ring` and `spin_us`; for `mq:`,
-//! `depth` and `msgsize` (the queues a client creates).
+//! Options follow as `?key=value&key=value`: `max_frame` (bytes, default 16 MiB) for
+//! every kind; the others belong to one kind and live in its [`EndpointKind`] variant:
+//! [`UnixOptions`] (`allow_uid`), [`ShmOptions`] (`ring`, `spin_us`, `allow_uid`),
+//! [`MqOptions`] (`depth` and `msgsize`, the queues a client creates).
 //! `Display` writes the canonical form, and parsing it gives the same endpoint back.
+//!
+//! This module only describes endpoints; what an option means to the OS is the
+//! transport's business (the `transports` crate).
+
+mod mq;
+mod shm;
+mod syntax;
+mod tcp;
+mod unix;
 
 use std::fmt;
-use std::path::Path;
 use std::str::FromStr;
 
 use crate::limits::{DEFAULT_MAX_FRAME, MAX_FRAME_LIMIT};
+use syntax::{KindOptions, OptionError, Query};
 
-/// Longest UNIX socket path: `sun_path` is 108 bytes with the terminating NUL.
-pub const MAX_UNIX_PATH: usize = 107;
-
-/// Longest POSIX mq / shm name after the leading `/` (Linux `NAME_MAX`).
-pub const MAX_POSIX_NAME: usize = 255;
-
-/// Largest accepted mq `depth` (Linux's own ceiling for `msg_max`).
-const MAX_MQ_DEPTH: u32 = 65_536;
-
-/// Smallest accepted mq `msgsize`: what the chunking needs.
-const MIN_MQ_MSGSIZE: u32 = 64;
-
-/// Largest accepted mq `msgsize`: what a peer accepts.
-const MAX_MQ_MSGSIZE: u32 = 1 << 20;
+pub use mq::MqOptions;
+pub use shm::ShmOptions;
+pub use syntax::MAX_POSIX_NAME;
+pub use unix::{MAX_UNIX_PATH, UnixOptions};
 
 /// Smallest accepted `max_frame`: room for the handshake.
 const MIN_MAX_FRAME: usize = 256;
 
-/// Largest accepted `max_frame`: what a stream's length prefix can say (its top bit
-/// marks a split frame).
-const MAX_MAX_FRAME: usize = MAX_FRAME_LIMIT;
-
 /// The forms an endpoint string can take, for error messages.
 const FORMS: &str = "pipe, fifo:/dir/name, mq:/name, shm:/name, unix:/path.sock or tcp:host:port";
+
+/// How to write a FIFO endpoint, for error messages.
+const FIFO_FORM: &str = "fifo:/dir/name";
+
+/// The kinds that take options besides `max_frame`, and their keys.
+const KIND_KEYS: &[(&str, &[&str])] = &[("unix", unix::KEYS), ("shm", shm::KEYS), ("mq", mq::KEYS)];
 
 /// Where a server listens and a client connects: a mechanism, its address and options.
 ///
@@ -61,27 +63,40 @@ const FORMS: &str = "pipe, fifo:/dir/name, mq:/name, shm:/name, unix:/path.sock 
 pub struct Endpoint {
     kind: EndpointKind,
     max_frame: Option<usize>,
-    ring: Option<usize>,
-    spin_us: Option<u64>,
-    mq_depth: Option<u32>,
-    mq_msgsize: Option<u32>,
-    allow_uid: Vec<u32>,
 }
 
-/// The mechanism and its address.
+/// The mechanism, its address, and the options only it takes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum EndpointKind {
     /// Two anonymous pipes between a parent and the child it spawns.
     Pipe,
-    /// A FIFO pair per client; the rendezvous FIFO lives at this path.
-    Fifo(String),
-    /// A POSIX message-queue pair per client; the name starts with `/`.
-    Mq(String),
-    /// A shared-memory ring pair per client; the name starts with `/`.
-    Shm(String),
-    /// A UNIX stream socket at this path.
-    Unix(String),
+    /// A FIFO pair per client.
+    Fifo {
+        /// The endpoint directory, where the rendezvous FIFO lives.
+        path: String,
+    },
+    /// A POSIX message-queue pair per client.
+    Mq {
+        /// The rendezvous queue's name, starting with `/`.
+        name: String,
+        /// The size of the queues a client creates.
+        opts: MqOptions,
+    },
+    /// A shared-memory ring pair per client.
+    Shm {
+        /// The endpoint's name, starting with `/`.
+        name: String,
+        /// Ring size, spinning, allowed users.
+        opts: ShmOptions,
+    },
+    /// A UNIX stream socket.
+    Unix {
+        /// The socket file's path.
+        path: String,
+        /// Allowed users.
+        opts: UnixOptions,
+    },
     /// TCP; `port` 0 asks the OS for a free port when binding.
     Tcp {
         /// Host name or IP address (IPv6 without brackets).
@@ -96,11 +111,46 @@ impl EndpointKind {
     pub fn scheme(&self) -> &'static str {
         match self {
             EndpointKind::Pipe => "pipe",
-            EndpointKind::Fifo(_) => "fifo",
-            EndpointKind::Mq(_) => "mq",
-            EndpointKind::Shm(_) => "shm",
-            EndpointKind::Unix(_) => "unix",
+            EndpointKind::Fifo { .. } => "fifo",
+            EndpointKind::Mq { .. } => "mq",
+            EndpointKind::Shm { .. } => "shm",
+            EndpointKind::Unix { .. } => "unix",
             EndpointKind::Tcp { .. } => "tcp",
+        }
+    }
+
+    /// The path (`unix:`, `fifo:`) or name (`mq:`, `shm:`) the endpoint is found at;
+    /// `None` for `pipe` and `tcp:`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ep: rpc_core::endpoint::Endpoint = "shm:/calc?ring=8192".parse().unwrap();
+    /// assert_eq!(ep.kind().name(), Some("/calc"));
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            EndpointKind::Fifo { path } | EndpointKind::Unix { path, .. } => Some(path),
+            EndpointKind::Mq { name, .. } | EndpointKind::Shm { name, .. } => Some(name),
+            EndpointKind::Pipe | EndpointKind::Tcp { .. } => None,
+        }
+    }
+
+    fn options(&self) -> Option<&dyn KindOptions> {
+        match self {
+            EndpointKind::Unix { opts, .. } => Some(opts),
+            EndpointKind::Shm { opts, .. } => Some(opts),
+            EndpointKind::Mq { opts, .. } => Some(opts),
+            EndpointKind::Pipe | EndpointKind::Fifo { .. } | EndpointKind::Tcp { .. } => None,
+        }
+    }
+
+    fn options_mut(&mut self) -> Option<&mut dyn KindOptions> {
+        match self {
+            EndpointKind::Unix { opts, .. } => Some(opts),
+            EndpointKind::Shm { opts, .. } => Some(opts),
+            EndpointKind::Mq { opts, .. } => Some(opts),
+            EndpointKind::Pipe | EndpointKind::Fifo { .. } | EndpointKind::Tcp { .. } => None,
         }
     }
 }
@@ -123,22 +173,20 @@ impl EndpointError {
 }
 
 impl Endpoint {
-    /// An endpoint of this kind with default options.
+    /// An endpoint of this kind with the default `max_frame`.
     pub fn new(kind: EndpointKind) -> Self {
         Endpoint {
             kind,
             max_frame: None,
-            ring: None,
-            spin_us: None,
-            mq_depth: None,
-            mq_msgsize: None,
-            allow_uid: Vec::new(),
         }
     }
 
     /// `unix:<path>`.
-    pub fn unix(path: impl AsRef<Path>) -> Self {
-        Endpoint::new(EndpointKind::Unix(path.as_ref().display().to_string()))
+    pub fn unix(path: impl AsRef<std::path::Path>) -> Self {
+        Endpoint::new(EndpointKind::Unix {
+            path: path.as_ref().display().to_string(),
+            opts: UnixOptions::default(),
+        })
     }
 
     /// `tcp:<host>:<port>`.
@@ -156,8 +204,8 @@ impl Endpoint {
     /// If `max_frame` is under 256 bytes or over 2 GiB - 1.
     pub fn with_max_frame(mut self, max_frame: usize) -> Self {
         assert!(
-            (MIN_MAX_FRAME..=MAX_MAX_FRAME).contains(&max_frame),
-            "max_frame must be between {MIN_MAX_FRAME} and {MAX_MAX_FRAME} bytes"
+            (MIN_MAX_FRAME..=MAX_FRAME_LIMIT).contains(&max_frame),
+            "max_frame must be between {MIN_MAX_FRAME} and {MAX_FRAME_LIMIT} bytes"
         );
         self.max_frame = Some(max_frame);
         self
@@ -194,9 +242,14 @@ impl Endpoint {
         }
     }
 
-    /// The mechanism and address.
+    /// The mechanism, its address and its options.
     pub fn kind(&self) -> &EndpointKind {
         &self.kind
+    }
+
+    /// The scheme: `pipe`, `fifo`, `mq`, `shm`, `unix` or `tcp`.
+    pub fn scheme(&self) -> &'static str {
+        self.kind.scheme()
     }
 
     /// The largest frame, default 16 MiB.
@@ -204,43 +257,145 @@ impl Endpoint {
         self.max_frame.unwrap_or(DEFAULT_MAX_FRAME)
     }
 
-    /// The same endpoint with another address (options kept): e.g. the real port.
+    /// The same `max_frame` with another kind: e.g. the real port of a `tcp:…:0`
+    /// endpoint once bound. The kind is taken as it is, unchecked.
     pub fn with_kind(&self, kind: EndpointKind) -> Self {
         Endpoint {
             kind,
-            ..self.clone()
+            max_frame: self.max_frame,
         }
     }
 
-    /// `unix:` and `shm:`: user ids allowed to connect besides the server's own
-    /// (`?allow_uid=1000,1001`). The server reads each client's uid from the kernel
-    /// (`SO_PEERCRED`) and closes connections of other users at once.
-    pub fn allowed_uids(&self) -> &[u32] {
-        &self.allow_uid
+    /// The same endpoint (options kept) at another path (`unix:`, `fifo:`) or name
+    /// (`mq:`, `shm:`), checked as parsing checks it.
+    ///
+    /// # Errors
+    ///
+    /// When `name` is not valid for this kind (e.g. a socket path over
+    /// [`MAX_UNIX_PATH`] bytes), or the kind has no name (`pipe`, `tcp:`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rpc_core::endpoint::Endpoint;
+    /// let ep: Endpoint = "shm:/calc?ring=8192".parse().unwrap();
+    /// assert_eq!(ep.with_name("/calc-2").unwrap().to_string(), "shm:/calc-2?ring=8192");
+    /// assert!(ep.with_name("calc-2").is_err());
+    /// ```
+    pub fn with_name(&self, name: impl Into<String>) -> Result<Self, EndpointError> {
+        let name = name.into();
+        let mut renamed = self.clone();
+        let checked = match &mut renamed.kind {
+            EndpointKind::Fifo { path } => {
+                *path = name;
+                syntax::path(path, FIFO_FORM, usize::MAX)
+            }
+            EndpointKind::Unix { path, .. } => {
+                *path = name;
+                unix::path(path)
+            }
+            EndpointKind::Mq { name: slot, .. } => {
+                *slot = name;
+                syntax::posix_name(slot, "mq")
+            }
+            EndpointKind::Shm { name: slot, .. } => {
+                *slot = name;
+                syntax::posix_name(slot, "shm")
+            }
+            EndpointKind::Pipe | EndpointKind::Tcp { .. } => {
+                return Err(EndpointError::new(
+                    &self.to_string(),
+                    format!("a `{}` endpoint has no name to replace", self.scheme()),
+                ));
+            }
+        };
+        match checked {
+            Ok(_) => Ok(renamed),
+            Err(reason) => Err(EndpointError::new(&renamed.to_string(), reason)),
+        }
     }
 
-    /// `mq:` only: messages each of a client's two queues holds, if set (`?depth=`).
-    /// The default is 1, so that many clients fit the per-user queue memory limit;
-    /// deeper queues let large frames stream with fewer wake-ups.
-    pub fn mq_depth(&self) -> Option<u32> {
-        self.mq_depth
+    /// Takes option `key=value`: `max_frame` here, any other key by the kind's options.
+    fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        if key == "max_frame" {
+            self.max_frame = Some(syntax::number(
+                value,
+                |n| (MIN_MAX_FRAME..=MAX_FRAME_LIMIT).contains(n),
+                || {
+                    format!(
+                        "max_frame must be a byte count from {MIN_MAX_FRAME} to {MAX_FRAME_LIMIT}"
+                    )
+                },
+            )?);
+            return Ok(());
+        }
+        let taken = match self.kind.options_mut() {
+            Some(options) => options.set(key, value),
+            None => Err(OptionError::NotMine),
+        };
+        match taken {
+            Ok(()) => Ok(()),
+            Err(OptionError::Invalid(reason)) => Err(reason),
+            Err(OptionError::NotMine) => Err(not_for_this_kind(key)),
+        }
     }
+}
 
-    /// `mq:` only: largest message of a client's queues in bytes, if set
-    /// (`?msgsize=`; default 4096). Frames up to it are one message.
-    pub fn mq_msgsize(&self) -> Option<u32> {
-        self.mq_msgsize
+/// Why `key` is not an option of an endpoint that does not take it: which kinds do,
+/// or that none does.
+fn not_for_this_kind(key: &str) -> String {
+    let schemes: Vec<String> = KIND_KEYS
+        .iter()
+        .filter(|(_, keys)| keys.contains(&key))
+        .map(|(scheme, _)| format!("`{scheme}:`"))
+        .collect();
+    if schemes.is_empty() {
+        format!(
+            "unknown option `{key}`; known options: max_frame, {}",
+            options_by_kind()
+        )
+    } else {
+        format!(
+            "option `{key}` applies to {} endpoints only",
+            and_list(&schemes)
+        )
     }
+}
 
-    /// `shm:` only: bytes per ring, if set (`?ring=`).
-    pub fn ring(&self) -> Option<usize> {
-        self.ring
+/// `for unix and shm: allow_uid, for shm: ring, spin_us, …`: every kind's keys,
+/// grouped by the kinds that take them, in the order [`KIND_KEYS`] names them.
+fn options_by_kind() -> String {
+    let mut groups: Vec<(Vec<&str>, Vec<&str>)> = Vec::new();
+    for key in KIND_KEYS.iter().flat_map(|(_, keys)| keys.iter().copied()) {
+        if groups.iter().any(|(_, keys)| keys.contains(&key)) {
+            continue;
+        }
+        let schemes: Vec<&str> = KIND_KEYS
+            .iter()
+            .filter(|(_, keys)| keys.contains(&key))
+            .map(|(scheme, _)| *scheme)
+            .collect();
+        match groups.iter_mut().find(|(s, _)| *s == schemes) {
+            Some((_, keys)) => keys.push(key),
+            None => groups.push((schemes, vec![key])),
+        }
     }
+    let groups: Vec<String> = groups
+        .iter()
+        .map(|(schemes, keys)| format!("for {}: {}", and_list(schemes), keys.join(", ")))
+        .collect();
+    groups.join(", ")
+}
 
-    /// `shm:` only: how long a waiter spins while the peer runs on another CPU, if
-    /// set (`?spin_us=`).
-    pub fn spin(&self) -> Option<std::time::Duration> {
-        self.spin_us.map(std::time::Duration::from_micros)
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[impl AsRef<str>]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.as_ref().to_owned(),
+        [rest @ .., last] => {
+            let rest: Vec<&str> = rest.iter().map(AsRef::as_ref).collect();
+            format!("{} and {}", rest.join(", "), last.as_ref())
+        }
     }
 }
 
@@ -248,34 +403,21 @@ impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             EndpointKind::Pipe => f.write_str("pipe")?,
-            EndpointKind::Fifo(p) => write!(f, "fifo:{p}")?,
-            EndpointKind::Mq(n) => write!(f, "mq:{n}")?,
-            EndpointKind::Shm(n) => write!(f, "shm:{n}")?,
-            EndpointKind::Unix(p) => write!(f, "unix:{p}")?,
-            EndpointKind::Tcp { host, port } if host.contains(':') => {
-                write!(f, "tcp:[{host}]:{port}")?
-            }
-            EndpointKind::Tcp { host, port } => write!(f, "tcp:{host}:{port}")?,
-        }
-        let options = [
-            ("max_frame", self.max_frame.map(|v| v as u64)),
-            ("ring", self.ring.map(|v| v as u64)),
-            ("spin_us", self.spin_us),
-            ("depth", self.mq_depth.map(u64::from)),
-            ("msgsize", self.mq_msgsize.map(u64::from)),
-        ];
-        let mut sep = '?';
-        for (key, value) in options {
-            if let Some(v) = value {
-                write!(f, "{sep}{key}={v}")?;
-                sep = '&';
+            EndpointKind::Fifo { path } => write!(f, "fifo:{path}")?,
+            EndpointKind::Mq { name, .. } => write!(f, "mq:{name}")?,
+            EndpointKind::Shm { name, .. } => write!(f, "shm:{name}")?,
+            EndpointKind::Unix { path, .. } => write!(f, "unix:{path}")?,
+            EndpointKind::Tcp { host, port } => {
+                f.write_str("tcp:")?;
+                tcp::write(f, host, *port)?;
             }
         }
-        if !self.allow_uid.is_empty() {
-            let uids: Vec<String> = self.allow_uid.iter().map(u32::to_string).collect();
-            write!(f, "{sep}allow_uid={}", uids.join(","))?;
+        let mut query = Query::new(f);
+        query.option("max_frame", self.max_frame)?;
+        match self.kind.options() {
+            Some(options) => options.write(&mut query),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -297,15 +439,25 @@ impl FromStr for Endpoint {
             ("pipe", Some(_)) => {
                 return Err(err("`pipe` takes no address; write just `pipe`".into()));
             }
-            ("fifo", Some(p)) => {
-                EndpointKind::Fifo(parse_path(p, "fifo:/dir/name", usize::MAX).map_err(err)?)
+            ("fifo", Some(p)) => EndpointKind::Fifo {
+                path: syntax::path(p, FIFO_FORM, usize::MAX).map_err(err)?,
+            },
+            ("unix", Some(p)) => EndpointKind::Unix {
+                path: unix::path(p).map_err(err)?,
+                opts: UnixOptions::default(),
+            },
+            ("mq", Some(n)) => EndpointKind::Mq {
+                name: syntax::posix_name(n, "mq").map_err(err)?,
+                opts: MqOptions::default(),
+            },
+            ("shm", Some(n)) => EndpointKind::Shm {
+                name: syntax::posix_name(n, "shm").map_err(err)?,
+                opts: ShmOptions::default(),
+            },
+            ("tcp", Some(a)) => {
+                let (host, port) = tcp::parse(a).map_err(err)?;
+                EndpointKind::Tcp { host, port }
             }
-            ("unix", Some(p)) => {
-                EndpointKind::Unix(parse_path(p, "unix:/path.sock", MAX_UNIX_PATH).map_err(err)?)
-            }
-            ("mq", Some(n)) => EndpointKind::Mq(parse_posix_name(n, "mq").map_err(err)?),
-            ("shm", Some(n)) => EndpointKind::Shm(parse_posix_name(n, "shm").map_err(err)?),
-            ("tcp", Some(a)) => parse_tcp(a).map_err(err)?,
             ("fifo" | "unix" | "mq" | "shm" | "tcp", None) => {
                 return Err(err(format!(
                     "`{scheme}` needs an address, e.g. {}",
@@ -320,117 +472,16 @@ impl FromStr for Endpoint {
             }
         };
         let mut endpoint = Endpoint::new(kind);
-        if let Some(query) = query {
-            for pair in query.split('&') {
-                let (key, value) = pair.split_once('=').ok_or_else(|| {
-                    err(format!(
-                        "option `{pair}` needs a value, e.g. `max_frame=1048576`"
-                    ))
-                })?;
-                match key {
-                    "max_frame" => {
-                        endpoint.max_frame = Some(
-                            number(value, |n| (MIN_MAX_FRAME..=MAX_MAX_FRAME).contains(n), || {
-                                format!("max_frame must be a byte count from {MIN_MAX_FRAME} to {MAX_MAX_FRAME}")
-                            })
-                            .map_err(err)?,
-                        );
-                    }
-                    "allow_uid" => {
-                        if !matches!(endpoint.kind, EndpointKind::Unix(_) | EndpointKind::Shm(_)) {
-                            return Err(err(format!(
-                                "option `{key}` applies to `unix:` and `shm:` endpoints only"
-                            )));
-                        }
-                        endpoint.allow_uid = value
-                            .split(',')
-                            .map(|u| u.parse::<u32>())
-                            .collect::<Result<_, _>>()
-                            .map_err(|_| {
-                                err(format!(
-                                    "allow_uid takes user ids separated by commas, not `{value}`"
-                                ))
-                            })?;
-                    }
-                    "depth" | "msgsize" if !matches!(endpoint.kind, EndpointKind::Mq(_)) => {
-                        return Err(err(format!(
-                            "option `{key}` applies to `mq:` endpoints only"
-                        )));
-                    }
-                    "depth" => {
-                        endpoint.mq_depth = Some(
-                            number(
-                                value,
-                                |n| (1..=MAX_MQ_DEPTH).contains(n),
-                                || {
-                                    format!(
-                                        "depth must be a message count from 1 to {MAX_MQ_DEPTH}"
-                                    )
-                                },
-                            )
-                            .map_err(err)?,
-                        );
-                    }
-                    "msgsize" => {
-                        endpoint.mq_msgsize = Some(
-                            number(value, |n| (MIN_MQ_MSGSIZE..=MAX_MQ_MSGSIZE).contains(n), || {
-                                format!("msgsize must be a byte count from {MIN_MQ_MSGSIZE} to {MAX_MQ_MSGSIZE}")
-                            })
-                            .map_err(err)?,
-                        );
-                    }
-                    "ring" | "spin_us" if !matches!(endpoint.kind, EndpointKind::Shm(_)) => {
-                        return Err(err(format!(
-                            "option `{key}` applies to `shm:` endpoints only"
-                        )));
-                    }
-                    "ring" => {
-                        endpoint.ring = Some(
-                            number(
-                                value,
-                                |n: &usize| n.is_power_of_two() && (4096..=1 << 30).contains(n),
-                                || {
-                                    "ring must be a power of two from 4096 to 1073741824 bytes"
-                                        .into()
-                                },
-                            )
-                            .map_err(err)?,
-                        );
-                    }
-                    "spin_us" => {
-                        endpoint.spin_us = Some(
-                            number(
-                                value,
-                                |n| *n <= 1_000_000,
-                                || "spin_us must be microseconds from 0 to 1000000".into(),
-                            )
-                            .map_err(err)?,
-                        );
-                    }
-                    other => {
-                        return Err(err(format!(
-                            "unknown option `{other}`; known options: max_frame, for unix and shm: allow_uid, for shm: ring, spin_us, for mq: depth, msgsize"
-                        )));
-                    }
-                }
-            }
+        for pair in query.into_iter().flat_map(|q| q.split('&')) {
+            let (key, value) = pair.split_once('=').ok_or_else(|| {
+                err(format!(
+                    "option `{pair}` needs a value, e.g. `max_frame=1048576`"
+                ))
+            })?;
+            endpoint.set(key, value).map_err(err)?;
         }
         Ok(endpoint)
     }
-}
-
-/// `value` as a number that `ok` accepts; otherwise what `expected` says, and what was
-/// written instead.
-fn number<T: FromStr>(
-    value: &str,
-    ok: impl Fn(&T) -> bool,
-    expected: impl FnOnce() -> String,
-) -> Result<T, String> {
-    value
-        .parse()
-        .ok()
-        .filter(|n| ok(n))
-        .ok_or_else(|| format!("{}, not `{value}`", expected()))
 }
 
 fn example(scheme: &str) -> &'static str {
@@ -441,71 +492,6 @@ fn example(scheme: &str) -> &'static str {
         "shm" => "shm:/calc",
         _ => "tcp:127.0.0.1:7000",
     }
-}
-
-fn parse_path(p: &str, form: &str, max: usize) -> Result<String, String> {
-    if p.is_empty() {
-        return Err(format!("empty path; write {form}"));
-    }
-    if p.contains('\0') {
-        return Err("the path contains a NUL byte".into());
-    }
-    if p.len() > max {
-        return Err(format!(
-            "the path is {} bytes but UNIX socket paths are limited to {max}; use a shorter path",
-            p.len()
-        ));
-    }
-    Ok(p.to_owned())
-}
-
-fn parse_posix_name(n: &str, scheme: &str) -> Result<String, String> {
-    let Some(bare) = n.strip_prefix('/') else {
-        return Err(format!(
-            "a {scheme} name starts with `/`, e.g. `{scheme}:/calc`"
-        ));
-    };
-    if bare.is_empty() || bare.contains('/') || bare.contains('\0') {
-        return Err(format!(
-            "a {scheme} name is `/` then one or more characters other than `/`, e.g. `{scheme}:/calc`"
-        ));
-    }
-    if bare.len() > MAX_POSIX_NAME {
-        return Err(format!(
-            "the name is {} bytes; the limit is {MAX_POSIX_NAME}",
-            bare.len()
-        ));
-    }
-    Ok(n.to_owned())
-}
-
-fn parse_tcp(a: &str) -> Result<EndpointKind, String> {
-    let (host, port) = if let Some(v6) = a.strip_prefix('[') {
-        let (host, rest) = v6
-            .split_once(']')
-            .ok_or("an IPv6 address needs its closing `]`, e.g. `tcp:[::1]:7000`")?;
-        let port = rest
-            .strip_prefix(':')
-            .ok_or("a port must follow the address, e.g. `tcp:[::1]:7000`")?;
-        (host, port)
-    } else {
-        a.rsplit_once(':').ok_or(
-            "expected `tcp:host:port`, e.g. `tcp:127.0.0.1:7000` (port 0 picks a free one)",
-        )?
-    };
-    if host.is_empty() {
-        return Err("the host is empty; write e.g. `tcp:127.0.0.1:7000`".into());
-    }
-    if host.contains(':') && !a.starts_with('[') {
-        return Err("write IPv6 addresses in brackets, e.g. `tcp:[::1]:7000`".into());
-    }
-    let port = port
-        .parse::<u16>()
-        .map_err(|_| format!("`{port}` is not a port number (0 to 65535)"))?;
-    Ok(EndpointKind::Tcp {
-        host: host.to_owned(),
-        port,
-    })
 }
 
 impl serde::Serialize for Endpoint {
@@ -624,5 +610,103 @@ mod tests {
         let mut bad = Vec::new();
         crate::codec::encode_into("nope:1", &mut bad, "ep").unwrap();
         assert!(crate::codec::decode_all::<Endpoint>(&bad, "ep").is_err());
+    }
+    #[test]
+    fn an_option_of_another_kind_names_the_kinds_that_take_it() {
+        let e = "tcp:1.2.3.4:80?bogus=1".parse::<Endpoint>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid endpoint `tcp:1.2.3.4:80?bogus=1`: unknown option `bogus`; known options: \
+             max_frame, for unix and shm: allow_uid, for shm: ring, spin_us, for mq: depth, msgsize"
+        );
+        let e = "pipe?allow_uid=1".parse::<Endpoint>().unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("option `allow_uid` applies to `unix:` and `shm:` endpoints only"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn every_key_of_a_kind_is_taken_by_that_kind() {
+        for (scheme, keys) in KIND_KEYS {
+            for key in *keys {
+                let mut ep: Endpoint = example(scheme).parse().unwrap();
+                let taken = ep.kind.options_mut().unwrap().set(key, "");
+                assert!(
+                    matches!(taken, Err(OptionError::Invalid(_))),
+                    "{scheme}: {key}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn built_options_display_as_parsed_ones() {
+        let built = Endpoint::new(EndpointKind::Shm {
+            name: "/calc".into(),
+            opts: ShmOptions::default()
+                .with_ring(8192)
+                .with_spin(std::time::Duration::from_micros(5))
+                .with_allowed_uids([65534]),
+        })
+        .with_max_frame(4096);
+        assert_eq!(
+            built.to_string(),
+            "shm:/calc?max_frame=4096&ring=8192&spin_us=5&allow_uid=65534"
+        );
+        assert_eq!(built.to_string().parse::<Endpoint>().unwrap(), built);
+        let mq = Endpoint::new(EndpointKind::Mq {
+            name: "/q".into(),
+            opts: MqOptions::default().with_depth(10).with_msgsize(8192),
+        });
+        assert_eq!(mq.to_string(), "mq:/q?depth=10&msgsize=8192");
+        let unix = Endpoint::new(EndpointKind::Unix {
+            path: "/tmp/x.sock".into(),
+            opts: UnixOptions::default().with_allowed_uids([0, 1000]),
+        });
+        assert_eq!(unix.to_string(), "unix:/tmp/x.sock?allow_uid=0,1000");
+    }
+
+    #[test]
+    #[should_panic(expected = "power of two")]
+    fn a_built_ring_is_checked_like_a_parsed_one() {
+        let _ = ShmOptions::default().with_ring(5000);
+    }
+
+    #[test]
+    fn with_name_keeps_the_options_and_checks_the_name() {
+        let ep: Endpoint = "unix:/run/h.sock?max_frame=4096&allow_uid=7"
+            .parse()
+            .unwrap();
+        let renamed = ep.with_name("/run/h-2.sock").unwrap();
+        assert_eq!(
+            renamed.to_string(),
+            "unix:/run/h-2.sock?max_frame=4096&allow_uid=7"
+        );
+        let long = format!("/{}.sock", "x".repeat(200));
+        let e = ep.with_name(long.clone()).unwrap_err().to_string();
+        assert!(e.contains("limited to 107"), "{e}");
+        assert!(
+            e.contains(&format!("`unix:{long}?max_frame=4096&allow_uid=7`")),
+            "{e}"
+        );
+        let e = Endpoint::tcp("127.0.0.1", 0).with_name("x").unwrap_err();
+        assert!(e.to_string().contains("has no name"), "{e}");
+        assert_eq!(
+            "fifo:/run/h"
+                .parse::<Endpoint>()
+                .unwrap()
+                .with_name("/run/h-1")
+                .unwrap(),
+            "fifo:/run/h-1".parse().unwrap()
+        );
+        assert!(
+            "mq:/h"
+                .parse::<Endpoint>()
+                .unwrap()
+                .with_name("/a/b")
+                .is_err()
+        );
     }
 }

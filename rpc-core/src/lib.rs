@@ -19,7 +19,7 @@
 //! |---|---|---|
 //! | 0 | [`error`], [`limits`] | one error type per layer; frame size limits |
 //! | 1 | [`buf`], [`endpoint`] | [`buf::FrameBuf`] (where encoders write) and [`buf::Payload`] (a received frame left to decode); [`Endpoint`]: a mechanism, its address and its options, parsed and written as a string |
-//! | 2 | [`transport`] (+ [`transport::mem`]) | the contract every mechanism implements |
+//! | 2 | [`transport`] (+ [`transport::mem`]) | the contract every mechanism implements; a [`Listener`] reports its [`Endpoint`] |
 //! | 3 | [`framing`], [`codec`] | length-prefixed frames on byte streams; postcard behind [`CodecError`] |
 //! | 4 | [`wire`] | the handshake and the request/reply envelope |
 //! | 5 | [`dispatch`] | what a generated `{Trait}Server` implements; replies |

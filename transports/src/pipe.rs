@@ -348,7 +348,7 @@ impl Listener for PipeListener {
         Ok(Box::new(NothingToWake))
     }
 
-    fn local_endpoint(&self) -> String {
-        "pipe".into()
+    fn local_endpoint(&self) -> Endpoint {
+        Endpoint::new(EndpointKind::Pipe)
     }
 }

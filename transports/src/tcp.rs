@@ -98,7 +98,11 @@ impl TcpListener {
     /// ```
     /// use rpc_core::Listener as _;
     /// let listener = transports::TcpListener::bind(&transports::Endpoint::tcp("127.0.0.1", 0))?;
-    /// assert!(!listener.local_endpoint().ends_with(":0"));
+    /// let transports::EndpointKind::Tcp { port, .. } = listener.local_endpoint().kind().clone()
+    /// else {
+    ///     unreachable!()
+    /// };
+    /// assert_ne!(port, 0);
     /// # Ok::<(), rpc_core::TransportError>(())
     /// ```
     pub fn bind(endpoint: &Endpoint) -> Result<Self, TransportError> {
@@ -161,7 +165,7 @@ impl Listener for TcpListener {
         Ok(Box::new(self.wakeup.clone()))
     }
 
-    fn local_endpoint(&self) -> String {
-        self.endpoint.to_string()
+    fn local_endpoint(&self) -> Endpoint {
+        self.endpoint.clone()
     }
 }

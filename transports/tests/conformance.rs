@@ -165,7 +165,7 @@ impl Kind {
         }
         let endpoint: Endpoint = text.parse().unwrap();
         let mut listener = transports::listen(&endpoint).unwrap();
-        let bound: Endpoint = listener.local_endpoint().parse().unwrap();
+        let bound = listener.local_endpoint();
         let to = bound.clone();
         // Some transports finish their set-up only when both sides are at it.
         let connector = thread::spawn(move || transports::connect(&to).unwrap().split().unwrap());

@@ -400,8 +400,8 @@ impl Listener for FifoListener {
         Ok(Box::new(self.wakeup.clone()))
     }
 
-    fn local_endpoint(&self) -> String {
-        self.endpoint.to_string()
+    fn local_endpoint(&self) -> Endpoint {
+        self.endpoint.clone()
     }
 }
 

@@ -270,8 +270,8 @@ impl Listener for MqListener {
         Ok(Box::new(WakerHandle(self.waker.clone())))
     }
 
-    fn local_endpoint(&self) -> String {
-        self.endpoint.to_string()
+    fn local_endpoint(&self) -> Endpoint {
+        self.endpoint.clone()
     }
 }
 

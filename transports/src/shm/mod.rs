@@ -392,7 +392,7 @@ impl Listener for ShmListener {
         self.rendezvous.closer()
     }
 
-    fn local_endpoint(&self) -> String {
-        self.endpoint.to_string()
+    fn local_endpoint(&self) -> Endpoint {
+        self.endpoint.clone()
     }
 }

@@ -183,12 +183,9 @@ fn main() -> Result<(), Box<dyn Error>> {
         )?;
         (child, Box::new(t).split()?)
     } else {
-        let raw_endpoint = match endpoint.kind() {
-            EndpointKind::Unix(p) => endpoint.with_kind(EndpointKind::Unix(format!("{p}.raw"))),
-            EndpointKind::Fifo(p) => endpoint.with_kind(EndpointKind::Fifo(format!("{p}.raw"))),
-            EndpointKind::Mq(n) => endpoint.with_kind(EndpointKind::Mq(format!("{n}.raw"))),
-            EndpointKind::Shm(n) => endpoint.with_kind(EndpointKind::Shm(format!("{n}.raw"))),
-            _ => endpoint.clone(),
+        let raw_endpoint = match endpoint.kind().name() {
+            Some(name) => endpoint.with_name(format!("{name}.raw"))?,
+            None => endpoint.clone(),
         };
         let (child, bound) = start_child("serve-raw", &raw_endpoint, child_cpu)?;
         (child, transports::connect(&bound)?.split()?)

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::codec::{FrameBuf, Payload, decode_prefix, encode_frame, encode_into};
 use crate::dispatch::{Dispatch, DispatchError, Reply};
+use crate::endpoint::Endpoint;
 use crate::error::{RemoteError, ServeError, TransportError, chain};
 use crate::transport::{
     Closer, FrameReceiver, FrameSender, Listener, Parts, PeerCredentials, Transport,
@@ -62,7 +63,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 ///
 /// Dropping it shuts it down (see [`RunningServer::shutdown`]).
 pub struct RunningServer {
-    endpoint: String,
+    endpoint: Endpoint,
     stopping: Arc<AtomicBool>,
     listener_closer: Box<dyn Closer>,
     accept_thread: Option<JoinHandle<()>>,
@@ -108,7 +109,7 @@ impl RunningServer {
         let endpoint = listener.local_endpoint();
         let listener_closer = listener
             .closer()
-            .map_err(|e| ServeError::listen(endpoint.clone(), e))?;
+            .map_err(|e| ServeError::listen(endpoint.to_string(), e))?;
         let stopping = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(Connections::default());
         let accept_thread = {
@@ -137,8 +138,8 @@ impl RunningServer {
         })
     }
 
-    /// The endpoint as bound, in endpoint syntax.
-    pub fn endpoint(&self) -> &str {
+    /// The endpoint as bound (the listener's [`Listener::local_endpoint`]).
+    pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }
 

@@ -27,12 +27,12 @@
 use std::time::Instant;
 
 use crate::buf::{FrameBuf, Payload};
+use crate::endpoint::Endpoint;
 use crate::error::{CodecError, TransportError};
 
 pub mod mem;
 
-/// Default largest frame: 16 MiB.
-pub const DEFAULT_MAX_FRAME: usize = 16 << 20;
+pub use crate::limits::DEFAULT_MAX_FRAME;
 
 /// Checks a frame length against a limit.
 ///
@@ -234,6 +234,6 @@ pub trait Listener: Send {
     /// `Io` if the OS refused the wake-up object.
     fn closer(&self) -> Result<Box<dyn Closer>, TransportError>;
 
-    /// The endpoint as bound (with a real port for `tcp:…:0`), in endpoint syntax.
-    fn local_endpoint(&self) -> String;
+    /// The endpoint as bound (with the real port for `tcp:…:0`).
+    fn local_endpoint(&self) -> Endpoint;
 }

@@ -157,8 +157,9 @@ impl Listener for OneConnection {
         Ok(Box::new(OneConnectionCloser(self.closed.clone())))
     }
 
-    fn local_endpoint(&self) -> String {
-        "mem".to_owned()
+    fn local_endpoint(&self) -> ipc_rpc::Endpoint {
+        // In process, one connection: no kind names that; a pipe comes closest.
+        ipc_rpc::Endpoint::new(ipc_rpc::EndpointKind::Pipe)
     }
 }
 

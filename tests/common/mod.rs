@@ -190,7 +190,7 @@ impl Drop for TestEndpoint {
         }
         // A server killed on purpose leaves its rendezvous socket and lock (the next
         // server on the name would reclaim them); tidy them up after the test.
-        if let ipc_rpc::EndpointKind::Shm(name) = self.endpoint.kind() {
+        if let ipc_rpc::EndpointKind::Shm { name, .. } = self.endpoint.kind() {
             let stem = format!("/dev/shm/ipc-rpc.{}", name.trim_start_matches('/'));
             let _ = std::fs::remove_file(format!("{stem}.sock"));
             let _ = std::fs::remove_file(format!("{stem}.sock.lock"));

@@ -563,28 +563,28 @@ pub fn client_drop_closes_server_connection(t: Transport, name: String) {
 fn silent_connection(t: Transport, endpoint: &ipc_rpc::Endpoint) -> Option<Box<dyn std::any::Any>> {
     use ipc_rpc::EndpointKind as K;
     match endpoint.kind() {
-        K::Unix(path) => Some(Box::new(
+        K::Unix { path, .. } => Some(Box::new(
             std::os::unix::net::UnixStream::connect(path).unwrap(),
         )),
         K::Tcp { host, port } => Some(Box::new(
             std::net::TcpStream::connect((host.as_str(), *port)).unwrap(),
         )),
-        K::Shm(name) => {
+        K::Shm { name, .. } => {
             let socket = format!("/dev/shm/ipc-rpc.{}.sock", name.trim_start_matches('/'));
             Some(Box::new(
                 std::os::unix::net::UnixStream::connect(socket).unwrap(),
             ))
         }
-        K::Fifo(dir) => {
+        K::Fifo { path } => {
             // Half a connect request, never finished.
             let mut rendezvous = std::fs::OpenOptions::new()
                 .write(true)
-                .open(format!("{dir}/connect"))
+                .open(format!("{path}/connect"))
                 .unwrap();
             std::io::Write::write_all(&mut rendezvous, b"CONNECT 12").unwrap();
             Some(Box::new(rendezvous))
         }
-        K::Mq(_) => {
+        K::Mq { .. } => {
             // Connected at the queue level (the queue pair exists), never a hello.
             Some(Box::new(transports::connect(endpoint).unwrap()))
         }
@@ -808,9 +808,11 @@ pub fn random_bytes_and_a_connect_flood_leave_the_server_serving(t: Transport, n
         let mut held = Vec::new();
         for p in &payloads {
             match endpoint.kind() {
-                K::Unix(path) | K::Shm(path) => {
+                K::Unix { path, .. } | K::Shm { name: path, .. } => {
                     let socket = match endpoint.kind() {
-                        K::Shm(n) => format!("/dev/shm/ipc-rpc.{}.sock", n.trim_start_matches('/')),
+                        K::Shm { name, .. } => {
+                            format!("/dev/shm/ipc-rpc.{}.sock", name.trim_start_matches('/'))
+                        }
                         _ => path.clone(),
                     };
                     let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
@@ -822,15 +824,15 @@ pub fn random_bytes_and_a_connect_flood_leave_the_server_serving(t: Transport, n
                     let _ = std::io::Write::write_all(&mut s, p);
                     held.push(Box::new(s));
                 }
-                K::Fifo(dir) => {
+                K::Fifo { path } => {
                     let mut w = std::fs::OpenOptions::new()
                         .write(true)
-                        .open(format!("{dir}/connect"))
+                        .open(format!("{path}/connect"))
                         .unwrap();
                     let _ = std::io::Write::write_all(&mut w, &p[..p.len().min(512)]);
                     held.push(Box::new(w));
                 }
-                K::Mq(name) => {
+                K::Mq { name, .. } => {
                     // Junk straight into the rendezvous queue, as a stranger of the same
                     // user could send it.
                     let queue = nix::mqueue::mq_open(

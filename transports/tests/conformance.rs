@@ -165,7 +165,7 @@ impl Kind {
         }
         let endpoint: Endpoint = text.parse().unwrap();
         let mut listener = transports::listen(&endpoint).unwrap();
-        let bound: Endpoint = listener.local_endpoint().parse().unwrap();
+        let bound = listener.local_endpoint();
         let to = bound.clone();
         // Some transports finish their set-up only when both sides are at it.
         let connector = thread::spawn(move || transports::connect(&to).unwrap().split().unwrap());
@@ -400,13 +400,10 @@ fn dropping_everything_leaves_no_named_object(kind: Kind) {
     let Some(endpoint) = place.endpoint.clone() else {
         return;
     };
-    let name = match endpoint.kind() {
-        transports::EndpointKind::Unix(p) | transports::EndpointKind::Fifo(p) => p.clone(),
-        transports::EndpointKind::Mq(n) | transports::EndpointKind::Shm(n) => {
-            n.trim_start_matches('/').to_owned()
-        }
-        _ => return,
+    let Some(name) = endpoint.kind().name() else {
+        return;
     };
+    let name = name.trim_start_matches('/').to_owned();
     let mut left = Vec::new();
     if let Some(dir) = &place.dir {
         left.extend(

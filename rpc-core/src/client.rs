@@ -121,7 +121,7 @@ impl Client {
     }
 
     /// Calls method number `method`: `encode_args` writes the arguments (it may run
-    /// twice: once counting, once writing straight into a shared-memory ring), the
+    /// more than once: a pool resends a request that never reached its worker), the
     /// reply is decoded as `R`.
     ///
     /// # Errors

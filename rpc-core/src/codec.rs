@@ -7,7 +7,8 @@ use serde::Serialize;
 use serde::de::{Deserialize, DeserializeOwned};
 
 pub use crate::buf::{FrameBuf, Payload};
-use crate::error::CodecError;
+use crate::error::{CodecError, TransportError};
+use crate::transport::FrameSender;
 
 /// Appends postcard output to a borrowed `Vec<u8>`.
 struct AppendTo<'a>(&'a mut Vec<u8>);
@@ -52,77 +53,36 @@ impl postcard::ser_flavors::Flavor for FrameFlavor<'_, '_> {
     }
 }
 
-/// Frames up to this size are encoded once into a scratch buffer and copied; larger
-/// ones are counted, then encoded straight into a transport that writes in place.
+/// A byte string under this size is copied into its frame's encoding like any other
+/// bytes; from this size on it is handed to the transport as a part of its own.
 pub const SMALL_FRAME: usize = 4096;
 
 /// Sends the frame `write` produces, followed by `bulk` (the contents of a byte string
-/// whose length `write` ended with; empty for none). A `bulk` under [`SMALL_FRAME`]
-/// is copied into the frame like any other bytes.
+/// whose length `write` ended with; empty for none).
 ///
-/// - On a transport that writes in place, small frames go through `scratch` in one
-///   pass; larger ones are counted, then encoded in place with `bulk` copied after.
-/// - On others, `write`'s part goes through `scratch` and `bulk` is handed to
-///   [`FrameSender::send_parts`](crate::FrameSender::send_parts) as it is, never
-///   copied into `scratch`.
+/// `write` encodes into `scratch` (cleared first, reused from call to call, so the
+/// sequential path allocates nothing once it has grown). A `bulk` under
+/// [`SMALL_FRAME`] is appended to it and the frame goes as one part; a larger one is
+/// never copied into `scratch`: [`FrameSender::send_parts`] gets `scratch` and `bulk`
+/// as the frame's two parts, and the transport takes `bulk` from where it is.
 ///
 /// # Errors
 ///
-/// `Ok(Err(_))` if encoding fails, `Err(_)` if sending fails.
+/// `Ok(Err(_))` if encoding fails (nothing sent), `Err(_)` if sending fails.
 pub fn send_frame(
-    sender: &mut dyn crate::FrameSender,
+    sender: &mut dyn FrameSender,
     scratch: &mut Vec<u8>,
-    write: &mut crate::transport::WriteFrame<'_>,
+    write: impl FnOnce(&mut FrameBuf<'_>) -> Result<(), CodecError>,
     bulk: &[u8],
-) -> Result<Result<(), CodecError>, crate::TransportError> {
-    if bulk.len() >= SMALL_FRAME {
-        return send_with_bulk(sender, scratch, write, bulk);
-    }
-    // A small bulk is cheaper copied into the frame than sent as a part of its own.
-    if sender.writes_in_place() {
-        if scratch.len() < SMALL_FRAME {
-            scratch.resize(SMALL_FRAME, 0);
-        }
-        let mut small = FrameBuf::slice(&mut scratch[..SMALL_FRAME]);
-        if write(&mut small).is_ok() && small.extend(bulk).is_ok() {
-            let n = small.len();
-            return sender.send(&scratch[..n]).map(Ok);
-        }
-        // Too large for the scratch slice (or a real error, which counting reports).
-        return send_with_bulk(sender, scratch, write, bulk);
-    }
+) -> Result<Result<(), CodecError>, TransportError> {
     scratch.clear();
     if let Err(e) = write(&mut FrameBuf::vec(scratch)) {
         return Ok(Err(e));
     }
-    scratch.extend_from_slice(bulk);
-    sender.send(scratch).map(Ok)
-}
-
-/// Sends `write`'s frame followed by `bulk` without joining them: encoded in place (with
-/// `bulk` copied after) on a transport that writes in place, else as two parts.
-fn send_with_bulk(
-    sender: &mut dyn crate::FrameSender,
-    scratch: &mut Vec<u8>,
-    write: &mut crate::transport::WriteFrame<'_>,
-    bulk: &[u8],
-) -> Result<Result<(), CodecError>, crate::TransportError> {
-    if sender.writes_in_place() {
-        let mut count = FrameBuf::counter();
-        if let Err(e) = write(&mut count) {
-            return Ok(Err(e));
-        }
-        let mut whole = |out: &mut FrameBuf<'_>| {
-            write(out)?;
-            out.put(bulk)
-        };
-        return sender
-            .send_in_place(count.len() + bulk.len(), &mut whole)
-            .map(Ok);
-    }
-    scratch.clear();
-    if let Err(e) = write(&mut FrameBuf::vec(scratch)) {
-        return Ok(Err(e));
+    if bulk.len() < SMALL_FRAME {
+        // Cheaper copied than gathered.
+        scratch.extend_from_slice(bulk);
+        return sender.send(scratch).map(Ok);
     }
     sender.send_parts(scratch, bulk).map(Ok)
 }
@@ -202,15 +162,7 @@ impl Payload<'_> {
     ///
     /// [`CodecError::Decode`] if the bytes are not exactly one valid `T`.
     pub fn decode_all<T: DeserializeOwned>(self, what: &'static str) -> Result<T, CodecError> {
-        match self.tail {
-            None => decode_all(self.head, what),
-            Some(tail) => {
-                let mut joined = Vec::with_capacity(self.head.len() + tail.len());
-                joined.extend_from_slice(self.head);
-                joined.extend_from_slice(&tail);
-                decode_all(&joined, what)
-            }
-        }
+        decode_all(&self.into_contiguous(), what)
     }
 
     /// Decodes one value off the front of `head`, which a split payload's tail never

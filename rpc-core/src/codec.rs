@@ -53,18 +53,23 @@ impl postcard::ser_flavors::Flavor for FrameFlavor<'_, '_> {
     }
 }
 
-/// A byte string under this size is copied into its frame's encoding like any other
-/// bytes; from this size on it is handed to the transport as a part of its own.
+/// Frames up to this size are encoded into the first bytes of the scratch buffer and
+/// sent from there, a byte string under it included; a byte string from this size on
+/// is handed to the transport as a part of its own.
 pub const SMALL_FRAME: usize = 4096;
 
 /// Sends the frame `write` produces, followed by `bulk` (the contents of a byte string
-/// whose length `write` ended with; empty for none).
+/// whose length `write` ended with; empty for none), through `scratch`, a buffer
+/// reused from call to call (the sequential path allocates nothing once it has grown):
 ///
-/// `write` encodes into `scratch` (cleared first, reused from call to call, so the
-/// sequential path allocates nothing once it has grown). A `bulk` under
-/// [`SMALL_FRAME`] is appended to it and the frame goes as one part; a larger one is
-/// never copied into `scratch`: [`FrameSender::send_parts`] gets `scratch` and `bulk`
-/// as the frame's two parts, and the transport takes `bulk` from where it is.
+/// - a `bulk` of [`SMALL_FRAME`] or more is never copied into `scratch`: `write`
+///   encodes the rest there, and [`FrameSender::send_parts`] gets both as the frame's
+///   two parts, the transport taking `bulk` from where it is;
+/// - a frame that fits [`SMALL_FRAME`] is encoded into `scratch`, `bulk` copied
+///   after, and sent in one part;
+/// - a larger one is encoded straight into the transport's own buffer where it has one
+///   ([`FrameSender::send_encoded`]: counted, then written in place), else into
+///   `scratch` and sent.
 ///
 /// # Errors
 ///
@@ -72,19 +77,39 @@ pub const SMALL_FRAME: usize = 4096;
 pub fn send_frame(
     sender: &mut dyn FrameSender,
     scratch: &mut Vec<u8>,
-    write: impl FnOnce(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+    write: impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>,
     bulk: &[u8],
 ) -> Result<Result<(), CodecError>, TransportError> {
+    if bulk.len() >= SMALL_FRAME {
+        scratch.clear();
+        if let Err(e) = write(&mut FrameBuf::vec(scratch)) {
+            return Ok(Err(e));
+        }
+        return sender.send_parts(scratch, bulk).map(Ok);
+    }
+    // Bounded, so that a large frame is not encoded whole before it is known to be
+    // large.
+    if scratch.len() < SMALL_FRAME {
+        scratch.resize(SMALL_FRAME, 0);
+    }
+    let mut small = FrameBuf::slice(&mut scratch[..SMALL_FRAME]);
+    if write(&mut small).is_ok() && small.put(bulk).is_ok() {
+        let n = small.len();
+        return sender.send(&scratch[..n]).map(Ok);
+    }
+    // Larger (or an encoding error, which the passes below meet again).
+    let mut whole = |out: &mut FrameBuf<'_>| {
+        write(out)?;
+        out.put(bulk)
+    };
+    if let Some(sent) = sender.send_encoded(&mut whole) {
+        return sent;
+    }
     scratch.clear();
-    if let Err(e) = write(&mut FrameBuf::vec(scratch)) {
+    if let Err(e) = whole(&mut FrameBuf::vec(scratch)) {
         return Ok(Err(e));
     }
-    if bulk.len() < SMALL_FRAME {
-        // Cheaper copied than gathered.
-        scratch.extend_from_slice(bulk);
-        return sender.send(scratch).map(Ok);
-    }
-    sender.send_parts(scratch, bulk).map(Ok)
+    sender.send(scratch).map(Ok)
 }
 
 /// Writes the length that starts a byte string of `len` bytes (postcard's varint), so
@@ -451,6 +476,101 @@ mod tests {
         assert_eq!(space, v);
         let mut short = vec![0u8; v.len() - 1];
         assert!(encode_frame(&value, &mut FrameBuf::slice(&mut short), "v").is_err());
+    }
+
+    /// A sender that records each frame and how it came: `"one"` part, `"two"` parts,
+    /// or `"in place"` (when it takes frames encoded in place).
+    struct Recorder {
+        in_place: bool,
+        frames: Vec<(Vec<u8>, &'static str)>,
+    }
+
+    impl FrameSender for Recorder {
+        fn send_parts(&mut self, head: &[u8], tail: &[u8]) -> Result<(), TransportError> {
+            let how = if tail.is_empty() { "one" } else { "two" };
+            self.frames.push(([head, tail].concat(), how));
+            Ok(())
+        }
+
+        fn send_encoded(
+            &mut self,
+            encode: &mut dyn FnMut(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+        ) -> Option<Result<Result<(), CodecError>, TransportError>> {
+            if !self.in_place {
+                return None;
+            }
+            let mut count = FrameBuf::counter();
+            if let Err(e) = encode(&mut count) {
+                return Some(Ok(Err(e)));
+            }
+            let mut space = vec![0; count.len()];
+            let mut out = FrameBuf::slice(&mut space);
+            encode(&mut out).unwrap();
+            assert_eq!(out.len(), space.len());
+            self.frames.push((space, "in place"));
+            Some(Ok(Ok(())))
+        }
+    }
+
+    #[test]
+    fn send_frame_copies_small_frames_gathers_large_byte_strings_and_encodes_the_rest_in_place() {
+        // (bytes of other values, byte string) -> how it goes with and without in place.
+        let cases = [
+            (10, 0, "one", "one"),
+            (10, 100, "one", "one"),
+            (10, SMALL_FRAME, "two", "two"),
+            (SMALL_FRAME, 0, "in place", "one"),
+            (SMALL_FRAME - 100, 200, "in place", "one"),
+            (100_000, 10, "in place", "one"),
+            (100_000, 100_000, "two", "two"),
+        ];
+        for in_place in [true, false] {
+            let mut sender = Recorder {
+                in_place,
+                frames: Vec::new(),
+            };
+            let mut scratch = Vec::new();
+            for (values, bulk_len, with, without) in cases {
+                let value = vec![7u8; values];
+                let bulk = vec![9u8; bulk_len];
+                let write = |out: &mut FrameBuf<'_>| {
+                    encode_frame(&BytesRef(&value), out, "v")?;
+                    encode_bulk_len(bulk.len(), out)
+                };
+                send_frame(&mut sender, &mut scratch, write, &bulk)
+                    .unwrap()
+                    .unwrap();
+                let mut expected = Vec::new();
+                encode_into(&(BytesRef(&value), BytesRef(&bulk)), &mut expected, "v").unwrap();
+                let (frame, how) = sender.frames.pop().unwrap();
+                assert!(frame == expected, "{values} + {bulk_len}: bytes differ");
+                let want = if in_place { with } else { without };
+                assert_eq!(how, want, "{values} + {bulk_len}, in place: {in_place}");
+            }
+        }
+    }
+
+    #[test]
+    fn send_frame_reports_an_encoding_error_and_sends_nothing() {
+        for in_place in [true, false] {
+            for len in [10, 100_000] {
+                let mut sender = Recorder {
+                    in_place,
+                    frames: Vec::new(),
+                };
+                let value = vec![7u8; len];
+                let write = |out: &mut FrameBuf<'_>| {
+                    encode_frame(&BytesRef(&value), out, "v")?;
+                    Err(CodecError::Decode {
+                        what: "test",
+                        source: "always fails".into(),
+                    })
+                };
+                let sent = send_frame(&mut sender, &mut Vec::new(), write, &[]).unwrap();
+                assert!(sent.is_err());
+                assert!(sender.frames.is_empty());
+            }
+        }
     }
 
     #[test]

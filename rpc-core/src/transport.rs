@@ -34,8 +34,8 @@
 
 use std::time::Instant;
 
-use crate::buf::Payload;
-use crate::error::TransportError;
+use crate::buf::{FrameBuf, Payload};
+use crate::error::{CodecError, TransportError};
 
 pub mod mem;
 
@@ -63,7 +63,9 @@ pub fn check_len(len: usize, max: usize) -> Result<(), TransportError> {
 /// so that the bytes of a large byte string are never copied into an encoding buffer
 /// on the way. Each mechanism gathers them its own way: `writev` on byte streams (which
 /// may send a large tail split, see [`FrameReceiver::recv`]), chunks built from both
-/// parts on mq, one copy of each part straight into a shared-memory ring.
+/// parts on mq, one copy of each part straight into a shared-memory ring. A transport
+/// with a buffer of its own may also take large frames encoded in place
+/// ([`FrameSender::send_encoded`]).
 pub trait FrameSender: Send {
     /// Makes later sends give up with `TimedOut` at `deadline` (`None`: wait as long
     /// as the peer lives). A send that times out having written part of its frame keeps
@@ -100,6 +102,33 @@ pub trait FrameSender: Send {
     /// As [`FrameSender::send_parts`].
     fn send(&mut self, frame: &[u8]) -> Result<(), TransportError> {
         self.send_parts(frame, &[])
+    }
+
+    /// Sends the frame `encode` writes by encoding it straight into the transport's own
+    /// buffer, where it has one that the frame fits (a shared-memory ring), instead of
+    /// into the caller's buffer and then across by a copy. `encode` runs twice: once
+    /// to count the frame's bytes, once to write them; it must write the same bytes
+    /// both times.
+    ///
+    /// Returns `None` where the transport takes no frame in place (the default; `encode`
+    /// is not called) or not this one (`encode` may have counted it); the caller then
+    /// encodes into a buffer of its own and sends that. Only
+    /// [`send_frame`](crate::codec::send_frame) calls it, for frames over
+    /// [`SMALL_FRAME`](crate::codec::SMALL_FRAME) that do not end in a large byte string
+    /// (those go by [`FrameSender::send_parts`]): there the copy costs more than
+    /// counting, e.g. for a long `String` field.
+    ///
+    /// # Errors
+    ///
+    /// `Some(Ok(Err(_)))` if `encode` fails counting (nothing sent); `Some(Err(_))` as
+    /// [`FrameSender::send_parts`], and `Corrupt` if the second pass fails or writes
+    /// another length.
+    fn send_encoded(
+        &mut self,
+        encode: &mut dyn FnMut(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+    ) -> Option<Result<Result<(), CodecError>, TransportError>> {
+        let _ = encode;
+        None
     }
 }
 

@@ -12,8 +12,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rpc_core::codec::Payload;
-use rpc_core::{Parts, Transport as _, TransportError};
+use rpc_core::codec::{FrameBuf, Payload};
+use rpc_core::{FrameSender, Parts, Transport as _, TransportError};
 use transports::Endpoint;
 
 macro_rules! conformance {
@@ -38,6 +38,8 @@ conformance! {
     tests: [
         frames_arrive_whole_and_in_order,
         frames_sent_in_two_parts_arrive_as_their_bytes,
+        frames_encoded_in_place_arrive_as_their_bytes,
+        an_encoder_that_changes_its_length_sends_nothing,
         a_frame_over_the_limit_is_refused_and_the_sender_stays_usable,
         a_lowered_limit_refuses_larger_frames_on_receipt,
         a_receive_deadline_times_out_and_the_receiver_stays_usable,
@@ -277,6 +279,101 @@ fn frames_sent_in_two_parts_arrive_as_their_bytes(kind: Kind) {
             }
         });
     }
+}
+
+/// Sends `frame` encoded in place where the sender takes it (`send_encoded`), else as
+/// one part; says which.
+fn send_encoded_or_whole(sender: &mut dyn FrameSender, frame: &[u8]) -> bool {
+    match sender.send_encoded(&mut |out: &mut FrameBuf<'_>| out.put(frame)) {
+        Some(sent) => {
+            sent.unwrap().unwrap();
+            true
+        }
+        None => {
+            sender.send(frame).unwrap();
+            false
+        }
+    }
+}
+
+/// A frame a sender takes encoded in place (`send_encoded`) arrives as the bytes the
+/// encoder wrote; one it declines (every transport but shm, and frames larger than an
+/// shm ring) goes by `send`.
+fn frames_encoded_in_place_arrive_as_their_bytes(kind: Kind) {
+    let Pair {
+        client,
+        server,
+        place: _place,
+    } = kind.pair();
+    let (mut cs, mut cr, _cc) = (client.sender, client.receiver, client.closer);
+    let (mut ss, mut sr, _sc) = (server.sender, server.receiver, server.closer);
+    let sizes = [0, 4097, 65_536, 1 << 20, 5 << 20];
+    for (sender, receiver) in [(&mut cs, &mut sr), (&mut ss, &mut cr)] {
+        let in_place = thread::scope(|s| {
+            let sending = s.spawn(|| {
+                sizes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, len)| send_encoded_or_whole(&mut **sender, &pattern(*len, i as u8)))
+                    .collect::<Vec<_>>()
+            });
+            for (i, len) in sizes.iter().enumerate() {
+                let frame = joined(receiver.recv(soon(20_000)).unwrap());
+                assert!(
+                    frame == pattern(*len, i as u8),
+                    "frame {i} of {len} bytes arrived as {} bytes, or changed",
+                    frame.len()
+                );
+            }
+            sending.join().unwrap()
+        });
+        // The shm ring (2 MiB) takes every frame that fits it in place.
+        let expected = if kind == Kind::shm {
+            [true, true, true, true, false]
+        } else {
+            [false; 5]
+        };
+        assert_eq!(in_place, expected);
+    }
+}
+
+/// An encoder whose second pass writes another length than it counted (or fails)
+/// gets `Corrupt` from a sender that encodes in place; nothing of that frame reaches
+/// the peer, and the sender stays usable.
+fn an_encoder_that_changes_its_length_sends_nothing(kind: Kind) {
+    let mut pair = kind.pair();
+    let frame = pattern(10_000, 1);
+    for (case, second) in [(0, 9_999), (1, 10_001), (2, usize::MAX)] {
+        let mut pass = 0;
+        let sent = pair
+            .client
+            .sender
+            .send_encoded(&mut |out: &mut FrameBuf<'_>| {
+                pass += 1;
+                match (pass, second) {
+                    (1, _) => out.put(&frame),
+                    (_, usize::MAX) => out.put(&frame[..10]).and_then(|()| {
+                        Err(rpc_core::CodecError::Decode {
+                            what: "test",
+                            source: "fails on its second pass".into(),
+                        })
+                    }),
+                    _ => out.put(&pattern(second, 1)),
+                }
+            });
+        match sent {
+            None => assert!(kind != Kind::shm, "shm encodes a 10 KB frame in place"),
+            Some(sent) => assert!(
+                matches!(sent, Err(TransportError::Corrupt(_))),
+                "case {case}: {sent:?}"
+            ),
+        }
+    }
+    pair.client.sender.send(b"after").unwrap();
+    assert_eq!(
+        joined(pair.server.receiver.recv(soon(10_000)).unwrap()),
+        b"after"
+    );
 }
 
 /// A frame over `max_frame` fails with `FrameTooLarge`, nothing sent; the next one

@@ -5,8 +5,11 @@
 //! padded to 8. A frame whose record fits in the ring is written whole and contiguous
 //! (after a skip record when it would cross the end), so the receiver decodes it in
 //! place; a larger frame streams through the ring in pieces while the receiver copies
-//! it out. Lengths are checked against `max_frame` and the ring; indices and ranges
-//! are checked by the ring (`shm/ring.rs`).
+//! it out. The sender copies a frame's two parts (`send_parts`) straight from where they
+//! are into its record, or encodes a large frame straight into it (`send_encoded`:
+//! counted first, so that the record is reserved once). Lengths are checked against
+//! `max_frame` and the ring; indices and ranges are checked by the ring
+//! (`shm/ring.rs`).
 
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
@@ -15,9 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use rpc_core::codec::Payload;
+use rpc_core::codec::{FrameBuf, Payload};
 use rpc_core::framing::check_len;
-use rpc_core::{Closer, FrameReceiver, FrameSender, TransportError};
+use rpc_core::{Closer, CodecError, FrameReceiver, FrameSender, TransportError};
 
 use super::index::{self, HEADER, Placement};
 use super::layout::{ControlPage, PAD_RECORD, Side};
@@ -271,19 +274,83 @@ impl FrameSender for ShmSender {
     }
 
     fn send_parts(&mut self, head: &[u8], tail: &[u8]) -> Result<(), TransportError> {
-        check_len(head.len() + tail.len(), self.conn.max_frame)?;
-        self.conn.check_open()?;
-        self.conn.set_busy(true);
-        let sent = self
-            .flush_backlog()
-            .and_then(|()| self.send_record(head, tail));
-        // Done producing: a client now waits for the reply; a server for the next request.
-        self.conn.set_busy(false);
-        sent
+        self.sending(head.len() + tail.len(), |s| s.send_record(head, tail))
+    }
+
+    fn send_encoded(
+        &mut self,
+        encode: &mut dyn FnMut(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+    ) -> Option<Result<Result<(), CodecError>, TransportError>> {
+        let mut count = FrameBuf::counter();
+        if let Err(e) = encode(&mut count) {
+            return Some(Ok(Err(e)));
+        }
+        let len = count.len();
+        if let Err(e) = check_len(len, self.conn.max_frame) {
+            return Some(Err(e));
+        }
+        // A frame larger than the ring streams through it from the caller's buffer.
+        if index::record(len as u64) > self.ring.capacity() {
+            return None;
+        }
+        Some(
+            self.sending(len, |s| s.encode_record(len as u64, encode))
+                .map(Ok),
+        )
     }
 }
 
 impl ShmSender {
+    /// Runs `send` for a frame of `len` bytes, once its length and the connection are
+    /// checked and a frame cut short before is finished, saying meanwhile that we
+    /// produce something the peer waits for.
+    fn sending(
+        &mut self,
+        len: usize,
+        send: impl FnOnce(&mut Self) -> Result<(), TransportError>,
+    ) -> Result<(), TransportError> {
+        check_len(len, self.conn.max_frame)?;
+        self.conn.check_open()?;
+        self.conn.set_busy(true);
+        let sent = self.flush_backlog().and_then(|()| send(self));
+        // Done producing: a client now waits for the reply; a server for the next request.
+        self.conn.set_busy(false);
+        sent
+    }
+
+    /// Encodes a frame of `len` bytes (counted by the caller) straight into a record
+    /// reserved for it, which fits the ring.
+    fn encode_record(
+        &mut self,
+        len: u64,
+        encode: &mut dyn FnMut(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+    ) -> Result<(), TransportError> {
+        let Placement::Whole { pad, record } =
+            index::placement(self.ring.tail(), len, self.ring.capacity())
+        else {
+            return Err(TransportError::Corrupt(
+                "a frame larger than the ring cannot be encoded in place",
+            ));
+        };
+        self.pad(pad)?;
+        self.wait_free(record)?;
+        self.ring.write_u32(0, len as u32)?;
+        let written = self.ring.fill(HEADER, len, |space| {
+            let mut buf = FrameBuf::slice(space);
+            encode(&mut buf).map(|()| buf.len())
+        })?;
+        // Nothing is published unless the second pass wrote what the first counted.
+        match written {
+            Ok(n) if n as u64 == len => self.publish(record),
+            Ok(_) => Err(TransportError::Corrupt(
+                "the encoder wrote another length on its second pass",
+            )),
+            Err(_) => Err(TransportError::Corrupt(
+                "the encoder failed on its second pass",
+            )),
+        }
+    }
+
     /// Writes a skip record of `pad` bytes (to the end of the ring), if any.
     fn pad(&mut self, pad: u64) -> Result<(), TransportError> {
         if pad > 0 {

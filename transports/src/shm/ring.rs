@@ -251,6 +251,34 @@ impl Reader {
 }
 
 impl Writer {
+    /// Lends `len` bytes of free space at `offset` past the tail (no wrap) to `fill`,
+    /// to encode a frame in place.
+    ///
+    /// # Errors
+    ///
+    /// `Corrupt` if the range is not free or crosses the end; `fill` is not called then.
+    pub fn fill<R>(
+        &mut self,
+        offset: u64,
+        len: u64,
+        fill: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R, TransportError> {
+        if offset + len > self.free()? {
+            return Err(TransportError::Corrupt(
+                "write beyond the free space of the ring",
+            ));
+        }
+        let pos = self.ring.position(self.tail + offset, len)?;
+        let start = self.ring.base.as_ptr().wrapping_add(pos);
+        // SAFETY: `start..start+len` is inside the mapping (checked by `position`), kept
+        // alive by `segment`; it is free space (checked), which the protocol gives to the
+        // writer alone until it publishes, and `&mut self` keeps any other borrow of this
+        // Writer out while `fill` runs. A peer that breaks the protocol can only change
+        // plain bytes, for which every value is valid.
+        let space = unsafe { std::slice::from_raw_parts_mut(start, len as usize) };
+        Ok(fill(space))
+    }
+
     /// Writes the little-endian `u32` at `offset` past the tail (see [`Writer::write`]).
     ///
     /// # Errors

@@ -15,7 +15,9 @@
 //! `transports/tests/conformance.rs`, and end to end by the matrix suite in `tests/`):
 //! - frames of `0..=max_frame` bytes arrive whole, in order, unmodified: the bytes
 //!   `recv` returns (head, then tail if any) are those `send_parts` was given (head,
-//!   then tail), however the transport cut them;
+//!   then tail), however the transport cut them; a frame taken encoded in place
+//!   ([`FrameSender::send_encoded`]) arrives as the bytes its encoder wrote, and one
+//!   whose encoder wrote another length the second time is not sent at all (`Corrupt`);
 //! - sending a larger frame fails with `FrameTooLarge` and leaves the transport usable;
 //!   receiving one fails with `FrameTooLarge` before anything is allocated for it;
 //! - after the peer is gone, `recv` returns `Closed` (once frames already sent are

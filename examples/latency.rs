@@ -54,7 +54,8 @@ fn raw_echo(mut parts: Parts) {
     let mut copy = Vec::new();
     while let Ok(frame) = parts.receiver.recv(None) {
         copy.clear();
-        copy.extend_from_slice(frame);
+        copy.extend_from_slice(frame.head);
+        copy.extend_from_slice(frame.tail.as_deref().unwrap_or_default());
         if parts.sender.send(&copy).is_err() {
             break;
         }
@@ -219,7 +220,9 @@ fn main() -> Result<(), Box<dyn Error>> {
                 raw.sender.send(&payload)?;
                 // Into private memory, as any receiver that keeps the data must.
                 reply.clear();
-                reply.extend_from_slice(raw.receiver.recv(None)?);
+                let frame = raw.receiver.recv(None)?;
+                reply.extend_from_slice(frame.head);
+                reply.extend_from_slice(frame.tail.as_deref().unwrap_or_default());
                 raw_samples.push(t.elapsed());
                 assert_eq!(reply.len(), size);
             }

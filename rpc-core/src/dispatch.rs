@@ -70,8 +70,9 @@ pub enum DispatchError {
     Send(TransportError),
 }
 
-/// Where a handler's return value goes: encoded straight into the connection's
-/// transport where it has its own buffer (shared memory), else through a reused vector.
+/// Where a handler's return value goes: encoded into the connection's reused scratch
+/// vector and sent (see [`send_frame`]); a returned byte string is sent from where it
+/// is ([`Reply::send_ok_bytes`]).
 pub struct Reply<'a> {
     id: u64,
     sender: &'a mut dyn FrameSender,
@@ -92,11 +93,11 @@ impl<'a> Reply<'a> {
     /// transport refuses it.
     pub fn send_ok<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), DispatchError> {
         let id = self.id;
-        let mut write = |buf: &mut FrameBuf<'_>| {
+        let write = |buf: &mut FrameBuf<'_>| {
             wire::encode_response_header(id, STATUS_OK, buf)?;
             encode_frame(value, buf, "reply")
         };
-        send_frame(self.sender, self.buf, &mut write, &[])
+        send_frame(self.sender, self.buf, write, &[])
             .map_err(DispatchError::Send)?
             .map_err(DispatchError::BadReply)
     }
@@ -110,11 +111,11 @@ impl<'a> Reply<'a> {
     /// As [`Reply::send_ok`].
     pub fn send_ok_bytes(&mut self, bytes: &[u8]) -> Result<(), DispatchError> {
         let id = self.id;
-        let mut write = |buf: &mut FrameBuf<'_>| {
+        let write = |buf: &mut FrameBuf<'_>| {
             wire::encode_response_header(id, STATUS_OK, buf)?;
             encode_bulk_len(bytes.len(), buf)
         };
-        send_frame(self.sender, self.buf, &mut write, bytes)
+        send_frame(self.sender, self.buf, write, bytes)
             .map_err(DispatchError::Send)?
             .map_err(DispatchError::BadReply)
     }

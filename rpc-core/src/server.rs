@@ -284,7 +284,7 @@ fn serve_connection(
         return;
     }
     loop {
-        let Ok(frame) = receiver.recv_split(None) else {
+        let Ok(frame) = receiver.recv(None) else {
             return;
         };
         let Ok((id, method, head)) = wire::decode_request_header(frame.head) else {
@@ -369,6 +369,7 @@ fn handshake(
     let Ok(frame) = receiver.recv(Some(Instant::now() + HANDSHAKE_TIMEOUT)) else {
         return false;
     };
+    let frame = frame.into_contiguous();
     let Ok(hello) = decode_prefix::<Hello<'_>>(&mut &frame[..], "hello") else {
         return false;
     };

@@ -432,7 +432,8 @@ pub fn parted_requests_are_checked_like_any_other(t: Transport, name: String) {
             parts.sender.send_parts(&head, &tail).unwrap();
             let deadline = Instant::now() + Duration::from_secs(5);
             let frame = parts.receiver.recv(Some(deadline)).expect("a reply");
-            let (id, status, payload) = decode_response_header(frame).unwrap();
+            let frame = frame.into_contiguous();
+            let (id, status, payload) = decode_response_header(&frame).unwrap();
             assert_eq!(id, i as u64 + 1);
             if i < 2 {
                 assert_eq!(status, STATUS_ERR, "case {i}");
@@ -771,7 +772,7 @@ pub fn slow_consumer_does_not_hold_up_others(t: Transport, name: String) {
 struct NullSender;
 
 impl rpc_core::FrameSender for NullSender {
-    fn send(&mut self, _: &[u8]) -> Result<(), ipc_rpc::TransportError> {
+    fn send_parts(&mut self, _: &[u8], _: &[u8]) -> Result<(), ipc_rpc::TransportError> {
         Err(ipc_rpc::TransportError::Closed)
     }
 }

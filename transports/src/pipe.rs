@@ -143,7 +143,7 @@ impl PipeTransport {
     /// let mut a = Box::new(a).split()?;
     /// let mut b = Box::new(b).split()?;
     /// a.sender.send(b"ping")?;
-    /// assert_eq!(b.receiver.recv(None)?, b"ping");
+    /// assert_eq!(b.receiver.recv(None)?.head, b"ping");
     /// # Ok::<(), rpc_core::TransportError>(())
     /// ```
     pub fn pair(max_frame: usize) -> Result<(PipeTransport, PipeTransport), TransportError> {

@@ -54,7 +54,8 @@ fn raw_echo(mut parts: Parts) {
     let mut copy = Vec::new();
     while let Ok(frame) = parts.receiver.recv(None) {
         copy.clear();
-        copy.extend_from_slice(frame);
+        copy.extend_from_slice(frame.head);
+        copy.extend_from_slice(frame.tail.as_deref().unwrap_or_default());
         if parts.sender.send(&copy).is_err() {
             break;
         }
@@ -183,12 +184,9 @@ fn main() -> Result<(), Box<dyn Error>> {
         )?;
         (child, Box::new(t).split()?)
     } else {
-        let raw_endpoint = match endpoint.kind() {
-            EndpointKind::Unix(p) => endpoint.with_kind(EndpointKind::Unix(format!("{p}.raw"))),
-            EndpointKind::Fifo(p) => endpoint.with_kind(EndpointKind::Fifo(format!("{p}.raw"))),
-            EndpointKind::Mq(n) => endpoint.with_kind(EndpointKind::Mq(format!("{n}.raw"))),
-            EndpointKind::Shm(n) => endpoint.with_kind(EndpointKind::Shm(format!("{n}.raw"))),
-            _ => endpoint.clone(),
+        let raw_endpoint = match endpoint.kind().name() {
+            Some(name) => endpoint.with_name(format!("{name}.raw"))?,
+            None => endpoint.clone(),
         };
         let (child, bound) = start_child("serve-raw", &raw_endpoint, child_cpu)?;
         (child, transports::connect(&bound)?.split()?)
@@ -222,7 +220,9 @@ fn main() -> Result<(), Box<dyn Error>> {
                 raw.sender.send(&payload)?;
                 // Into private memory, as any receiver that keeps the data must.
                 reply.clear();
-                reply.extend_from_slice(raw.receiver.recv(None)?);
+                let frame = raw.receiver.recv(None)?;
+                reply.extend_from_slice(frame.head);
+                reply.extend_from_slice(frame.tail.as_deref().unwrap_or_default());
                 raw_samples.push(t.elapsed());
                 assert_eq!(reply.len(), size);
             }

@@ -108,8 +108,5 @@ pub fn serve_parent<D: Dispatch>(service: D) -> Result<Option<ServerHandle>, Ser
     };
     let listener = PipeListener::from_transport(transport);
     let running = RunningServer::start(Box::new(listener), Arc::new(service))?;
-    Ok(Some(ServerHandle::new(
-        Endpoint::new(EndpointKind::Pipe),
-        running,
-    )))
+    Ok(Some(ServerHandle::new(running)))
 }

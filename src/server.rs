@@ -8,7 +8,6 @@ use transports::Endpoint;
 
 /// A running server. Dropping it shuts it down, like [`ServerHandle::shutdown`].
 pub struct ServerHandle {
-    endpoint: Endpoint,
     running: RunningServer,
 }
 
@@ -34,25 +33,18 @@ pub struct ServerHandle {
 pub fn serve<D: Dispatch>(endpoint: &Endpoint, service: D) -> Result<ServerHandle, ServeError> {
     let listener =
         transports::listen(endpoint).map_err(|e| ServeError::listen(endpoint.to_string(), e))?;
-    let bound = listener
-        .local_endpoint()
-        .parse()
-        .unwrap_or_else(|_| endpoint.clone());
     let running = RunningServer::start(listener, Arc::new(service))?;
-    Ok(ServerHandle {
-        endpoint: bound,
-        running,
-    })
+    Ok(ServerHandle::new(running))
 }
 
 impl ServerHandle {
-    pub(crate) fn new(endpoint: Endpoint, running: RunningServer) -> Self {
-        ServerHandle { endpoint, running }
+    pub(crate) fn new(running: RunningServer) -> Self {
+        ServerHandle { running }
     }
 
     /// The endpoint as bound: for `tcp:…:0`, the port the OS picked.
     pub fn endpoint(&self) -> Endpoint {
-        self.endpoint.clone()
+        self.running.endpoint().clone()
     }
 
     /// Number of client connections open now.
@@ -97,7 +89,7 @@ impl ServerHandle {
 impl std::fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerHandle")
-            .field("endpoint", &self.endpoint.to_string())
+            .field("endpoint", &self.running.endpoint().to_string())
             .finish_non_exhaustive()
     }
 }

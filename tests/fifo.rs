@@ -30,7 +30,9 @@ fn endpoint_directory_is_private_and_clients_leave_no_files() {
         let base = unique_dir();
         let dir = base.join("calc");
         let server = ipc_rpc::serve(
-            &Endpoint::new(ipc_rpc::EndpointKind::Fifo(dir.display().to_string())),
+            &Endpoint::new(ipc_rpc::EndpointKind::Fifo {
+                path: dir.display().to_string(),
+            }),
             ProbeServer::new(ProbeImpl),
         )
         .unwrap();
@@ -93,7 +95,7 @@ fn client_killed_mid_call_leaves_nothing_and_server_goes_on() {
         let ep = Transport::fifo.endpoint();
         let server = ipc_rpc::serve(&ep.endpoint, ProbeServer::new(ProbeImpl)).unwrap();
         let dir = match server.endpoint().kind() {
-            ipc_rpc::EndpointKind::Fifo(d) => std::path::PathBuf::from(d),
+            ipc_rpc::EndpointKind::Fifo { path } => std::path::PathBuf::from(path),
             _ => unreachable!(),
         };
         let mut child = spawn_until_marker(
@@ -126,7 +128,9 @@ fn path_that_is_a_file_is_refused() {
     let base = unique_dir();
     let file = base.join("not-a-dir");
     std::fs::write(&file, b"keep me").unwrap();
-    let ep = Endpoint::new(ipc_rpc::EndpointKind::Fifo(file.display().to_string()));
+    let ep = Endpoint::new(ipc_rpc::EndpointKind::Fifo {
+        path: file.display().to_string(),
+    });
     let err = ipc_rpc::serve(&ep, ProbeServer::new(ProbeImpl)).unwrap_err();
     let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());
     assert!(chain.contains("not a directory"), "{chain}");
@@ -147,9 +151,9 @@ fn servers_racing_on_a_new_directory_lose_with_addr_in_use() {
         for race in 0..RACES {
             let before = failures.len();
             let base = unique_dir();
-            let ep = Endpoint::new(ipc_rpc::EndpointKind::Fifo(
-                base.join("calc").display().to_string(),
-            ));
+            let ep = Endpoint::new(ipc_rpc::EndpointKind::Fifo {
+                path: base.join("calc").display().to_string(),
+            });
             let start = std::sync::Arc::new(std::sync::Barrier::new(SERVERS));
             let racers: Vec<_> = (0..SERVERS)
                 .map(|_| {

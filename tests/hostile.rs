@@ -101,11 +101,11 @@ enum RawStream {
 impl RawStream {
     fn connect(endpoint: &ipc_rpc::Endpoint) -> RawStream {
         match endpoint.kind() {
-            K::Unix(path) => RawStream::Unix(UnixStream::connect(path).unwrap()),
+            K::Unix { path, .. } => RawStream::Unix(UnixStream::connect(path).unwrap()),
             K::Tcp { host, port } => {
                 RawStream::Tcp(std::net::TcpStream::connect((host.as_str(), *port)).unwrap())
             }
-            K::Fifo(dir) => raw_fifo(std::path::Path::new(dir)),
+            K::Fifo { path } => raw_fifo(std::path::Path::new(path)),
             other => panic!("no raw byte stream to {other:?}"),
         }
     }

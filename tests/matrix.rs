@@ -63,5 +63,7 @@ with_transports! { matrix! {
         a_handler_sees_cancelled_after_its_client_is_killed,
         a_request_whose_deadline_passed_is_not_run,
         shutdown_returns_within_its_grace_while_a_handler_never_returns,
+        max_in_flight_bounds_the_calls_of_a_connection_that_run_at_once,
+        eight_callers_of_a_slow_handler_on_one_client_run_in_parallel,
     ]
 } }

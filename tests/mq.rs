@@ -353,9 +353,10 @@ fn deadline_in_the_middle_of_a_chunked_frame_keeps_the_frame() {
         let frame = parts
             .receiver
             .recv(Some(Instant::now() + Duration::from_secs(10)))
-            .unwrap();
+            .unwrap()
+            .into_contiguous();
         assert!(
-            frame == pattern(4 << 20),
+            *frame == pattern(4 << 20),
             "the frame was not continued intact"
         );
         wait_for(&mut lines, "SENT");
@@ -589,7 +590,12 @@ fn closer_wakes_a_blocked_receive_promptly() {
         } = connecting.join().unwrap();
         let blocked = thread::spawn(move || {
             let started = Instant::now();
-            (receiver.recv(None).map(<[u8]>::to_vec), started.elapsed())
+            (
+                receiver
+                    .recv(None)
+                    .map(|f| f.into_contiguous().into_owned()),
+                started.elapsed(),
+            )
         });
         thread::sleep(Duration::from_millis(50));
         let closed_at = Instant::now();

@@ -93,7 +93,8 @@ fn unix_server_checks_the_clients_uid_even_if_the_socket_is_open_to_all() {
         let test = "unix_server_checks_the_clients_uid_even_if_the_socket_is_open_to_all";
         for (options, nobody_allowed) in [("", false), ("allow_uid=65534", true)] {
             let f = Transport::unix.start(test, options);
-            let ipc_rpc::EndpointKind::Unix(path) = f.endpoint().unwrap().kind().clone() else {
+            let ipc_rpc::EndpointKind::Unix { path, .. } = f.endpoint().unwrap().kind().clone()
+            else {
                 unreachable!()
             };
             // A careless admin opens the socket file to everyone: the kernel now lets

@@ -3,6 +3,8 @@
 //! tail a transport may have received apart). Nothing here knows of serde or of any
 //! transport; the codec, a layer up, encodes into and decodes out of them.
 
+use std::borrow::Cow;
+
 use crate::error::CodecError;
 
 /// Where an encoder writes a frame: a growable `Vec`, a fixed slice (straight into a
@@ -129,5 +131,30 @@ impl<'a> Payload<'a> {
     /// Bytes not decoded yet.
     pub fn len(&self) -> usize {
         self.head.len() + self.tail.as_ref().map_or(0, Vec::len)
+    }
+
+    /// The bytes in one slice: `head` itself when there is no tail, else `head` and
+    /// `tail` joined into a new vector (a copy of both: for handshakes and tests; a
+    /// decoder keeps the tail with `codec`'s `Payload::take_bytes` instead).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rpc_core::buf::Payload;
+    /// let whole = Payload::whole(b"abc");
+    /// assert_eq!(&*whole.into_contiguous(), b"abc");
+    /// let split = Payload { head: b"ab", tail: Some(b"cd".to_vec()) };
+    /// assert_eq!(&*split.into_contiguous(), b"abcd");
+    /// ```
+    pub fn into_contiguous(self) -> Cow<'a, [u8]> {
+        match self.tail {
+            None => Cow::Borrowed(self.head),
+            Some(tail) => {
+                let mut joined = Vec::with_capacity(self.head.len() + tail.len());
+                joined.extend_from_slice(self.head);
+                joined.extend_from_slice(&tail);
+                Cow::Owned(joined)
+            }
+        }
     }
 }

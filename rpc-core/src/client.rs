@@ -121,8 +121,9 @@ impl Client {
     }
 
     /// Calls method number `method`: `encode_args` writes the arguments (it may run
-    /// twice: once counting, once writing straight into a shared-memory ring), the
-    /// reply is decoded as `R`.
+    /// more than once: a large request is counted before it is encoded into a
+    /// shared-memory ring, and a pool resends a request that never reached its worker),
+    /// the reply is decoded as `R`.
     ///
     /// # Errors
     ///

@@ -7,7 +7,8 @@ use serde::Serialize;
 use serde::de::{Deserialize, DeserializeOwned};
 
 pub use crate::buf::{FrameBuf, Payload};
-use crate::error::CodecError;
+use crate::error::{CodecError, TransportError};
+use crate::transport::FrameSender;
 
 /// Appends postcard output to a borrowed `Vec<u8>`.
 struct AppendTo<'a>(&'a mut Vec<u8>);
@@ -52,79 +53,63 @@ impl postcard::ser_flavors::Flavor for FrameFlavor<'_, '_> {
     }
 }
 
-/// Frames up to this size are encoded once into a scratch buffer and copied; larger
-/// ones are counted, then encoded straight into a transport that writes in place.
+/// Frames up to this size are encoded into the first bytes of the scratch buffer and
+/// sent from there, a byte string under it included; a byte string from this size on
+/// is handed to the transport as a part of its own.
 pub const SMALL_FRAME: usize = 4096;
 
 /// Sends the frame `write` produces, followed by `bulk` (the contents of a byte string
-/// whose length `write` ended with; empty for none). A `bulk` under [`SMALL_FRAME`]
-/// is copied into the frame like any other bytes.
+/// whose length `write` ended with; empty for none), through `scratch`, a buffer
+/// reused from call to call (the sequential path allocates nothing once it has grown):
 ///
-/// - On a transport that writes in place, small frames go through `scratch` in one
-///   pass; larger ones are counted, then encoded in place with `bulk` copied after.
-/// - On others, `write`'s part goes through `scratch` and `bulk` is handed to
-///   [`FrameSender::send_parts`](crate::FrameSender::send_parts) as it is, never
-///   copied into `scratch`.
+/// - a `bulk` of [`SMALL_FRAME`] or more is never copied into `scratch`: `write`
+///   encodes the rest there, and [`FrameSender::send_parts`] gets both as the frame's
+///   two parts, the transport taking `bulk` from where it is;
+/// - a frame that fits [`SMALL_FRAME`] is encoded into `scratch`, `bulk` copied
+///   after, and sent in one part;
+/// - a larger one is encoded straight into the transport's own buffer where it has one
+///   ([`FrameSender::send_encoded`]: counted, then written in place), else into
+///   `scratch` and sent.
 ///
 /// # Errors
 ///
-/// `Ok(Err(_))` if encoding fails, `Err(_)` if sending fails.
+/// `Ok(Err(_))` if encoding fails (nothing sent), `Err(_)` if sending fails.
 pub fn send_frame(
-    sender: &mut dyn crate::FrameSender,
+    sender: &mut dyn FrameSender,
     scratch: &mut Vec<u8>,
-    write: &mut crate::transport::WriteFrame<'_>,
+    write: impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>,
     bulk: &[u8],
-) -> Result<Result<(), CodecError>, crate::TransportError> {
+) -> Result<Result<(), CodecError>, TransportError> {
     if bulk.len() >= SMALL_FRAME {
-        return send_with_bulk(sender, scratch, write, bulk);
-    }
-    // A small bulk is cheaper copied into the frame than sent as a part of its own.
-    if sender.writes_in_place() {
-        if scratch.len() < SMALL_FRAME {
-            scratch.resize(SMALL_FRAME, 0);
-        }
-        let mut small = FrameBuf::slice(&mut scratch[..SMALL_FRAME]);
-        if write(&mut small).is_ok() && small.extend(bulk).is_ok() {
-            let n = small.len();
-            return sender.send(&scratch[..n]).map(Ok);
-        }
-        // Too large for the scratch slice (or a real error, which counting reports).
-        return send_with_bulk(sender, scratch, write, bulk);
-    }
-    scratch.clear();
-    if let Err(e) = write(&mut FrameBuf::vec(scratch)) {
-        return Ok(Err(e));
-    }
-    scratch.extend_from_slice(bulk);
-    sender.send(scratch).map(Ok)
-}
-
-/// Sends `write`'s frame followed by `bulk` without joining them: encoded in place (with
-/// `bulk` copied after) on a transport that writes in place, else as two parts.
-fn send_with_bulk(
-    sender: &mut dyn crate::FrameSender,
-    scratch: &mut Vec<u8>,
-    write: &mut crate::transport::WriteFrame<'_>,
-    bulk: &[u8],
-) -> Result<Result<(), CodecError>, crate::TransportError> {
-    if sender.writes_in_place() {
-        let mut count = FrameBuf::counter();
-        if let Err(e) = write(&mut count) {
+        scratch.clear();
+        if let Err(e) = write(&mut FrameBuf::vec(scratch)) {
             return Ok(Err(e));
         }
-        let mut whole = |out: &mut FrameBuf<'_>| {
-            write(out)?;
-            out.put(bulk)
-        };
-        return sender
-            .send_in_place(count.len() + bulk.len(), &mut whole)
-            .map(Ok);
+        return sender.send_parts(scratch, bulk).map(Ok);
+    }
+    // Bounded, so that a large frame is not encoded whole before it is known to be
+    // large.
+    if scratch.len() < SMALL_FRAME {
+        scratch.resize(SMALL_FRAME, 0);
+    }
+    let mut small = FrameBuf::slice(&mut scratch[..SMALL_FRAME]);
+    if write(&mut small).is_ok() && small.put(bulk).is_ok() {
+        let n = small.len();
+        return sender.send(&scratch[..n]).map(Ok);
+    }
+    // Larger (or an encoding error, which the passes below meet again).
+    let mut whole = |out: &mut FrameBuf<'_>| {
+        write(out)?;
+        out.put(bulk)
+    };
+    if let Some(sent) = sender.send_encoded(&mut whole) {
+        return sent;
     }
     scratch.clear();
-    if let Err(e) = write(&mut FrameBuf::vec(scratch)) {
+    if let Err(e) = whole(&mut FrameBuf::vec(scratch)) {
         return Ok(Err(e));
     }
-    sender.send_parts(scratch, bulk).map(Ok)
+    sender.send(scratch).map(Ok)
 }
 
 /// Writes the length that starts a byte string of `len` bytes (postcard's varint), so
@@ -202,15 +187,7 @@ impl Payload<'_> {
     ///
     /// [`CodecError::Decode`] if the bytes are not exactly one valid `T`.
     pub fn decode_all<T: DeserializeOwned>(self, what: &'static str) -> Result<T, CodecError> {
-        match self.tail {
-            None => decode_all(self.head, what),
-            Some(tail) => {
-                let mut joined = Vec::with_capacity(self.head.len() + tail.len());
-                joined.extend_from_slice(self.head);
-                joined.extend_from_slice(&tail);
-                decode_all(&joined, what)
-            }
-        }
+        decode_all(&self.into_contiguous(), what)
     }
 
     /// Decodes one value off the front of `head`, which a split payload's tail never
@@ -499,6 +476,101 @@ mod tests {
         assert_eq!(space, v);
         let mut short = vec![0u8; v.len() - 1];
         assert!(encode_frame(&value, &mut FrameBuf::slice(&mut short), "v").is_err());
+    }
+
+    /// A sender that records each frame and how it came: `"one"` part, `"two"` parts,
+    /// or `"in place"` (when it takes frames encoded in place).
+    struct Recorder {
+        in_place: bool,
+        frames: Vec<(Vec<u8>, &'static str)>,
+    }
+
+    impl FrameSender for Recorder {
+        fn send_parts(&mut self, head: &[u8], tail: &[u8]) -> Result<(), TransportError> {
+            let how = if tail.is_empty() { "one" } else { "two" };
+            self.frames.push(([head, tail].concat(), how));
+            Ok(())
+        }
+
+        fn send_encoded(
+            &mut self,
+            encode: &mut dyn FnMut(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+        ) -> Option<Result<Result<(), CodecError>, TransportError>> {
+            if !self.in_place {
+                return None;
+            }
+            let mut count = FrameBuf::counter();
+            if let Err(e) = encode(&mut count) {
+                return Some(Ok(Err(e)));
+            }
+            let mut space = vec![0; count.len()];
+            let mut out = FrameBuf::slice(&mut space);
+            encode(&mut out).unwrap();
+            assert_eq!(out.len(), space.len());
+            self.frames.push((space, "in place"));
+            Some(Ok(Ok(())))
+        }
+    }
+
+    #[test]
+    fn send_frame_copies_small_frames_gathers_large_byte_strings_and_encodes_the_rest_in_place() {
+        // (bytes of other values, byte string) -> how it goes with and without in place.
+        let cases = [
+            (10, 0, "one", "one"),
+            (10, 100, "one", "one"),
+            (10, SMALL_FRAME, "two", "two"),
+            (SMALL_FRAME, 0, "in place", "one"),
+            (SMALL_FRAME - 100, 200, "in place", "one"),
+            (100_000, 10, "in place", "one"),
+            (100_000, 100_000, "two", "two"),
+        ];
+        for in_place in [true, false] {
+            let mut sender = Recorder {
+                in_place,
+                frames: Vec::new(),
+            };
+            let mut scratch = Vec::new();
+            for (values, bulk_len, with, without) in cases {
+                let value = vec![7u8; values];
+                let bulk = vec![9u8; bulk_len];
+                let write = |out: &mut FrameBuf<'_>| {
+                    encode_frame(&BytesRef(&value), out, "v")?;
+                    encode_bulk_len(bulk.len(), out)
+                };
+                send_frame(&mut sender, &mut scratch, write, &bulk)
+                    .unwrap()
+                    .unwrap();
+                let mut expected = Vec::new();
+                encode_into(&(BytesRef(&value), BytesRef(&bulk)), &mut expected, "v").unwrap();
+                let (frame, how) = sender.frames.pop().unwrap();
+                assert!(frame == expected, "{values} + {bulk_len}: bytes differ");
+                let want = if in_place { with } else { without };
+                assert_eq!(how, want, "{values} + {bulk_len}, in place: {in_place}");
+            }
+        }
+    }
+
+    #[test]
+    fn send_frame_reports_an_encoding_error_and_sends_nothing() {
+        for in_place in [true, false] {
+            for len in [10, 100_000] {
+                let mut sender = Recorder {
+                    in_place,
+                    frames: Vec::new(),
+                };
+                let value = vec![7u8; len];
+                let write = |out: &mut FrameBuf<'_>| {
+                    encode_frame(&BytesRef(&value), out, "v")?;
+                    Err(CodecError::Decode {
+                        what: "test",
+                        source: "always fails".into(),
+                    })
+                };
+                let sent = send_frame(&mut sender, &mut Vec::new(), write, &[]).unwrap();
+                assert!(sent.is_err());
+                assert!(sender.frames.is_empty());
+            }
+        }
     }
 
     #[test]

@@ -143,8 +143,9 @@ pub(crate) fn handshake(
                 }
             }
             e => transport_error(&peer, e),
-        })?;
-    if let Some(reason) = wire::decode_refusal(frame) {
+        })?
+        .into_contiguous();
+    if let Some(reason) = wire::decode_refusal(&frame) {
         return Err(refusal_error(&peer, &reason));
     }
     let welcome: Welcome<'_> = match decode_prefix::<Welcome<'_>>(&mut &frame[..], "welcome") {
@@ -437,7 +438,7 @@ impl Connection {
         let mut sending = lock(&self.sending);
         let Sending { sender, buf } = &mut *sending;
         sender.set_deadline(deadline);
-        let mut write = |out: &mut FrameBuf<'_>| {
+        let write = |out: &mut FrameBuf<'_>| {
             wire::encode_request_header(id, method, remaining, out)?;
             encode_args(out)?;
             match bulk_bytes {
@@ -445,12 +446,7 @@ impl Connection {
                 None => Ok(()),
             }
         };
-        match send_frame(
-            &mut **sender,
-            buf,
-            &mut write,
-            bulk_bytes.unwrap_or_default(),
-        ) {
+        match send_frame(&mut **sender, buf, write, bulk_bytes.unwrap_or_default()) {
             Ok(encoded) => encoded.map_err(|e| SendError::Refused(e.into())),
             Err(TransportError::FrameTooLarge { len, max }) => {
                 Err(SendError::Refused(RpcError::FrameTooLarge {
@@ -536,7 +532,7 @@ impl Connection {
     ) -> Result<R, RpcError> {
         let mut receiver = lock(&self.receiver);
         loop {
-            let frame = match receiver.recv_split(deadline) {
+            let frame = match receiver.recv(deadline) {
                 Ok(frame) => frame,
                 Err(TransportError::TimedOut) => {
                     return Err(RpcError::Timeout {
@@ -595,7 +591,7 @@ impl Connection {
         let mut receiver = lock(&self.receiver);
         let until = Instant::now() + DRAIN_SLICE;
         while !lock(&self.calls).owed.is_empty() {
-            let frame = match receiver.recv_split(Some(until)) {
+            let frame = match receiver.recv(Some(until)) {
                 Ok(frame) => frame,
                 Err(TransportError::TimedOut) => return,
                 Err(e) => {
@@ -705,7 +701,7 @@ const REFUSAL_WAIT: Duration = Duration::from_millis(200);
 /// The error of a refusal frame already waiting on `receiver`, if there is one.
 fn refused(receiver: &mut dyn FrameReceiver, peer: &Arc<str>) -> Option<RpcError> {
     let frame = receiver.recv(Some(Instant::now() + REFUSAL_WAIT)).ok()?;
-    wire::decode_refusal(frame).map(|reason| refusal_error(peer, &reason))
+    wire::decode_refusal(&frame.into_contiguous()).map(|reason| refusal_error(peer, &reason))
 }
 
 /// The error of a server's refusal saying `reason`.

@@ -79,8 +79,9 @@ pub struct ReplySender {
     pub buf: Vec<u8>,
 }
 
-/// Where a handler's return value goes: encoded straight into the connection's
-/// transport where it has its own buffer (shared memory), else through a reused vector.
+/// Where a handler's return value goes: encoded into the connection's reused scratch
+/// vector and sent (see [`send_frame`]); a returned byte string is sent from where it
+/// is ([`Reply::send_ok_bytes`]).
 pub struct Reply<'a> {
     id: u64,
     out: ReplyOut<'a>,
@@ -122,7 +123,7 @@ impl<'a> Reply<'a> {
     /// Sends the frame `write` produces, followed by `bulk`.
     fn send(
         &mut self,
-        write: &mut crate::transport::WriteFrame<'_>,
+        write: impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>,
         bulk: &[u8],
     ) -> Result<(), DispatchError> {
         let sent = match &mut self.out {
@@ -145,11 +146,11 @@ impl<'a> Reply<'a> {
     /// transport refuses it.
     pub fn send_ok<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), DispatchError> {
         let id = self.id;
-        let mut write = |buf: &mut FrameBuf<'_>| {
+        let write = |buf: &mut FrameBuf<'_>| {
             wire::encode_response_header(id, STATUS_OK, buf)?;
             encode_frame(value, buf, "reply")
         };
-        self.send(&mut write, &[])
+        self.send(write, &[])
     }
 
     /// Sends a byte string as this call's successful reply, the same bytes on the wire
@@ -161,11 +162,11 @@ impl<'a> Reply<'a> {
     /// As [`Reply::send_ok`].
     pub fn send_ok_bytes(&mut self, bytes: &[u8]) -> Result<(), DispatchError> {
         let id = self.id;
-        let mut write = |buf: &mut FrameBuf<'_>| {
+        let write = |buf: &mut FrameBuf<'_>| {
             wire::encode_response_header(id, STATUS_OK, buf)?;
             encode_bulk_len(bytes.len(), buf)
         };
-        self.send(&mut write, bytes)
+        self.send(write, bytes)
     }
 }
 

@@ -41,8 +41,10 @@ pub const SPLIT_PREFIX: usize = 8;
 /// The bit of the length prefix that marks a split frame.
 pub const SPLIT_FLAG: u32 = 1 << 31;
 
-/// The largest frame a length prefix can carry.
-pub const MAX_FRAME_LIMIT: usize = (SPLIT_FLAG - 1) as usize;
+pub use crate::limits::MAX_FRAME_LIMIT;
+
+// The largest frame a length prefix can carry is what the split bit leaves.
+const _: () = assert!(MAX_FRAME_LIMIT == (SPLIT_FLAG - 1) as usize);
 
 /// Tails from this size on are sent split; smaller ones are cheaper to copy.
 pub const SPLIT_MIN: usize = 64 << 10;

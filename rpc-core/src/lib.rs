@@ -17,9 +17,9 @@
 //!
 //! | layer | modules | what |
 //! |---|---|---|
-//! | 0 | [`error`] | one error type per layer |
-//! | 1 | [`buf`] | [`buf::FrameBuf`] (where encoders write) and [`buf::Payload`] (a received frame left to decode) |
-//! | 2 | [`transport`] (+ [`transport::mem`]) | the contract every mechanism implements, frame limits |
+//! | 0 | [`error`], [`limits`] | one error type per layer; frame size limits |
+//! | 1 | [`buf`], [`endpoint`] | [`buf::FrameBuf`] (where encoders write) and [`buf::Payload`] (a received frame left to decode); [`Endpoint`]: a mechanism, its address and its options, parsed and written as a string |
+//! | 2 | [`transport`] (+ [`transport::mem`]) | the contract every mechanism implements; a [`Listener`] reports its [`Endpoint`] |
 //! | 3 | [`framing`], [`codec`] | length-prefixed frames on byte streams; postcard behind [`CodecError`] |
 //! | 4 | [`wire`] | the handshake and the request/reply envelope |
 //! | 5 | [`dispatch`] | what a generated `{Trait}Server` implements; replies |
@@ -34,8 +34,10 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod error;
+pub mod limits;
 
 pub mod buf;
+pub mod endpoint;
 
 pub mod transport;
 
@@ -57,6 +59,7 @@ pub mod supervisor;
 
 pub use client::Client;
 pub use dispatch::{Dispatch, DispatchError, Reply, ServiceInfo, fingerprint};
+pub use endpoint::{Endpoint, EndpointError, EndpointKind};
 pub use error::{BoxError, CodecError, RemoteError, RpcError, ServeError, TransportError};
 pub use server::RunningServer;
 pub use transport::{

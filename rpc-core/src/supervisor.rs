@@ -438,8 +438,9 @@ mod tests {
         fn closer(&self) -> Result<Box<dyn Closer>, TransportError> {
             Ok(Box::new(NoWake))
         }
-        fn local_endpoint(&self) -> String {
-            "mem".into()
+        fn local_endpoint(&self) -> crate::Endpoint {
+            // In process, one connection: no kind names that; a pipe comes closest.
+            crate::Endpoint::new(crate::EndpointKind::Pipe)
         }
     }
 

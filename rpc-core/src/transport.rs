@@ -5,9 +5,19 @@
 //! and a [`Closer`], so one thread can send while another receives, and any thread
 //! can shut the connection.
 //!
+//! The byte path has one method each way: [`FrameSender::send_parts`] sends a frame
+//! given as a head and a tail (the bytes of a byte string that ends it, sent from
+//! where they are: never copied into an encoding buffer), and [`FrameReceiver::recv`]
+//! returns a [`Payload`], the frame's head borrowed from the receiver's buffer and,
+//! where the mechanism received a large tail apart, that tail in a vector of its own.
+//!
 //! Contract (checked for every transport, `mem` included, by the conformance suite in
 //! `transports/tests/conformance.rs`, and end to end by the matrix suite in `tests/`):
-//! - frames of `0..=max_frame` bytes arrive whole, in order, unmodified;
+//! - frames of `0..=max_frame` bytes arrive whole, in order, unmodified: the bytes
+//!   `recv` returns (head, then tail if any) are those `send_parts` was given (head,
+//!   then tail), however the transport cut them; a frame taken encoded in place
+//!   ([`FrameSender::send_encoded`]) arrives as the bytes its encoder wrote, and one
+//!   whose encoder wrote another length the second time is not sent at all (`Corrupt`);
 //! - sending a larger frame fails with `FrameTooLarge` and leaves the transport usable;
 //!   receiving one fails with `FrameTooLarge` before anything is allocated for it;
 //! - after the peer is gone, `recv` returns `Closed` (once frames already sent are
@@ -27,12 +37,12 @@
 use std::time::Instant;
 
 use crate::buf::{FrameBuf, Payload};
+use crate::endpoint::Endpoint;
 use crate::error::{CodecError, TransportError};
 
 pub mod mem;
 
-/// Default largest frame: 16 MiB.
-pub const DEFAULT_MAX_FRAME: usize = 16 << 20;
+pub use crate::limits::DEFAULT_MAX_FRAME;
 
 /// Checks a frame length against a limit.
 ///
@@ -49,10 +59,15 @@ pub fn check_len(len: usize, max: usize) -> Result<(), TransportError> {
     Ok(())
 }
 
-/// Writes a frame's bytes into a [`FrameBuf`] (see [`FrameSender::send_in_place`]).
-pub type WriteFrame<'w> = dyn FnMut(&mut FrameBuf<'_>) -> Result<(), CodecError> + 'w;
-
 /// The sending half of a connection.
+///
+/// One method to implement, [`FrameSender::send_parts`]: a frame comes as two parts,
+/// so that the bytes of a large byte string are never copied into an encoding buffer
+/// on the way. Each mechanism gathers them its own way: `writev` on byte streams (which
+/// may send a large tail split, see [`FrameReceiver::recv`]), chunks built from both
+/// parts on mq, one copy of each part straight into a shared-memory ring. A transport
+/// with a buffer of its own may also take large frames encoded in place
+/// ([`FrameSender::send_encoded`]).
 pub trait FrameSender: Send {
     /// Makes later sends give up with `TimedOut` at `deadline` (`None`: wait as long
     /// as the peer lives). A send that times out having written part of its frame keeps
@@ -69,86 +84,73 @@ pub trait FrameSender: Send {
         false
     }
 
-    /// Sends one frame, whole, in one system call where the mechanism allows.
+    /// Sends one frame made of `head` followed by `tail`, whole, in one system call
+    /// where the mechanism allows, without joining the parts first where it can gather
+    /// them. The peer receives the same bytes as if they had been sent joined; a
+    /// byte-stream transport may deliver a large `tail` apart (see
+    /// [`FrameReceiver::recv`]).
     ///
     /// # Errors
     ///
-    /// `FrameTooLarge` (nothing sent, still usable), `Closed` if the peer is gone,
-    /// `Io` otherwise.
-    fn send(&mut self, frame: &[u8]) -> Result<(), TransportError>;
+    /// `FrameTooLarge` for a joined length over the limit (nothing sent, still
+    /// usable), `TimedOut` at the deadline ([`FrameSender::set_deadline`]), `Closed`
+    /// if the peer is gone or the connection aborted, `Io` otherwise.
+    fn send_parts(&mut self, head: &[u8], tail: &[u8]) -> Result<(), TransportError>;
 
-    /// Whether [`FrameSender::send_in_place`] encodes straight into the transport's own
-    /// buffer (a shared-memory ring), so that an encoder should count the frame's size
-    /// first and skip its own buffer.
-    fn writes_in_place(&self) -> bool {
-        false
+    /// Sends one frame: [`FrameSender::send_parts`] with an empty tail.
+    ///
+    /// # Errors
+    ///
+    /// As [`FrameSender::send_parts`].
+    fn send(&mut self, frame: &[u8]) -> Result<(), TransportError> {
+        self.send_parts(frame, &[])
     }
 
-    /// Sends a frame of exactly `len` bytes that `write` encodes straight into the
-    /// transport's buffer where it has one; otherwise into a temporary vector that is
-    /// then sent.
+    /// Sends the frame `encode` writes by encoding it straight into the transport's own
+    /// buffer, where it has one that the frame fits (a shared-memory ring), instead of
+    /// into the caller's buffer and then across by a copy. `encode` runs twice: once
+    /// to count the frame's bytes, once to write them; it must write the same bytes
+    /// both times.
+    ///
+    /// Returns `None` where the transport takes no frame in place (the default; `encode`
+    /// is not called) or not this one (`encode` may have counted it); the caller then
+    /// encodes into a buffer of its own and sends that. Only
+    /// [`send_frame`](crate::codec::send_frame) calls it, for frames over
+    /// [`SMALL_FRAME`](crate::codec::SMALL_FRAME) that do not end in a large byte string
+    /// (those go by [`FrameSender::send_parts`]): there the copy costs more than
+    /// counting, e.g. for a long `String` field.
     ///
     /// # Errors
     ///
-    /// As [`FrameSender::send`]; `Corrupt` if `write` fails or writes other than `len`
-    /// bytes (an encoder whose output changed between counting and writing).
-    fn send_in_place(
+    /// `Some(Ok(Err(_)))` if `encode` fails counting (nothing sent); `Some(Err(_))` as
+    /// [`FrameSender::send_parts`], and `Corrupt` if the second pass fails or writes
+    /// another length.
+    fn send_encoded(
         &mut self,
-        len: usize,
-        write: &mut WriteFrame<'_>,
-    ) -> Result<(), TransportError> {
-        let mut frame = Vec::with_capacity(len);
-        write(&mut FrameBuf::vec(&mut frame))
-            .map_err(|_| TransportError::Corrupt("the encoder failed on its second pass"))?;
-        self.send(&frame)
-    }
-
-    /// Sends one frame made of `head` followed by `tail`, without joining them first
-    /// where the mechanism can gather (`writev`). A byte-stream transport may send a
-    /// large `tail` so that the receiver takes it into a vector of its own
-    /// ([`FrameReceiver::recv_split`]); the frame's bytes are the same either way.
-    ///
-    /// The default encodes both in place ([`FrameSender::send_in_place`]).
-    ///
-    /// # Errors
-    ///
-    /// As [`FrameSender::send`], for the joined length.
-    fn send_parts(&mut self, head: &[u8], tail: &[u8]) -> Result<(), TransportError> {
-        let mut both = |out: &mut FrameBuf<'_>| {
-            out.put(head)?;
-            out.put(tail)
-        };
-        self.send_in_place(head.len() + tail.len(), &mut both)
+        encode: &mut dyn FnMut(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+    ) -> Option<Result<Result<(), CodecError>, TransportError>> {
+        let _ = encode;
+        None
     }
 }
 
 /// The receiving half of a connection.
 pub trait FrameReceiver: Send {
-    /// Waits for the next frame until `deadline` (forever if `None`) and returns it.
-    /// The slice is valid until the next call.
+    /// Waits for the next frame until `deadline` (forever if `None`) and returns it as a
+    /// [`Payload`]: its head borrowed from the receiver (valid until the next call) and,
+    /// when the sender sent a large tail apart ([`FrameSender::send_parts`] on a byte
+    /// stream or mq), that tail in a vector of its own, received there directly, so
+    /// that a decoder keeps it without a copy ([`Payload::take_bytes`]). Other frames
+    /// come whole, in `head`. [`Payload::into_contiguous`] joins the parts for callers
+    /// that want one slice (a copy when there is a tail).
+    ///
+    /// [`Payload::take_bytes`]: crate::codec::Payload::take_bytes
     ///
     /// # Errors
     ///
     /// `TimedOut` when the deadline passes, `Closed` when the peer is gone or the
     /// connection was closed, `FrameTooLarge`/`Corrupt` for bad input, `Io` otherwise.
-    fn recv(&mut self, deadline: Option<Instant>) -> Result<&[u8], TransportError>;
-
-    /// Like [`FrameReceiver::recv`], but a frame the sender split
-    /// ([`FrameSender::send_parts`]) may come back as its head, borrowed, and its tail
-    /// in a vector of its own, received there directly, so that a decoder can keep the
-    /// tail without copying it. The default returns every frame whole.
-    ///
-    /// # Errors
-    ///
-    /// As [`FrameReceiver::recv`].
-    fn recv_split(&mut self, deadline: Option<Instant>) -> Result<Payload<'_>, TransportError> {
-        self.recv(deadline).map(Payload::whole)
-    }
-
-    /// Whether another whole frame is already buffered, so `recv` will not block.
-    fn has_buffered_frame(&self) -> bool {
-        false
-    }
+    fn recv(&mut self, deadline: Option<Instant>) -> Result<Payload<'_>, TransportError>;
 
     /// Refuses, from the next frame on, frames over `max_frame` bytes (at most the
     /// transport's own limit): the server takes only handshake-sized frames from a
@@ -234,6 +236,6 @@ pub trait Listener: Send {
     /// `Io` if the OS refused the wake-up object.
     fn closer(&self) -> Result<Box<dyn Closer>, TransportError>;
 
-    /// The endpoint as bound (with a real port for `tcp:…:0`), in endpoint syntax.
-    fn local_endpoint(&self) -> String;
+    /// The endpoint as bound (with the real port for `tcp:…:0`).
+    fn local_endpoint(&self) -> Endpoint;
 }

@@ -27,7 +27,7 @@ use super::PoolError;
 /// when the derived name is not a valid endpoint (too long).
 pub(crate) fn derive(base: &Endpoint, pool: u64, index: usize) -> Result<Endpoint, PoolError> {
     let suffix = format!("-{}-{pool}-{index}", std::process::id());
-    let kind = match base.kind() {
+    let name = match base.kind() {
         EndpointKind::Pipe => return Ok(base.clone()),
         EndpointKind::Tcp { port: 0, .. } => return Ok(base.clone()),
         EndpointKind::Tcp { .. } => {
@@ -36,10 +36,11 @@ pub(crate) fn derive(base: &Endpoint, pool: u64, index: usize) -> Result<Endpoin
                  each worker binds a free one"
             )));
         }
-        EndpointKind::Unix(path) => EndpointKind::Unix(with_suffix(path, &suffix)),
-        EndpointKind::Fifo(dir) => EndpointKind::Fifo(format!("{dir}{suffix}")),
-        EndpointKind::Mq(name) => EndpointKind::Mq(format!("{name}{suffix}")),
-        EndpointKind::Shm(name) => EndpointKind::Shm(format!("{name}{suffix}")),
+        EndpointKind::Unix { path, .. } => with_suffix(path, &suffix),
+        EndpointKind::Fifo { path } => format!("{path}{suffix}"),
+        EndpointKind::Mq { name, .. } | EndpointKind::Shm { name, .. } => {
+            format!("{name}{suffix}")
+        }
         other => {
             return Err(PoolError::Unsupported {
                 endpoint: base.to_string(),
@@ -50,9 +51,7 @@ pub(crate) fn derive(base: &Endpoint, pool: u64, index: usize) -> Result<Endpoin
             });
         }
     };
-    let derived = base.with_kind(kind);
-    // Parsing checks what the scheme allows (length limits) in one place.
-    derived.to_string().parse().map_err(|e| {
+    base.with_name(name).map_err(|e| {
         PoolError::Config(format!(
             "the workers' endpoints derived from {base} are invalid ({e}); use a shorter name"
         ))

@@ -166,7 +166,7 @@ impl Spawner {
             .split()
             .map_err(|e| Failure::Serve(e.to_string()))?;
         let report = match receiver.recv(Some(Instant::now() + HANDSHAKE_TIMEOUT)) {
-            Ok(frame) => Report::decode(frame),
+            Ok(frame) => Report::decode(&frame.into_contiguous()),
             Err(TransportError::Closed) => return Err(Failure::Ended),
             Err(TransportError::TimedOut) => return Err(Failure::Silent),
             Err(e) => return Err(Failure::Serve(e.to_string())),

@@ -66,7 +66,12 @@ pub trait Probe {
     fn cancel_seen(&self, tag: u64) -> bool;
     /// What `ipc_rpc::deadline()` says inside the handler, in milliseconds.
     fn deadline_ms(&self) -> Option<u64>;
+    /// Sleeps `ms` and returns the most `hold` calls tagged `tag` that ran at once so far.
+    fn hold(&self, tag: u64, ms: u64) -> u32;
 }
+
+/// Per tag: `hold` calls running now, and the most that ran at once.
+static HOLDS: std::sync::Mutex<BTreeMap<u64, (u32, u32)>> = std::sync::Mutex::new(BTreeMap::new());
 
 /// Tags of `watch_cancel` calls that saw their caller give up.
 static CANCELS_SEEN: std::sync::Mutex<std::collections::BTreeSet<u64>> =
@@ -134,6 +139,19 @@ impl Probe for ProbeImpl {
     }
     fn deadline_ms(&self) -> Option<u64> {
         ipc_rpc::deadline().map(|d| d.as_millis() as u64)
+    }
+    fn hold(&self, tag: u64, ms: u64) -> u32 {
+        {
+            let mut holds = HOLDS.lock().unwrap();
+            let (now, peak) = holds.entry(tag).or_default();
+            *now += 1;
+            *peak = (*peak).max(*now);
+        }
+        thread::sleep(Duration::from_millis(ms));
+        let mut holds = HOLDS.lock().unwrap();
+        let (now, peak) = holds.get_mut(&tag).unwrap();
+        *now -= 1;
+        *peak
     }
 }
 
@@ -223,7 +241,7 @@ impl Drop for TestEndpoint {
         }
         // A server killed on purpose leaves its rendezvous socket and lock (the next
         // server on the name would reclaim them); tidy them up after the test.
-        if let ipc_rpc::EndpointKind::Shm(name) = self.endpoint.kind() {
+        if let ipc_rpc::EndpointKind::Shm { name, .. } = self.endpoint.kind() {
             let stem = format!("/dev/shm/ipc-rpc.{}", name.trim_start_matches('/'));
             let _ = std::fs::remove_file(format!("{stem}.sock"));
             let _ = std::fs::remove_file(format!("{stem}.sock.lock"));

@@ -432,7 +432,8 @@ pub fn parted_requests_are_checked_like_any_other(t: Transport, name: String) {
             parts.sender.send_parts(&head, &tail).unwrap();
             let deadline = Instant::now() + Duration::from_secs(5);
             let frame = parts.receiver.recv(Some(deadline)).expect("a reply");
-            let (id, status, payload) = decode_response_header(frame).unwrap();
+            let frame = frame.into_contiguous();
+            let (id, status, payload) = decode_response_header(&frame).unwrap();
             assert_eq!(id, i as u64 + 1);
             if i < 2 {
                 assert_eq!(status, STATUS_ERR, "case {i}");
@@ -563,28 +564,28 @@ pub fn client_drop_closes_server_connection(t: Transport, name: String) {
 fn silent_connection(t: Transport, endpoint: &ipc_rpc::Endpoint) -> Option<Box<dyn std::any::Any>> {
     use ipc_rpc::EndpointKind as K;
     match endpoint.kind() {
-        K::Unix(path) => Some(Box::new(
+        K::Unix { path, .. } => Some(Box::new(
             std::os::unix::net::UnixStream::connect(path).unwrap(),
         )),
         K::Tcp { host, port } => Some(Box::new(
             std::net::TcpStream::connect((host.as_str(), *port)).unwrap(),
         )),
-        K::Shm(name) => {
+        K::Shm { name, .. } => {
             let socket = format!("/dev/shm/ipc-rpc.{}.sock", name.trim_start_matches('/'));
             Some(Box::new(
                 std::os::unix::net::UnixStream::connect(socket).unwrap(),
             ))
         }
-        K::Fifo(dir) => {
+        K::Fifo { path } => {
             // Half a connect request, never finished.
             let mut rendezvous = std::fs::OpenOptions::new()
                 .write(true)
-                .open(format!("{dir}/connect"))
+                .open(format!("{path}/connect"))
                 .unwrap();
             std::io::Write::write_all(&mut rendezvous, b"CONNECT 12").unwrap();
             Some(Box::new(rendezvous))
         }
-        K::Mq(_) => {
+        K::Mq { .. } => {
             // Connected at the queue level (the queue pair exists), never a hello.
             Some(Box::new(transports::connect(endpoint).unwrap()))
         }
@@ -779,7 +780,7 @@ pub fn slow_consumer_does_not_hold_up_others(t: Transport, name: String) {
 struct NullSender;
 
 impl rpc_core::FrameSender for NullSender {
-    fn send(&mut self, _: &[u8]) -> Result<(), ipc_rpc::TransportError> {
+    fn send_parts(&mut self, _: &[u8], _: &[u8]) -> Result<(), ipc_rpc::TransportError> {
         Err(ipc_rpc::TransportError::Closed)
     }
 }
@@ -816,9 +817,11 @@ pub fn random_bytes_and_a_connect_flood_leave_the_server_serving(t: Transport, n
         let mut held = Vec::new();
         for p in &payloads {
             match endpoint.kind() {
-                K::Unix(path) | K::Shm(path) => {
+                K::Unix { path, .. } | K::Shm { name: path, .. } => {
                     let socket = match endpoint.kind() {
-                        K::Shm(n) => format!("/dev/shm/ipc-rpc.{}.sock", n.trim_start_matches('/')),
+                        K::Shm { name, .. } => {
+                            format!("/dev/shm/ipc-rpc.{}.sock", name.trim_start_matches('/'))
+                        }
                         _ => path.clone(),
                     };
                     let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
@@ -830,15 +833,15 @@ pub fn random_bytes_and_a_connect_flood_leave_the_server_serving(t: Transport, n
                     let _ = std::io::Write::write_all(&mut s, p);
                     held.push(Box::new(s));
                 }
-                K::Fifo(dir) => {
+                K::Fifo { path } => {
                     let mut w = std::fs::OpenOptions::new()
                         .write(true)
-                        .open(format!("{dir}/connect"))
+                        .open(format!("{path}/connect"))
                         .unwrap();
                     let _ = std::io::Write::write_all(&mut w, &p[..p.len().min(512)]);
                     held.push(Box::new(w));
                 }
-                K::Mq(name) => {
+                K::Mq { name, .. } => {
                     // Junk straight into the rendezvous queue, as a stranger of the same
                     // user could send it.
                     let queue = nix::mqueue::mq_open(
@@ -1014,7 +1017,8 @@ pub fn a_request_whose_deadline_passed_is_not_run(t: Transport, name: String) {
             .receiver
             .recv(Some(Instant::now() + Duration::from_secs(5)))
             .unwrap()
-            .to_vec();
+            .into_contiguous()
+            .into_owned();
         let (id, status, payload) = decode_response_header(&reply).unwrap();
         assert_eq!((id, status), (7, STATUS_ERR));
         let error: ipc_rpc::RemoteError = rpc_core::codec::decode_all(payload, "error").unwrap();
@@ -1062,5 +1066,45 @@ pub fn shutdown_returns_within_its_grace_while_a_handler_never_returns(t: Transp
         let err = stuck.join().unwrap().unwrap_err();
         assert!(err.is_disconnected(), "{err:?}");
         drop(ep);
+    });
+}
+
+pub fn max_in_flight_bounds_the_calls_of_a_connection_that_run_at_once(t: Transport, name: String) {
+    if t == Transport::pipe {
+        return skip(t, "a pipe child serves with the default max_in_flight");
+    }
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "max_in_flight=2");
+        let tag = crate::common::unique_tag();
+        let callers: Vec<_> = (0..6)
+            .map(|_| {
+                let client = f.client.clone();
+                thread::spawn(move || client.hold(tag, 200).unwrap())
+            })
+            .collect();
+        // Every call is answered (the others waited their turn), and never more than
+        // two ran at once; with six callers, two did.
+        let peaks: Vec<u32> = callers.into_iter().map(|c| c.join().unwrap()).collect();
+        assert_eq!(peaks.iter().max(), Some(&2), "{peaks:?}");
+        f.shutdown();
+    });
+}
+
+pub fn eight_callers_of_a_slow_handler_on_one_client_run_in_parallel(t: Transport, name: String) {
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "");
+        let tag = crate::common::unique_tag();
+        let callers: Vec<_> = (0..8)
+            .map(|_| {
+                let client = f.client.clone();
+                thread::spawn(move || client.hold(tag, 300).unwrap())
+            })
+            .collect();
+        let peaks: Vec<u32> = callers.into_iter().map(|c| c.join().unwrap()).collect();
+        assert!(
+            peaks.iter().max().is_some_and(|p| *p >= 4),
+            "calls of one client did not overlap on the server: {peaks:?}"
+        );
+        f.shutdown();
     });
 }

@@ -1,4 +1,11 @@
-//! The transports of ipc-rpc, and [`Endpoint`], which picks one at run time.
+//! The transports of ipc-rpc; [`connect`] and [`listen`] pick one at run time from an
+//! [`Endpoint`] (defined in rpc-core's [`endpoint`](rpc_core::endpoint) module,
+//! re-exported here with its option types).
+//!
+//! Every transport is made the same way: `XTransport::connect(&Endpoint)` on the
+//! client, `XListener::bind(&Endpoint)` on the server; an endpoint of another kind is
+//! refused with `Unsupported`. A `pipe` has no address: the parent spawns the child
+//! ([`PipeTransport::spawn`]) and the child binds what it inherited.
 //!
 //! | endpoint | module | status |
 //! |---|---|---|
@@ -38,7 +45,7 @@ pub mod test_util;
 pub mod uds;
 mod wakeup;
 
-pub use endpoint::{Endpoint, EndpointError, EndpointKind};
+pub use endpoint::{Endpoint, EndpointError, EndpointKind, MqOptions, ShmOptions, UnixOptions};
 pub use fifo::{FifoListener, FifoTransport};
 pub use mq::{MqListener, MqTransport};
 pub use names::reclaim::reclaim_stale;
@@ -64,30 +71,22 @@ use rpc_core::{Listener, Transport, TransportError};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn connect(endpoint: &Endpoint) -> Result<Box<dyn Transport>, TransportError> {
-    let max_frame = endpoint.max_frame();
-    match endpoint.kind() {
-        EndpointKind::Unix(path) => Ok(Box::new(UdsTransport::connect(path, max_frame)?)),
-        EndpointKind::Tcp { host, port } => {
-            Ok(Box::new(TcpTransport::connect(host, *port, max_frame)?))
+    Ok(match endpoint.kind() {
+        EndpointKind::Unix { .. } => Box::new(UdsTransport::connect(endpoint)?),
+        EndpointKind::Tcp { .. } => Box::new(TcpTransport::connect(endpoint)?),
+        EndpointKind::Fifo { .. } => Box::new(FifoTransport::connect(endpoint)?),
+        EndpointKind::Shm { .. } => Box::new(ShmTransport::connect(endpoint)?),
+        EndpointKind::Mq { .. } => Box::new(MqTransport::connect(endpoint)?),
+        EndpointKind::Pipe => {
+            return Err(TransportError::Unsupported {
+                endpoint: endpoint.to_string(),
+                reason: "a pipe has no address to connect to: spawn the server as a child with \
+                         `ipc_rpc::spawn_child` (PipeTransport::spawn), which returns the connection"
+                    .into(),
+            });
         }
-        EndpointKind::Fifo(dir) => Ok(Box::new(FifoTransport::connect(dir, max_frame)?)),
-        EndpointKind::Shm(name) => Ok(Box::new(ShmTransport::connect(
-            name,
-            shm::ShmOptions::from_endpoint(endpoint),
-        )?)),
-        EndpointKind::Mq(name) => Ok(Box::new(MqTransport::connect_sized(
-            name,
-            max_frame,
-            endpoint.mq_depth(),
-            endpoint.mq_msgsize(),
-        )?)),
-        EndpointKind::Pipe => Err(TransportError::Unsupported {
-            endpoint: endpoint.to_string(),
-            reason: "a pipe has no address to connect to: spawn the server as a child with \
-                     `ipc_rpc::spawn_child` (PipeTransport::spawn), which returns the connection"
-                .into(),
-        }),
-    }
+        _ => return Err(endpoint::unknown_kind(endpoint)),
+    })
 }
 
 /// Binds a listener for a server at `endpoint`.
@@ -95,13 +94,22 @@ pub fn connect(endpoint: &Endpoint) -> Result<Box<dyn Transport>, TransportError
 /// # Errors
 ///
 /// `AddrInUse` if a live server owns it, otherwise the transport's error.
+///
+/// # Examples
+///
+/// ```
+/// let listener = transports::listen(&"tcp:127.0.0.1:0".parse()?)?;
+/// println!("listening on {}", listener.local_endpoint()); // the port the OS picked
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn listen(endpoint: &Endpoint) -> Result<Box<dyn Listener>, TransportError> {
-    match endpoint.kind() {
-        EndpointKind::Unix(path) => Ok(Box::new(UdsListener::bind(path, endpoint.clone())?)),
-        EndpointKind::Tcp { host, port } => Ok(Box::new(TcpListener::bind(host, *port, endpoint)?)),
-        EndpointKind::Fifo(dir) => Ok(Box::new(FifoListener::bind(dir, endpoint.clone())?)),
-        EndpointKind::Mq(name) => Ok(Box::new(MqListener::bind(name, endpoint.clone())?)),
-        EndpointKind::Shm(name) => Ok(Box::new(ShmListener::bind(name, endpoint.clone())?)),
-        EndpointKind::Pipe => Ok(Box::new(PipeListener::inherited()?)),
-    }
+    Ok(match endpoint.kind() {
+        EndpointKind::Unix { .. } => Box::new(UdsListener::bind(endpoint)?),
+        EndpointKind::Tcp { .. } => Box::new(TcpListener::bind(endpoint)?),
+        EndpointKind::Fifo { .. } => Box::new(FifoListener::bind(endpoint)?),
+        EndpointKind::Mq { .. } => Box::new(MqListener::bind(endpoint)?),
+        EndpointKind::Shm { .. } => Box::new(ShmListener::bind(endpoint)?),
+        EndpointKind::Pipe => Box::new(PipeListener::bind(endpoint)?),
+        _ => return Err(endpoint::unknown_kind(endpoint)),
+    })
 }

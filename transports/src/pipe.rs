@@ -34,6 +34,7 @@ use nix::unistd::pipe2;
 use rpc_core::framing::DEFAULT_MAX_FRAME;
 use rpc_core::{Closer, Listener, Parts, Transport, TransportError};
 
+use crate::endpoint::{Endpoint, EndpointKind, wrong_kind};
 use crate::read_waker::ReadWaker;
 use crate::stream::{StreamReceiver, StreamSender, WriteMode};
 use crate::sys;
@@ -142,7 +143,7 @@ impl PipeTransport {
     /// let mut a = Box::new(a).split()?;
     /// let mut b = Box::new(b).split()?;
     /// a.sender.send(b"ping")?;
-    /// assert_eq!(b.receiver.recv(None)?, b"ping");
+    /// assert_eq!(b.receiver.recv(None)?.head, b"ping");
     /// # Ok::<(), rpc_core::TransportError>(())
     /// ```
     pub fn pair(max_frame: usize) -> Result<(PipeTransport, PipeTransport), TransportError> {
@@ -306,6 +307,27 @@ impl PipeListener {
             }),
         }
     }
+
+    /// [`PipeListener::inherited`], for the shape every listener has: a `pipe`
+    /// endpoint binds the pair inherited from the parent, with the frame limit the
+    /// parent set.
+    ///
+    /// # Errors
+    ///
+    /// As [`PipeListener::inherited`]; `Unsupported` for an endpoint of another kind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let outside_a_child = transports::PipeListener::bind(&"pipe".parse().unwrap());
+    /// assert!(outside_a_child.is_err());
+    /// ```
+    pub fn bind(endpoint: &Endpoint) -> Result<Self, TransportError> {
+        if !matches!(endpoint.kind(), EndpointKind::Pipe) {
+            return Err(wrong_kind(endpoint, "PipeListener", "pipe"));
+        }
+        Self::inherited()
+    }
 }
 
 struct NothingToWake;
@@ -326,7 +348,7 @@ impl Listener for PipeListener {
         Ok(Box::new(NothingToWake))
     }
 
-    fn local_endpoint(&self) -> String {
-        "pipe".into()
+    fn local_endpoint(&self) -> Endpoint {
+        Endpoint::new(EndpointKind::Pipe)
     }
 }

@@ -234,10 +234,6 @@ impl<W: AsFd + Send> FrameSender for StreamSender<W> {
         !self.backlog.is_empty()
     }
 
-    fn send(&mut self, frame: &[u8]) -> Result<(), TransportError> {
-        self.send_frame(frame, &[])
-    }
-
     fn send_parts(&mut self, head: &[u8], tail: &[u8]) -> Result<(), TransportError> {
         self.send_frame(head, tail)
     }
@@ -333,21 +329,12 @@ impl<R: AsFd + Send> StreamReceiver<R> {
 }
 
 impl<R: AsFd + Send> FrameReceiver for StreamReceiver<R> {
-    fn recv(&mut self, deadline: Option<Instant>) -> Result<&[u8], TransportError> {
-        let (source, frames) = self.source(deadline);
-        frames.next_frame(|buf| source.read(buf))
-    }
-
-    fn recv_split(&mut self, deadline: Option<Instant>) -> Result<Payload<'_>, TransportError> {
+    fn recv(&mut self, deadline: Option<Instant>) -> Result<Payload<'_>, TransportError> {
         let (source, frames) = self.source(deadline);
         frames.next_split(
             |buf| source.read(buf),
             |tail, max| source.read_tail(tail, max),
         )
-    }
-
-    fn has_buffered_frame(&self) -> bool {
-        self.frames.has_buffered_frame()
     }
 
     fn set_max_frame(&mut self, max_frame: usize) {
@@ -405,16 +392,8 @@ impl<G: Send> WithGuard<G> {
 }
 
 impl<G: Send> FrameReceiver for WithGuard<G> {
-    fn recv(&mut self, deadline: Option<Instant>) -> Result<&[u8], TransportError> {
+    fn recv(&mut self, deadline: Option<Instant>) -> Result<Payload<'_>, TransportError> {
         self.inner.recv(deadline)
-    }
-
-    fn recv_split(&mut self, deadline: Option<Instant>) -> Result<Payload<'_>, TransportError> {
-        self.inner.recv_split(deadline)
-    }
-
-    fn has_buffered_frame(&self) -> bool {
-        self.inner.has_buffered_frame()
     }
 
     fn set_max_frame(&mut self, max_frame: usize) {

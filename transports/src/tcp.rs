@@ -10,7 +10,7 @@ use std::os::fd::AsFd;
 
 use rpc_core::{Closer, Listener, Parts, Transport, TransportError};
 
-use crate::endpoint::{Endpoint, EndpointKind};
+use crate::endpoint::{Endpoint, EndpointKind, wrong_kind};
 use crate::fd_reserve::{FdReserve, Refusal};
 use crate::socket::{accept_blocking, split_socket};
 use crate::wakeup::Wakeup;
@@ -23,21 +23,26 @@ pub struct TcpTransport {
 }
 
 impl TcpTransport {
-    /// Connects to `host:port` and turns Nagle's algorithm off.
+    /// Connects to `tcp:<host>:<port>` and turns Nagle's algorithm off.
     ///
     /// # Errors
     ///
-    /// `Io` saying whether the connection was refused (no server) or why else it failed.
+    /// `Io` saying whether the connection was refused (no server) or why else it
+    /// failed; `Unsupported` for an endpoint of another kind.
     ///
     /// # Examples
     ///
     /// ```no_run
     /// use rpc_core::Transport as _;
-    /// let t = transports::TcpTransport::connect("127.0.0.1", 7000, 16 << 20)?;
+    /// let t = transports::TcpTransport::connect(&transports::Endpoint::tcp("127.0.0.1", 7000))?;
     /// println!("connected to {}", t.peer());
     /// # Ok::<(), rpc_core::TransportError>(())
     /// ```
-    pub fn connect(host: &str, port: u16, max_frame: usize) -> Result<Self, TransportError> {
+    pub fn connect(endpoint: &Endpoint) -> Result<Self, TransportError> {
+        let EndpointKind::Tcp { host, port } = endpoint.kind() else {
+            return Err(wrong_kind(endpoint, "TcpTransport", "tcp:"));
+        };
+        let (host, port) = (host.as_str(), *port);
         let peer = Endpoint::tcp(host, port).to_string();
         let io_err = |e: io::Error| {
             let hint = match e.kind() {
@@ -56,7 +61,7 @@ impl TcpTransport {
         Ok(TcpTransport {
             stream,
             peer,
-            max_frame,
+            max_frame: endpoint.max_frame(),
         })
     }
 }
@@ -80,12 +85,31 @@ pub struct TcpListener {
 }
 
 impl TcpListener {
-    /// Binds `host:port`; port 0 picks a free port, reported by `local_endpoint`.
+    /// Binds `tcp:<host>:<port>`; port 0 picks a free port, reported by
+    /// `local_endpoint`.
     ///
     /// # Errors
     ///
-    /// `AddrInUse` if the port is taken; `Io` otherwise.
-    pub fn bind(host: &str, port: u16, endpoint: &Endpoint) -> Result<Self, TransportError> {
+    /// `AddrInUse` if the port is taken; `Unsupported` for an endpoint of another
+    /// kind; `Io` otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rpc_core::Listener as _;
+    /// let listener = transports::TcpListener::bind(&transports::Endpoint::tcp("127.0.0.1", 0))?;
+    /// let transports::EndpointKind::Tcp { port, .. } = listener.local_endpoint().kind().clone()
+    /// else {
+    ///     unreachable!()
+    /// };
+    /// assert_ne!(port, 0);
+    /// # Ok::<(), rpc_core::TransportError>(())
+    /// ```
+    pub fn bind(endpoint: &Endpoint) -> Result<Self, TransportError> {
+        let EndpointKind::Tcp { host, port } = endpoint.kind() else {
+            return Err(wrong_kind(endpoint, "TcpListener", "tcp:"));
+        };
+        let (host, port) = (host.as_str(), *port);
         let io_err = |what: &str, source: io::Error| TransportError::Io {
             context: format!("{endpoint}: {what}"),
             source,
@@ -141,7 +165,7 @@ impl Listener for TcpListener {
         Ok(Box::new(self.wakeup.clone()))
     }
 
-    fn local_endpoint(&self) -> String {
-        self.endpoint.to_string()
+    fn local_endpoint(&self) -> Endpoint {
+        self.endpoint.clone()
     }
 }

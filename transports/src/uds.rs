@@ -22,7 +22,7 @@ use nix::sys::socket::{
 use nix::sys::stat::{Mode, fchmod};
 use rpc_core::{Closer, Listener, Parts, PeerCredentials, Transport, TransportError};
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, EndpointKind, wrong_kind};
 use crate::fd_reserve::{FdReserve, Refusal};
 use crate::names::owner_lock::OwnerLock;
 use crate::names::uds::lock_path;
@@ -41,29 +41,31 @@ pub struct UdsTransport {
 }
 
 impl UdsTransport {
-    /// Connects to the server at `path`.
+    /// Connects to the server of `unix:<path>`.
     ///
     /// # Errors
     ///
     /// `Io` saying whether no server is there (no file, or a stale file), or access
-    /// was denied.
+    /// was denied; `Unsupported` for an endpoint of another kind.
     ///
     /// # Examples
     ///
     /// ```no_run
     /// use rpc_core::Transport as _;
-    /// let t = transports::UdsTransport::connect("/tmp/calc.sock", 16 << 20)?;
+    /// let t = transports::UdsTransport::connect(&transports::Endpoint::unix("/tmp/calc.sock"))?;
     /// println!("connected to {}", t.peer());
     /// # Ok::<(), rpc_core::TransportError>(())
     /// ```
-    pub fn connect(path: impl AsRef<Path>, max_frame: usize) -> Result<Self, TransportError> {
-        let path = path.as_ref();
-        let peer = format!("unix:{}", path.display());
+    pub fn connect(endpoint: &Endpoint) -> Result<Self, TransportError> {
+        let EndpointKind::Unix { path, .. } = endpoint.kind() else {
+            return Err(wrong_kind(endpoint, "UdsTransport", "unix:"));
+        };
+        let peer = format!("unix:{path}");
         let stream = UnixStream::connect(path).map_err(|e| connect_error(e, &peer))?;
         Ok(UdsTransport {
             stream,
             peer,
-            max_frame,
+            max_frame: endpoint.max_frame(),
             credentials: PeerCredentials::default(),
         })
     }
@@ -115,14 +117,32 @@ pub struct UdsListener {
 }
 
 impl UdsListener {
-    /// Binds `endpoint` (which must be `unix:`), replacing a stale socket file.
+    /// Binds `unix:<path>`, replacing a stale socket file.
     ///
     /// # Errors
     ///
     /// `AddrInUse` if a live server owns the path; `Io` if the path exists and is not
-    /// a socket, its directory is missing, or the OS refuses the socket.
-    pub fn bind(path: &str, endpoint: Endpoint) -> Result<Self, TransportError> {
-        let path = PathBuf::from(path);
+    /// a socket, its directory is missing, or the OS refuses the socket;
+    /// `Unsupported` for an endpoint of another kind.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rpc_core::Listener as _;
+    /// let listener = transports::UdsListener::bind(&"unix:/tmp/calc.sock".parse()?)?;
+    /// println!("listening on {}", listener.local_endpoint());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn bind(endpoint: &Endpoint) -> Result<Self, TransportError> {
+        let EndpointKind::Unix { path, .. } = endpoint.kind() else {
+            return Err(wrong_kind(endpoint, "UdsListener", "unix:"));
+        };
+        Self::bind_socket(PathBuf::from(path), endpoint.clone())
+    }
+
+    /// Binds a socket at `path` for `endpoint`: its own `unix:` endpoint, or the
+    /// `shm:` endpoint whose rendezvous it is.
+    pub(crate) fn bind_socket(path: PathBuf, endpoint: Endpoint) -> Result<Self, TransportError> {
         let io_err = |what: &str, source: io::Error| TransportError::Io {
             context: format!("{endpoint}: {what}"),
             source,
@@ -248,9 +268,14 @@ impl UdsListener {
     }
 }
 
-/// Whether user `uid` may connect to `endpoint`.
+/// Whether user `uid` may connect to `endpoint` (`unix:`, or `shm:` for its rendezvous).
 fn allows(endpoint: &Endpoint, uid: u32) -> bool {
-    uid == nix::unistd::geteuid().as_raw() || endpoint.allowed_uids().contains(&uid)
+    let allowed = match endpoint.kind() {
+        EndpointKind::Unix { opts, .. } => opts.allowed_uids(),
+        EndpointKind::Shm { opts, .. } => opts.allowed_uids(),
+        _ => &[],
+    };
+    uid == nix::unistd::geteuid().as_raw() || allowed.contains(&uid)
 }
 
 impl Listener for UdsListener {
@@ -268,8 +293,8 @@ impl Listener for UdsListener {
         Ok(Box::new(self.wakeup.clone()))
     }
 
-    fn local_endpoint(&self) -> String {
-        self.endpoint.to_string()
+    fn local_endpoint(&self) -> Endpoint {
+        self.endpoint.clone()
     }
 }
 

@@ -12,7 +12,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rpc_core::{Parts, Transport as _, TransportError};
+use rpc_core::codec::{FrameBuf, Payload};
+use rpc_core::{FrameSender, Parts, Transport as _, TransportError};
 use transports::Endpoint;
 
 macro_rules! conformance {
@@ -36,6 +37,9 @@ conformance! {
     transports: [mem, pipe, unix, tcp, fifo, mq, shm],
     tests: [
         frames_arrive_whole_and_in_order,
+        frames_sent_in_two_parts_arrive_as_their_bytes,
+        frames_encoded_in_place_arrive_as_their_bytes,
+        an_encoder_that_changes_its_length_sends_nothing,
         a_frame_over_the_limit_is_refused_and_the_sender_stays_usable,
         a_lowered_limit_refuses_larger_frames_on_receipt,
         a_receive_deadline_times_out_and_the_receiver_stays_usable,
@@ -165,7 +169,7 @@ impl Kind {
         }
         let endpoint: Endpoint = text.parse().unwrap();
         let mut listener = transports::listen(&endpoint).unwrap();
-        let bound: Endpoint = listener.local_endpoint().parse().unwrap();
+        let bound = listener.local_endpoint();
         let to = bound.clone();
         // Some transports finish their set-up only when both sides are at it.
         let connector = thread::spawn(move || transports::connect(&to).unwrap().split().unwrap());
@@ -198,6 +202,11 @@ fn soon(ms: u64) -> Option<Instant> {
     Some(Instant::now() + Duration::from_millis(ms))
 }
 
+/// A received frame's bytes in one piece: its head, then its tail if it came apart.
+fn joined(frame: Payload<'_>) -> Vec<u8> {
+    frame.into_contiguous().into_owned()
+}
+
 /// Frames of every size up to the limit arrive whole, in order, unmodified, both ways.
 fn frames_arrive_whole_and_in_order(kind: Kind) {
     let Pair {
@@ -216,7 +225,7 @@ fn frames_arrive_whole_and_in_order(kind: Kind) {
                 }
             });
             for (i, len) in sizes.iter().enumerate() {
-                let frame = receiver.recv(soon(20_000)).unwrap();
+                let frame = joined(receiver.recv(soon(20_000)).unwrap());
                 assert!(
                     frame == pattern(*len, i as u8),
                     "frame {i} of {len} bytes arrived as {} bytes, or changed",
@@ -225,6 +234,146 @@ fn frames_arrive_whole_and_in_order(kind: Kind) {
             }
         });
     }
+}
+
+/// A frame given as a head and a tail (`send_parts`) arrives as the same bytes, head
+/// then tail, whatever the sizes: tails the stream framing sends split (64 KiB and
+/// more), frames larger than an shm ring (streamed from both parts).
+fn frames_sent_in_two_parts_arrive_as_their_bytes(kind: Kind) {
+    let Pair {
+        client,
+        server,
+        place: _place,
+    } = kind.pair();
+    let (mut cs, mut cr, _cc) = (client.sender, client.receiver, client.closer);
+    let (mut ss, mut sr, _sc) = (server.sender, server.receiver, server.closer);
+    let split_min = rpc_core::framing::SPLIT_MIN;
+    let sizes = [
+        (0, 0),
+        (7, 0),
+        (0, 7),
+        (13, 4096),
+        (13, split_min - 1),
+        (13, split_min),
+        (0, split_min),
+        (3, 1 << 20),
+        (70_000, 70_000),
+        (100, 5 << 20),
+        ((3 << 20) + 5, 1 << 20),
+    ];
+    for (sender, receiver) in [(&mut cs, &mut sr), (&mut ss, &mut cr)] {
+        thread::scope(|s| {
+            s.spawn(|| {
+                for (i, (head, tail)) in sizes.iter().enumerate() {
+                    let frame = pattern(head + tail, i as u8);
+                    sender.send_parts(&frame[..*head], &frame[*head..]).unwrap();
+                }
+            });
+            for (i, (head, tail)) in sizes.iter().enumerate() {
+                let frame = joined(receiver.recv(soon(20_000)).unwrap());
+                assert!(
+                    frame == pattern(head + tail, i as u8),
+                    "frame {i} of {head} + {tail} bytes arrived as {} bytes, or changed",
+                    frame.len()
+                );
+            }
+        });
+    }
+}
+
+/// Sends `frame` encoded in place where the sender takes it (`send_encoded`), else as
+/// one part; says which.
+fn send_encoded_or_whole(sender: &mut dyn FrameSender, frame: &[u8]) -> bool {
+    match sender.send_encoded(&mut |out: &mut FrameBuf<'_>| out.put(frame)) {
+        Some(sent) => {
+            sent.unwrap().unwrap();
+            true
+        }
+        None => {
+            sender.send(frame).unwrap();
+            false
+        }
+    }
+}
+
+/// A frame a sender takes encoded in place (`send_encoded`) arrives as the bytes the
+/// encoder wrote; one it declines (every transport but shm, and frames larger than an
+/// shm ring) goes by `send`.
+fn frames_encoded_in_place_arrive_as_their_bytes(kind: Kind) {
+    let Pair {
+        client,
+        server,
+        place: _place,
+    } = kind.pair();
+    let (mut cs, mut cr, _cc) = (client.sender, client.receiver, client.closer);
+    let (mut ss, mut sr, _sc) = (server.sender, server.receiver, server.closer);
+    let sizes = [0, 4097, 65_536, 1 << 20, 5 << 20];
+    for (sender, receiver) in [(&mut cs, &mut sr), (&mut ss, &mut cr)] {
+        let in_place = thread::scope(|s| {
+            let sending = s.spawn(|| {
+                sizes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, len)| send_encoded_or_whole(&mut **sender, &pattern(*len, i as u8)))
+                    .collect::<Vec<_>>()
+            });
+            for (i, len) in sizes.iter().enumerate() {
+                let frame = joined(receiver.recv(soon(20_000)).unwrap());
+                assert!(
+                    frame == pattern(*len, i as u8),
+                    "frame {i} of {len} bytes arrived as {} bytes, or changed",
+                    frame.len()
+                );
+            }
+            sending.join().unwrap()
+        });
+        // The shm ring (2 MiB) takes every frame that fits it in place.
+        let expected = if kind == Kind::shm {
+            [true, true, true, true, false]
+        } else {
+            [false; 5]
+        };
+        assert_eq!(in_place, expected);
+    }
+}
+
+/// An encoder whose second pass writes another length than it counted (or fails)
+/// gets `Corrupt` from a sender that encodes in place; nothing of that frame reaches
+/// the peer, and the sender stays usable.
+fn an_encoder_that_changes_its_length_sends_nothing(kind: Kind) {
+    let mut pair = kind.pair();
+    let frame = pattern(10_000, 1);
+    for (case, second) in [(0, 9_999), (1, 10_001), (2, usize::MAX)] {
+        let mut pass = 0;
+        let sent = pair
+            .client
+            .sender
+            .send_encoded(&mut |out: &mut FrameBuf<'_>| {
+                pass += 1;
+                match (pass, second) {
+                    (1, _) => out.put(&frame),
+                    (_, usize::MAX) => out.put(&frame[..10]).and_then(|()| {
+                        Err(rpc_core::CodecError::Decode {
+                            what: "test",
+                            source: "fails on its second pass".into(),
+                        })
+                    }),
+                    _ => out.put(&pattern(second, 1)),
+                }
+            });
+        match sent {
+            None => assert!(kind != Kind::shm, "shm encodes a 10 KB frame in place"),
+            Some(sent) => assert!(
+                matches!(sent, Err(TransportError::Corrupt(_))),
+                "case {case}: {sent:?}"
+            ),
+        }
+    }
+    pair.client.sender.send(b"after").unwrap();
+    assert_eq!(
+        joined(pair.server.receiver.recv(soon(10_000)).unwrap()),
+        b"after"
+    );
 }
 
 /// A frame over `max_frame` fails with `FrameTooLarge`, nothing sent; the next one
@@ -241,7 +390,10 @@ fn a_frame_over_the_limit_is_refused_and_the_sender_stays_usable(kind: Kind) {
         "{err:?}"
     );
     pair.client.sender.send(b"after").unwrap();
-    assert_eq!(pair.server.receiver.recv(soon(10_000)).unwrap(), b"after");
+    assert_eq!(
+        joined(pair.server.receiver.recv(soon(10_000)).unwrap()),
+        b"after"
+    );
 }
 
 /// A receiver whose limit was lowered refuses a larger frame with `FrameTooLarge`.
@@ -250,7 +402,10 @@ fn a_lowered_limit_refuses_larger_frames_on_receipt(kind: Kind) {
     pair.server.receiver.set_max_frame(64);
     // One at a time: a message queue holds one message by default.
     pair.client.sender.send(&[7; 64]).unwrap();
-    assert_eq!(pair.server.receiver.recv(soon(10_000)).unwrap(), [7; 64]);
+    assert_eq!(
+        joined(pair.server.receiver.recv(soon(10_000)).unwrap()),
+        [7; 64]
+    );
     pair.client.sender.send(&[7; 1000]).unwrap();
     let err = pair.server.receiver.recv(soon(10_000)).unwrap_err();
     assert!(
@@ -268,7 +423,10 @@ fn a_receive_deadline_times_out_and_the_receiver_stays_usable(kind: Kind) {
     assert!(matches!(err, TransportError::TimedOut), "{err:?}");
     assert!(start.elapsed() >= Duration::from_millis(100));
     pair.client.sender.send(b"late").unwrap();
-    assert_eq!(pair.server.receiver.recv(soon(10_000)).unwrap(), b"late");
+    assert_eq!(
+        joined(pair.server.receiver.recv(soon(10_000)).unwrap()),
+        b"late"
+    );
 }
 
 /// Frames sent before the peer went away are received, then `Closed`; a send then
@@ -285,8 +443,8 @@ fn after_the_peer_is_gone_frames_drain_then_closed(kind: Kind) {
         client.sender.send(b"one").unwrap();
         client.sender.send(b"two").unwrap();
     });
-    assert_eq!(server.receiver.recv(soon(10_000)).unwrap(), b"one");
-    assert_eq!(server.receiver.recv(soon(10_000)).unwrap(), b"two");
+    assert_eq!(joined(server.receiver.recv(soon(10_000)).unwrap()), b"one");
+    assert_eq!(joined(server.receiver.recv(soon(10_000)).unwrap()), b"two");
     peer.join().unwrap();
     let end = server.receiver.recv(soon(10_000));
     assert!(matches!(end, Err(TransportError::Closed)), "{end:?}");
@@ -315,7 +473,7 @@ fn close_ends_a_blocked_receive(kind: Kind) {
         closer,
         sender: _sender,
     } = server;
-    let blocked = thread::spawn(move || receiver.recv(None).map(<[u8]>::to_vec));
+    let blocked = thread::spawn(move || receiver.recv(None).map(joined));
     thread::sleep(Duration::from_millis(50));
     closer.close();
     let end = blocked.join().unwrap();
@@ -350,7 +508,8 @@ fn abort_ends_a_send_blocked_on_a_peer_that_does_not_read(kind: Kind) {
 /// A frame the peer does not take in time fails with `TimedOut`, its rest kept; a
 /// later send that cannot finish that rest in time fails too without starting its own
 /// frame; once the peer reads, the next send finishes the cut frame first, and the
-/// peer receives every frame that was started, whole and in order.
+/// peer receives every frame that was started, whole and in order. The cut frame is
+/// sent in two parts, so that its rest may span both.
 fn a_send_cut_short_by_its_deadline_is_finished_by_the_next(kind: Kind) {
     if !kind.sends_can_block() {
         return eprintln!("skipped: {kind:?} sends never wait");
@@ -363,7 +522,8 @@ fn a_send_cut_short_by_its_deadline_is_finished_by_the_next(kind: Kind) {
         place: _place,
     } = kind.pair();
     client.sender.set_deadline(soon(300));
-    let cut = client.sender.send(&big);
+    let (head, tail) = big.split_at((3 << 20) + 5);
+    let cut = client.sender.send_parts(head, tail);
     assert!(matches!(cut, Err(TransportError::TimedOut)), "{cut:?}");
     assert!(client.sender.has_backlog(), "part of the frame went");
     client.sender.set_deadline(soon(300));
@@ -373,8 +533,8 @@ fn a_send_cut_short_by_its_deadline_is_finished_by_the_next(kind: Kind) {
         "{blocked:?}"
     );
     let reader = thread::spawn(move || {
-        let first = server.receiver.recv(soon(60_000)).unwrap().to_vec();
-        let second = server.receiver.recv(soon(60_000)).unwrap().to_vec();
+        let first = joined(server.receiver.recv(soon(60_000)).unwrap());
+        let second = joined(server.receiver.recv(soon(60_000)).unwrap());
         (first, second)
     });
     client.sender.set_deadline(None);
@@ -394,19 +554,16 @@ fn dropping_everything_leaves_no_named_object(kind: Kind) {
         mut place,
     } = kind.pair();
     client.sender.send(b"x").unwrap();
-    assert_eq!(server.receiver.recv(soon(10_000)).unwrap(), b"x");
+    assert_eq!(joined(server.receiver.recv(soon(10_000)).unwrap()), b"x");
     drop((client, server));
     drop(place.listener.take());
     let Some(endpoint) = place.endpoint.clone() else {
         return;
     };
-    let name = match endpoint.kind() {
-        transports::EndpointKind::Unix(p) | transports::EndpointKind::Fifo(p) => p.clone(),
-        transports::EndpointKind::Mq(n) | transports::EndpointKind::Shm(n) => {
-            n.trim_start_matches('/').to_owned()
-        }
-        _ => return,
+    let Some(name) = endpoint.kind().name() else {
+        return;
     };
+    let name = name.trim_start_matches('/').to_owned();
     let mut left = Vec::new();
     if let Some(dir) = &place.dir {
         left.extend(

@@ -9,8 +9,15 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use rpc_core::codec::Payload;
 use rpc_core::{Parts, TransportError};
 use transports::Endpoint;
+
+/// A received frame's bytes: shm frames always come whole, in the head.
+fn whole(frame: Payload<'_>) -> &[u8] {
+    assert!(frame.tail.is_none(), "an shm frame came split");
+    frame.head
+}
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -78,7 +85,7 @@ fn two_threads_move_a_million_frames_intact_through_a_small_ring() {
         let mut want = Vec::new();
         for i in 0..COUNT {
             frame(i, &mut want);
-            let got = server.receiver.recv(None).unwrap();
+            let got = whole(server.receiver.recv(None).unwrap());
             assert!(
                 got == want.as_slice(),
                 "frame {i} differs ({} vs {} bytes)",
@@ -99,7 +106,7 @@ fn two_threads_move_a_million_frames_intact_through_a_small_ring() {
 fn echo(mut parts: Parts) {
     while let Ok(frame) = parts.receiver.recv(None) {
         // Straight from the incoming ring into the outgoing one.
-        if parts.sender.send(frame).is_err() {
+        if parts.sender.send(whole(frame)).is_err() {
             break;
         }
     }
@@ -155,7 +162,7 @@ fn two_processes_echo_a_million_frames_intact() {
                 sent += 1;
             }
             frame(i, &mut want);
-            let got = parts.receiver.recv(None).unwrap();
+            let got = whole(parts.receiver.recv(None).unwrap());
             assert!(got == want.as_slice(), "frame {i} differs");
         }
         drop(parts);
@@ -171,7 +178,7 @@ fn killed_peer_is_noticed_within_a_bound() {
         let mut child = spawn_echo("killed_peer_is_noticed_within_a_bound", &endpoint);
         let mut parts = transports::connect(&endpoint).unwrap().split().unwrap();
         parts.sender.send(b"ping").unwrap();
-        assert_eq!(parts.receiver.recv(None).unwrap(), b"ping");
+        assert_eq!(whole(parts.receiver.recv(None).unwrap()), b"ping");
         child.kill().unwrap();
         let killed = Instant::now();
         child.wait().unwrap();
@@ -209,9 +216,12 @@ fn deadline_mid_stream_keeps_the_frame() {
         let first = server.receiver.recv(Some(soon));
         assert!(matches!(first, Err(TransportError::TimedOut)) || first.is_ok());
         if let Ok(frame) = first {
-            assert_eq!(frame, expected.as_slice());
+            assert_eq!(whole(frame), expected.as_slice());
         } else {
-            assert_eq!(server.receiver.recv(None).unwrap(), expected.as_slice());
+            assert_eq!(
+                whole(server.receiver.recv(None).unwrap()),
+                expected.as_slice()
+            );
         }
         drop(sender.join().unwrap());
     });
@@ -227,7 +237,7 @@ fn closer_wakes_a_blocked_receive() {
             closer,
             ..
         } = server;
-        let blocked = thread::spawn(move || receiver.recv(None).map(|f| f.to_vec()));
+        let blocked = thread::spawn(move || receiver.recv(None).map(|f| whole(f).to_vec()));
         thread::sleep(Duration::from_millis(100));
         let closed_at = Instant::now();
         closer.close();
@@ -342,9 +352,7 @@ mod hostile {
 
     /// The name part of `endpoint` (`/name`).
     fn name_of(endpoint: &Endpoint) -> String {
-        let name = endpoint.to_string();
-        let bare = name.trim_start_matches("shm:").split('?').next().unwrap();
-        bare.to_owned()
+        endpoint.kind().name().unwrap().to_owned()
     }
 
     /// Sends `line` with `fds` attached to the server of `endpoint`; returns its answer.
@@ -442,7 +450,7 @@ mod hostile {
             // The server still serves honest clients.
             let mut ok = transports::connect(&endpoint).unwrap().split().unwrap();
             ok.sender.send(b"still here").unwrap();
-            assert_eq!(ok.receiver.recv(None).unwrap(), b"still here");
+            assert_eq!(whole(ok.receiver.recv(None).unwrap()), b"still here");
         });
     }
 
@@ -505,7 +513,7 @@ mod hostile {
             assert_eq!(answer, "OK\n");
             let mut ok = transports::connect(&endpoint).unwrap().split().unwrap();
             ok.sender.send(b"still here").unwrap();
-            assert_eq!(ok.receiver.recv(None).unwrap(), b"still here");
+            assert_eq!(whole(ok.receiver.recv(None).unwrap()), b"still here");
         });
     }
 
@@ -514,8 +522,7 @@ mod hostile {
         watchdog(Duration::from_secs(30), || {
             let endpoint = unique("ring=4096");
             let _server = echo_server(&endpoint);
-            let options = transports::shm::ShmOptions::from_endpoint(&endpoint);
-            let t = transports::ShmTransport::connect(&name_of(&endpoint), options).unwrap();
+            let t = transports::ShmTransport::connect(&endpoint).unwrap();
             let fd = transports::test_util::shm::segment_fd(&t)
                 .expect("the client holds its segment's descriptor");
             // What used to SIGBUS the server at its next access.
@@ -525,10 +532,13 @@ mod hostile {
             assert_eq!(seals, Err(Errno::EPERM), "no seal can be added any more");
             let mut mine = rpc_core::Transport::split(Box::new(t)).unwrap();
             mine.sender.send(b"after the attempt").unwrap();
-            assert_eq!(mine.receiver.recv(None).unwrap(), b"after the attempt");
+            assert_eq!(
+                whole(mine.receiver.recv(None).unwrap()),
+                b"after the attempt"
+            );
             let mut other = transports::connect(&endpoint).unwrap().split().unwrap();
             other.sender.send(b"another client").unwrap();
-            assert_eq!(other.receiver.recv(None).unwrap(), b"another client");
+            assert_eq!(whole(other.receiver.recv(None).unwrap()), b"another client");
         });
     }
 
@@ -677,7 +687,7 @@ mod hostile {
             }
             let mut ok = transports::connect(&endpoint).unwrap().split().unwrap();
             ok.sender.send(b"honest").unwrap();
-            assert_eq!(ok.receiver.recv(None).unwrap(), b"honest");
+            assert_eq!(whole(ok.receiver.recv(None).unwrap()), b"honest");
         });
     }
 

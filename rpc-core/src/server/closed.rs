@@ -11,7 +11,7 @@ use crate::transport::{Closer, FrameReceiver, FrameSender};
 pub(super) struct ClosedSender;
 
 impl FrameSender for ClosedSender {
-    fn send(&mut self, _frame: &[u8]) -> Result<(), TransportError> {
+    fn send_parts(&mut self, _head: &[u8], _tail: &[u8]) -> Result<(), TransportError> {
         Err(TransportError::Closed)
     }
 }
@@ -20,11 +20,7 @@ impl FrameSender for ClosedSender {
 pub(super) struct ClosedReceiver;
 
 impl FrameReceiver for ClosedReceiver {
-    fn recv(&mut self, _deadline: Option<Instant>) -> Result<&[u8], TransportError> {
-        Err(TransportError::Closed)
-    }
-
-    fn recv_split(&mut self, _deadline: Option<Instant>) -> Result<Payload<'_>, TransportError> {
+    fn recv(&mut self, _deadline: Option<Instant>) -> Result<Payload<'_>, TransportError> {
         Err(TransportError::Closed)
     }
 

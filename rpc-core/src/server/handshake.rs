@@ -27,6 +27,7 @@ pub(super) fn answer(
     let Ok(frame) = receiver.recv(Some(Instant::now() + HANDSHAKE_TIMEOUT)) else {
         return false;
     };
+    let frame = frame.into_contiguous();
     let Ok(hello) = decode_prefix::<Hello<'_>>(&mut &frame[..], "hello") else {
         return false;
     };

@@ -24,6 +24,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::dispatch::Dispatch;
+use crate::endpoint::Endpoint;
 use crate::error::{ServeError, TransportError};
 use crate::transport::{Closer, Listener, Transport};
 
@@ -43,9 +44,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// before it returns anyway (a handler that never returns keeps its thread).
 pub const ABORT_WAIT: Duration = Duration::from_secs(1);
 
-/// Calls of one connection that run at once by default (see
-/// [`ServerConfig::max_in_flight`]).
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 32;
+pub use crate::limits::DEFAULT_MAX_IN_FLIGHT;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before the next try.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
@@ -68,6 +67,13 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// What an endpoint's options say (`?max_in_flight=`).
+    pub fn from_endpoint(endpoint: &Endpoint) -> Self {
+        ServerConfig {
+            max_in_flight: endpoint.max_in_flight(),
+        }
+    }
+
     /// This configuration with another `max_in_flight` (at least 1).
     pub fn with_max_in_flight(mut self, n: usize) -> Self {
         self.max_in_flight = n.max(1);
@@ -79,7 +85,7 @@ impl ServerConfig {
 ///
 /// Dropping it shuts it down (see [`RunningServer::shutdown`]).
 pub struct RunningServer {
-    endpoint: String,
+    endpoint: Endpoint,
     stopping: Arc<AtomicBool>,
     listener_closer: Box<dyn Closer>,
     accept_thread: Option<JoinHandle<()>>,
@@ -90,8 +96,8 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Starts serving `dispatch` on `listener` in background threads, with the default
-    /// [`ServerConfig`].
+    /// Starts serving `dispatch` on `listener` in background threads, configured by the
+    /// options of the listener's endpoint ([`ServerConfig::from_endpoint`]).
     ///
     /// # Errors
     ///
@@ -105,7 +111,8 @@ impl RunningServer {
         listener: Box<dyn Listener>,
         dispatch: Arc<dyn Dispatch>,
     ) -> Result<Self, ServeError> {
-        Self::start_with(listener, dispatch, ServerConfig::default())
+        let config = ServerConfig::from_endpoint(&listener.local_endpoint());
+        Self::start_with(listener, dispatch, config)
     }
 
     /// [`RunningServer::start`] with a configuration.
@@ -121,7 +128,7 @@ impl RunningServer {
         let endpoint = listener.local_endpoint();
         let listener_closer = listener
             .closer()
-            .map_err(|e| ServeError::listen(endpoint.clone(), e))?;
+            .map_err(|e| ServeError::listen(endpoint.to_string(), e))?;
         let stopping = Arc::new(AtomicBool::new(false));
         let registry = Arc::new(Registry::default());
         let alarm = Arc::new(Alarm::default());
@@ -171,8 +178,8 @@ impl RunningServer {
         })
     }
 
-    /// The endpoint as bound, in endpoint syntax.
-    pub fn endpoint(&self) -> &str {
+    /// The endpoint as bound (the listener's [`Listener::local_endpoint`]).
+    pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }
 

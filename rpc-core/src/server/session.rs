@@ -208,7 +208,7 @@ impl Session {
                 return self.stop_reading();
             }
             let mut receiver = lock(&self.receiver);
-            let Ok(frame) = receiver.recv_split(None) else {
+            let Ok(frame) = receiver.recv(None) else {
                 drop(receiver);
                 return self.stop_reading();
             };

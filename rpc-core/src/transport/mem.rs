@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use super::{Closer, FrameReceiver, FrameSender, Parts, Transport};
 use super::{DEFAULT_MAX_FRAME, check_len};
+use crate::buf::Payload;
 use crate::error::TransportError;
 
 #[derive(Default)]
@@ -46,7 +47,7 @@ pub struct MemTransport {
 /// let mut a = Box::new(a).split().unwrap();
 /// let mut b = Box::new(b).split().unwrap();
 /// a.sender.send(b"ping").unwrap();
-/// assert_eq!(b.receiver.recv(None).unwrap(), b"ping");
+/// assert_eq!(b.receiver.recv(None).unwrap().head, b"ping");
 /// ```
 pub fn pair() -> (MemTransport, MemTransport) {
     pair_with_max_frame(DEFAULT_MAX_FRAME)
@@ -104,13 +105,16 @@ impl Transport for MemTransport {
 }
 
 impl FrameSender for MemSender {
-    fn send(&mut self, frame: &[u8]) -> Result<(), TransportError> {
-        check_len(frame.len(), self.max_frame)?;
+    fn send_parts(&mut self, head: &[u8], tail: &[u8]) -> Result<(), TransportError> {
+        check_len(head.len() + tail.len(), self.max_frame)?;
+        let mut frame = Vec::with_capacity(head.len() + tail.len());
+        frame.extend_from_slice(head);
+        frame.extend_from_slice(tail);
         let mut q = self.dir.lock();
         if q.reader_closed {
             return Err(TransportError::Closed);
         }
-        q.frames.push_back(frame.to_vec());
+        q.frames.push_back(frame);
         drop(q);
         self.dir.ready.notify_one();
         Ok(())
@@ -125,7 +129,7 @@ impl Drop for MemSender {
 }
 
 impl FrameReceiver for MemReceiver {
-    fn recv(&mut self, deadline: Option<Instant>) -> Result<&[u8], TransportError> {
+    fn recv(&mut self, deadline: Option<Instant>) -> Result<Payload<'_>, TransportError> {
         let mut q = self.dir.lock();
         loop {
             if q.reader_closed {
@@ -134,7 +138,7 @@ impl FrameReceiver for MemReceiver {
             if let Some(frame) = q.frames.pop_front() {
                 check_len(frame.len(), self.max_frame)?;
                 self.current = frame;
-                return Ok(&self.current);
+                return Ok(Payload::whole(&self.current));
             }
             if q.writer_gone {
                 return Err(TransportError::Closed);
@@ -158,10 +162,6 @@ impl FrameReceiver for MemReceiver {
                 }
             };
         }
-    }
-
-    fn has_buffered_frame(&self) -> bool {
-        !self.dir.lock().frames.is_empty()
     }
 
     fn set_max_frame(&mut self, max_frame: usize) {
@@ -203,8 +203,8 @@ mod tests {
             Err(TransportError::FrameTooLarge { len: 9, max: 8 })
         ));
         a.sender.send(b"").unwrap();
-        assert_eq!(b.receiver.recv(None).unwrap(), b"1");
-        assert_eq!(b.receiver.recv(None).unwrap(), b"");
+        assert_eq!(b.receiver.recv(None).unwrap().head, b"1");
+        assert_eq!(b.receiver.recv(None).unwrap().head, b"");
     }
 
     #[test]
@@ -212,7 +212,7 @@ mod tests {
         let (mut a, mut b) = parts();
         a.sender.send(b"last").unwrap();
         drop(a);
-        assert_eq!(b.receiver.recv(None).unwrap(), b"last");
+        assert_eq!(b.receiver.recv(None).unwrap().head, b"last");
         assert!(matches!(b.receiver.recv(None), Err(TransportError::Closed)));
         assert!(matches!(b.sender.send(b"x"), Err(TransportError::Closed)));
     }
@@ -229,7 +229,8 @@ mod tests {
         assert_eq!(
             b.receiver
                 .recv(Some(Instant::now() + Duration::from_secs(5)))
-                .unwrap(),
+                .unwrap()
+                .head,
             b"ok"
         );
     }

@@ -44,7 +44,7 @@ use nix::libc;
 use nix::sys::stat::Mode;
 use rpc_core::{Closer, Listener, Parts, Transport, TransportError};
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, EndpointKind, wrong_kind};
 use crate::fd_reserve::{ExhaustionLog, check_headroom, is_exhaustion};
 use crate::names::fifo::{CONNECT, LOCK, pair_paths};
 use crate::names::owner_lock::OwnerLock;
@@ -108,24 +108,29 @@ pub struct FifoTransport {
 }
 
 impl FifoTransport {
-    /// Connects to the FIFO server whose endpoint directory is `dir`.
+    /// Connects to the FIFO server of `fifo:<dir>` (its endpoint directory).
     ///
     /// # Errors
     ///
     /// `Io` saying that no server is there (no rendezvous FIFO, or nobody reading it),
-    /// that it did not answer within 5 s, or why the FIFOs could not be made.
+    /// that it did not answer within 5 s, or why the FIFOs could not be made;
+    /// `Unsupported` for an endpoint of another kind.
     ///
     /// # Examples
     ///
     /// ```no_run
     /// use rpc_core::Transport as _;
-    /// let t = transports::FifoTransport::connect("/tmp/calc", 16 << 20)?;
+    /// let t = transports::FifoTransport::connect(&"fifo:/tmp/calc".parse()?)?;
     /// println!("connected to {}", t.peer());
-    /// # Ok::<(), rpc_core::TransportError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn connect(dir: impl AsRef<Path>, max_frame: usize) -> Result<Self, TransportError> {
-        let dir = dir.as_ref();
-        let peer = format!("fifo:{}", dir.display());
+    pub fn connect(endpoint: &Endpoint) -> Result<Self, TransportError> {
+        let EndpointKind::Fifo { path } = endpoint.kind() else {
+            return Err(wrong_kind(endpoint, "FifoTransport", "fifo:"));
+        };
+        let max_frame = endpoint.max_frame();
+        let dir = Path::new(path);
+        let peer = format!("fifo:{path}");
         let connect_path = dir.join(CONNECT);
         let mut rendezvous = match open_fifo(&connect_path, true) {
             Ok(f) => f,
@@ -240,14 +245,29 @@ pub struct FifoListener {
 }
 
 impl FifoListener {
-    /// Creates (or takes over from a dead server) the endpoint directory `dir`.
+    /// Creates (or takes over from a dead server) the endpoint directory of
+    /// `fifo:<dir>`.
     ///
     /// # Errors
     ///
     /// `AddrInUse` if a live server owns it; `Io` if the path exists and is not our
-    /// directory, or the FIFO cannot be made.
-    pub fn bind(dir: &str, endpoint: Endpoint) -> Result<Self, TransportError> {
-        let dir = PathBuf::from(dir);
+    /// directory, or the FIFO cannot be made; `Unsupported` for an endpoint of
+    /// another kind.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rpc_core::Listener as _;
+    /// let listener = transports::FifoListener::bind(&"fifo:/tmp/calc".parse()?)?;
+    /// println!("listening on {}", listener.local_endpoint());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn bind(endpoint: &Endpoint) -> Result<Self, TransportError> {
+        let EndpointKind::Fifo { path } = endpoint.kind() else {
+            return Err(wrong_kind(endpoint, "FifoListener", "fifo:"));
+        };
+        let dir = PathBuf::from(path);
+        let endpoint = endpoint.clone();
         let name = endpoint.to_string();
         claim_dir(&dir, &name)?;
         let lock = OwnerLock::acquire(dir.join(LOCK), &name)?;
@@ -380,8 +400,8 @@ impl Listener for FifoListener {
         Ok(Box::new(self.wakeup.clone()))
     }
 
-    fn local_endpoint(&self) -> String {
-        self.endpoint.to_string()
+    fn local_endpoint(&self) -> Endpoint {
+        self.endpoint.clone()
     }
 }
 

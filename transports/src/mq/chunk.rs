@@ -169,7 +169,8 @@ impl Assembler {
     }
 
     /// The frame joined by the last [`Step::Joined`], whole (a split one is joined
-    /// here, by a copy).
+    /// here, by a copy): for tests, which compare frames whole.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn frame(&mut self) -> &[u8] {
         if let Some((_, tail)) = self.tail.take() {
             self.frame.extend_from_slice(&tail);

@@ -311,10 +311,6 @@ impl FrameSender for MqSender {
         !self.backlog.is_empty()
     }
 
-    fn send(&mut self, frame: &[u8]) -> Result<(), TransportError> {
-        self.send_parts(frame, &[])
-    }
-
     fn send_parts(&mut self, head: &[u8], tail: &[u8]) -> Result<(), TransportError> {
         check_len(head.len() + tail.len(), self.max_frame)?;
         // SYNC: Acquire, paired with the Release in `Shared::gone`.
@@ -422,14 +418,7 @@ impl MqReceiver {
 }
 
 impl FrameReceiver for MqReceiver {
-    fn recv(&mut self, deadline: Option<Instant>) -> Result<&[u8], TransportError> {
-        match self.next(deadline)? {
-            Got::Whole(n) => Ok(&self.msg[1..n]),
-            Got::Joined => Ok(self.assembler.frame()),
-        }
-    }
-
-    fn recv_split(&mut self, deadline: Option<Instant>) -> Result<Payload<'_>, TransportError> {
+    fn recv(&mut self, deadline: Option<Instant>) -> Result<Payload<'_>, TransportError> {
         match self.next(deadline)? {
             Got::Whole(n) => Ok(Payload::whole(&self.msg[1..n])),
             Got::Joined => {

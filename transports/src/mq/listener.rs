@@ -14,7 +14,7 @@ use super::handshake::{Answer, Connect};
 use super::liveness::{PeerProcess, ProcessId, WatchError};
 use super::queue::{self, Access, Queue, UnlinkGuard};
 use super::{checked_msgsize, invalid_name, limits};
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, EndpointKind, wrong_kind};
 use crate::fd_reserve::{Spare, is_exhaustion};
 use crate::names::mq::{Direction, Names};
 use crate::names::owner_lock::OwnerLock;
@@ -61,23 +61,27 @@ impl Closer for WakerHandle {
 struct WakerHandle(Arc<Waker>);
 
 impl MqListener {
-    /// Binds the rendezvous queue `name` (`/calc`) for `endpoint`.
+    /// Binds the rendezvous queue of `mq:<name>`.
     ///
     /// # Errors
     ///
     /// `AddrInUse` if a live server owns the name; `Io` if the name is too long or the
-    /// OS refuses the queue (the message names the limit and how to raise it).
+    /// OS refuses the queue (the message names the limit and how to raise it);
+    /// `Unsupported` for an endpoint of another kind.
     ///
     /// # Examples
     ///
     /// ```no_run
     /// use rpc_core::Listener as _;
-    /// let endpoint: transports::Endpoint = "mq:/calc".parse()?;
-    /// let listener = transports::MqListener::bind("/calc", endpoint)?;
+    /// let listener = transports::MqListener::bind(&"mq:/calc".parse()?)?;
     /// println!("listening on {}", listener.local_endpoint());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn bind(name: &str, endpoint: Endpoint) -> Result<Self, TransportError> {
+    pub fn bind(endpoint: &Endpoint) -> Result<Self, TransportError> {
+        let EndpointKind::Mq { name, .. } = endpoint.kind() else {
+            return Err(wrong_kind(endpoint, "MqListener", "mq:"));
+        };
+        let endpoint = endpoint.clone();
         let shown = endpoint.to_string();
         let names = Names::new(name).map_err(|m| invalid_name(&shown, m))?;
         let lock = acquire_lock(&names, &shown)?;
@@ -266,8 +270,8 @@ impl Listener for MqListener {
         Ok(Box::new(WakerHandle(self.waker.clone())))
     }
 
-    fn local_endpoint(&self) -> String {
-        self.endpoint.to_string()
+    fn local_endpoint(&self) -> Endpoint {
+        self.endpoint.clone()
     }
 }
 

@@ -103,6 +103,7 @@ pub use crate::names::reclaim::MQUEUE_DIR;
 pub use conn::MqTransport;
 pub use listener::MqListener;
 
+use crate::endpoint::{Endpoint, EndpointKind, wrong_kind};
 use crate::names::mq::{Direction, Names};
 use crate::names::reclaim;
 use conn::{Ends, SLICE};
@@ -117,42 +118,32 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 static CONNECTIONS: AtomicU32 = AtomicU32::new(0);
 
 impl MqTransport {
-    /// Connects to the server whose rendezvous queue is `name` (`/calc`).
+    /// Connects to the server of `mq:<name>` (its rendezvous queue), with this
+    /// client's queues holding `?depth=` messages of `?msgsize=` bytes each (defaults:
+    /// 1 of 4096), lowered to what `/proc/sys/fs/mqueue` allows. Deeper queues and
+    /// larger messages make large frames faster and take more of the per-user queue
+    /// memory limit (`depth × (msgsize + 96)` bytes per queue, two queues per client).
     ///
     /// # Errors
     ///
     /// `Io` whose message says what is wrong: no server (no queue of that name), a
     /// stale queue of a dead server, a queue limit reached (which one, and how to
     /// raise it), the server exiting or refusing during the connect, or no answer
-    /// within [`CONNECT_TIMEOUT`].
+    /// within [`CONNECT_TIMEOUT`]; `Unsupported` for an endpoint of another kind.
     ///
     /// # Examples
     ///
     /// ```no_run
     /// use rpc_core::Transport as _;
-    /// let t = transports::MqTransport::connect("/calc", 16 << 20)?;
+    /// let t = transports::MqTransport::connect(&"mq:/calc?depth=10&msgsize=8192".parse()?)?;
     /// println!("connected to {}", t.peer());
-    /// # Ok::<(), rpc_core::TransportError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn connect(name: &str, max_frame: usize) -> Result<Self, TransportError> {
-        Self::connect_sized(name, max_frame, None, None)
-    }
-
-    /// [`MqTransport::connect`] with this client's queues holding `depth` messages of
-    /// `msgsize` bytes each (defaults: 1 of 4096), lowered to what
-    /// `/proc/sys/fs/mqueue` allows. Deeper queues and larger messages make large
-    /// frames faster and take more of the per-user queue memory limit
-    /// (`depth × (msgsize + 96)` bytes per queue, two queues per client).
-    ///
-    /// # Errors
-    ///
-    /// As [`MqTransport::connect`].
-    pub fn connect_sized(
-        name: &str,
-        max_frame: usize,
-        depth: Option<u32>,
-        msgsize: Option<u32>,
-    ) -> Result<Self, TransportError> {
+    pub fn connect(endpoint: &Endpoint) -> Result<Self, TransportError> {
+        let EndpointKind::Mq { name, opts } = endpoint.kind() else {
+            return Err(wrong_kind(endpoint, "MqTransport", "mq:"));
+        };
+        let max_frame = endpoint.max_frame();
         let peer = format!("mq:{name}");
         let names = Names::new(name).map_err(|m| invalid_name(&peer, m))?;
         let fail = |what: String, kind: io::ErrorKind| TransportError::Io {
@@ -179,7 +170,7 @@ impl MqTransport {
         let s2c = names.connection(me, n, Direction::ServerToClient);
         // Removes the names however this ends; the queues live on in the descriptors.
         let _unlink = UnlinkGuard(vec![c2s.clone(), s2c.clone()]);
-        let size = limits::connection_asked(depth, msgsize);
+        let size = limits::connection_asked(opts.depth(), opts.msgsize());
         let (outgoing, incoming) = create_pair(&c2s, &s2c, &peer, size)?;
         let wake = Queue::open(&s2c, Access::Send)
             .map_err(|e| limits::open_error(e, &format!("{peer}: open queue {s2c}"), None))?;

@@ -39,21 +39,22 @@ pub fn reclaim_stale(endpoint: &Endpoint) -> Result<(), TransportError> {
     let shown = endpoint.to_string();
     match endpoint.kind() {
         EndpointKind::Pipe | EndpointKind::Tcp { .. } => Ok(()),
-        EndpointKind::Unix(path) => unix_socket(Path::new(path), &shown, || {}),
-        EndpointKind::Shm(name) => {
+        EndpointKind::Unix { path, .. } => unix_socket(Path::new(path), &shown, || {}),
+        EndpointKind::Shm { name, .. } => {
             let names = shm::Names::new(name, &shown)?;
             unix_socket(Path::new(&names.socket()), &shown, || {
                 shm_segments(&names);
             })
         }
-        EndpointKind::Mq(name) => {
+        EndpointKind::Mq { name, .. } => {
             let names = mq::Names::new(name).map_err(|message| TransportError::Io {
                 context: format!("{shown}: {message}"),
                 source: io::ErrorKind::InvalidInput.into(),
             })?;
             mq_abandoned(&names, &shown)
         }
-        EndpointKind::Fifo(dir) => fifo_endpoint(Path::new(dir), &shown),
+        EndpointKind::Fifo { path } => fifo_endpoint(Path::new(path), &shown),
+        _ => Err(crate::endpoint::unknown_kind(endpoint)),
     }
 }
 

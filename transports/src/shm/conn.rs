@@ -5,8 +5,11 @@
 //! padded to 8. A frame whose record fits in the ring is written whole and contiguous
 //! (after a skip record when it would cross the end), so the receiver decodes it in
 //! place; a larger frame streams through the ring in pieces while the receiver copies
-//! it out. Lengths are checked against `max_frame` and the ring; indices and ranges
-//! are checked by the ring (`shm/ring.rs`).
+//! it out. The sender copies a frame's two parts (`send_parts`) straight from where they
+//! are into its record, or encodes a large frame straight into it (`send_encoded`:
+//! counted first, so that the record is reserved once). Lengths are checked against
+//! `max_frame` and the ring; indices and ranges are checked by the ring
+//! (`shm/ring.rs`).
 
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
@@ -15,10 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use rpc_core::codec::FrameBuf;
+use rpc_core::codec::{FrameBuf, Payload};
 use rpc_core::framing::check_len;
-use rpc_core::transport::WriteFrame;
-use rpc_core::{Closer, FrameReceiver, FrameSender, TransportError};
+use rpc_core::{Closer, CodecError, FrameReceiver, FrameSender, TransportError};
 
 use super::index::{self, HEADER, Placement};
 use super::layout::{ControlPage, PAD_RECORD, Side};
@@ -219,8 +221,6 @@ impl Waiting for Conn {
 pub struct ShmSender {
     conn: Arc<Conn>,
     ring: Writer,
-    /// For frames larger than the ring, which cannot be encoded in place.
-    scratch: Vec<u8>,
     /// Sends give up at this instant (see `FrameSender::set_deadline`).
     deadline: Option<Instant>,
     /// A streamed frame cut short by its deadline: its unsent bytes and the padding
@@ -235,7 +235,6 @@ impl ShmSender {
         ShmSender {
             conn,
             ring,
-            scratch: Vec::new(),
             deadline: None,
             backlog: None,
         }
@@ -274,74 +273,81 @@ impl FrameSender for ShmSender {
         self.backlog.is_some()
     }
 
-    fn send(&mut self, frame: &[u8]) -> Result<(), TransportError> {
-        check_len(frame.len(), self.conn.max_frame)?;
+    fn send_parts(&mut self, head: &[u8], tail: &[u8]) -> Result<(), TransportError> {
+        self.sending(head.len() + tail.len(), |s| s.send_record(head, tail))
+    }
+
+    fn send_encoded(
+        &mut self,
+        encode: &mut dyn FnMut(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+    ) -> Option<Result<Result<(), CodecError>, TransportError>> {
+        let mut count = FrameBuf::counter();
+        if let Err(e) = encode(&mut count) {
+            return Some(Ok(Err(e)));
+        }
+        let len = count.len();
+        if let Err(e) = check_len(len, self.conn.max_frame) {
+            return Some(Err(e));
+        }
+        // A frame larger than the ring streams through it from the caller's buffer.
+        if index::record(len as u64) > self.ring.capacity() {
+            return None;
+        }
+        Some(
+            self.sending(len, |s| s.encode_record(len as u64, encode))
+                .map(Ok),
+        )
+    }
+}
+
+impl ShmSender {
+    /// Runs `send` for a frame of `len` bytes, once its length and the connection are
+    /// checked and a frame cut short before is finished, saying meanwhile that we
+    /// produce something the peer waits for.
+    fn sending(
+        &mut self,
+        len: usize,
+        send: impl FnOnce(&mut Self) -> Result<(), TransportError>,
+    ) -> Result<(), TransportError> {
+        check_len(len, self.conn.max_frame)?;
         self.conn.check_open()?;
         self.conn.set_busy(true);
-        let sent = self.flush_backlog().and_then(|()| self.send_record(frame));
+        let sent = self.flush_backlog().and_then(|()| send(self));
         // Done producing: a client now waits for the reply; a server for the next request.
         self.conn.set_busy(false);
         sent
     }
 
-    fn writes_in_place(&self) -> bool {
-        true
-    }
-
-    fn send_in_place(
-        &mut self,
-        len: usize,
-        write: &mut WriteFrame<'_>,
-    ) -> Result<(), TransportError> {
-        check_len(len, self.conn.max_frame)?;
-        self.conn.check_open()?;
-        self.conn.set_busy(true);
-        let sent = self
-            .flush_backlog()
-            .and_then(|()| self.encode_record(len as u64, write));
-        self.conn.set_busy(false);
-        sent
-    }
-}
-
-impl ShmSender {
-    /// Encodes a frame of `len` bytes straight into the ring when its record fits;
-    /// a larger one is encoded into `scratch` and streamed.
+    /// Encodes a frame of `len` bytes (counted by the caller) straight into a record
+    /// reserved for it, which fits the ring.
     fn encode_record(
         &mut self,
         len: u64,
-        write: &mut WriteFrame<'_>,
+        encode: &mut dyn FnMut(&mut FrameBuf<'_>) -> Result<(), CodecError>,
     ) -> Result<(), TransportError> {
-        let second_pass = |_| TransportError::Corrupt("the encoder failed on its second pass");
         let Placement::Whole { pad, record } =
             index::placement(self.ring.tail(), len, self.ring.capacity())
         else {
-            let mut scratch = std::mem::take(&mut self.scratch);
-            scratch.clear();
-            write(&mut FrameBuf::vec(&mut scratch)).map_err(second_pass)?;
-            let sent = if scratch.len() as u64 == len {
-                self.send_record(&scratch)
-            } else {
-                Err(TransportError::Corrupt(
-                    "the encoder wrote another length on its second pass",
-                ))
-            };
-            self.scratch = scratch;
-            return sent;
+            return Err(TransportError::Corrupt(
+                "a frame larger than the ring cannot be encoded in place",
+            ));
         };
         self.pad(pad)?;
         self.wait_free(record)?;
         self.ring.write_u32(0, len as u32)?;
         let written = self.ring.fill(HEADER, len, |space| {
             let mut buf = FrameBuf::slice(space);
-            write(&mut buf).map(|()| buf.len())
+            encode(&mut buf).map(|()| buf.len())
         })?;
+        // Nothing is published unless the second pass wrote what the first counted.
         match written {
             Ok(n) if n as u64 == len => self.publish(record),
             Ok(_) => Err(TransportError::Corrupt(
                 "the encoder wrote another length on its second pass",
             )),
-            Err(e) => Err(second_pass(e)),
+            Err(_) => Err(TransportError::Corrupt(
+                "the encoder failed on its second pass",
+            )),
         }
     }
 
@@ -355,14 +361,20 @@ impl ShmSender {
         Ok(())
     }
 
-    fn send_record(&mut self, frame: &[u8]) -> Result<(), TransportError> {
-        let len = frame.len() as u64;
+    /// Writes the record of the frame `head` then `tail`, each part copied once,
+    /// straight from where it is into the ring: reserved whole when the record fits,
+    /// else streamed through the ring as room appears.
+    fn send_record(&mut self, head: &[u8], tail: &[u8]) -> Result<(), TransportError> {
+        let len = (head.len() + tail.len()) as u64;
         match index::placement(self.ring.tail(), len, self.ring.capacity()) {
             Placement::Whole { pad, record } => {
                 self.pad(pad)?;
                 self.wait_free(record)?;
                 self.ring.write_u32(0, len as u32)?;
-                self.ring.write(HEADER, frame)?;
+                self.ring.write(HEADER, head)?;
+                if !tail.is_empty() {
+                    self.ring.write(HEADER + head.len() as u64, tail)?;
+                }
                 self.publish(record)?;
             }
             Placement::Streamed => {
@@ -370,9 +382,9 @@ impl ShmSender {
                 self.ring.write_u32(0, len as u32)?;
                 self.publish(HEADER)?;
                 let pad = index::padded(len) - len;
-                if let Err((e, sent)) = self.stream(frame, pad) {
+                if let Err((e, sent)) = self.stream(&[head, tail], pad) {
                     if matches!(e, TransportError::TimedOut) {
-                        self.backlog = Some((frame[sent..].to_vec(), pad));
+                        self.backlog = Some((unsent(&[head, tail], sent), pad));
                     }
                     return Err(e);
                 }
@@ -381,20 +393,26 @@ impl ShmSender {
         Ok(())
     }
 
-    /// Streams `bytes` (the rest of a record whose header is published) as room
-    /// appears, then its `pad`. On failure, returns how many bytes of `bytes` went.
-    fn stream(&mut self, bytes: &[u8], pad: u64) -> Result<(), (TransportError, usize)> {
+    /// Streams `parts` one after the other (the rest of a record whose header is
+    /// published) as room appears, then its `pad`. On failure, returns how many bytes
+    /// of `parts` went.
+    fn stream(&mut self, parts: &[&[u8]], pad: u64) -> Result<(), (TransportError, usize)> {
         let mut sent = 0;
-        while sent < bytes.len() {
-            let step = (|| {
-                self.wait_free(1)?;
-                let want = self.ring.free()?.min((bytes.len() - sent) as u64);
-                let n = index::run(self.ring.tail(), want, self.ring.capacity()) as usize;
-                self.ring.write(0, &bytes[sent..sent + n])?;
-                self.publish(n as u64)?;
-                Ok(n)
-            })();
-            sent += step.map_err(|e| (e, sent))?;
+        for bytes in parts {
+            let mut done = 0;
+            while done < bytes.len() {
+                let step = (|| {
+                    self.wait_free(1)?;
+                    let want = self.ring.free()?.min((bytes.len() - done) as u64);
+                    let n = index::run(self.ring.tail(), want, self.ring.capacity()) as usize;
+                    self.ring.write(0, &bytes[done..done + n])?;
+                    self.publish(n as u64)?;
+                    Ok(n)
+                })();
+                let n = step.map_err(|e| (e, sent))?;
+                done += n;
+                sent += n;
+            }
         }
         if pad > 0 {
             self.wait_free(pad).map_err(|e| (e, sent))?;
@@ -409,7 +427,7 @@ impl ShmSender {
         let Some((bytes, pad)) = self.backlog.take() else {
             return Ok(());
         };
-        match self.stream(&bytes, pad) {
+        match self.stream(&[&bytes], pad) {
             Ok(()) => Ok(()),
             Err((e, sent)) => {
                 if matches!(e, TransportError::TimedOut) {
@@ -419,6 +437,17 @@ impl ShmSender {
             }
         }
     }
+}
+
+/// The bytes of `parts`, one after the other, past the first `sent`.
+fn unsent(parts: &[&[u8]], mut sent: usize) -> Vec<u8> {
+    let mut rest = Vec::new();
+    for part in parts {
+        let skip = sent.min(part.len());
+        rest.extend_from_slice(&part[skip..]);
+        sent -= skip;
+    }
+    rest
 }
 
 /// Consumer of the incoming ring.
@@ -522,7 +551,19 @@ impl ShmReceiver {
 }
 
 impl FrameReceiver for ShmReceiver {
-    fn recv(&mut self, deadline: Option<Instant>) -> Result<&[u8], TransportError> {
+    fn recv(&mut self, deadline: Option<Instant>) -> Result<Payload<'_>, TransportError> {
+        self.next_frame(deadline).map(Payload::whole)
+    }
+
+    fn set_max_frame(&mut self, max_frame: usize) {
+        self.max_frame = max_frame.min(self.conn.max_frame);
+    }
+}
+
+impl ShmReceiver {
+    /// The next frame, whole: lent from the ring when its record fits, else copied out
+    /// into `buf` (the sender streamed it).
+    fn next_frame(&mut self, deadline: Option<Instant>) -> Result<&[u8], TransportError> {
         if self.lent > 0 {
             let lent = std::mem::take(&mut self.lent);
             self.release(lent)?;
@@ -562,16 +603,6 @@ impl FrameReceiver for ShmReceiver {
             self.handling();
             return Ok(&self.buf);
         }
-    }
-
-    fn has_buffered_frame(&self) -> bool {
-        self.lent == 0
-            && self.streaming.is_none()
-            && self.ring.available().is_ok_and(|a| a >= HEADER)
-    }
-
-    fn set_max_frame(&mut self, max_frame: usize) {
-        self.max_frame = max_frame.min(self.conn.max_frame);
     }
 }
 

@@ -71,13 +71,15 @@ use std::time::Duration;
 
 use rpc_core::{Closer, Listener, Parts, Transport, TransportError};
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, EndpointKind, wrong_kind};
 use crate::names::reclaim;
 use crate::names::shm::Names;
 use crate::sys;
 use crate::uds::UdsListener;
 use conn::{Conn, ShmCloser, ShmReceiver, ShmSender};
 use segment::Segment;
+
+pub use crate::endpoint::ShmOptions;
 
 /// A connect request: this line, with the segment's descriptor attached. Version 2:
 /// the segment is a sealed memory file passed by descriptor (version 1 sent a
@@ -90,24 +92,24 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default spin budget.
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
 
-/// Connection options of an `shm:` endpoint.
+/// What a connection of an `shm:` endpoint runs with: its options, defaults filled in.
 #[derive(Debug, Clone, Copy)]
-pub struct ShmOptions {
+struct Settings {
     /// Bytes per ring.
-    pub ring: usize,
+    ring: usize,
     /// Largest frame.
-    pub max_frame: usize,
+    max_frame: usize,
     /// Spin budget while the peer runs elsewhere.
-    pub spin: Duration,
+    spin: Duration,
 }
 
-impl ShmOptions {
-    /// The options an endpoint asks for.
-    pub fn from_endpoint(endpoint: &Endpoint) -> Self {
-        ShmOptions {
-            ring: endpoint.ring().unwrap_or(layout::DEFAULT_CAPACITY),
-            max_frame: endpoint.max_frame().min(u32::MAX as usize - 1),
-            spin: endpoint.spin().unwrap_or(DEFAULT_SPIN),
+impl Settings {
+    /// The settings of `shm:` options `opts` with frames of up to `max_frame`.
+    fn new(opts: &ShmOptions, max_frame: usize) -> Self {
+        Settings {
+            ring: opts.ring().unwrap_or(layout::DEFAULT_CAPACITY),
+            max_frame: max_frame.min(u32::MAX as usize - 1),
+            spin: opts.spin().unwrap_or(DEFAULT_SPIN),
         }
     }
 }
@@ -118,24 +120,28 @@ pub struct ShmTransport {
 }
 
 impl ShmTransport {
-    /// Connects to the server of `shm:<name>`.
+    /// Connects to the server of `shm:<name>`, with rings of `?ring=` bytes (default
+    /// 2 MiB) and a spin budget of `?spin_us=` (default 20 µs).
     ///
     /// # Errors
     ///
     /// `Io` if no server listens, the segment cannot be created (out of memory or
     /// descriptors), or the server refuses it (its reason is in the message);
-    /// `Unsupported` for a name too long.
+    /// `Unsupported` for a name too long or an endpoint of another kind.
     ///
     /// # Examples
     ///
     /// ```no_run
     /// use rpc_core::Transport as _;
-    /// let ep: transports::Endpoint = "shm:/calc".parse()?;
-    /// let t = transports::ShmTransport::connect("/calc", transports::shm::ShmOptions::from_endpoint(&ep))?;
+    /// let t = transports::ShmTransport::connect(&"shm:/calc?ring=65536".parse()?)?;
     /// println!("connected to {}", t.peer());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn connect(name: &str, options: ShmOptions) -> Result<Self, TransportError> {
+    pub fn connect(endpoint: &Endpoint) -> Result<Self, TransportError> {
+        let EndpointKind::Shm { name, opts } = endpoint.kind() else {
+            return Err(wrong_kind(endpoint, "ShmTransport", "shm:"));
+        };
+        let options = Settings::new(opts, endpoint.max_frame());
         let peer = format!("shm:{name}");
         let names = Names::new(name, &peer)?;
         let io_err = |what: &str| {
@@ -257,7 +263,7 @@ impl Transport for ShmTransport {
 pub struct ShmListener {
     rendezvous: UdsListener,
     endpoint: Endpoint,
-    options: ShmOptions,
+    options: Settings,
 }
 
 impl ShmListener {
@@ -266,15 +272,28 @@ impl ShmListener {
     ///
     /// # Errors
     ///
-    /// `AddrInUse` if a live server owns the name; `Io` otherwise.
-    pub fn bind(name: &str, endpoint: Endpoint) -> Result<Self, TransportError> {
+    /// `AddrInUse` if a live server owns the name; `Unsupported` for a name too long
+    /// or an endpoint of another kind; `Io` otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rpc_core::Listener as _;
+    /// let listener = transports::ShmListener::bind(&"shm:/calc".parse()?)?;
+    /// println!("listening on {}", listener.local_endpoint());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn bind(endpoint: &Endpoint) -> Result<Self, TransportError> {
+        let EndpointKind::Shm { name, opts } = endpoint.kind() else {
+            return Err(wrong_kind(endpoint, "ShmListener", "shm:"));
+        };
         let names = Names::new(name, &endpoint.to_string())?;
-        let rendezvous = UdsListener::bind(&names.socket(), endpoint.clone())?;
+        let rendezvous = UdsListener::bind_socket(names.socket().into(), endpoint.clone())?;
         reclaim::shm_segments(&names);
         Ok(ShmListener {
             rendezvous,
-            options: ShmOptions::from_endpoint(&endpoint),
-            endpoint,
+            options: Settings::new(opts, endpoint.max_frame()),
+            endpoint: endpoint.clone(),
         })
     }
 }
@@ -284,7 +303,7 @@ struct Offered {
     socket: UnixStream,
     credentials: rpc_core::PeerCredentials,
     endpoint: String,
-    options: ShmOptions,
+    options: Settings,
 }
 
 impl Offered {
@@ -373,7 +392,7 @@ impl Listener for ShmListener {
         self.rendezvous.closer()
     }
 
-    fn local_endpoint(&self) -> String {
-        self.endpoint.to_string()
+    fn local_endpoint(&self) -> Endpoint {
+        self.endpoint.clone()
     }
 }

@@ -68,8 +68,9 @@ pub fn receive(
     let mut drain = |receiver: &mut ShmReceiver, deadline: Option<Instant>| loop {
         match receiver.recv(deadline) {
             Ok(frame) => {
-                assert!(frame.len() <= peer.max_frame, "a frame over max_frame");
-                on_frame(frame);
+                assert!(frame.tail.is_none(), "shm frames come whole");
+                assert!(frame.head.len() <= peer.max_frame, "a frame over max_frame");
+                on_frame(frame.head);
             }
             Err(e) => {
                 assert!(

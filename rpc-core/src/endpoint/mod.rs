@@ -1,0 +1,750 @@
+//! `Endpoint`: which mechanism, which name, which options, as one string.
+//!
+//! | string | mechanism |
+//! |---|---|
+//! | `pipe` | two anonymous pipes to a spawned child |
+//! | `fifo:/dir/name` | a FIFO pair per client, rendezvous FIFO at the path |
+//! | `mq:/name` | a POSIX message-queue pair per client |
+//! | `shm:/name` | a shared-memory ring pair per client |
+//! | `unix:/path.sock` | a UNIX stream socket |
+//! | `tcp:host:port` | TCP (`tcp:127.0.0.1:0` picks a free port; `[::1]` for IPv6) |
+//!
+//! Options follow as `?key=value&key=value`: `max_frame` (bytes, default 16 MiB) and
+//! `max_in_flight` (calls of one connection a server runs at once, default 32) for
+//! every kind; the others belong to one kind and live in its [`EndpointKind`] variant:
+//! [`UnixOptions`] (`allow_uid`), [`ShmOptions`] (`ring`, `spin_us`, `allow_uid`),
+//! [`MqOptions`] (`depth` and `msgsize`, the queues a client creates).
+//! `Display` writes the canonical form, and parsing it gives the same endpoint back.
+//!
+//! This module only describes endpoints; what an option means to the OS is the
+//! transport's business (the `transports` crate).
+
+mod mq;
+mod shm;
+mod syntax;
+mod tcp;
+mod unix;
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::limits::{
+    DEFAULT_MAX_FRAME, DEFAULT_MAX_IN_FLIGHT, MAX_FRAME_LIMIT, MAX_IN_FLIGHT_LIMIT,
+};
+use syntax::{KindOptions, OptionError, Query};
+
+pub use mq::MqOptions;
+pub use shm::ShmOptions;
+pub use syntax::MAX_POSIX_NAME;
+pub use unix::{MAX_UNIX_PATH, UnixOptions};
+
+/// Smallest accepted `max_frame`: room for the handshake.
+const MIN_MAX_FRAME: usize = 256;
+
+/// The forms an endpoint string can take, for error messages.
+const FORMS: &str = "pipe, fifo:/dir/name, mq:/name, shm:/name, unix:/path.sock or tcp:host:port";
+
+/// How to write a FIFO endpoint, for error messages.
+const FIFO_FORM: &str = "fifo:/dir/name";
+
+/// The kinds that take options besides `max_frame`, and their keys.
+const KIND_KEYS: &[(&str, &[&str])] = &[("unix", unix::KEYS), ("shm", shm::KEYS), ("mq", mq::KEYS)];
+
+/// Where a server listens and a client connects: a mechanism, its address and options.
+///
+/// # Examples
+///
+/// ```
+/// use rpc_core::endpoint::{Endpoint, EndpointKind};
+/// let ep: Endpoint = "tcp:127.0.0.1:0?max_frame=65536".parse().unwrap();
+/// assert_eq!(ep.kind(), &EndpointKind::Tcp { host: "127.0.0.1".into(), port: 0 });
+/// assert_eq!(ep.max_frame(), 65536);
+/// assert_eq!(ep.to_string().parse::<Endpoint>().unwrap(), ep);
+/// assert!("udp:1.2.3.4:5".parse::<Endpoint>().is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    kind: EndpointKind,
+    max_frame: Option<usize>,
+    max_in_flight: Option<usize>,
+}
+
+/// The mechanism, its address, and the options only it takes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EndpointKind {
+    /// Two anonymous pipes between a parent and the child it spawns.
+    Pipe,
+    /// A FIFO pair per client.
+    Fifo {
+        /// The endpoint directory, where the rendezvous FIFO lives.
+        path: String,
+    },
+    /// A POSIX message-queue pair per client.
+    Mq {
+        /// The rendezvous queue's name, starting with `/`.
+        name: String,
+        /// The size of the queues a client creates.
+        opts: MqOptions,
+    },
+    /// A shared-memory ring pair per client.
+    Shm {
+        /// The endpoint's name, starting with `/`.
+        name: String,
+        /// Ring size, spinning, allowed users.
+        opts: ShmOptions,
+    },
+    /// A UNIX stream socket.
+    Unix {
+        /// The socket file's path.
+        path: String,
+        /// Allowed users.
+        opts: UnixOptions,
+    },
+    /// TCP; `port` 0 asks the OS for a free port when binding.
+    Tcp {
+        /// Host name or IP address (IPv6 without brackets).
+        host: String,
+        /// Port number.
+        port: u16,
+    },
+}
+
+impl EndpointKind {
+    /// The scheme as written in endpoint strings: `pipe`, `fifo`, `mq`, `shm`, `unix`, `tcp`.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            EndpointKind::Pipe => "pipe",
+            EndpointKind::Fifo { .. } => "fifo",
+            EndpointKind::Mq { .. } => "mq",
+            EndpointKind::Shm { .. } => "shm",
+            EndpointKind::Unix { .. } => "unix",
+            EndpointKind::Tcp { .. } => "tcp",
+        }
+    }
+
+    /// The path (`unix:`, `fifo:`) or name (`mq:`, `shm:`) the endpoint is found at;
+    /// `None` for `pipe` and `tcp:`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ep: rpc_core::endpoint::Endpoint = "shm:/calc?ring=8192".parse().unwrap();
+    /// assert_eq!(ep.kind().name(), Some("/calc"));
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            EndpointKind::Fifo { path } | EndpointKind::Unix { path, .. } => Some(path),
+            EndpointKind::Mq { name, .. } | EndpointKind::Shm { name, .. } => Some(name),
+            EndpointKind::Pipe | EndpointKind::Tcp { .. } => None,
+        }
+    }
+
+    fn options(&self) -> Option<&dyn KindOptions> {
+        match self {
+            EndpointKind::Unix { opts, .. } => Some(opts),
+            EndpointKind::Shm { opts, .. } => Some(opts),
+            EndpointKind::Mq { opts, .. } => Some(opts),
+            EndpointKind::Pipe | EndpointKind::Fifo { .. } | EndpointKind::Tcp { .. } => None,
+        }
+    }
+
+    fn options_mut(&mut self) -> Option<&mut dyn KindOptions> {
+        match self {
+            EndpointKind::Unix { opts, .. } => Some(opts),
+            EndpointKind::Shm { opts, .. } => Some(opts),
+            EndpointKind::Mq { opts, .. } => Some(opts),
+            EndpointKind::Pipe | EndpointKind::Fifo { .. } | EndpointKind::Tcp { .. } => None,
+        }
+    }
+}
+
+/// Why a string is not an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid endpoint `{input}`: {reason}")]
+pub struct EndpointError {
+    input: String,
+    reason: String,
+}
+
+impl EndpointError {
+    fn new(input: &str, reason: impl Into<String>) -> Self {
+        EndpointError {
+            input: input.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl Endpoint {
+    /// An endpoint of this kind with the default `max_frame`.
+    pub fn new(kind: EndpointKind) -> Self {
+        Endpoint {
+            kind,
+            max_frame: None,
+            max_in_flight: None,
+        }
+    }
+
+    /// `unix:<path>`.
+    pub fn unix(path: impl AsRef<std::path::Path>) -> Self {
+        Endpoint::new(EndpointKind::Unix {
+            path: path.as_ref().display().to_string(),
+            opts: UnixOptions::default(),
+        })
+    }
+
+    /// `tcp:<host>:<port>`.
+    pub fn tcp(host: impl Into<String>, port: u16) -> Self {
+        Endpoint::new(EndpointKind::Tcp {
+            host: host.into(),
+            port,
+        })
+    }
+
+    /// This endpoint with another largest-frame limit (both sides should agree).
+    ///
+    /// # Panics
+    ///
+    /// If `max_frame` is under 256 bytes or over 2 GiB - 1.
+    pub fn with_max_frame(mut self, max_frame: usize) -> Self {
+        assert!(
+            (MIN_MAX_FRAME..=MAX_FRAME_LIMIT).contains(&max_frame),
+            "max_frame must be between {MIN_MAX_FRAME} and {MAX_FRAME_LIMIT} bytes"
+        );
+        self.max_frame = Some(max_frame);
+        self
+    }
+
+    /// Reads and parses the endpoint in environment variable `var`.
+    ///
+    /// # Errors
+    ///
+    /// When the variable is unset, not UTF-8, or not a valid endpoint; the message
+    /// names the variable.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let ep = rpc_core::endpoint::Endpoint::from_env("CALC_ENDPOINT")?;
+    /// println!("serving on {ep}");
+    /// # Ok::<(), rpc_core::endpoint::EndpointError>(())
+    /// ```
+    pub fn from_env(var: &str) -> Result<Self, EndpointError> {
+        match std::env::var(var) {
+            Ok(s) => s.parse().map_err(|e: EndpointError| EndpointError {
+                input: e.input,
+                reason: format!("{} (from environment variable {var})", e.reason),
+            }),
+            Err(std::env::VarError::NotPresent) => Err(EndpointError::new(
+                "",
+                format!("environment variable {var} is not set; set it to one of {FORMS}"),
+            )),
+            Err(std::env::VarError::NotUnicode(_)) => Err(EndpointError::new(
+                "",
+                format!("environment variable {var} is not valid UTF-8"),
+            )),
+        }
+    }
+
+    /// The mechanism, its address and its options.
+    pub fn kind(&self) -> &EndpointKind {
+        &self.kind
+    }
+
+    /// The scheme: `pipe`, `fifo`, `mq`, `shm`, `unix` or `tcp`.
+    pub fn scheme(&self) -> &'static str {
+        self.kind.scheme()
+    }
+
+    /// The largest frame, default 16 MiB.
+    pub fn max_frame(&self) -> usize {
+        self.max_frame.unwrap_or(DEFAULT_MAX_FRAME)
+    }
+
+    /// Calls of one connection that a server at this endpoint runs at once; further
+    /// requests of that connection wait, in order (default 32; `?max_in_flight=`).
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT)
+    }
+
+    /// This endpoint with another `max_in_flight` (see [`Endpoint::max_in_flight`]).
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0 or over 65536.
+    pub fn with_max_in_flight(mut self, n: usize) -> Self {
+        assert!(
+            (1..=MAX_IN_FLIGHT_LIMIT).contains(&n),
+            "max_in_flight must be between 1 and {MAX_IN_FLIGHT_LIMIT}"
+        );
+        self.max_in_flight = Some(n);
+        self
+    }
+
+    /// The same `max_frame` with another kind: e.g. the real port of a `tcp:…:0`
+    /// endpoint once bound. The kind is taken as it is, unchecked.
+    pub fn with_kind(&self, kind: EndpointKind) -> Self {
+        Endpoint {
+            kind,
+            max_frame: self.max_frame,
+            max_in_flight: self.max_in_flight,
+        }
+    }
+
+    /// The same endpoint (options kept) at another path (`unix:`, `fifo:`) or name
+    /// (`mq:`, `shm:`), checked as parsing checks it.
+    ///
+    /// # Errors
+    ///
+    /// When `name` is not valid for this kind (e.g. a socket path over
+    /// [`MAX_UNIX_PATH`] bytes), or the kind has no name (`pipe`, `tcp:`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rpc_core::endpoint::Endpoint;
+    /// let ep: Endpoint = "shm:/calc?ring=8192".parse().unwrap();
+    /// assert_eq!(ep.with_name("/calc-2").unwrap().to_string(), "shm:/calc-2?ring=8192");
+    /// assert!(ep.with_name("calc-2").is_err());
+    /// ```
+    pub fn with_name(&self, name: impl Into<String>) -> Result<Self, EndpointError> {
+        let name = name.into();
+        let mut renamed = self.clone();
+        let checked = match &mut renamed.kind {
+            EndpointKind::Fifo { path } => {
+                *path = name;
+                syntax::path(path, FIFO_FORM, usize::MAX)
+            }
+            EndpointKind::Unix { path, .. } => {
+                *path = name;
+                unix::path(path)
+            }
+            EndpointKind::Mq { name: slot, .. } => {
+                *slot = name;
+                syntax::posix_name(slot, "mq")
+            }
+            EndpointKind::Shm { name: slot, .. } => {
+                *slot = name;
+                syntax::posix_name(slot, "shm")
+            }
+            EndpointKind::Pipe | EndpointKind::Tcp { .. } => {
+                return Err(EndpointError::new(
+                    &self.to_string(),
+                    format!("a `{}` endpoint has no name to replace", self.scheme()),
+                ));
+            }
+        };
+        match checked {
+            Ok(_) => Ok(renamed),
+            Err(reason) => Err(EndpointError::new(&renamed.to_string(), reason)),
+        }
+    }
+
+    /// Takes option `key=value`: `max_frame` here, any other key by the kind's options.
+    fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        if key == "max_frame" {
+            self.max_frame = Some(syntax::number(
+                value,
+                |n| (MIN_MAX_FRAME..=MAX_FRAME_LIMIT).contains(n),
+                || {
+                    format!(
+                        "max_frame must be a byte count from {MIN_MAX_FRAME} to {MAX_FRAME_LIMIT}"
+                    )
+                },
+            )?);
+            return Ok(());
+        }
+        if key == "max_in_flight" {
+            self.max_in_flight = Some(syntax::number(
+                value,
+                |n| (1..=MAX_IN_FLIGHT_LIMIT).contains(n),
+                || format!("max_in_flight must be a call count from 1 to {MAX_IN_FLIGHT_LIMIT}"),
+            )?);
+            return Ok(());
+        }
+        let taken = match self.kind.options_mut() {
+            Some(options) => options.set(key, value),
+            None => Err(OptionError::NotMine),
+        };
+        match taken {
+            Ok(()) => Ok(()),
+            Err(OptionError::Invalid(reason)) => Err(reason),
+            Err(OptionError::NotMine) => Err(not_for_this_kind(key)),
+        }
+    }
+}
+
+/// Why `key` is not an option of an endpoint that does not take it: which kinds do,
+/// or that none does.
+fn not_for_this_kind(key: &str) -> String {
+    let schemes: Vec<String> = KIND_KEYS
+        .iter()
+        .filter(|(_, keys)| keys.contains(&key))
+        .map(|(scheme, _)| format!("`{scheme}:`"))
+        .collect();
+    if schemes.is_empty() {
+        format!(
+            "unknown option `{key}`; known options: max_frame, max_in_flight, {}",
+            options_by_kind()
+        )
+    } else {
+        format!(
+            "option `{key}` applies to {} endpoints only",
+            and_list(&schemes)
+        )
+    }
+}
+
+/// `for unix and shm: allow_uid, for shm: ring, spin_us, …`: every kind's keys,
+/// grouped by the kinds that take them, in the order [`KIND_KEYS`] names them.
+fn options_by_kind() -> String {
+    let mut groups: Vec<(Vec<&str>, Vec<&str>)> = Vec::new();
+    for key in KIND_KEYS.iter().flat_map(|(_, keys)| keys.iter().copied()) {
+        if groups.iter().any(|(_, keys)| keys.contains(&key)) {
+            continue;
+        }
+        let schemes: Vec<&str> = KIND_KEYS
+            .iter()
+            .filter(|(_, keys)| keys.contains(&key))
+            .map(|(scheme, _)| *scheme)
+            .collect();
+        match groups.iter_mut().find(|(s, _)| *s == schemes) {
+            Some((_, keys)) => keys.push(key),
+            None => groups.push((schemes, vec![key])),
+        }
+    }
+    let groups: Vec<String> = groups
+        .iter()
+        .map(|(schemes, keys)| format!("for {}: {}", and_list(schemes), keys.join(", ")))
+        .collect();
+    groups.join(", ")
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[impl AsRef<str>]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.as_ref().to_owned(),
+        [rest @ .., last] => {
+            let rest: Vec<&str> = rest.iter().map(AsRef::as_ref).collect();
+            format!("{} and {}", rest.join(", "), last.as_ref())
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            EndpointKind::Pipe => f.write_str("pipe")?,
+            EndpointKind::Fifo { path } => write!(f, "fifo:{path}")?,
+            EndpointKind::Mq { name, .. } => write!(f, "mq:{name}")?,
+            EndpointKind::Shm { name, .. } => write!(f, "shm:{name}")?,
+            EndpointKind::Unix { path, .. } => write!(f, "unix:{path}")?,
+            EndpointKind::Tcp { host, port } => {
+                f.write_str("tcp:")?;
+                tcp::write(f, host, *port)?;
+            }
+        }
+        let mut query = Query::new(f);
+        query.option("max_frame", self.max_frame)?;
+        query.option("max_in_flight", self.max_in_flight)?;
+        match self.kind.options() {
+            Some(options) => options.write(&mut query),
+            None => Ok(()),
+        }
+    }
+}
+
+impl FromStr for Endpoint {
+    type Err = EndpointError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let err = |reason: String| EndpointError::new(input, reason);
+        let (address, query) = match input.split_once('?') {
+            Some((a, q)) => (a, Some(q)),
+            None => (input, None),
+        };
+        let (scheme, rest) = match address.split_once(':') {
+            Some((s, r)) => (s, Some(r)),
+            None => (address, None),
+        };
+        let kind = match (scheme, rest) {
+            ("pipe", None) => EndpointKind::Pipe,
+            ("pipe", Some(_)) => {
+                return Err(err("`pipe` takes no address; write just `pipe`".into()));
+            }
+            ("fifo", Some(p)) => EndpointKind::Fifo {
+                path: syntax::path(p, FIFO_FORM, usize::MAX).map_err(err)?,
+            },
+            ("unix", Some(p)) => EndpointKind::Unix {
+                path: unix::path(p).map_err(err)?,
+                opts: UnixOptions::default(),
+            },
+            ("mq", Some(n)) => EndpointKind::Mq {
+                name: syntax::posix_name(n, "mq").map_err(err)?,
+                opts: MqOptions::default(),
+            },
+            ("shm", Some(n)) => EndpointKind::Shm {
+                name: syntax::posix_name(n, "shm").map_err(err)?,
+                opts: ShmOptions::default(),
+            },
+            ("tcp", Some(a)) => {
+                let (host, port) = tcp::parse(a).map_err(err)?;
+                EndpointKind::Tcp { host, port }
+            }
+            ("fifo" | "unix" | "mq" | "shm" | "tcp", None) => {
+                return Err(err(format!(
+                    "`{scheme}` needs an address, e.g. {}",
+                    example(scheme)
+                )));
+            }
+            ("", _) => return Err(err(format!("empty scheme; expected one of {FORMS}"))),
+            (other, _) => {
+                return Err(err(format!(
+                    "unknown scheme `{other}`; expected one of {FORMS}"
+                )));
+            }
+        };
+        let mut endpoint = Endpoint::new(kind);
+        for pair in query.into_iter().flat_map(|q| q.split('&')) {
+            let (key, value) = pair.split_once('=').ok_or_else(|| {
+                err(format!(
+                    "option `{pair}` needs a value, e.g. `max_frame=1048576`"
+                ))
+            })?;
+            endpoint.set(key, value).map_err(err)?;
+        }
+        Ok(endpoint)
+    }
+}
+
+fn example(scheme: &str) -> &'static str {
+    match scheme {
+        "fifo" => "fifo:/tmp/calc",
+        "unix" => "unix:/tmp/calc.sock",
+        "mq" => "mq:/calc",
+        "shm" => "shm:/calc",
+        _ => "tcp:127.0.0.1:7000",
+    }
+}
+
+impl serde::Serialize for Endpoint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Endpoint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Endpoint;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "an endpoint string: {FORMS}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Endpoint, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_round_trips_through_display() {
+        for s in [
+            "pipe",
+            "fifo:/tmp/dir/calc",
+            "mq:/calc",
+            "shm:/calc?max_frame=1048576",
+            "unix:/tmp/calc.sock",
+            "unix:relative.sock",
+            "tcp:127.0.0.1:0",
+            "tcp:localhost:7000",
+            "tcp:[::1]:7000?max_frame=256",
+            "unix:/tmp/calc.sock?max_frame=65536&max_in_flight=1",
+            "shm:/calc?max_in_flight=4&ring=8192",
+            "shm:/calc?max_frame=4096&ring=65536&spin_us=0",
+            "shm:/calc?ring=8192",
+            "unix:/tmp/x.sock?allow_uid=0,1000",
+            "shm:/calc?ring=8192&allow_uid=65534",
+            "mq:/calc?depth=10&msgsize=8192",
+            "mq:/calc?max_frame=65536&msgsize=1024",
+        ] {
+            let ep: Endpoint = s.parse().unwrap_or_else(|e| panic!("{s}: {e}"));
+            assert_eq!(ep.to_string(), s);
+            assert_eq!(ep.to_string().parse::<Endpoint>().unwrap(), ep);
+        }
+    }
+
+    #[test]
+    fn bad_strings_say_what_to_write() {
+        let cases = [
+            ("", "empty scheme"),
+            ("udp:1.2.3.4:5", "unknown scheme `udp`"),
+            ("unix:", "empty path"),
+            ("unix", "needs an address"),
+            ("pipe:x", "takes no address"),
+            ("mq:calc", "starts with `/`"),
+            ("shm:/a/b", "other than `/`"),
+            ("tcp:127.0.0.1", "expected `tcp:host:port`"),
+            ("tcp:127.0.0.1:99999", "not a port number"),
+            ("tcp::1:80", "brackets"),
+            ("tcp:[::1", "closing `]`"),
+            ("tcp:1.2.3.4:80?max_frame=12", "max_frame must be"),
+            (
+                "tcp:1.2.3.4:80?ring=4096",
+                "applies to `shm:` endpoints only",
+            ),
+            ("shm:/x?ring=5000", "power of two"),
+            ("shm:/x?spin_us=abc", "spin_us must be"),
+            ("mq:/x?depth=0", "depth must be"),
+            ("mq:/x?msgsize=32", "msgsize must be"),
+            ("unix:/x?depth=4", "applies to `mq:` endpoints only"),
+            ("tcp:1.2.3.4:80?bogus=1", "unknown option `bogus`"),
+            (
+                "tcp:1.2.3.4:80?allow_uid=1",
+                "`unix:` and `shm:` endpoints only",
+            ),
+            ("unix:/x?allow_uid=me", "user ids separated by commas"),
+            ("tcp:1.2.3.4:80?max_frame", "needs a value"),
+            ("tcp:1.2.3.4:80?max_in_flight=0", "max_in_flight must be"),
+        ];
+        for (s, want) in cases {
+            let e = s.parse::<Endpoint>().unwrap_err().to_string();
+            assert!(e.contains(want), "{s:?}: {e}");
+            assert!(e.contains(&format!("`{s}`")), "{s:?}: {e}");
+        }
+        let long = format!("unix:/{}", "x".repeat(200));
+        assert!(
+            long.parse::<Endpoint>()
+                .unwrap_err()
+                .to_string()
+                .contains("limited to 107")
+        );
+    }
+
+    #[test]
+    fn from_env_names_the_variable() {
+        let e = Endpoint::from_env("IPC_RPC_TEST_SURELY_UNSET_VARIABLE").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("IPC_RPC_TEST_SURELY_UNSET_VARIABLE is not set")
+        );
+    }
+
+    #[test]
+    fn serde_uses_the_string_form() {
+        let ep: Endpoint = "unix:/tmp/x.sock".parse().unwrap();
+        let mut buf = Vec::new();
+        crate::codec::encode_into(&ep, &mut buf, "ep").unwrap();
+        let back: Endpoint = crate::codec::decode_all(&buf, "ep").unwrap();
+        assert_eq!(back, ep);
+        let mut bad = Vec::new();
+        crate::codec::encode_into("nope:1", &mut bad, "ep").unwrap();
+        assert!(crate::codec::decode_all::<Endpoint>(&bad, "ep").is_err());
+    }
+    #[test]
+    fn an_option_of_another_kind_names_the_kinds_that_take_it() {
+        let e = "tcp:1.2.3.4:80?bogus=1".parse::<Endpoint>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid endpoint `tcp:1.2.3.4:80?bogus=1`: unknown option `bogus`; known options: \
+             max_frame, max_in_flight, for unix and shm: allow_uid, for shm: ring, spin_us, for mq: depth, msgsize"
+        );
+        let e = "pipe?allow_uid=1".parse::<Endpoint>().unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("option `allow_uid` applies to `unix:` and `shm:` endpoints only"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn every_key_of_a_kind_is_taken_by_that_kind() {
+        for (scheme, keys) in KIND_KEYS {
+            for key in *keys {
+                let mut ep: Endpoint = example(scheme).parse().unwrap();
+                let taken = ep.kind.options_mut().unwrap().set(key, "");
+                assert!(
+                    matches!(taken, Err(OptionError::Invalid(_))),
+                    "{scheme}: {key}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn built_options_display_as_parsed_ones() {
+        let built = Endpoint::new(EndpointKind::Shm {
+            name: "/calc".into(),
+            opts: ShmOptions::default()
+                .with_ring(8192)
+                .with_spin(std::time::Duration::from_micros(5))
+                .with_allowed_uids([65534]),
+        })
+        .with_max_frame(4096);
+        assert_eq!(
+            built.to_string(),
+            "shm:/calc?max_frame=4096&ring=8192&spin_us=5&allow_uid=65534"
+        );
+        assert_eq!(built.to_string().parse::<Endpoint>().unwrap(), built);
+        let mq = Endpoint::new(EndpointKind::Mq {
+            name: "/q".into(),
+            opts: MqOptions::default().with_depth(10).with_msgsize(8192),
+        });
+        assert_eq!(mq.to_string(), "mq:/q?depth=10&msgsize=8192");
+        let unix = Endpoint::new(EndpointKind::Unix {
+            path: "/tmp/x.sock".into(),
+            opts: UnixOptions::default().with_allowed_uids([0, 1000]),
+        });
+        assert_eq!(unix.to_string(), "unix:/tmp/x.sock?allow_uid=0,1000");
+    }
+
+    #[test]
+    #[should_panic(expected = "power of two")]
+    fn a_built_ring_is_checked_like_a_parsed_one() {
+        let _ = ShmOptions::default().with_ring(5000);
+    }
+
+    #[test]
+    fn with_name_keeps_the_options_and_checks_the_name() {
+        let ep: Endpoint = "unix:/run/h.sock?max_frame=4096&allow_uid=7"
+            .parse()
+            .unwrap();
+        let renamed = ep.with_name("/run/h-2.sock").unwrap();
+        assert_eq!(
+            renamed.to_string(),
+            "unix:/run/h-2.sock?max_frame=4096&allow_uid=7"
+        );
+        let long = format!("/{}.sock", "x".repeat(200));
+        let e = ep.with_name(long.clone()).unwrap_err().to_string();
+        assert!(e.contains("limited to 107"), "{e}");
+        assert!(
+            e.contains(&format!("`unix:{long}?max_frame=4096&allow_uid=7`")),
+            "{e}"
+        );
+        let e = Endpoint::tcp("127.0.0.1", 0).with_name("x").unwrap_err();
+        assert!(e.to_string().contains("has no name"), "{e}");
+        assert_eq!(
+            "fifo:/run/h"
+                .parse::<Endpoint>()
+                .unwrap()
+                .with_name("/run/h-1")
+                .unwrap(),
+            "fifo:/run/h-1".parse().unwrap()
+        );
+        assert!(
+            "mq:/h"
+                .parse::<Endpoint>()
+                .unwrap()
+                .with_name("/a/b")
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,132 @@
+//! The pieces of endpoint syntax that more than one kind shares: paths, POSIX names,
+//! numbers, user-id lists, and the `?key=value&…` query that options are written to.
+//!
+//! A kind's options implement [`KindOptions`]; the top-level parser in `mod.rs`
+//! handles the scheme, the address and `max_frame`, and hands every other key to them.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Longest POSIX mq / shm name after the leading `/` (Linux `NAME_MAX`).
+pub const MAX_POSIX_NAME: usize = 255;
+
+/// Why a kind's options did not take a key.
+pub(super) enum OptionError {
+    /// Not a key of this kind: the caller says which kinds take it.
+    NotMine,
+    /// A key of this kind with a value it refuses: what to write instead.
+    Invalid(String),
+}
+
+/// The `?key=value` options of one kind of endpoint.
+pub(super) trait KindOptions {
+    /// Takes `key=value`.
+    fn set(&mut self, key: &str, value: &str) -> Result<(), OptionError>;
+
+    /// Writes the options that are set, in canonical order.
+    fn write(&self, query: &mut Query<'_, '_>) -> fmt::Result;
+}
+
+/// Writes `?key=value&key=value` after an endpoint's address.
+pub(super) struct Query<'a, 'f> {
+    f: &'a mut fmt::Formatter<'f>,
+    separator: char,
+}
+
+impl<'a, 'f> Query<'a, 'f> {
+    /// A query written to `f`, nothing written yet.
+    pub(super) fn new(f: &'a mut fmt::Formatter<'f>) -> Self {
+        Query { f, separator: '?' }
+    }
+
+    /// Writes `key=value`, after `?` for the first pair and `&` for the others.
+    pub(super) fn pair(&mut self, key: &str, value: impl fmt::Display) -> fmt::Result {
+        write!(self.f, "{}{key}={value}", self.separator)?;
+        self.separator = '&';
+        Ok(())
+    }
+
+    /// Writes `key=value` if there is a value.
+    pub(super) fn option(&mut self, key: &str, value: Option<impl fmt::Display>) -> fmt::Result {
+        match value {
+            Some(v) => self.pair(key, v),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `value` as a number that `ok` accepts; otherwise what `expected` says, and what was
+/// written instead.
+pub(super) fn number<T: FromStr>(
+    value: &str,
+    ok: impl Fn(&T) -> bool,
+    expected: impl FnOnce() -> String,
+) -> Result<T, String> {
+    value
+        .parse()
+        .ok()
+        .filter(|n| ok(n))
+        .ok_or_else(|| format!("{}, not `{value}`", expected()))
+}
+
+/// `allow_uid=0,1000`: user ids separated by commas.
+pub(super) fn uids(value: &str) -> Result<Vec<u32>, String> {
+    value
+        .split(',')
+        .map(|u| u.parse::<u32>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("allow_uid takes user ids separated by commas, not `{value}`"))
+}
+
+/// Writes user ids as `allow_uid` takes them: `0,1000`.
+pub(super) struct Uids<'a>(pub(super) &'a [u32]);
+
+impl fmt::Display for Uids<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, uid) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{uid}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A file-system path of at most `max` bytes; `form` shows how to write one.
+pub(super) fn path(p: &str, form: &str, max: usize) -> Result<String, String> {
+    if p.is_empty() {
+        return Err(format!("empty path; write {form}"));
+    }
+    if p.contains('\0') {
+        return Err("the path contains a NUL byte".into());
+    }
+    if p.len() > max {
+        return Err(format!(
+            "the path is {} bytes but UNIX socket paths are limited to {max}; use a shorter path",
+            p.len()
+        ));
+    }
+    Ok(p.to_owned())
+}
+
+/// A POSIX mq or shm name: `/` then up to [`MAX_POSIX_NAME`] bytes without `/`.
+pub(super) fn posix_name(n: &str, scheme: &str) -> Result<String, String> {
+    let Some(bare) = n.strip_prefix('/') else {
+        return Err(format!(
+            "a {scheme} name starts with `/`, e.g. `{scheme}:/calc`"
+        ));
+    };
+    if bare.is_empty() || bare.contains('/') || bare.contains('\0') {
+        return Err(format!(
+            "a {scheme} name is `/` then one or more characters other than `/`, e.g. `{scheme}:/calc`"
+        ));
+    }
+    if bare.len() > MAX_POSIX_NAME {
+        return Err(format!(
+            "the name is {} bytes; the limit is {MAX_POSIX_NAME}",
+            bare.len()
+        ));
+    }
+    Ok(n.to_owned())
+}

@@ -73,6 +73,8 @@ pub trait Bench {
     fn echo(&self, bytes: Vec<u8>) -> Vec<u8>;
     /// Takes a batch of messages and returns how many bytes it held: the consumer.
     fn consume(&self, batch: Vec<Msg>) -> u64;
+    /// Sleeps `ms` milliseconds: a slow handler.
+    fn sleep_ms(&self, ms: u64) -> u64;
 }
 
 struct Server;
@@ -83,6 +85,10 @@ impl Bench for Server {
     }
     fn consume(&self, batch: Vec<Msg>) -> u64 {
         batch.iter().map(|m| m.0.len() as u64).sum()
+    }
+    fn sleep_ms(&self, ms: u64) -> u64 {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        ms
     }
 }
 

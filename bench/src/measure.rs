@@ -78,7 +78,17 @@ pub enum Measure {
     },
     /// Producer-consumer MB/s of `size`-byte messages.
     Stream(usize),
+    /// p50 of 64 B echoes by [`BESIDE`] threads sharing one client while another call
+    /// of that client sleeps 1 s on the server; its baseline (the `raw` figure) is the
+    /// same threads' p50 with no sleeping call.
+    HeadOfLine,
+    /// Calls/s of [`CALLERS`] threads sharing one client, each calling a handler that
+    /// sleeps 1 ms; its baseline (the `raw` figure) is one caller's calls/s.
+    SlowHandler,
 }
+
+/// Threads that call beside the sleeping call of the head-of-line row.
+pub const BESIDE: usize = 7;
 
 /// One line of the table.
 #[derive(Clone, Debug)]
@@ -168,7 +178,7 @@ pub fn run(pl: Placement, b: Budget, only: &Selection) -> Result<Vec<Row>, Box<d
     let others = if only.round_trips_only {
         0
     } else {
-        3 + STREAM_SIZES.len()
+        4 + STREAM_SIZES.len()
     };
     let cells = only.transports.len() * (only.sizes.len() + others);
     let bar = ProgressBar::new(cells as u64);
@@ -235,6 +245,29 @@ pub fn run(pl: Placement, b: Budget, only: &Selection) -> Result<Vec<Row>, Box<d
             });
             bar.inc(1);
         }
+        bar.set_message(format!("{} concurrency on one client", t.name()));
+        for (measure, cell) in [
+            (Measure::HeadOfLine, head_of_line as ConcurrencyCell),
+            (Measure::SlowHandler, slow_handler),
+        ] {
+            let cpu = CpuTimes::now();
+            let (base, ours_fig, note) = match cell(&ours, b.rate) {
+                Ok((base, fig)) => (Some(base), Some(fig), None),
+                Err(e) => (None, None, Some(e.to_string())),
+            };
+            rows.push(Row {
+                transport: t.name(),
+                measure,
+                raw_kind: None,
+                raw: base,
+                ours: ours_fig,
+                load: loadavg(),
+                steal: cpu.steal_since(),
+                stalls: 0,
+                note,
+            });
+        }
+        bar.inc(1);
         for size in STREAM_SIZES {
             bar.set_message(format!("{} streaming {}", t.name(), size_name(size)));
             let cpu = CpuTimes::now();
@@ -436,6 +469,86 @@ fn rate(
             })
     });
     Ok((calls as f64 / (end - start).as_secs_f64(), stalls))
+}
+
+/// A concurrency cell: its baseline figure and ours.
+type ConcurrencyCell = fn(&Ours, Duration) -> Result<(Fig, Fig), Box<dyn Error>>;
+
+/// p50 of 64 B echoes by [`BESIDE`] threads on one client, first alone, then while
+/// another call of the same client sleeps 1 s on the server.
+fn head_of_line(ours: &Ours, dur: Duration) -> Result<(Fig, Fig), Box<dyn Error>> {
+    // The sleeping call lasts 1 s; the calls beside it stay well inside that.
+    let dur = dur.min(Duration::from_millis(700));
+    let echoes = |until: Instant| -> Result<Vec<Duration>, Box<dyn Error + Send + Sync>> {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..BESIDE)
+                .map(|_| {
+                    let c = ours.client.with_timeout(Duration::from_secs(5));
+                    s.spawn(move || {
+                        let payload = vec![0x5A_u8; 64];
+                        let mut samples = Vec::new();
+                        while Instant::now() < until {
+                            let t0 = Instant::now();
+                            c.echo(payload.clone())?;
+                            samples.push(t0.elapsed());
+                        }
+                        Ok::<_, ipc_rpc::RpcError>(samples)
+                    })
+                })
+                .collect();
+            let mut all = Vec::new();
+            for h in handles {
+                all.extend(h.join().map_err(|_| "a caller panicked")??);
+            }
+            Ok(all)
+        })
+    };
+    let idle = echoes(Instant::now() + dur).map_err(|e| e.to_string())?;
+    let sleeper = ours.client.with_timeout(Duration::from_secs(10));
+    let beside = std::thread::scope(|s| {
+        let slow = s.spawn(move || sleeper.sleep_ms(1000));
+        std::thread::sleep(Duration::from_millis(20));
+        let beside = echoes(Instant::now() + dur);
+        let slept = slow.join();
+        match (beside, slept) {
+            (Ok(b), Ok(Ok(_))) => Ok(b),
+            (Err(e), _) => Err(e.to_string()),
+            (_, Ok(Err(e))) => Err(e.to_string()),
+            (_, Err(_)) => Err("the sleeping caller panicked".to_owned()),
+        }
+    })?;
+    Ok((Fig::Lat(Lat::of(idle)), Fig::Lat(Lat::of(beside))))
+}
+
+/// Calls/s of a handler that sleeps 1 ms: one caller, then [`CALLERS`] sharing a client.
+fn slow_handler(ours: &Ours, dur: Duration) -> Result<(Fig, Fig), Box<dyn Error>> {
+    let rate = |callers: usize| -> Result<f64, String> {
+        let start = Instant::now();
+        let until = start + dur;
+        let calls = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..callers)
+                .map(|_| {
+                    let c = ours.client.with_timeout(Duration::from_secs(5));
+                    s.spawn(move || {
+                        let mut n = 0_u64;
+                        while Instant::now() < until {
+                            c.sleep_ms(1).map_err(|e| e.to_string())?;
+                            n += 1;
+                        }
+                        Ok::<_, String>(n)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().map_err(|_| "a caller panicked".to_owned())?)
+                .sum::<Result<u64, String>>()
+        })?;
+        Ok(calls as f64 / start.elapsed().as_secs_f64())
+    };
+    let one = rate(1)?;
+    let many = rate(CALLERS)?;
+    Ok((Fig::Rate(one), Fig::Rate(many)))
 }
 
 /// Producer-consumer of `size`-byte messages in batches of [`BATCH`] bytes: raw sends

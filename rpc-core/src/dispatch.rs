@@ -1,6 +1,7 @@
 //! What a generated `{Trait}Server<S>` implements, and what identifies a service.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
@@ -94,7 +95,11 @@ enum ReplyOut<'a> {
         buf: &'a mut Vec<u8>,
     },
     /// Calls of one connection run at once: the sender is locked only to send.
-    Shared(&'a Mutex<ReplySender>),
+    Shared {
+        sender: &'a Mutex<ReplySender>,
+        /// Made even when the reply starts to go out (see [`Reply::shared`]).
+        running: Option<&'a AtomicU64>,
+    },
 }
 
 impl<'a> Reply<'a> {
@@ -108,10 +113,12 @@ impl<'a> Reply<'a> {
 
     /// The reply to request `id`, sent on a sender that other calls of the same
     /// connection share: it is locked only while the reply is encoded and sent.
-    pub fn shared(id: u64, sender: &'a Mutex<ReplySender>) -> Self {
+    /// `running`, if odd, is incremented when the reply starts to go out: the server
+    /// watches it to tell a handler that runs long from a reply that takes long to send.
+    pub fn shared(id: u64, sender: &'a Mutex<ReplySender>, running: Option<&'a AtomicU64>) -> Self {
         Reply {
             id,
-            out: ReplyOut::Shared(sender),
+            out: ReplyOut::Shared { sender, running },
         }
     }
 
@@ -128,8 +135,15 @@ impl<'a> Reply<'a> {
     ) -> Result<(), DispatchError> {
         let sent = match &mut self.out {
             ReplyOut::Direct { sender, buf } => send_frame(&mut **sender, buf, write, bulk),
-            ReplyOut::Shared(shared) => {
-                let mut guard = shared.lock().unwrap_or_else(PoisonError::into_inner);
+            ReplyOut::Shared { sender, running } => {
+                if let Some(running) = running {
+                    // Only the thread running the call writes it.
+                    let seq = running.load(Ordering::Relaxed);
+                    if seq % 2 == 1 {
+                        running.store(seq + 1, Ordering::Relaxed);
+                    }
+                }
+                let mut guard = sender.lock().unwrap_or_else(PoisonError::into_inner);
                 let ReplySender { sender, buf } = &mut *guard;
                 send_frame(&mut **sender, buf, write, bulk)
             }

@@ -2,6 +2,7 @@
 //! sent none.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, PoisonError};
 
 use crate::buf::{FrameBuf, Payload};
@@ -18,11 +19,12 @@ pub(super) fn run(
     args: Payload<'_>,
     dispatch: &dyn Dispatch,
     replies: &Mutex<ReplySender>,
+    running: Option<&AtomicU64>,
 ) -> Option<RemoteError> {
     let info = dispatch.info();
     let name = || info.method_name(method).to_owned();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        dispatch.dispatch(method, args, &mut Reply::shared(id, replies))
+        dispatch.dispatch(method, args, &mut Reply::shared(id, replies, running))
     }));
     Some(match outcome {
         Ok(Ok(())) => return None,

@@ -132,14 +132,13 @@ impl RunningServer {
         let stopping = Arc::new(AtomicBool::new(false));
         let registry = Arc::new(Registry::default());
         let alarm = Arc::new(Alarm::default());
-        let epoch = Instant::now();
         let watcher = {
             let registry = Arc::downgrade(&registry);
             let alarm = alarm.clone();
             let stopping = stopping.clone();
             thread::Builder::new()
                 .name(format!("ipc-rpc watch {endpoint}"))
-                .spawn(move || watch::watch(&registry, &alarm, epoch, &stopping))
+                .spawn(move || watch::watch(&registry, &alarm, &stopping))
                 .map_err(ServeError::Thread)?
         };
         alarm.set_watcher(watcher.thread().clone());
@@ -150,7 +149,6 @@ impl RunningServer {
                 registry: registry.clone(),
                 dispatch,
                 alarm: alarm.clone(),
-                epoch,
                 config,
             };
             thread::Builder::new()
@@ -276,7 +274,6 @@ struct Accept {
     registry: Arc<Registry>,
     dispatch: Arc<dyn Dispatch>,
     alarm: Arc<Alarm>,
-    epoch: Instant,
     config: ServerConfig,
 }
 
@@ -299,7 +296,6 @@ impl Accept {
             dispatch: self.dispatch.clone(),
             threads: self.threads.clone(),
             alarm: self.alarm.clone(),
-            epoch: self.epoch,
             max_in_flight: self.config.max_in_flight.max(1),
             on_end: Arc::new(move |id| {
                 if let Some(registry) = weak.upgrade() {

@@ -6,9 +6,9 @@
 //! One thread at a time holds the connection's *reading role*. When it reads a request
 //! and no other call of the connection is in flight, it runs the call itself, with no
 //! hand-off (the sequential path: one thread reads, runs and replies). Before it
-//! does, it gives the reading role up, so that if the call runs long (over
-//! [`LONG_CALL`]), the watcher sends another thread to read on: a fast call queued
-//! behind a slow one is not held up by it. A thread that reads a request while other
+//! does, it gives the reading role up, so that if its handler runs long (the `watch`
+//! module says how long), the watcher sends another thread to read on: a fast call
+//! queued behind a slow one is not held up by it. A thread that reads a request while other
 //! calls are in flight hands it to the server's thread pool and reads on. Up to
 //! `max_in_flight` calls run at once; then reading pauses until one ends
 //! (backpressure: the client's requests wait in the transport, in order).
@@ -44,9 +44,6 @@ use super::context::Entered;
 use super::handshake;
 use super::threads::Threads;
 
-/// A call that runs longer than this gets another thread to read on behind it.
-pub(super) const LONG_CALL: Duration = Duration::from_micros(500);
-
 /// Arguments up to this size are copied out of the receive buffer so that reading can
 /// go on while their call runs.
 pub(super) const INLINE_COPY_MAX: usize = 64 << 10;
@@ -56,8 +53,6 @@ pub(super) struct ServerLink {
     pub(super) dispatch: Arc<dyn Dispatch>,
     pub(super) threads: Threads,
     pub(super) alarm: Arc<Alarm>,
-    /// Zero of the clock that `inline_since` counts in.
-    pub(super) epoch: Instant,
     pub(super) max_in_flight: usize,
     /// Called once, when the session has ended and nothing of it runs any more.
     pub(super) on_end: Arc<dyn Fn(u64) + Send + Sync>,
@@ -74,9 +69,13 @@ pub(super) struct Session {
     state: Mutex<State>,
     /// Signalled when a call ends while a reader waits for room.
     room: Condvar,
-    /// Microseconds since `link.epoch` (plus one) at which the call run by the thread
-    /// that read it started; 0 while there is none. Read by the watcher.
-    inline_since: AtomicU64,
+    /// Counts the calls run by the thread that read them: odd while one runs its
+    /// handler, even otherwise (its reply being sent counts as done: a substitute
+    /// reader would not make that faster). Read by the watcher, which relieves a
+    /// connection whose odd value it sees twice in a row.
+    inline_seq: AtomicU64,
+    /// The `inline_seq` the watcher saw at its last look.
+    watched_seq: AtomicU64,
     /// The cancel flag of the call run by the thread that read it.
     inline_cancel: Arc<AtomicBool>,
 }
@@ -126,7 +125,8 @@ impl Session {
                 ..State::default()
             }),
             room: Condvar::new(),
-            inline_since: AtomicU64::new(0),
+            inline_seq: AtomicU64::new(0),
+            watched_seq: AtomicU64::new(0),
             inline_cancel: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -177,10 +177,14 @@ impl Session {
         ));
     }
 
-    /// When the call run by the thread that read it started, in microseconds since the
-    /// server's epoch plus one; 0 if none runs.
-    pub(super) fn inline_since(&self) -> u64 {
-        self.inline_since.load(Ordering::SeqCst)
+    /// The watcher's look: whether a call run by the thread that read it is running
+    /// now, and whether it is the one that ran at the previous look too (it has run
+    /// for at least one tick).
+    pub(super) fn look(&self) -> (bool, bool) {
+        let seq = self.inline_seq.load(Ordering::SeqCst);
+        let before = self.watched_seq.swap(seq, Ordering::Relaxed);
+        let running = seq % 2 == 1;
+        (running, running && seq == before)
     }
 
     /// Sends a thread to read on behind a long call, unless one reads already.
@@ -223,8 +227,7 @@ impl Session {
                 self.cancel(header.id);
                 continue;
             }
-            let arrived = Instant::now();
-            let deadline = header.deadline.and_then(|d| arrived.checked_add(d));
+            let deadline = header.deadline.and_then(|d| Instant::now().checked_add(d));
             if header.deadline == Some(Duration::ZERO) {
                 drop(receiver);
                 self.expired(header);
@@ -254,13 +257,24 @@ impl Session {
                 let tail = frame.tail;
                 drop(receiver);
                 // Published for the watcher, which sends a reader if this runs long.
-                let since = arrived.saturating_duration_since(self.link.epoch);
-                self.inline_since
-                    .store(since.as_micros() as u64 + 1, Ordering::SeqCst);
+                // Only this thread writes it (see `inline_seq`); SeqCst pairs with the
+                // watcher's parked flag (see `Alarm::ring`).
+                let seq = self.inline_seq.load(Ordering::Relaxed);
+                self.inline_seq.store(seq + 1, Ordering::SeqCst);
                 self.link.alarm.ring();
                 let payload = Payload { head: &args, tail };
-                self.run(header, payload, deadline, &self.inline_cancel);
-                self.inline_since.store(0, Ordering::SeqCst);
+                self.run(
+                    header,
+                    payload,
+                    deadline,
+                    &self.inline_cancel,
+                    Some(&self.inline_seq),
+                );
+                // Even again (if the reply did not already make it so).
+                let seq = self.inline_seq.load(Ordering::Relaxed);
+                if seq % 2 == 1 {
+                    self.inline_seq.store(seq + 1, Ordering::Relaxed);
+                }
             } else {
                 // Used in place: the watcher is not told, so no reader comes to wait
                 // for the receive buffer this call holds.
@@ -268,7 +282,7 @@ impl Session {
                     head,
                     tail: frame.tail,
                 };
-                self.run(header, payload, deadline, &self.inline_cancel);
+                self.run(header, payload, deadline, &self.inline_cancel, None);
                 drop(receiver);
             }
             let mut state = lock(&self.state);
@@ -315,7 +329,7 @@ impl Session {
         let me = self.clone();
         let job = move || {
             let payload = Payload { head: &head, tail };
-            me.run(header, payload, deadline, &cancel);
+            me.run(header, payload, deadline, &cancel, None);
             me.finish_handed(header.id);
         };
         if let Err(job) = self.link.threads.run_or_return(job) {
@@ -339,11 +353,18 @@ impl Session {
         args: Payload<'_>,
         deadline: Option<Instant>,
         cancel: &Arc<AtomicBool>,
+        running: Option<&AtomicU64>,
     ) {
         let _context = Entered::enter(self.peer, deadline, cancel);
         let dispatch = &*self.link.dispatch;
-        if let Some(error) = call::run(header.id, header.method, args, dispatch, &self.replies)
-            && call::send_error(header.id, &error, &self.replies).is_err()
+        if let Some(error) = call::run(
+            header.id,
+            header.method,
+            args,
+            dispatch,
+            &self.replies,
+            running,
+        ) && call::send_error(header.id, &error, &self.replies).is_err()
         {
             // The connection cannot carry replies any more: end it.
             self.abort();

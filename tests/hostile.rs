@@ -455,7 +455,7 @@ fn ask_for_a_reply_and_never_read_it(endpoint: &ipc_rpc::Endpoint) -> rpc_core::
         .unwrap() as u16;
     let mut request = Vec::new();
     let mut buf = FrameBuf::vec(&mut request);
-    encode_request_header(1, fill, None, &mut buf).unwrap();
+    encode_request_header(1, fill, None, false, &mut buf).unwrap();
     encode_frame(&(15u32 << 20), &mut buf, "args").unwrap();
     parts.sender.send(&request).unwrap();
     // Let the handler run and block writing its reply.

@@ -202,6 +202,9 @@ pub(crate) struct CallGuard<'a> {
     reading: bool,
     /// The call gave up while its reply is owed: the drainer reads it.
     owed: bool,
+    /// Other calls of this connection were in flight when it started: the server is
+    /// told, so that it reads on while it runs this one.
+    overlaps: bool,
 }
 
 impl Drop for CallGuard<'_> {
@@ -406,11 +409,13 @@ impl Connection {
             return Err(self.disconnected(reason));
         }
         calls.pending.insert(id, Pending::default());
+        let overlaps = calls.pending.len() > 1;
         Ok(CallGuard {
             shared: self,
             id,
             reading: false,
             owed: false,
+            overlaps,
         })
     }
 
@@ -427,6 +432,7 @@ impl Connection {
         F: Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>,
     {
         let id = call.id;
+        let overlaps = call.overlaps;
         let Request {
             method,
             encode_args,
@@ -439,7 +445,7 @@ impl Connection {
         let Sending { sender, buf } = &mut *sending;
         sender.set_deadline(deadline);
         let write = |out: &mut FrameBuf<'_>| {
-            wire::encode_request_header(id, method, remaining, out)?;
+            wire::encode_request_header(id, method, remaining, overlaps, out)?;
             encode_args(out)?;
             match bulk_bytes {
                 Some(bytes) => encode_bulk_len(bytes.len(), out),

@@ -7,14 +7,15 @@
 //! Hello    = "IPCR" protocol:u16 service:str fingerprint:u64
 //! Welcome  = "IPCR" protocol:u16 service:str fingerprint:u64 accepted:bool
 //! Refusal  = "IPCX" reason:str                            (instead of Welcome, then close)
-//! Request  = id:varint method:varint deadline:varint args...  (each argument, postcard, in order)
-//! Cancel   = id:varint 0xFFFF:varint  0:varint              (the caller gave up on call `id`)
+//! Request  = id:varint method:varint deadline:varint flags:u8 args...  (each argument, postcard, in order)
+//! Cancel   = id:varint 0xFFFF:varint  0:varint 0:u8              (the caller gave up on call `id`)
 //! Response = id:varint status:u8      payload                (0: the return value, 1: RemoteError)
 //! ```
 //!
 //! A request's `deadline` is the time the caller still waits, in microseconds, plus
 //! one (0: no deadline); the server counts it from when the request arrives, so the
-//! two clocks need not agree. A cancel asks for no reply.
+//! two clocks need not agree. Flag [`FLAG_OVERLAPS`] says that other calls of the
+//! same connection were in flight when this one started. A cancel asks for no reply.
 //!
 //! Every frame is then carried by a transport with its own length prefix or message
 //! boundary. Request ids let one connection carry many concurrent calls; replies may
@@ -130,6 +131,10 @@ pub const STATUS_ERR: u8 = 1;
 /// The method number of a [`Cancel`](self) frame: no service has this many methods.
 pub const CANCEL_METHOD: u16 = u16::MAX;
 
+/// Request flag: other calls of the connection were in flight when this one started,
+/// so the server should read on while it runs it.
+pub const FLAG_OVERLAPS: u8 = 1;
+
 /// What a request frame asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestHeader {
@@ -139,6 +144,8 @@ pub struct RequestHeader {
     pub method: u16,
     /// How long the caller still waits, if it has a deadline.
     pub deadline: Option<Duration>,
+    /// Other calls of the connection were in flight when this one started.
+    pub overlaps: bool,
 }
 
 impl RequestHeader {
@@ -149,11 +156,13 @@ impl RequestHeader {
 }
 
 /// Writes a request header to `buf`; the arguments follow. `deadline` is how long the
-/// caller still waits (`None`: for ever).
+/// caller still waits (`None`: for ever); `overlaps`, whether other calls of the
+/// connection are in flight.
 pub fn encode_request_header(
     id: u64,
     method: u16,
     deadline: Option<Duration>,
+    overlaps: bool,
     buf: &mut FrameBuf<'_>,
 ) -> Result<(), CodecError> {
     let micros = deadline.map_or(0, |d| {
@@ -161,24 +170,27 @@ pub fn encode_request_header(
             .unwrap_or(u64::MAX - 1)
             .saturating_add(1)
     });
-    encode_frame(&(id, method, micros), buf, "request header")
+    let flags = if overlaps { FLAG_OVERLAPS } else { 0 };
+    encode_frame(&(id, method, micros, flags), buf, "request header")
 }
 
 /// Writes the frame that cancels call `id`.
 pub fn encode_cancel(id: u64, buf: &mut FrameBuf<'_>) -> Result<(), CodecError> {
-    encode_frame(&(id, CANCEL_METHOD, 0u64), buf, "cancel")
+    encode_frame(&(id, CANCEL_METHOD, 0u64, 0u8), buf, "cancel")
 }
 
 /// Splits a request frame into its header and the arguments.
 pub fn decode_request_header(frame: &[u8]) -> Result<(RequestHeader, &[u8]), CodecError> {
     let mut rest = frame;
-    let (id, method, micros): (u64, u16, u64) = decode_prefix(&mut rest, "request header")?;
+    let (id, method, micros, flags): (u64, u16, u64, u8) =
+        decode_prefix(&mut rest, "request header")?;
     let deadline = micros.checked_sub(1).map(Duration::from_micros);
     Ok((
         RequestHeader {
             id,
             method,
             deadline,
+            overlaps: flags & FLAG_OVERLAPS != 0,
         },
         rest,
     ))
@@ -221,7 +233,8 @@ mod tests {
                 RequestHeader {
                     id: u64::MAX,
                     method: 513,
-                    deadline
+                    deadline,
+                    overlaps
                 }
             );
             assert!(!header.is_cancel());

@@ -139,15 +139,15 @@ proptest! {
     #[test]
     fn envelope_headers_round_trip_and_garbage_is_an_error(
         id in any::<u64>(), method in any::<u16>(), status in any::<u8>(),
-        deadline in prop::option::of(any::<u32>()),
+        deadline in prop::option::of(any::<u32>()), overlaps in any::<bool>(),
         tail in prop::collection::vec(any::<u8>(), 0..64),
         garbage in prop::collection::vec(any::<u8>(), 0..64),
     ) {
         let mut buf = Vec::new();
         let deadline = deadline.map(|us| std::time::Duration::from_micros(us.into()));
-        wire::encode_request_header(id, method, deadline, &mut FrameBuf::vec(&mut buf)).unwrap();
+        wire::encode_request_header(id, method, deadline, overlaps, &mut FrameBuf::vec(&mut buf)).unwrap();
         buf.extend_from_slice(&tail);
-        let header = wire::RequestHeader { id, method, deadline };
+        let header = wire::RequestHeader { id, method, deadline, overlaps };
         prop_assert_eq!(wire::decode_request_header(&buf).unwrap(), (header, tail.as_slice()));
         let mut buf = Vec::new();
         wire::encode_response_header(id, status, &mut FrameBuf::vec(&mut buf)).unwrap();

@@ -427,7 +427,7 @@ pub fn parted_requests_are_checked_like_any_other(t: Transport, name: String) {
         for (i, (method, args)) in cases.iter().enumerate() {
             let mut head = Vec::new();
             let mut buf = FrameBuf::vec(&mut head);
-            encode_request_header(i as u64 + 1, *method, None, &mut buf).unwrap();
+            encode_request_header(i as u64 + 1, *method, None, false, &mut buf).unwrap();
             args(&mut buf);
             parts.sender.send_parts(&head, &tail).unwrap();
             let deadline = Instant::now() + Duration::from_secs(5);
@@ -738,6 +738,7 @@ pub fn slow_consumer_does_not_hold_up_others(t: Transport, name: String) {
                 id,
                 fill,
                 None,
+                false,
                 &mut rpc_core::codec::FrameBuf::vec(&mut request),
             )
             .unwrap();
@@ -1010,7 +1011,7 @@ pub fn a_request_whose_deadline_passed_is_not_run(t: Transport, name: String) {
             .unwrap() as u16;
         let mut request = Vec::new();
         let mut buf = FrameBuf::vec(&mut request);
-        encode_request_header(7, panic_now, Some(Duration::ZERO), &mut buf).unwrap();
+        encode_request_header(7, panic_now, Some(Duration::ZERO), false, &mut buf).unwrap();
         rpc_core::codec::encode_frame("not run", &mut buf, "args").unwrap();
         parts.sender.send(&request).unwrap();
         let reply = parts

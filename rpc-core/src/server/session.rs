@@ -8,7 +8,9 @@
 //! hand-off (the sequential path: one thread reads, runs and replies). Before it
 //! does, it gives the reading role up, so that if its handler runs long (the `watch`
 //! module says how long), the watcher sends another thread to read on: a fast call
-//! queued behind a slow one is not held up by it. A thread that reads a request while other
+//! queued behind a slow one is not held up by it. A request whose client says other
+//! calls of the connection are in flight (the overlap flag) gets that reader at once
+//! when the connection's overlapping calls took long lately (over [`SLOW_CALL_US`]). A thread that reads a request while other
 //! calls are in flight hands it to the server's thread pool and reads on. Up to
 //! `max_in_flight` calls run at once; then reading pauses until one ends
 //! (backpressure: the client's requests wait in the transport, in order).
@@ -44,6 +46,10 @@ use super::context::Entered;
 use super::handshake;
 use super::threads::Threads;
 
+/// Overlapping calls that take this long on average (µs) make a connection read on as
+/// soon as the next overlapping call starts.
+const SLOW_CALL_US: u64 = 100;
+
 /// Arguments up to this size are copied out of the receive buffer so that reading can
 /// go on while their call runs.
 pub(super) const INLINE_COPY_MAX: usize = 64 << 10;
@@ -76,6 +82,8 @@ pub(super) struct Session {
     inline_seq: AtomicU64,
     /// The `inline_seq` the watcher saw at its last look.
     watched_seq: AtomicU64,
+    /// A moving average of how long this connection's overlapping calls took, in µs.
+    recent_us: AtomicU64,
     /// The cancel flag of the call run by the thread that read it.
     inline_cancel: Arc<AtomicBool>,
 }
@@ -127,6 +135,7 @@ impl Session {
             room: Condvar::new(),
             inline_seq: AtomicU64::new(0),
             watched_seq: AtomicU64::new(0),
+            recent_us: AtomicU64::new(0),
             inline_cancel: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -250,6 +259,14 @@ impl Session {
             state.inline = Some(header.id);
             state.reading = false;
             drop(state);
+            // The client has other calls in flight and this connection's overlapping
+            // calls ran long lately: read on at once rather than when the watcher finds
+            // this one running long. (Fast handlers are cheaper run one after another
+            // than handed between threads.)
+            let timed = header.overlaps.then(Instant::now);
+            if header.overlaps && self.recent_us.load(Ordering::Relaxed) >= SLOW_CALL_US {
+                self.relieve();
+            }
             self.inline_cancel.store(false, Ordering::Relaxed);
             if head.len() <= INLINE_COPY_MAX {
                 args.clear();
@@ -284,6 +301,9 @@ impl Session {
                 };
                 self.run(header, payload, deadline, &self.inline_cancel, None);
                 drop(receiver);
+            }
+            if let Some(started) = timed {
+                self.note_duration(started);
             }
             let mut state = lock(&self.state);
             state.in_flight -= 1;
@@ -328,13 +348,23 @@ impl Session {
     ) {
         let me = self.clone();
         let job = move || {
+            let started = Instant::now();
             let payload = Payload { head: &head, tail };
             me.run(header, payload, deadline, &cancel, None);
+            me.note_duration(started);
             me.finish_handed(header.id);
         };
         if let Err(job) = self.link.threads.run_or_return(job) {
             job();
         }
+    }
+
+    /// Folds an overlapping call's duration into `recent_us` (a moving average).
+    fn note_duration(&self, started: Instant) {
+        let took = started.elapsed().as_micros().min(u128::from(u32::MAX)) as u64;
+        let recent = self.recent_us.load(Ordering::Relaxed);
+        self.recent_us
+            .store((recent * 3 + took) / 4, Ordering::Relaxed);
     }
 
     fn finish_handed(&self, id: u64) {

@@ -219,13 +219,14 @@ mod tests {
 
     #[test]
     fn request_header_round_trips_and_leaves_arguments() {
-        for deadline in [
-            None,
-            Some(Duration::ZERO),
-            Some(Duration::from_millis(1500)),
+        for (deadline, overlaps) in [
+            (None, false),
+            (Some(Duration::ZERO), true),
+            (Some(Duration::from_millis(1500)), false),
         ] {
             let mut buf = Vec::new();
-            encode_request_header(u64::MAX, 513, deadline, &mut FrameBuf::vec(&mut buf)).unwrap();
+            let mut out = FrameBuf::vec(&mut buf);
+            encode_request_header(u64::MAX, 513, deadline, overlaps, &mut out).unwrap();
             buf.extend_from_slice(b"args");
             let (header, args) = decode_request_header(&buf).unwrap();
             assert_eq!(

@@ -65,5 +65,6 @@ with_transports! { matrix! {
         shutdown_returns_within_its_grace_while_a_handler_never_returns,
         max_in_flight_bounds_the_calls_of_a_connection_that_run_at_once,
         eight_callers_of_a_slow_handler_on_one_client_run_in_parallel,
+        max_connections_refuses_the_next_client_promptly,
     ]
 } }

@@ -712,9 +712,9 @@ fn refused(receiver: &mut dyn FrameReceiver, peer: &Arc<str>) -> Option<RpcError
 
 /// The error of a server's refusal saying `reason`.
 fn refusal_error(peer: &Arc<str>, reason: &str) -> RpcError {
-    RpcError::Disconnected {
+    RpcError::Refused {
         peer: peer.clone(),
-        reason: format!("the server refused the connection: {reason}").into(),
+        reason: reason.to_owned(),
     }
 }
 

@@ -215,6 +215,16 @@ pub enum RpcError {
         /// What ended the connection.
         reason: Arc<str>,
     },
+    /// The server refused the connection and said why (e.g. it is at its
+    /// `max_connections`, or out of file descriptors); nothing was set up. Try again
+    /// later, or change what the reason names.
+    #[error("the server at {peer} refused the connection: {reason}")]
+    Refused {
+        /// The endpoint of the server.
+        peer: Arc<str>,
+        /// The server's reason, as it sent it.
+        reason: String,
+    },
     /// The call's deadline passed; the client stays usable and a late reply is discarded.
     #[error(
         "no reply from {peer} within {after:?}; the call may still run on the server; raise the \

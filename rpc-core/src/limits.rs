@@ -1,5 +1,5 @@
 //! Limits that every layer agrees on: endpoints check `?max_frame=` and
-//! `?max_in_flight=` against them, transports, the stream framing and the server enforce
+//! `?max_in_flight=` and `?max_connections=` against them, transports, the stream framing and the server enforce
 //! them.
 
 /// Default largest frame: 16 MiB.
@@ -14,3 +14,9 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 32;
 
 /// The most calls of one connection an endpoint may let a server run at once.
 pub const MAX_IN_FLIGHT_LIMIT: usize = 65_536;
+
+/// Connections a server takes at once by default; the next client is refused.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// The most connections an endpoint may let a server take at once.
+pub const MAX_CONNECTIONS_LIMIT: usize = 1 << 20;

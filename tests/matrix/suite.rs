@@ -1109,3 +1109,45 @@ pub fn eight_callers_of_a_slow_handler_on_one_client_run_in_parallel(t: Transpor
         f.shutdown();
     });
 }
+
+pub fn max_connections_refuses_the_next_client_promptly(t: Transport, name: String) {
+    if !t.multi_client() {
+        return skip(t, "a pipe has one client");
+    }
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "max_connections=2");
+        let endpoint = f.endpoint().unwrap();
+        let second = ProbeClient::connect(&endpoint).expect("the second of two connections");
+        assert_eq!(second.add(1, 2).unwrap(), 3);
+        let started = Instant::now();
+        let err = ProbeClient::connect(&endpoint).expect_err("a third connection");
+        assert!(
+            matches!(&err, RpcError::Refused { reason, .. } if reason.contains("max_connections=2")),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("server at max_connections=2"),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "refused after {:?}",
+            started.elapsed()
+        );
+        // The first two are served on; once one leaves, a new client gets in.
+        assert_eq!(f.client.add(2, 2).unwrap(), 4);
+        drop(second);
+        let until = Instant::now() + Duration::from_secs(5);
+        let third = loop {
+            match ProbeClient::connect(&endpoint) {
+                Ok(c) => break c,
+                Err(RpcError::Refused { .. }) if Instant::now() < until => {
+                    thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("after a client left: {e:?}"),
+            }
+        };
+        assert_eq!(third.add(3, 3).unwrap(), 6);
+        f.shutdown();
+    });
+}

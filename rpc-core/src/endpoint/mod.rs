@@ -9,9 +9,10 @@
 //! | `unix:/path.sock` | a UNIX stream socket |
 //! | `tcp:host:port` | TCP (`tcp:127.0.0.1:0` picks a free port; `[::1]` for IPv6) |
 //!
-//! Options follow as `?key=value&key=value`: `max_frame` (bytes, default 16 MiB) and
-//! `max_in_flight` (calls of one connection a server runs at once, default 32) for
-//! every kind; the others belong to one kind and live in its [`EndpointKind`] variant:
+//! Options follow as `?key=value&key=value`: `max_frame` (bytes, default 16 MiB),
+//! `max_in_flight` (calls of one connection a server runs at once, default 32) and
+//! `max_connections` (connections a server takes at once, default 1024) for every
+//! kind; the others belong to one kind and live in its [`EndpointKind`] variant:
 //! [`UnixOptions`] (`allow_uid`), [`ShmOptions`] (`ring`, `spin_us`, `allow_uid`),
 //! [`MqOptions`] (`depth` and `msgsize`, the queues a client creates).
 //! `Display` writes the canonical form, and parsing it gives the same endpoint back.
@@ -29,7 +30,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::limits::{
-    DEFAULT_MAX_FRAME, DEFAULT_MAX_IN_FLIGHT, MAX_FRAME_LIMIT, MAX_IN_FLIGHT_LIMIT,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME, DEFAULT_MAX_IN_FLIGHT, MAX_CONNECTIONS_LIMIT,
+    MAX_FRAME_LIMIT, MAX_IN_FLIGHT_LIMIT,
 };
 use syntax::{KindOptions, OptionError, Query};
 
@@ -67,6 +69,7 @@ pub struct Endpoint {
     kind: EndpointKind,
     max_frame: Option<usize>,
     max_in_flight: Option<usize>,
+    max_connections: Option<usize>,
 }
 
 /// The mechanism, its address, and the options only it takes.
@@ -183,6 +186,7 @@ impl Endpoint {
             kind,
             max_frame: None,
             max_in_flight: None,
+            max_connections: None,
         }
     }
 
@@ -282,6 +286,27 @@ impl Endpoint {
         self
     }
 
+    /// Connections a server at this endpoint takes at once; the next client is refused
+    /// at once with an error that names the limit (default 1024;
+    /// `?max_connections=`).
+    pub fn max_connections(&self) -> usize {
+        self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS)
+    }
+
+    /// This endpoint with another `max_connections` (see [`Endpoint::max_connections`]).
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0 or over 1048576.
+    pub fn with_max_connections(mut self, n: usize) -> Self {
+        assert!(
+            (1..=MAX_CONNECTIONS_LIMIT).contains(&n),
+            "max_connections must be between 1 and {MAX_CONNECTIONS_LIMIT}"
+        );
+        self.max_connections = Some(n);
+        self
+    }
+
     /// The same `max_frame` with another kind: e.g. the real port of a `tcp:…:0`
     /// endpoint once bound. The kind is taken as it is, unchecked.
     pub fn with_kind(&self, kind: EndpointKind) -> Self {
@@ -289,6 +314,7 @@ impl Endpoint {
             kind,
             max_frame: self.max_frame,
             max_in_flight: self.max_in_flight,
+            max_connections: self.max_connections,
         }
     }
 
@@ -363,6 +389,18 @@ impl Endpoint {
             )?);
             return Ok(());
         }
+        if key == "max_connections" {
+            self.max_connections = Some(syntax::number(
+                value,
+                |n| (1..=MAX_CONNECTIONS_LIMIT).contains(n),
+                || {
+                    format!(
+                        "max_connections must be a connection count from 1 to {MAX_CONNECTIONS_LIMIT}"
+                    )
+                },
+            )?);
+            return Ok(());
+        }
         let taken = match self.kind.options_mut() {
             Some(options) => options.set(key, value),
             None => Err(OptionError::NotMine),
@@ -385,7 +423,7 @@ fn not_for_this_kind(key: &str) -> String {
         .collect();
     if schemes.is_empty() {
         format!(
-            "unknown option `{key}`; known options: max_frame, max_in_flight, {}",
+            "unknown option `{key}`; known options: max_frame, max_in_flight, max_connections, {}",
             options_by_kind()
         )
     } else {
@@ -449,6 +487,7 @@ impl fmt::Display for Endpoint {
         let mut query = Query::new(f);
         query.option("max_frame", self.max_frame)?;
         query.option("max_in_flight", self.max_in_flight)?;
+        query.option("max_connections", self.max_connections)?;
         match self.kind.options() {
             Some(options) => options.write(&mut query),
             None => Ok(()),
@@ -569,6 +608,7 @@ mod tests {
             "tcp:[::1]:7000?max_frame=256",
             "unix:/tmp/calc.sock?max_frame=65536&max_in_flight=1",
             "shm:/calc?max_in_flight=4&ring=8192",
+            "tcp:127.0.0.1:0?max_in_flight=8&max_connections=100",
             "shm:/calc?max_frame=4096&ring=65536&spin_us=0",
             "shm:/calc?ring=8192",
             "unix:/tmp/x.sock?allow_uid=0,1000",
@@ -614,6 +654,7 @@ mod tests {
             ("unix:/x?allow_uid=me", "user ids separated by commas"),
             ("tcp:1.2.3.4:80?max_frame", "needs a value"),
             ("tcp:1.2.3.4:80?max_in_flight=0", "max_in_flight must be"),
+            ("unix:/x?max_connections=0", "max_connections must be"),
         ];
         for (s, want) in cases {
             let e = s.parse::<Endpoint>().unwrap_err().to_string();
@@ -655,7 +696,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "invalid endpoint `tcp:1.2.3.4:80?bogus=1`: unknown option `bogus`; known options: \
-             max_frame, max_in_flight, for unix and shm: allow_uid, for shm: ring, spin_us, for mq: depth, msgsize"
+             max_frame, max_in_flight, max_connections, for unix and shm: allow_uid, for shm: ring, spin_us, for mq: depth, msgsize"
         );
         let e = "pipe?allow_uid=1".parse::<Endpoint>().unwrap_err();
         assert!(

@@ -44,7 +44,10 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// before it returns anyway (a handler that never returns keeps its thread).
 pub const ABORT_WAIT: Duration = Duration::from_secs(1);
 
-pub use crate::limits::DEFAULT_MAX_IN_FLIGHT;
+pub use crate::limits::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_IN_FLIGHT};
+
+/// How long a refused client gets to take its refusal before the connection closes.
+const REFUSAL_SEND: Duration = Duration::from_secs(1);
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before the next try.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
@@ -56,21 +59,26 @@ pub struct ServerConfig {
     /// Calls of one connection that run at once; further requests wait, in order, until
     /// one ends (default [`DEFAULT_MAX_IN_FLIGHT`]; at least 1).
     pub max_in_flight: usize,
+    /// Connections taken at once; the next client is refused with a message naming the
+    /// limit (default [`DEFAULT_MAX_CONNECTIONS`]; at least 1).
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
 
 impl ServerConfig {
-    /// What an endpoint's options say (`?max_in_flight=`).
+    /// What an endpoint's options say (`?max_in_flight=`, `?max_connections=`).
     pub fn from_endpoint(endpoint: &Endpoint) -> Self {
         ServerConfig {
             max_in_flight: endpoint.max_in_flight(),
+            max_connections: endpoint.max_connections(),
         }
     }
 
@@ -286,6 +294,12 @@ impl Accept {
             if table.shutting_down {
                 return;
             }
+            let max = self.config.max_connections.max(1);
+            if table.starting + table.sessions.len() >= max {
+                drop(table);
+                self.refuse(transport, max);
+                return;
+            }
             table.starting += 1;
             table.next_id += 1;
             table.next_id
@@ -328,5 +342,23 @@ impl Accept {
         if self.threads.run(job).is_err() {
             self.registry.remove(None);
         }
+    }
+
+    /// Tells a client over the limit why it cannot connect, then closes its connection
+    /// (on a pool thread: splitting may wait on the client).
+    fn refuse(&self, transport: Box<dyn Transport>, max: usize) {
+        let _ = self.threads.run(move || {
+            let Ok(mut parts) = transport.split() else {
+                return;
+            };
+            let reason = format!(
+                "server at max_connections={max}; try again once others disconnect, or raise \
+                 `max_connections` on the server's endpoint"
+            );
+            parts
+                .sender
+                .set_deadline(Some(Instant::now() + REFUSAL_SEND));
+            let _ = parts.sender.send(&crate::wire::encode_refusal(&reason));
+        });
     }
 }

@@ -43,6 +43,67 @@ pub use unix::{MAX_UNIX_PATH, UnixOptions};
 /// Smallest accepted `max_frame`: room for the handshake.
 const MIN_MAX_FRAME: usize = 256;
 
+/// The bounds of an option every kind takes: a count of `unit`s.
+struct Bound {
+    key: &'static str,
+    unit: &'static str,
+    min: usize,
+    max: usize,
+}
+
+impl Bound {
+    /// `value` as a count within the bounds, or what to write instead.
+    fn parse(&self, value: &str) -> Result<usize, String> {
+        syntax::number(
+            value,
+            |n| (self.min..=self.max).contains(n),
+            || {
+                format!(
+                    "{} must be a {} count from {} to {}",
+                    self.key, self.unit, self.min, self.max
+                )
+            },
+        )
+    }
+
+    /// `n`, checked as a builder's argument.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is out of bounds.
+    fn check(&self, n: usize) -> usize {
+        assert!(
+            (self.min..=self.max).contains(&n),
+            "{} must be between {} and {}",
+            self.key,
+            self.min,
+            self.max
+        );
+        n
+    }
+}
+
+const MAX_FRAME: Bound = Bound {
+    key: "max_frame",
+    unit: "byte",
+    min: MIN_MAX_FRAME,
+    max: MAX_FRAME_LIMIT,
+};
+
+const MAX_IN_FLIGHT: Bound = Bound {
+    key: "max_in_flight",
+    unit: "call",
+    min: 1,
+    max: MAX_IN_FLIGHT_LIMIT,
+};
+
+const MAX_CONNECTIONS: Bound = Bound {
+    key: "max_connections",
+    unit: "connection",
+    min: 1,
+    max: MAX_CONNECTIONS_LIMIT,
+};
+
 /// The forms an endpoint string can take, for error messages.
 const FORMS: &str = "pipe, fifo:/dir/name, mq:/name, shm:/name, unix:/path.sock or tcp:host:port";
 
@@ -212,11 +273,7 @@ impl Endpoint {
     ///
     /// If `max_frame` is under 256 bytes or over 2 GiB - 1.
     pub fn with_max_frame(mut self, max_frame: usize) -> Self {
-        assert!(
-            (MIN_MAX_FRAME..=MAX_FRAME_LIMIT).contains(&max_frame),
-            "max_frame must be between {MIN_MAX_FRAME} and {MAX_FRAME_LIMIT} bytes"
-        );
-        self.max_frame = Some(max_frame);
+        self.max_frame = Some(MAX_FRAME.check(max_frame));
         self
     }
 
@@ -278,11 +335,7 @@ impl Endpoint {
     ///
     /// If `n` is 0 or over 65536.
     pub fn with_max_in_flight(mut self, n: usize) -> Self {
-        assert!(
-            (1..=MAX_IN_FLIGHT_LIMIT).contains(&n),
-            "max_in_flight must be between 1 and {MAX_IN_FLIGHT_LIMIT}"
-        );
-        self.max_in_flight = Some(n);
+        self.max_in_flight = Some(MAX_IN_FLIGHT.check(n));
         self
     }
 
@@ -299,11 +352,7 @@ impl Endpoint {
     ///
     /// If `n` is 0 or over 1048576.
     pub fn with_max_connections(mut self, n: usize) -> Self {
-        assert!(
-            (1..=MAX_CONNECTIONS_LIMIT).contains(&n),
-            "max_connections must be between 1 and {MAX_CONNECTIONS_LIMIT}"
-        );
-        self.max_connections = Some(n);
+        self.max_connections = Some(MAX_CONNECTIONS.check(n));
         self
     }
 
@@ -367,38 +416,17 @@ impl Endpoint {
         }
     }
 
-    /// Takes option `key=value`: `max_frame` here, any other key by the kind's options.
+    /// Takes option `key=value`: the options of every kind here, any other key by the
+    /// kind's options.
     fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
-        if key == "max_frame" {
-            self.max_frame = Some(syntax::number(
-                value,
-                |n| (MIN_MAX_FRAME..=MAX_FRAME_LIMIT).contains(n),
-                || {
-                    format!(
-                        "max_frame must be a byte count from {MIN_MAX_FRAME} to {MAX_FRAME_LIMIT}"
-                    )
-                },
-            )?);
-            return Ok(());
-        }
-        if key == "max_in_flight" {
-            self.max_in_flight = Some(syntax::number(
-                value,
-                |n| (1..=MAX_IN_FLIGHT_LIMIT).contains(n),
-                || format!("max_in_flight must be a call count from 1 to {MAX_IN_FLIGHT_LIMIT}"),
-            )?);
-            return Ok(());
-        }
-        if key == "max_connections" {
-            self.max_connections = Some(syntax::number(
-                value,
-                |n| (1..=MAX_CONNECTIONS_LIMIT).contains(n),
-                || {
-                    format!(
-                        "max_connections must be a connection count from 1 to {MAX_CONNECTIONS_LIMIT}"
-                    )
-                },
-            )?);
+        let common = match key {
+            "max_frame" => Some((&mut self.max_frame, &MAX_FRAME)),
+            "max_in_flight" => Some((&mut self.max_in_flight, &MAX_IN_FLIGHT)),
+            "max_connections" => Some((&mut self.max_connections, &MAX_CONNECTIONS)),
+            _ => None,
+        };
+        if let Some((slot, bound)) = common {
+            *slot = Some(bound.parse(value)?);
             return Ok(());
         }
         let taken = match self.kind.options_mut() {

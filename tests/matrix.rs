@@ -66,5 +66,6 @@ with_transports! { matrix! {
         max_in_flight_bounds_the_calls_of_a_connection_that_run_at_once,
         eight_callers_of_a_slow_handler_on_one_client_run_in_parallel,
         max_connections_refuses_the_next_client_promptly,
+        a_handler_sees_cancelled_when_the_server_shuts_down,
     ]
 } }

@@ -77,6 +77,12 @@ static HOLDS: std::sync::Mutex<BTreeMap<u64, (u32, u32)>> = std::sync::Mutex::ne
 static CANCELS_SEEN: std::sync::Mutex<std::collections::BTreeSet<u64>> =
     std::sync::Mutex::new(std::collections::BTreeSet::new());
 
+/// Whether a `watch_cancel` call tagged `tag`, served in this process, saw its caller
+/// give up.
+pub fn cancel_seen_here(tag: u64) -> bool {
+    CANCELS_SEEN.lock().unwrap().contains(&tag)
+}
+
 /// A tag no other test of this run uses.
 pub fn unique_tag() -> u64 {
     (u64::from(std::process::id()) << 32) | u64::from(COUNTER.fetch_add(1, Ordering::Relaxed))

@@ -1151,3 +1151,40 @@ pub fn max_connections_refuses_the_next_client_promptly(t: Transport, name: Stri
         f.shutdown();
     });
 }
+
+pub fn a_handler_sees_cancelled_when_the_server_shuts_down(t: Transport, name: String) {
+    if !t.multi_client() {
+        return skip(t, "the pipe server runs in a child");
+    }
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "");
+        let Fixture {
+            client, server, ep, ..
+        } = f;
+        let Server::Local(server) = server else {
+            unreachable!("multi-client fixtures serve in this process")
+        };
+        let tag = crate::common::unique_tag();
+        let watcher = thread::spawn(move || client.watch_cancel(tag, 20_000));
+        thread::sleep(Duration::from_millis(200));
+        let started = Instant::now();
+        server.shutdown_timeout(Duration::from_secs(5));
+        // The handler stopped early, so shutdown did not need its grace period.
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            crate::common::cancel_seen_here(tag),
+            "the handler never saw cancelled()"
+        );
+        // Its reply went out before the connection closed, or the caller saw it close.
+        match watcher.join().unwrap() {
+            Ok(true) => {}
+            Err(e) if e.is_disconnected() => {}
+            other => panic!("{other:?}"),
+        }
+        drop(ep);
+    });
+}

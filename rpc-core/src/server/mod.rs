@@ -46,7 +46,8 @@ pub const ABORT_WAIT: Duration = Duration::from_secs(1);
 
 pub use crate::limits::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_IN_FLIGHT};
 
-/// How long a refused client gets to take its refusal before the connection closes.
+/// How long a refused client gets to read its refusal and leave before the server
+/// closes the connection.
 const REFUSAL_SEND: Duration = Duration::from_secs(1);
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before the next try.
@@ -355,10 +356,20 @@ impl Accept {
                 "server at max_connections={max}; try again once others disconnect, or raise \
                  `max_connections` on the server's endpoint"
             );
-            parts
+            let until = Instant::now() + REFUSAL_SEND;
+            parts.sender.set_deadline(Some(until));
+            if parts
                 .sender
-                .set_deadline(Some(Instant::now() + REFUSAL_SEND));
-            let _ = parts.sender.send(&crate::wire::encode_refusal(&reason));
+                .send(&crate::wire::encode_refusal(&reason))
+                .is_err()
+            {
+                return;
+            }
+            // Linger until the client has read it and gone (or the time is up): a
+            // transport whose set-up the client finishes after this (FIFOs) would
+            // otherwise see its names removed instead of the reason.
+            parts.receiver.set_max_frame(handshake::HANDSHAKE_MAX_FRAME);
+            while parts.receiver.recv(Some(until)).is_ok() {}
         });
     }
 }

@@ -17,16 +17,16 @@
 //!
 //! | layer | modules | what |
 //! |---|---|---|
-//! | 0 | [`error`], [`limits`] | one error type per layer; frame size limits |
+//! | 0 | [`error`], [`limits`] | one error type per layer; frame, in-flight and connection limits |
 //! | 1 | [`buf`], [`endpoint`] | [`buf::FrameBuf`] (where encoders write) and [`buf::Payload`] (a received frame left to decode); [`Endpoint`]: a mechanism, its address and its options, parsed and written as a string |
 //! | 2 | [`transport`] (+ [`transport::mem`]) | the contract every mechanism implements; a [`Listener`] reports its [`Endpoint`] |
 //! | 3 | [`framing`], [`codec`] | length-prefixed frames on byte streams; postcard behind [`CodecError`] |
-//! | 4 | [`wire`] | the handshake and the request/reply envelope |
+//! | 4 | [`wire`] | the handshake and the request/reply envelope (deadline, overlap flag, cancel) |
 //! | 5 | [`dispatch`] | what a generated `{Trait}Server` implements; replies |
 //! | 6 | [`connection`] | one connection's request/reply mechanics: ids, multiplexing, deadlines, the drainer |
 //! | 7 | [`router`] | spreading calls over a pool's worker connections |
 //! | 8 | [`client`] | [`Client`]: over one connection or a router |
-//! | 9 | [`server`], [`supervisor`] | [`RunningServer`]: accept loop and connection threads; worker pools ([`supervisor::Pool`]), whose processes the facade's `pool` spawns |
+//! | 9 | [`server`], [`supervisor`] | [`RunningServer`]: accept loop, per-connection reading and calls run at once on a shared thread pool, the watcher, handlers' [`server::deadline`] and [`server::cancelled`]; worker pools ([`supervisor::Pool`]), whose processes the facade's `pool` spawns |
 //!
 //! Users depend on the `ipc-rpc` facade, not on this crate directly.
 #![forbid(unsafe_code)]

@@ -54,8 +54,9 @@ pub fn spawn_child<C: ServiceClient>(cmd: Command) -> Result<(C, Child), RpcErro
     spawn_child_with(cmd, &Endpoint::new(EndpointKind::Pipe))
 }
 
-/// [`spawn_child`] with the options of a `pipe` endpoint, e.g. `pipe?max_frame=65536`;
-/// the child uses the same limit.
+/// [`spawn_child`] with the options of a `pipe` endpoint, e.g.
+/// `pipe?max_frame=65536&max_in_flight=4`: the child's server ([`serve_parent`]) runs
+/// with the same options.
 ///
 /// # Errors
 ///
@@ -64,14 +65,13 @@ pub fn spawn_child_with<C: ServiceClient>(
     cmd: Command,
     endpoint: &Endpoint,
 ) -> Result<(C, Child), RpcError> {
-    let (mut child, transport) =
-        PipeTransport::spawn(cmd, endpoint.max_frame()).map_err(|e| match e {
-            rpc_core::TransportError::Io { context, source } => RpcError::Io { context, source },
-            other => RpcError::Connect {
-                endpoint: endpoint.to_string(),
-                source: other,
-            },
-        })?;
+    let (mut child, transport) = PipeTransport::spawn_for(cmd, endpoint).map_err(|e| match e {
+        rpc_core::TransportError::Io { context, source } => RpcError::Io { context, source },
+        other => RpcError::Connect {
+            endpoint: endpoint.to_string(),
+            source: other,
+        },
+    })?;
     match Client::handshake(Box::new(transport), C::SERVICE) {
         Ok(client) => Ok((C::from_client(client), child)),
         Err(e) => {

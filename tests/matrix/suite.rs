@@ -1071,9 +1071,6 @@ pub fn shutdown_returns_within_its_grace_while_a_handler_never_returns(t: Transp
 }
 
 pub fn max_in_flight_bounds_the_calls_of_a_connection_that_run_at_once(t: Transport, name: String) {
-    if t == Transport::pipe {
-        return skip(t, "a pipe child serves with the default max_in_flight");
-    }
     watchdog(WATCHDOG, move || {
         let f = t.start(&name, "max_in_flight=2");
         let tag = crate::common::unique_tag();

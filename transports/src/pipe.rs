@@ -43,6 +43,11 @@ use crate::sys;
 /// `<parent pid>:3:4:<max_frame>`.
 pub const PIPE_ENV: &str = "IPC_RPC_PIPE";
 
+/// Environment variable carrying the parent's `pipe` endpoint with its options (e.g.
+/// `pipe?max_in_flight=4`), so that the child's server runs with them
+/// ([`PipeTransport::spawn_for`]).
+pub const PIPE_ENDPOINT_ENV: &str = "IPC_RPC_PIPE_ENDPOINT";
+
 /// The child's descriptor for reading requests.
 const CHILD_READ_FD: RawFd = 3;
 /// The child's descriptor for writing replies.
@@ -87,6 +92,35 @@ impl PipeTransport {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn spawn(cmd: Command, max_frame: usize) -> Result<(Child, PipeTransport), TransportError> {
+        Self::spawn_env(cmd, max_frame, None)
+    }
+
+    /// [`PipeTransport::spawn`] for a `pipe` endpoint: the child gets its frame limit
+    /// and its other options (`max_in_flight`, `max_connections`), which its server
+    /// ([`PipeListener::local_endpoint`]) then runs with.
+    ///
+    /// # Errors
+    ///
+    /// As [`PipeTransport::spawn`]; `Unsupported` for an endpoint of another kind.
+    pub fn spawn_for(
+        cmd: Command,
+        endpoint: &Endpoint,
+    ) -> Result<(Child, PipeTransport), TransportError> {
+        if !matches!(endpoint.kind(), EndpointKind::Pipe) {
+            return Err(wrong_kind(endpoint, "PipeTransport::spawn_for", "pipe"));
+        }
+        Self::spawn_env(cmd, endpoint.max_frame(), Some(endpoint))
+    }
+
+    fn spawn_env(
+        mut cmd: Command,
+        max_frame: usize,
+        endpoint: Option<&Endpoint>,
+    ) -> Result<(Child, PipeTransport), TransportError> {
+        match endpoint {
+            Some(endpoint) => cmd.env(PIPE_ENDPOINT_ENV, endpoint.to_string()),
+            None => cmd.env_remove(PIPE_ENDPOINT_ENV),
+        };
         let program = cmd.get_program().to_string_lossy().into_owned();
         let (to_child_r, to_child_w) =
             pipe2(OFlag::O_CLOEXEC).map_err(|e| io_err("create a pipe")(e.into()))?;
@@ -278,12 +312,33 @@ fn set_nonblocking(file: &File) -> std::io::Result<()> {
 /// later ones return `Closed`, so the server ends when that connection ends.
 pub struct PipeListener {
     transport: Option<PipeTransport>,
+    endpoint: Endpoint,
+}
+
+/// The endpoint a child's server runs with: the parent's (see [`PIPE_ENDPOINT_ENV`]),
+/// else `pipe` with the transport's frame limit.
+fn endpoint_for(transport: &PipeTransport) -> Endpoint {
+    std::env::var(PIPE_ENDPOINT_ENV)
+        .ok()
+        .and_then(|s| s.parse::<Endpoint>().ok())
+        .filter(|ep| {
+            matches!(ep.kind(), EndpointKind::Pipe) && ep.max_frame() == transport.max_frame
+        })
+        .unwrap_or_else(|| {
+            let pipe = Endpoint::new(EndpointKind::Pipe);
+            if transport.max_frame == pipe.max_frame() {
+                pipe
+            } else {
+                pipe.with_max_frame(transport.max_frame)
+            }
+        })
 }
 
 impl PipeListener {
     /// A listener that hands out `transport` once.
     pub fn from_transport(transport: PipeTransport) -> Self {
         PipeListener {
+            endpoint: endpoint_for(&transport),
             transport: Some(transport),
         }
     }
@@ -295,9 +350,7 @@ impl PipeListener {
     /// `Unsupported` if this process was not started by [`PipeTransport::spawn`].
     pub fn inherited() -> Result<Self, TransportError> {
         match PipeTransport::inherited()? {
-            Some(transport) => Ok(PipeListener {
-                transport: Some(transport),
-            }),
+            Some(transport) => Ok(PipeListener::from_transport(transport)),
             None => Err(TransportError::Unsupported {
                 endpoint: "pipe".into(),
                 reason:
@@ -349,6 +402,6 @@ impl Listener for PipeListener {
     }
 
     fn local_endpoint(&self) -> Endpoint {
-        Endpoint::new(EndpointKind::Pipe)
+        self.endpoint.clone()
     }
 }

@@ -28,12 +28,8 @@ use crate::error::{CodecError, RemoteError, RpcError, TransportError};
 use crate::transport::{Closer, FrameReceiver, FrameSender, Parts, Transport};
 use crate::wire::{self, Hello, MAGIC, PROTOCOL_VERSION, STATUS_ERR, STATUS_OK, Welcome};
 
-/// How long `connect` waits for the server's handshake reply.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The largest handshake reply a client takes from a server (a welcome is a few dozen
-/// bytes).
-const HANDSHAKE_MAX_FRAME: usize = 4096;
+use crate::wire::HANDSHAKE_MAX_FRAME;
+pub use crate::wire::HANDSHAKE_TIMEOUT;
 
 /// How long a call that timed out tries to tell the server it gave up.
 const CANCEL_SEND_TIMEOUT: Duration = Duration::from_millis(20);

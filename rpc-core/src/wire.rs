@@ -31,6 +31,15 @@ use crate::error::CodecError;
 /// Version of this envelope; a mismatch is reported as `RpcError::Incompatible`.
 pub const PROTOCOL_VERSION: u16 = 2;
 
+/// How long either side waits for the other's handshake frame (the client for the
+/// welcome, the server for the hello) before it gives up on the connection.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest frame either side takes before the handshake is accepted: a hello or a
+/// welcome is a few dozen bytes, so a peer that has not said who it is cannot make the
+/// other take more (see `FrameReceiver::set_max_frame`).
+pub const HANDSHAKE_MAX_FRAME: usize = 4096;
+
 /// First bytes of the handshake frames, to tell an ipc-rpc peer from anything else.
 pub const MAGIC: [u8; 4] = *b"IPCR";
 

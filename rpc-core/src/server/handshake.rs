@@ -1,19 +1,13 @@
 //! The server's half of the handshake.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::codec::{decode_prefix, encode_into};
 use crate::dispatch::Dispatch;
 use crate::transport::{FrameReceiver, FrameSender};
 use crate::wire::{Hello, MAGIC, PROTOCOL_VERSION, Welcome};
 
-/// How long a new connection may take to send its handshake before it is dropped.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The largest frame a connection may send before its handshake is accepted: a hello
-/// is a few dozen bytes, so a peer that has not said who it is cannot make the server
-/// take more (see `FrameReceiver::set_max_frame`).
-pub const HANDSHAKE_MAX_FRAME: usize = 4096;
+pub use crate::wire::{HANDSHAKE_MAX_FRAME, HANDSHAKE_TIMEOUT};
 
 /// Answers the client's hello; `false` ends the connection.
 pub(super) fn answer(

@@ -216,10 +216,14 @@ impl Session {
     fn read(self: &Arc<Self>) {
         // Arguments of calls run here, copied out of the receive buffer; reused.
         let mut args = Vec::new();
+        // Known to be under `max_in_flight` without asking: right after this thread's
+        // own call ended with none other in flight (the sequential path skips a lock).
+        let mut room = false;
         loop {
-            if !self.wait_for_room() {
+            if !room && !self.wait_for_room() {
                 return self.stop_reading();
             }
+            room = false;
             let mut receiver = lock(&self.receiver);
             let Ok(frame) = receiver.recv(None) else {
                 drop(receiver);
@@ -314,6 +318,7 @@ impl Session {
                 return self.leave(state);
             }
             state.reading = true;
+            room = state.in_flight < self.link.max_in_flight;
         }
     }
 
@@ -425,7 +430,11 @@ impl Session {
     }
 
     fn cancel_all(&self) {
-        let state = lock(&self.state);
+        self.raise_cancel_flags(&lock(&self.state));
+    }
+
+    /// Raises the cancel flag of every call that runs (the caller holds the state).
+    fn raise_cancel_flags(&self, state: &State) {
         self.inline_cancel.store(true, Ordering::Relaxed);
         for flag in state.handed.values() {
             flag.store(true, Ordering::Relaxed);
@@ -438,10 +447,7 @@ impl Session {
         state.ended = true;
         state.reading = false;
         // The client is gone or going: calls still running may stop early.
-        self.inline_cancel.store(true, Ordering::Relaxed);
-        for flag in state.handed.values() {
-            flag.store(true, Ordering::Relaxed);
-        }
+        self.raise_cancel_flags(&state);
         self.notify_room(&mut state);
         self.leave(state);
     }

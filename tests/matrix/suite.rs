@@ -1070,20 +1070,29 @@ pub fn shutdown_returns_within_its_grace_while_a_handler_never_returns(t: Transp
     });
 }
 
+/// The most `hold(ms)` calls that ran at once on the server when `callers` threads
+/// sharing `client` each made one.
+fn peak_overlap(client: &ProbeClient, callers: usize, ms: u64) -> u32 {
+    let tag = crate::common::unique_tag();
+    let threads: Vec<_> = (0..callers)
+        .map(|_| {
+            let client = client.clone();
+            thread::spawn(move || client.hold(tag, ms).unwrap())
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .max()
+        .unwrap_or(0)
+}
+
 pub fn max_in_flight_bounds_the_calls_of_a_connection_that_run_at_once(t: Transport, name: String) {
     watchdog(WATCHDOG, move || {
         let f = t.start(&name, "max_in_flight=2");
-        let tag = crate::common::unique_tag();
-        let callers: Vec<_> = (0..6)
-            .map(|_| {
-                let client = f.client.clone();
-                thread::spawn(move || client.hold(tag, 200).unwrap())
-            })
-            .collect();
         // Every call is answered (the others waited their turn), and never more than
         // two ran at once; with six callers, two did.
-        let peaks: Vec<u32> = callers.into_iter().map(|c| c.join().unwrap()).collect();
-        assert_eq!(peaks.iter().max(), Some(&2), "{peaks:?}");
+        assert_eq!(peak_overlap(&f.client, 6, 200), 2);
         f.shutdown();
     });
 }
@@ -1091,17 +1100,10 @@ pub fn max_in_flight_bounds_the_calls_of_a_connection_that_run_at_once(t: Transp
 pub fn eight_callers_of_a_slow_handler_on_one_client_run_in_parallel(t: Transport, name: String) {
     watchdog(WATCHDOG, move || {
         let f = t.start(&name, "");
-        let tag = crate::common::unique_tag();
-        let callers: Vec<_> = (0..8)
-            .map(|_| {
-                let client = f.client.clone();
-                thread::spawn(move || client.hold(tag, 300).unwrap())
-            })
-            .collect();
-        let peaks: Vec<u32> = callers.into_iter().map(|c| c.join().unwrap()).collect();
+        let peak = peak_overlap(&f.client, 8, 300);
         assert!(
-            peaks.iter().max().is_some_and(|p| *p >= 4),
-            "calls of one client did not overlap on the server: {peaks:?}"
+            peak >= 4,
+            "calls of one client did not overlap on the server: at most {peak} at once"
         );
         f.shutdown();
     });

@@ -63,5 +63,6 @@ pub use endpoint::{Endpoint, EndpointError, EndpointKind};
 pub use error::{BoxError, CodecError, RemoteError, RpcError, ServeError, TransportError};
 pub use server::RunningServer;
 pub use transport::{
-    Closer, FrameReceiver, FrameSender, Listener, Parts, PeerCredentials, Transport,
+    Closer, FrameReceiver, FrameSender, Listener, Parts, PeerCredentials, Readiness, Transport,
+    WaitFds,
 };

@@ -34,6 +34,7 @@
 //!   [`Closer::abort`] also makes a blocked or later send return `Closed`;
 //! - dropping the parts removes every named OS object the transport created.
 
+use std::os::fd::RawFd;
 use std::time::Instant;
 
 use crate::buf::{FrameBuf, Payload};
@@ -156,6 +157,74 @@ pub trait FrameReceiver: Send {
     /// transport's own limit): the server takes only handshake-sized frames from a
     /// peer that has not said who it is yet, then restores the limit.
     fn set_max_frame(&mut self, max_frame: usize);
+
+    /// Says how a server can wait for this connection's next frame without a thread
+    /// of its own: called after a `recv` with a deadline returned `TimedOut`, before
+    /// the server parks the connection in its poller (one thread waits on every idle
+    /// connection there, with `epoll`).
+    ///
+    /// - [`Readiness::Ready`]: something may be there already (a whole frame buffered,
+    ///   the peer's end seen): the server calls `recv` again at once.
+    /// - [`Readiness::WaitOn`]: nothing is there; each descriptor turns readable (or
+    ///   reports `POLLHUP`/`POLLERR`) when `recv` may make progress: bytes of a frame
+    ///   arrive, or the peer goes, `kill -9` included. The descriptors stay valid as
+    ///   long as the receiver lives; the server waits on them level-triggered and one
+    ///   shot, then calls `recv` with a deadline. A transport may announce the wait to
+    ///   its peer (shared memory asks its client to ring the socket instead of the
+    ///   futex); the next `recv` ends the announcement. A wake-up may be spurious
+    ///   (`recv` then times out again and the server asks again), but a descriptor must
+    ///   not stay readable for a cause already seen (a doorbell's bytes are drained
+    ///   here), or the server would spin.
+    /// - [`Readiness::Blocking`] (the default): the transport cannot be waited for so;
+    ///   the server keeps a thread blocked in `recv` for this connection.
+    ///
+    /// The server does not rely on the descriptors to see its own [`Closer::close`].
+    fn prepare_wait(&mut self) -> Readiness {
+        Readiness::Blocking
+    }
+}
+
+/// How a server waits for a connection that has nothing to read (see
+/// [`FrameReceiver::prepare_wait`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// Call `recv` now: something may be there.
+    Ready,
+    /// Wait until one of these descriptors turns readable.
+    WaitOn(WaitFds),
+    /// Only a thread blocked in `recv` can wait for this connection.
+    Blocking,
+}
+
+/// One or two descriptors a server's poller waits on for a connection: e.g. a POSIX
+/// message queue and a pidfd of its peer process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitFds {
+    fds: [RawFd; 2],
+    len: usize,
+}
+
+impl WaitFds {
+    /// One descriptor.
+    pub fn one(fd: RawFd) -> Self {
+        WaitFds {
+            fds: [fd, -1],
+            len: 1,
+        }
+    }
+
+    /// Two descriptors: readiness of either wakes the connection.
+    pub fn two(first: RawFd, second: RawFd) -> Self {
+        WaitFds {
+            fds: [first, second],
+            len: 2,
+        }
+    }
+
+    /// The descriptors.
+    pub fn as_slice(&self) -> &[RawFd] {
+        &self.fds[..self.len]
+    }
 }
 
 /// Shuts a connection (or a listener) from any thread.
@@ -217,6 +286,14 @@ pub trait Transport: Send {
     ///
     /// `Io` if the OS handle could not be duplicated.
     fn split(self: Box<Self>) -> Result<Parts, TransportError>;
+
+    /// Before [`Transport::split`]: descriptors that turn readable when a `split` that
+    /// waits for the peer (shared memory reads the client's request) can go on without
+    /// waiting, so that a server parks a silent client in its poller instead of a
+    /// thread. `None` (the default): `split` does not wait for the peer.
+    fn setup_wait(&self) -> Option<WaitFds> {
+        None
+    }
 }
 
 /// Accepts connections for a server.

@@ -13,7 +13,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{MsgFlags, sendmsg};
 use rpc_core::codec::Payload;
 use rpc_core::framing::{FrameReader, Prefix, check_len};
-use rpc_core::{FrameReceiver, FrameSender, TransportError};
+use rpc_core::{FrameReceiver, FrameSender, Readiness, TransportError, WaitFds};
 
 /// How often a sender blocked on a full pipe looks at its abort flag (pipes and FIFOs
 /// have no `shutdown` that would wake it).
@@ -340,6 +340,15 @@ impl<R: AsFd + Send> FrameReceiver for StreamReceiver<R> {
     fn set_max_frame(&mut self, max_frame: usize) {
         self.frames.set_max_frame(max_frame.min(self.max_frame));
     }
+
+    fn prepare_wait(&mut self) -> Readiness {
+        if self.frames.has_buffered_frame() {
+            return Readiness::Ready;
+        }
+        // A frame's bytes, or the end of the stream, make the descriptor readable; a
+        // partly buffered frame waits for its rest there too.
+        Readiness::WaitOn(WaitFds::one(self.reader.as_fd().as_raw_fd()))
+    }
 }
 
 /// Waits until `fd` is readable (data, end of stream or error) or `deadline` passes.
@@ -398,5 +407,9 @@ impl<G: Send> FrameReceiver for WithGuard<G> {
 
     fn set_max_frame(&mut self, max_frame: usize) {
         self.inner.set_max_frame(max_frame);
+    }
+
+    fn prepare_wait(&mut self) -> Readiness {
+        self.inner.prepare_wait()
     }
 }

@@ -1,5 +1,5 @@
 //! Limits that every layer agrees on: endpoints check `?max_frame=` and
-//! `?max_in_flight=` and `?max_connections=` against them, transports, the stream framing and the server enforce
+//! `?max_in_flight=`, `?max_connections=`, `?workers=` and `?max_workers=` against them, transports, the stream framing and the server enforce
 //! them.
 
 /// Default largest frame: 16 MiB.
@@ -20,3 +20,17 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 /// The most connections an endpoint may let a server take at once.
 pub const MAX_CONNECTIONS_LIMIT: usize = 1 << 20;
+
+/// Threads a server keeps to run calls by default: twice the cores, at least 4.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, std::num::NonZeroUsize::get)
+        .saturating_mul(2)
+        .max(4)
+}
+
+/// The most threads a server's pool grows to by default while handlers block.
+pub const DEFAULT_MAX_WORKERS: usize = 256;
+
+/// The most threads an endpoint may let a server's pool grow to.
+pub const WORKERS_LIMIT: usize = 4096;

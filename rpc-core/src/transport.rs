@@ -34,7 +34,7 @@
 //!   [`Closer::abort`] also makes a blocked or later send return `Closed`;
 //! - dropping the parts removes every named OS object the transport created.
 
-use std::os::fd::RawFd;
+use std::os::fd::BorrowedFd;
 use std::time::Instant;
 
 use crate::buf::{FrameBuf, Payload};
@@ -167,9 +167,10 @@ pub trait FrameReceiver: Send {
     ///   the peer's end seen): the server calls `recv` again at once.
     /// - [`Readiness::WaitOn`]: nothing is there; each descriptor turns readable (or
     ///   reports `POLLHUP`/`POLLERR`) when `recv` may make progress: bytes of a frame
-    ///   arrive, or the peer goes, `kill -9` included. The descriptors stay valid as
-    ///   long as the receiver lives; the server waits on them level-triggered and one
-    ///   shot, then calls `recv` with a deadline. A transport may announce the wait to
+    ///   arrive, or the peer goes, `kill -9` included. The server registers them
+    ///   (level-triggered, one shot) while it holds the borrow; the registration goes
+    ///   when the receiver closes them. When one fires, it calls `recv` with a
+    ///   deadline. A transport may announce the wait to
     ///   its peer (shared memory asks its client to ring the socket instead of the
     ///   futex); the next `recv` ends the announcement. A wake-up may be spurious
     ///   (`recv` then times out again and the server asks again), but a descriptor must
@@ -179,51 +180,51 @@ pub trait FrameReceiver: Send {
     ///   the server keeps a thread blocked in `recv` for this connection.
     ///
     /// The server does not rely on the descriptors to see its own [`Closer::close`].
-    fn prepare_wait(&mut self) -> Readiness {
+    fn prepare_wait(&mut self) -> Readiness<'_> {
         Readiness::Blocking
     }
 }
 
 /// How a server waits for a connection that has nothing to read (see
 /// [`FrameReceiver::prepare_wait`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Readiness {
+#[derive(Debug, Clone, Copy)]
+pub enum Readiness<'a> {
     /// Call `recv` now: something may be there.
     Ready,
     /// Wait until one of these descriptors turns readable.
-    WaitOn(WaitFds),
+    WaitOn(WaitFds<'a>),
     /// Only a thread blocked in `recv` can wait for this connection.
     Blocking,
 }
 
 /// One or two descriptors a server's poller waits on for a connection: e.g. a POSIX
 /// message queue and a pidfd of its peer process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WaitFds {
-    fds: [RawFd; 2],
-    len: usize,
+#[derive(Debug, Clone, Copy)]
+pub struct WaitFds<'a> {
+    first: BorrowedFd<'a>,
+    second: Option<BorrowedFd<'a>>,
 }
 
-impl WaitFds {
+impl<'a> WaitFds<'a> {
     /// One descriptor.
-    pub fn one(fd: RawFd) -> Self {
+    pub fn one(fd: BorrowedFd<'a>) -> Self {
         WaitFds {
-            fds: [fd, -1],
-            len: 1,
+            first: fd,
+            second: None,
         }
     }
 
     /// Two descriptors: readiness of either wakes the connection.
-    pub fn two(first: RawFd, second: RawFd) -> Self {
+    pub fn two(first: BorrowedFd<'a>, second: BorrowedFd<'a>) -> Self {
         WaitFds {
-            fds: [first, second],
-            len: 2,
+            first,
+            second: Some(second),
         }
     }
 
     /// The descriptors.
-    pub fn as_slice(&self) -> &[RawFd] {
-        &self.fds[..self.len]
+    pub fn iter(&self) -> impl Iterator<Item = BorrowedFd<'a>> + use<'a> {
+        std::iter::once(self.first).chain(self.second)
     }
 }
 
@@ -291,7 +292,7 @@ pub trait Transport: Send {
     /// waits for the peer (shared memory reads the client's request) can go on without
     /// waiting, so that a server parks a silent client in its poller instead of a
     /// thread. `None` (the default): `split` does not wait for the peer.
-    fn setup_wait(&self) -> Option<WaitFds> {
+    fn setup_wait(&self) -> Option<WaitFds<'_>> {
         None
     }
 }

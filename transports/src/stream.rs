@@ -341,13 +341,13 @@ impl<R: AsFd + Send> FrameReceiver for StreamReceiver<R> {
         self.frames.set_max_frame(max_frame.min(self.max_frame));
     }
 
-    fn prepare_wait(&mut self) -> Readiness {
+    fn prepare_wait(&mut self) -> Readiness<'_> {
         if self.frames.has_buffered_frame() {
             return Readiness::Ready;
         }
         // A frame's bytes, or the end of the stream, make the descriptor readable; a
         // partly buffered frame waits for its rest there too.
-        Readiness::WaitOn(WaitFds::one(self.reader.as_fd().as_raw_fd()))
+        Readiness::WaitOn(WaitFds::one(self.reader.as_fd()))
     }
 }
 
@@ -409,7 +409,7 @@ impl<G: Send> FrameReceiver for WithGuard<G> {
         self.inner.set_max_frame(max_frame);
     }
 
-    fn prepare_wait(&mut self) -> Readiness {
+    fn prepare_wait(&mut self) -> Readiness<'_> {
         self.inner.prepare_wait()
     }
 }

@@ -11,7 +11,9 @@
 //!
 //! Options follow as `?key=value&key=value`: `max_frame` (bytes, default 16 MiB),
 //! `max_in_flight` (calls of one connection a server runs at once, default 32) and
-//! `max_connections` (connections a server takes at once, default 1024) for every
+//! `max_connections` (connections a server takes at once, default 1024), `workers`
+//! (threads a server keeps to run calls, default twice the cores, at least 4) and
+//! `max_workers` (the most it grows to while handlers block, default 256) for every
 //! kind; the others belong to one kind and live in its [`EndpointKind`] variant:
 //! [`UnixOptions`] (`allow_uid`), [`ShmOptions`] (`ring`, `spin_us`, `allow_uid`),
 //! [`MqOptions`] (`depth` and `msgsize`, the queues a client creates).
@@ -30,8 +32,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::limits::{
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME, DEFAULT_MAX_IN_FLIGHT, MAX_CONNECTIONS_LIMIT,
-    MAX_FRAME_LIMIT, MAX_IN_FLIGHT_LIMIT,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_WORKERS,
+    MAX_CONNECTIONS_LIMIT, MAX_FRAME_LIMIT, MAX_IN_FLIGHT_LIMIT, WORKERS_LIMIT, default_workers,
 };
 use syntax::{KindOptions, OptionError, Query};
 
@@ -104,6 +106,20 @@ const MAX_CONNECTIONS: Bound = Bound {
     max: MAX_CONNECTIONS_LIMIT,
 };
 
+const WORKERS: Bound = Bound {
+    key: "workers",
+    unit: "thread",
+    min: 1,
+    max: WORKERS_LIMIT,
+};
+
+const MAX_WORKERS: Bound = Bound {
+    key: "max_workers",
+    unit: "thread",
+    min: 1,
+    max: WORKERS_LIMIT,
+};
+
 /// The forms an endpoint string can take, for error messages.
 const FORMS: &str = "pipe, fifo:/dir/name, mq:/name, shm:/name, unix:/path.sock or tcp:host:port";
 
@@ -131,6 +147,8 @@ pub struct Endpoint {
     max_frame: Option<usize>,
     max_in_flight: Option<usize>,
     max_connections: Option<usize>,
+    workers: Option<usize>,
+    max_workers: Option<usize>,
 }
 
 /// The mechanism, its address, and the options only it takes.
@@ -248,6 +266,8 @@ impl Endpoint {
             max_frame: None,
             max_in_flight: None,
             max_connections: None,
+            workers: None,
+            max_workers: None,
         }
     }
 
@@ -356,6 +376,34 @@ impl Endpoint {
         self
     }
 
+    /// Threads a server at this endpoint keeps to read requests and run calls
+    /// (`?workers=`; default [`default_workers`]: twice the cores, at least 4). Idle
+    /// connections cost none: one poller thread waits on all of them.
+    pub fn workers(&self) -> usize {
+        self.workers.unwrap_or_else(default_workers)
+    }
+
+    /// The most threads that pool grows to while handlers block (`?max_workers=`,
+    /// default 256, never under [`Endpoint::workers`]); past it, requests wait for a
+    /// thread.
+    pub fn max_workers(&self) -> usize {
+        self.max_workers
+            .unwrap_or(DEFAULT_MAX_WORKERS)
+            .max(self.workers())
+    }
+
+    /// This endpoint with another `workers` and `max_workers` (see
+    /// [`Endpoint::workers`]).
+    ///
+    /// # Panics
+    ///
+    /// If either is 0 or over 4096.
+    pub fn with_workers(mut self, workers: usize, max_workers: usize) -> Self {
+        self.workers = Some(WORKERS.check(workers));
+        self.max_workers = Some(MAX_WORKERS.check(max_workers));
+        self
+    }
+
     /// The same `max_frame` with another kind: e.g. the real port of a `tcp:…:0`
     /// endpoint once bound. The kind is taken as it is, unchecked.
     pub fn with_kind(&self, kind: EndpointKind) -> Self {
@@ -364,6 +412,8 @@ impl Endpoint {
             max_frame: self.max_frame,
             max_in_flight: self.max_in_flight,
             max_connections: self.max_connections,
+            workers: self.workers,
+            max_workers: self.max_workers,
         }
     }
 
@@ -423,6 +473,8 @@ impl Endpoint {
             "max_frame" => Some((&mut self.max_frame, &MAX_FRAME)),
             "max_in_flight" => Some((&mut self.max_in_flight, &MAX_IN_FLIGHT)),
             "max_connections" => Some((&mut self.max_connections, &MAX_CONNECTIONS)),
+            "workers" => Some((&mut self.workers, &WORKERS)),
+            "max_workers" => Some((&mut self.max_workers, &MAX_WORKERS)),
             _ => None,
         };
         if let Some((slot, bound)) = common {
@@ -451,7 +503,7 @@ fn not_for_this_kind(key: &str) -> String {
         .collect();
     if schemes.is_empty() {
         format!(
-            "unknown option `{key}`; known options: max_frame, max_in_flight, max_connections, {}",
+            "unknown option `{key}`; known options: max_frame, max_in_flight, max_connections, workers, max_workers, {}",
             options_by_kind()
         )
     } else {
@@ -516,6 +568,8 @@ impl fmt::Display for Endpoint {
         query.option("max_frame", self.max_frame)?;
         query.option("max_in_flight", self.max_in_flight)?;
         query.option("max_connections", self.max_connections)?;
+        query.option("workers", self.workers)?;
+        query.option("max_workers", self.max_workers)?;
         match self.kind.options() {
             Some(options) => options.write(&mut query),
             None => Ok(()),
@@ -637,6 +691,7 @@ mod tests {
             "unix:/tmp/calc.sock?max_frame=65536&max_in_flight=1",
             "shm:/calc?max_in_flight=4&ring=8192",
             "tcp:127.0.0.1:0?max_in_flight=8&max_connections=100",
+            "unix:/tmp/w.sock?workers=2&max_workers=16",
             "shm:/calc?max_frame=4096&ring=65536&spin_us=0",
             "shm:/calc?ring=8192",
             "unix:/tmp/x.sock?allow_uid=0,1000",
@@ -724,7 +779,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "invalid endpoint `tcp:1.2.3.4:80?bogus=1`: unknown option `bogus`; known options: \
-             max_frame, max_in_flight, max_connections, for unix and shm: allow_uid, for shm: ring, spin_us, for mq: depth, msgsize"
+             max_frame, max_in_flight, max_connections, workers, max_workers, for unix and shm: allow_uid, for shm: ring, spin_us, for mq: depth, msgsize"
         );
         let e = "pipe?allow_uid=1".parse::<Endpoint>().unwrap_err();
         assert!(

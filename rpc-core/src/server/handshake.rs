@@ -1,27 +1,24 @@
-//! The server's half of the handshake.
+//! The server's half of the handshake: the first frame a connection sends is its
+//! hello, read like any request by the connection's reader (so a silent client waits
+//! in the poller, not on a thread), within [`HANDSHAKE_TIMEOUT`] of its arrival.
 
 use std::time::Instant;
 
 use crate::codec::{decode_prefix, encode_into};
 use crate::dispatch::Dispatch;
-use crate::transport::{FrameReceiver, FrameSender};
+use crate::transport::FrameSender;
 use crate::wire::{Hello, MAGIC, PROTOCOL_VERSION, Welcome};
 
 pub use crate::wire::{HANDSHAKE_MAX_FRAME, HANDSHAKE_TIMEOUT};
 
-/// Answers the client's hello; `false` ends the connection.
+/// Answers the client's hello (`frame`); `false` ends the connection.
 pub(super) fn answer(
+    frame: &[u8],
     sender: &mut dyn FrameSender,
-    receiver: &mut dyn FrameReceiver,
     dispatch: &dyn Dispatch,
     buf: &mut Vec<u8>,
 ) -> bool {
     let info = dispatch.info();
-    receiver.set_max_frame(HANDSHAKE_MAX_FRAME);
-    let Ok(frame) = receiver.recv(Some(Instant::now() + HANDSHAKE_TIMEOUT)) else {
-        return false;
-    };
-    let frame = frame.into_contiguous();
     let Ok(hello) = decode_prefix::<Hello<'_>>(&mut &frame[..], "hello") else {
         return false;
     };
@@ -42,12 +39,9 @@ pub(super) fn answer(
     if encode_into(&welcome, buf, "welcome").is_err() {
         return false;
     }
-    if !accepted {
-        // Said why; a peer that does not read it cannot hold the thread.
-        sender.set_deadline(Some(Instant::now() + HANDSHAKE_TIMEOUT));
-        let _ = sender.send(buf);
-        return false;
-    }
-    receiver.set_max_frame(usize::MAX);
-    sender.send(buf).is_ok()
+    // A peer that does not read the welcome cannot hold the thread.
+    sender.set_deadline(Some(Instant::now() + HANDSHAKE_TIMEOUT));
+    let sent = sender.send(buf).is_ok();
+    sender.set_deadline(None);
+    accepted && sent
 }

@@ -8,30 +8,34 @@
 //!
 //! Inside a handler, [`current_peer`], [`deadline`] and [`cancelled`] describe the call.
 
+mod accept;
 mod alarm;
 mod call;
 mod closed;
 mod context;
 mod handshake;
+mod poller;
 mod session;
 mod table;
 mod threads;
 mod watch;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::dispatch::Dispatch;
 use crate::endpoint::Endpoint;
 use crate::error::{ServeError, TransportError};
-use crate::transport::{Closer, Listener, Transport};
+use crate::transport::{Closer, Listener};
 
+use accept::Accept;
 use alarm::Alarm;
 pub use context::{cancelled, current_peer, deadline};
 pub use handshake::{HANDSHAKE_MAX_FRAME, HANDSHAKE_TIMEOUT};
-use session::{ServerLink, Session};
+use poller::Poller;
+use session::Session;
 use table::Registry;
 use threads::Threads;
 
@@ -44,11 +48,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// before it returns anyway (a handler that never returns keeps its thread).
 pub const ABORT_WAIT: Duration = Duration::from_secs(1);
 
-pub use crate::limits::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_IN_FLIGHT};
-
-/// How long a refused client gets to read its refusal and leave before the server
-/// closes the connection.
-const REFUSAL_SEND: Duration = Duration::from_secs(1);
+pub use crate::limits::{
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_WORKERS, default_workers,
+};
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before the next try.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
@@ -63,6 +65,12 @@ pub struct ServerConfig {
     /// Connections taken at once; the next client is refused with a message naming the
     /// limit (default [`DEFAULT_MAX_CONNECTIONS`]; at least 1).
     pub max_connections: usize,
+    /// Threads kept to read requests and run calls (default [`default_workers`]).
+    pub workers: usize,
+    /// The most threads the pool grows to while handlers block (default
+    /// [`DEFAULT_MAX_WORKERS`], never under `workers`); past it, calls wait for a
+    /// thread.
+    pub max_workers: usize,
 }
 
 impl Default for ServerConfig {
@@ -70,16 +78,21 @@ impl Default for ServerConfig {
         ServerConfig {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            workers: default_workers(),
+            max_workers: DEFAULT_MAX_WORKERS.max(default_workers()),
         }
     }
 }
 
 impl ServerConfig {
-    /// What an endpoint's options say (`?max_in_flight=`, `?max_connections=`).
+    /// What an endpoint's options say (`?max_in_flight=`, `?max_connections=`,
+    /// `?workers=`, `?max_workers=`).
     pub fn from_endpoint(endpoint: &Endpoint) -> Self {
         ServerConfig {
             max_in_flight: endpoint.max_in_flight(),
             max_connections: endpoint.max_connections(),
+            workers: endpoint.workers(),
+            max_workers: endpoint.max_workers(),
         }
     }
 
@@ -99,6 +112,7 @@ pub struct RunningServer {
     listener_closer: Box<dyn Closer>,
     accept_thread: Option<JoinHandle<()>>,
     watcher: Option<JoinHandle<()>>,
+    poller: Arc<Poller>,
     registry: Arc<Registry>,
     /// `shutdown` ran: a second one (e.g. on drop) returns at once.
     shut_down: bool,
@@ -151,15 +165,22 @@ impl RunningServer {
                 .map_err(ServeError::Thread)?
         };
         alarm.set_watcher(watcher.thread().clone());
+        let poller =
+            Poller::start(format!("ipc-rpc poll {endpoint}")).map_err(ServeError::Thread)?;
         let accept_thread = {
             let stopping = stopping.clone();
-            let accept = Accept {
-                threads: Threads::new(format!("ipc-rpc {endpoint}")),
+            let accept = Arc::new(Accept {
+                threads: Threads::new(
+                    format!("ipc-rpc {endpoint}"),
+                    config.workers.max(1),
+                    config.max_workers,
+                ),
                 registry: registry.clone(),
                 dispatch,
                 alarm: alarm.clone(),
+                poller: poller.clone(),
                 config,
-            };
+            });
             thread::Builder::new()
                 .name(format!("ipc-rpc accept {endpoint}"))
                 .spawn(move || {
@@ -180,6 +201,7 @@ impl RunningServer {
             listener_closer,
             accept_thread: Some(accept_thread),
             watcher: Some(watcher),
+            poller,
             registry,
             shut_down: false,
         })
@@ -218,6 +240,9 @@ impl RunningServer {
             self.listener_closer.close();
             let _ = accept_thread.join();
         }
+        // Set-ups and refusals waiting in the poller end; parked connections are
+        // closed below like the others.
+        self.poller.stop();
         self.close_connections(grace);
         self.stop_watcher();
     }
@@ -274,102 +299,5 @@ impl RunningServer {
 impl Drop for RunningServer {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-/// What the accept loop needs to open connections.
-struct Accept {
-    threads: Threads,
-    registry: Arc<Registry>,
-    dispatch: Arc<dyn Dispatch>,
-    alarm: Arc<Alarm>,
-    config: ServerConfig,
-}
-
-impl Accept {
-    /// Sets the connection up and serves it on a pool thread, so that a slow or silent
-    /// client never holds up the accept loop.
-    fn open(&self, transport: Box<dyn Transport>) {
-        let id = {
-            let mut table = self.registry.lock();
-            if table.shutting_down {
-                return;
-            }
-            let max = self.config.max_connections.max(1);
-            if table.starting + table.sessions.len() >= max {
-                drop(table);
-                self.refuse(transport, max);
-                return;
-            }
-            table.starting += 1;
-            table.next_id += 1;
-            table.next_id
-        };
-        let registry = self.registry.clone();
-        let weak: Weak<Registry> = Arc::downgrade(&self.registry);
-        let link = ServerLink {
-            dispatch: self.dispatch.clone(),
-            threads: self.threads.clone(),
-            alarm: self.alarm.clone(),
-            max_in_flight: self.config.max_in_flight.max(1),
-            on_end: Arc::new(move |id| {
-                if let Some(registry) = weak.upgrade() {
-                    registry.remove(Some(id));
-                }
-            }),
-        };
-        let job = move || {
-            let peer = transport.credentials();
-            // Splitting may do the transport's own set-up (shared memory maps the
-            // client's segment, with a time-out).
-            let Ok(parts) = transport.split() else {
-                registry.remove(None);
-                return;
-            };
-            let session = Session::new(id, peer, parts, link);
-            {
-                let mut table = registry.lock();
-                if table.shutting_down {
-                    drop(table);
-                    session.close();
-                    registry.remove(None);
-                    return;
-                }
-                table.sessions.insert(id, session.clone());
-                table.starting -= 1;
-            }
-            session.serve();
-        };
-        if self.threads.run(job).is_err() {
-            self.registry.remove(None);
-        }
-    }
-
-    /// Tells a client over the limit why it cannot connect, then closes its connection
-    /// (on a pool thread: splitting may wait on the client).
-    fn refuse(&self, transport: Box<dyn Transport>, max: usize) {
-        let _ = self.threads.run(move || {
-            let Ok(mut parts) = transport.split() else {
-                return;
-            };
-            let reason = format!(
-                "server at max_connections={max}; try again once others disconnect, or raise \
-                 `max_connections` on the server's endpoint"
-            );
-            let until = Instant::now() + REFUSAL_SEND;
-            parts.sender.set_deadline(Some(until));
-            if parts
-                .sender
-                .send(&crate::wire::encode_refusal(&reason))
-                .is_err()
-            {
-                return;
-            }
-            // Linger until the client has read it and gone (or the time is up): a
-            // transport whose set-up the client finishes after this (FIFOs) would
-            // otherwise see its names removed instead of the reason.
-            parts.receiver.set_max_frame(handshake::HANDSHAKE_MAX_FRAME);
-            while parts.receiver.recv(Some(until)).is_ok() {}
-        });
     }
 }

@@ -10,16 +10,31 @@
 //! module says how long), the watcher sends another thread to read on: a fast call
 //! queued behind a slow one is not held up by it. A request whose client says other
 //! calls of the connection are in flight (the overlap flag) gets that reader at once
-//! when the connection's overlapping calls took long lately (over [`SLOW_CALL_US`]). A thread that reads a request while other
-//! calls are in flight hands it to the server's thread pool and reads on. Up to
-//! `max_in_flight` calls run at once; then reading pauses until one ends
-//! (backpressure: the client's requests wait in the transport, in order).
+//! when the connection's overlapping calls took long lately (over [`SLOW_CALL_US`]). A
+//! thread that reads a request while other calls are in flight hands it to the
+//! server's thread pool and reads on. Up to `max_in_flight` calls run at once; then
+//! reading pauses until one ends (backpressure: the client's requests wait in the
+//! transport, in order).
 //!
 //! Arguments are copied out of the receive buffer (a memory copy of at most
 //! [`INLINE_COPY_MAX`] bytes; a byte string received apart is moved, not copied) so
 //! that the next reader can use it. Larger arguments received in one piece are used in
 //! place and the reading role waits for the call (a copy would cost as much as the
 //! transfer).
+//!
+//! # Idle connections wait in the poller
+//!
+//! A reader with nothing to read waits a moment ([`LINGER`]: the next request of a
+//! caller in a loop comes sooner), then asks its transport how to wait and parks the
+//! connection in the server's poller (the `poller` module), which sends a pool thread
+//! to read when the connection's descriptor turns readable: an idle connection holds
+//! no thread. The handshake is read the same way, so a client that connects and says
+//! nothing waits in the poller until [`HANDSHAKE_TIMEOUT`](super::HANDSHAKE_TIMEOUT)
+//! ends it. A transport that
+//! can only be waited for by a blocked `recv` gets dedicated threads instead.
+//!
+//! When `max_in_flight` calls run, the reader gives its role up rather than wait with
+//! a thread; the first call to end takes it back on its own thread.
 //!
 //! # Cancellation
 //!
@@ -30,21 +45,26 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::buf::Payload;
 use crate::dispatch::{Dispatch, ReplySender};
-use crate::error::RemoteError;
-use crate::transport::{Closer, FrameReceiver, Parts, PeerCredentials};
+use crate::error::{RemoteError, TransportError};
+use crate::transport::{Closer, FrameReceiver, Parts, PeerCredentials, Readiness, WaitFds};
 use crate::wire::{self, RequestHeader};
 
 use super::alarm::Alarm;
 use super::call;
 use super::closed::{ClosedCloser, ClosedReceiver, ClosedSender};
 use super::context::Entered;
-use super::handshake;
+use super::handshake::{self, HANDSHAKE_MAX_FRAME};
+use super::poller::{Poller, Wakeable};
 use super::threads::Threads;
+
+/// How long a reader with nothing to read waits on its connection before it parks it
+/// in the poller and gives its thread back (at once while jobs wait for a thread).
+pub(super) const LINGER: Duration = Duration::from_millis(5);
 
 /// Overlapping calls that take this long on average (µs) make a connection read on as
 /// soon as the next overlapping call starts.
@@ -59,6 +79,7 @@ pub(super) struct ServerLink {
     pub(super) dispatch: Arc<dyn Dispatch>,
     pub(super) threads: Threads,
     pub(super) alarm: Arc<Alarm>,
+    pub(super) poller: Arc<Poller>,
     pub(super) max_in_flight: usize,
     /// Called once, when the session has ended and nothing of it runs any more.
     pub(super) on_end: Arc<dyn Fn(u64) + Send + Sync>,
@@ -73,8 +94,13 @@ pub(super) struct Session {
     receiver: Mutex<Box<dyn FrameReceiver>>,
     closer: Mutex<Box<dyn Closer>>,
     state: Mutex<State>,
-    /// Signalled when a call ends while a reader waits for room.
-    room: Condvar,
+    /// The handshake is done: requests follow.
+    shaken: AtomicBool,
+    /// When the handshake must be done by.
+    shake_by: Instant,
+    /// The transport can only be waited for by a thread blocked in `recv`: readers run
+    /// on dedicated threads and never park.
+    blocking: AtomicBool,
     /// Counts the calls run by the thread that read them: odd while one runs its
     /// handler, even otherwise (its reply being sent counts as done: a substitute
     /// reader would not make that faster). Read by the watcher, which relieves a
@@ -92,8 +118,11 @@ pub(super) struct Session {
 struct State {
     /// A thread reads requests, or was sent to.
     reading: bool,
-    /// A reader waits for a call to end before it reads on.
-    waiting_for_room: bool,
+    /// The poller waits for the connection's next bytes (nobody reads).
+    parked: bool,
+    /// `max_in_flight` calls ran, so the reader gave its role up: the next call to end
+    /// reads on.
+    room_wait: bool,
     /// Calls started and not yet finished.
     in_flight: usize,
     /// The call run by the thread that read it, if any.
@@ -111,8 +140,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Session {
-    /// A session over a connection's parts; its first thread calls [`Session::serve`].
-    pub(super) fn new(id: u64, peer: PeerCredentials, parts: Parts, link: ServerLink) -> Arc<Self> {
+    /// A session over a connection's parts, whose handshake must be done by
+    /// `shake_by`; [`Session::start`] starts it.
+    pub(super) fn new(
+        id: u64,
+        peer: PeerCredentials,
+        parts: Parts,
+        link: ServerLink,
+        shake_by: Instant,
+    ) -> Arc<Self> {
         let Parts {
             sender,
             receiver,
@@ -132,7 +168,9 @@ impl Session {
                 reading: true,
                 ..State::default()
             }),
-            room: Condvar::new(),
+            shaken: AtomicBool::new(false),
+            shake_by,
+            blocking: AtomicBool::new(false),
             inline_seq: AtomicU64::new(0),
             watched_seq: AtomicU64::new(0),
             recent_us: AtomicU64::new(0),
@@ -140,39 +178,109 @@ impl Session {
         })
     }
 
-    /// Answers the handshake, then reads requests until the connection ends.
-    pub(super) fn serve(self: Arc<Self>) {
-        let accepted = {
-            let mut receiver = lock(&self.receiver);
-            let mut out = lock(&self.replies);
-            let ReplySender { sender, buf } = &mut *out;
-            handshake::answer(&mut **sender, &mut **receiver, &*self.link.dispatch, buf)
+    /// Starts reading: at once if the hello may be there, else once it comes (the
+    /// connection waits in the poller meanwhile).
+    pub(super) fn start(self: &Arc<Self>) {
+        let mut receiver = lock(&self.receiver);
+        receiver.set_max_frame(HANDSHAKE_MAX_FRAME);
+        let parked = match receiver.prepare_wait() {
+            Readiness::WaitOn(fds) => self.park(fds),
+            Readiness::Blocking => {
+                self.blocking.store(true, Ordering::Relaxed);
+                false
+            }
+            Readiness::Ready => false,
         };
-        if accepted {
-            self.read();
+        drop(receiver);
+        if !parked {
+            self.send_reader();
+        }
+    }
+
+    /// Runs the reading role (which the caller set) on another thread.
+    fn send_reader(self: &Arc<Self>) {
+        let me = self.clone();
+        let sent = if self.blocking.load(Ordering::Relaxed) {
+            self.link.threads.run_dedicated(move || me.read())
         } else {
+            self.link.threads.run(move || me.read())
+        };
+        if sent.is_err() {
+            // No thread to be had: nobody will read this connection; end it.
+            lock(&self.closer).close();
             self.stop_reading();
         }
     }
 
+    /// Gives the reading role to the poller until one of `fds` turns readable;
+    /// `false` if the poller cannot take it (it stopped), and the caller reads on.
+    fn park(self: &Arc<Self>, fds: WaitFds<'_>) -> bool {
+        let mut state = lock(&self.state);
+        let deadline = (!self.shaken.load(Ordering::Acquire)).then_some(self.shake_by);
+        let owner: Arc<dyn Wakeable> = self.clone();
+        if self.link.poller.arm(self.id, fds, deadline, owner).is_err() {
+            self.blocking.store(true, Ordering::Relaxed);
+            return false;
+        }
+        state.reading = false;
+        state.parked = true;
+        true
+    }
+
+    /// How long the next `recv` may wait before the reader parks the connection.
+    fn read_deadline(&self) -> Option<Instant> {
+        let shaken = self.shaken.load(Ordering::Acquire);
+        if self.blocking.load(Ordering::Relaxed) {
+            return (!shaken).then_some(self.shake_by);
+        }
+        let linger = if self.link.threads.pressed() {
+            Duration::ZERO
+        } else {
+            LINGER
+        };
+        let until = Instant::now() + linger;
+        Some(if shaken {
+            until
+        } else {
+            until.min(self.shake_by)
+        })
+    }
+
     /// Ends receiving (a blocked reader returns) and raises every running call's
     /// cancel flag; replies of calls in flight still go out.
-    pub(super) fn close(&self) {
+    pub(super) fn close(self: &Arc<Self>) {
         self.cancel_all();
         lock(&self.closer).close();
+        self.unpark();
+    }
+
+    /// Takes the reading role back from the poller, if it has it, and sends a thread
+    /// to read (which sees the end, after a close).
+    fn unpark(self: &Arc<Self>) {
+        let mut state = lock(&self.state);
+        if !state.parked {
+            return;
+        }
+        self.link.poller.forget(self.id);
+        state.parked = false;
+        state.reading = true;
+        drop(state);
+        self.send_reader();
     }
 
     /// Like [`Session::close`], and also ends sends blocked on a client that does not
     /// read.
-    pub(super) fn abort(&self) {
+    pub(super) fn abort(self: &Arc<Self>) {
         self.cancel_all();
         lock(&self.closer).abort();
+        self.unpark();
     }
 
     /// Drops the connection's transport, which the calls still running keep alive (a
     /// handler that will not return): the client sees the connection end, and the
     /// transport's OS objects go. Their later sends fail with `Closed`.
     pub(super) fn dispose(&self) {
+        self.link.poller.forget(self.id);
         let sender = std::mem::replace(&mut lock(&self.replies).sender, Box::new(ClosedSender));
         drop(sender);
         // A reader still blocked holds the receiver; it ends by itself once the
@@ -199,13 +307,21 @@ impl Session {
     /// Sends a thread to read on behind a long call, unless one reads already.
     pub(super) fn relieve(self: &Arc<Self>) {
         let mut state = lock(&self.state);
-        if state.reading || state.ended || state.inline.is_none() {
+        if state.reading || state.parked || state.room_wait || state.ended {
+            return;
+        }
+        if state.inline.is_none() {
             return;
         }
         state.reading = true;
         drop(state);
         let me = self.clone();
-        if self.link.threads.run(move || me.read()).is_err() {
+        let sent = if self.blocking.load(Ordering::Relaxed) {
+            self.link.threads.run_dedicated(move || me.read())
+        } else {
+            self.link.threads.run(move || me.read())
+        };
+        if sent.is_err() {
             // No thread to be had: the long call's own thread reads on when it ends.
             lock(&self.state).reading = false;
         }
@@ -220,15 +336,54 @@ impl Session {
         // own call ended with none other in flight (the sequential path skips a lock).
         let mut room = false;
         loop {
-            if !room && !self.wait_for_room() {
-                return self.stop_reading();
+            if !room && !self.take_room() {
+                return;
+            }
+            room = true;
+            let mut receiver = lock(&self.receiver);
+            let frame = match receiver.recv(self.read_deadline()) {
+                Ok(frame) => frame,
+                Err(TransportError::TimedOut) => {
+                    if !self.shaken.load(Ordering::Acquire) && Instant::now() >= self.shake_by {
+                        // Said nothing (or not all of its hello) in time.
+                        drop(receiver);
+                        return self.stop_reading();
+                    }
+                    match receiver.prepare_wait() {
+                        Readiness::Ready => {}
+                        Readiness::WaitOn(fds) => {
+                            // The receiver lends the descriptors while they are
+                            // registered.
+                            if self.park(fds) {
+                                return;
+                            }
+                        }
+                        Readiness::Blocking => self.blocking.store(true, Ordering::Relaxed),
+                    }
+                    continue;
+                }
+                Err(_) => {
+                    drop(receiver);
+                    return self.stop_reading();
+                }
+            };
+            if !self.shaken.load(Ordering::Acquire) {
+                let hello = frame.into_contiguous();
+                let accepted = {
+                    let mut out = lock(&self.replies);
+                    let ReplySender { sender, buf } = &mut *out;
+                    handshake::answer(&hello, &mut **sender, &*self.link.dispatch, buf)
+                };
+                drop(hello);
+                if !accepted {
+                    drop(receiver);
+                    return self.stop_reading();
+                }
+                receiver.set_max_frame(usize::MAX);
+                self.shaken.store(true, Ordering::Release);
+                continue;
             }
             room = false;
-            let mut receiver = lock(&self.receiver);
-            let Ok(frame) = receiver.recv(None) else {
-                drop(receiver);
-                return self.stop_reading();
-            };
             let Ok((header, head)) = wire::decode_request_header(frame.head) else {
                 // Not a request: this connection only ends.
                 drop(receiver);
@@ -238,12 +393,14 @@ impl Session {
             if header.is_cancel() {
                 drop(receiver);
                 self.cancel(header.id);
+                room = true;
                 continue;
             }
             let deadline = header.deadline.and_then(|d| Instant::now().checked_add(d));
             if header.deadline == Some(Duration::ZERO) {
                 drop(receiver);
                 self.expired(header);
+                room = true;
                 continue;
             }
             let mut state = lock(&self.state);
@@ -312,34 +469,28 @@ impl Session {
             let mut state = lock(&self.state);
             state.in_flight -= 1;
             state.inline = None;
-            if state.reading || state.ended {
-                // Another thread reads now (or nobody will): this one is done here.
-                self.notify_room(&mut state);
+            if state.reading || state.parked || state.ended {
+                // Another thread reads now, or the poller waits (or nobody will): this
+                // one is done here.
                 return self.leave(state);
             }
+            // Nobody took the role, or a reader gave it up for want of room: read on.
+            state.room_wait = false;
             state.reading = true;
             room = state.in_flight < self.link.max_in_flight;
         }
     }
 
-    /// Waits while `max_in_flight` calls run; `false` once the session has ended.
-    fn wait_for_room(&self) -> bool {
+    /// Whether a call may start; if `max_in_flight` run, gives the reading role up
+    /// (the next call to end takes it) and says `false`.
+    fn take_room(&self) -> bool {
         let mut state = lock(&self.state);
-        while state.in_flight >= self.link.max_in_flight && !state.ended {
-            state.waiting_for_room = true;
-            state = self
-                .room
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+        if state.in_flight < self.link.max_in_flight {
+            return true;
         }
-        !state.ended
-    }
-
-    fn notify_room(&self, state: &mut State) {
-        if state.waiting_for_room {
-            state.waiting_for_room = false;
-            self.room.notify_all();
-        }
+        state.reading = false;
+        state.room_wait = true;
+        false
     }
 
     /// Runs a call on a pool thread (or here, if no thread can be had).
@@ -357,7 +508,9 @@ impl Session {
             let payload = Payload { head: &head, tail };
             me.run(header, payload, deadline, &cancel, None);
             me.note_duration(started);
-            me.finish_handed(header.id);
+            if me.finish_handed(header.id) {
+                me.read();
+            }
         };
         if let Err(job) = self.link.threads.run_or_return(job) {
             job();
@@ -372,18 +525,25 @@ impl Session {
             .store((recent * 3 + took) / 4, Ordering::Relaxed);
     }
 
-    fn finish_handed(&self, id: u64) {
+    /// Ends a handed-off call; `true` when this thread is to read on (the reader had
+    /// given its role up for want of room).
+    fn finish_handed(&self, id: u64) -> bool {
         let mut state = lock(&self.state);
         state.in_flight -= 1;
         state.handed.remove(&id);
-        self.notify_room(&mut state);
+        if state.room_wait && !state.ended {
+            state.room_wait = false;
+            state.reading = true;
+            return true;
+        }
         self.leave(state);
+        false
     }
 
     /// Runs one call on this thread with its context set, and sends the error reply if
     /// the handler sent none.
     fn run(
-        &self,
+        self: &Arc<Self>,
         header: RequestHeader,
         args: Payload<'_>,
         deadline: Option<Instant>,
@@ -407,7 +567,7 @@ impl Session {
     }
 
     /// Answers a request that arrived with no time left, without running it.
-    fn expired(&self, header: RequestHeader) {
+    fn expired(self: &Arc<Self>, header: RequestHeader) {
         let method = self
             .link
             .dispatch
@@ -446,18 +606,47 @@ impl Session {
         let mut state = lock(&self.state);
         state.ended = true;
         state.reading = false;
+        state.room_wait = false;
         // The client is gone or going: calls still running may stop early.
         self.raise_cancel_flags(&state);
-        self.notify_room(&mut state);
         self.leave(state);
     }
 
     /// Calls `on_end` if this was the last thing the session ran.
     fn leave(&self, mut state: MutexGuard<'_, State>) {
-        if state.ended && state.in_flight == 0 && !state.reading && !state.gone {
+        if state.ended && state.in_flight == 0 && !state.reading && !state.parked && !state.gone {
             state.gone = true;
             drop(state);
             (self.link.on_end)(self.id);
         }
+    }
+}
+
+impl Wakeable for Session {
+    fn wake(self: Arc<Self>) {
+        let mut state = lock(&self.state);
+        if !state.parked {
+            return;
+        }
+        state.parked = false;
+        state.reading = true;
+        drop(state);
+        self.send_reader();
+    }
+
+    fn expire(self: Arc<Self>) {
+        // The handshake's time is up (or the server stops): end the connection. The
+        // poller has forgotten it; the reader sent sees the end.
+        {
+            let mut state = lock(&self.state);
+            if !state.parked {
+                return;
+            }
+            state.parked = false;
+            state.reading = true;
+        }
+        self.cancel_all();
+        lock(&self.closer).close();
+        self.send_reader();
     }
 }

@@ -1,12 +1,20 @@
 //! The server's threads: one pool that runs connections' readers and the calls they
-//! hand off, growing on demand and shrinking when idle.
+//! hand off, `workers` threads kept, growing on demand up to `max_workers`.
 //!
-//! A job goes to an idle thread if there is one, else to a new thread. A thread idle
-//! for [`IDLE_EXIT`] ends. Threads are never joined: a handler that never returns
-//! keeps its thread, and a shutdown does not wait for it past its grace period.
+//! A job goes to an idle thread if there is one, else to a new thread while fewer than
+//! `max_workers` live, else it waits in a queue, in order, for the next thread to come
+//! free. A thread beyond the first `workers` that is idle for [`IDLE_EXIT`] ends.
+//! Threads are never joined: a handler that never returns keeps its thread, and a
+//! shutdown does not wait for it past its grace period.
+//!
+//! A connection whose transport can only be waited for by a thread blocked in `recv`
+//! ([`Readiness::Blocking`](crate::transport::Readiness::Blocking)) gets a dedicated
+//! thread outside the pool ([`Threads::run_dedicated`]): it would otherwise hold a
+//! pool thread for its whole life.
 
 use std::collections::VecDeque;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Duration;
@@ -24,8 +32,15 @@ pub(super) struct Threads {
 
 struct Shared {
     name: String,
+    /// Threads kept when idle.
+    keep: usize,
+    /// The most threads alive at once.
+    max: usize,
     state: Mutex<State>,
     work: Condvar,
+    /// Jobs wait in the queue for a thread (mirrors `State::queue.len() > 0`, read
+    /// without the lock by readers deciding how long to linger).
+    pressed: AtomicBool,
 }
 
 #[derive(Default)]
@@ -36,15 +51,37 @@ struct State {
 }
 
 impl Threads {
-    /// An empty pool whose threads are called `name`.
-    pub(super) fn new(name: String) -> Self {
+    /// An empty pool whose threads are called `name`, keeping `keep` threads and
+    /// growing to at most `max` (at least 1).
+    pub(super) fn new(name: String, keep: usize, max: usize) -> Self {
         Threads {
             shared: Arc::new(Shared {
                 name,
+                keep,
+                max: max.max(keep).max(1),
                 state: Mutex::new(State::default()),
                 work: Condvar::new(),
+                pressed: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// Whether jobs wait for a thread: a reader with nothing to read should give its
+    /// thread back at once rather than linger.
+    pub(super) fn pressed(&self) -> bool {
+        self.shared.pressed.load(Ordering::Relaxed)
+    }
+
+    /// Runs `job` on a thread of its own, outside the pool and its cap.
+    ///
+    /// # Errors
+    ///
+    /// When the OS refuses a new thread; `job` is dropped.
+    pub(super) fn run_dedicated(&self, job: impl FnOnce() + Send + 'static) -> io::Result<()> {
+        thread::Builder::new()
+            .name(self.shared.name.clone())
+            .spawn(job)
+            .map(drop)
     }
 
     /// Threads alive (running a job or idle).
@@ -53,7 +90,8 @@ impl Threads {
         self.shared.lock().live
     }
 
-    /// Runs `job` on an idle thread, or a new one.
+    /// Runs `job` on an idle thread, or a new one, or queues it when `max` threads
+    /// live.
     ///
     /// # Errors
     ///
@@ -67,8 +105,11 @@ impl Threads {
     /// the caller can run it itself.
     pub(super) fn run_or_return<F: FnOnce() + Send + 'static>(&self, job: F) -> Result<(), F> {
         let mut state = self.shared.lock();
-        if state.idle > state.queue.len() {
+        if state.idle > state.queue.len() || state.live >= self.shared.max {
             state.queue.push_back(Box::new(job));
+            if state.queue.len() > state.idle {
+                self.shared.pressed.store(true, Ordering::Relaxed);
+            }
             drop(state);
             self.shared.work.notify_one();
             return Ok(());
@@ -108,6 +149,9 @@ impl Shared {
         let mut state = self.lock();
         loop {
             if let Some(job) = state.queue.pop_front() {
+                if state.queue.is_empty() {
+                    self.pressed.store(false, Ordering::Relaxed);
+                }
                 drop(state);
                 job();
                 state = self.lock();
@@ -120,7 +164,7 @@ impl Shared {
                 .unwrap_or_else(PoisonError::into_inner);
             state = next;
             state.idle -= 1;
-            if timeout.timed_out() && state.queue.is_empty() {
+            if timeout.timed_out() && state.queue.is_empty() && state.live > self.keep {
                 state.live -= 1;
                 return;
             }
@@ -135,7 +179,7 @@ mod tests {
 
     #[test]
     fn jobs_run_and_idle_threads_are_reused() {
-        let threads = Threads::new("test".into());
+        let threads = Threads::new("test".into(), 1, 64);
         let (tx, rx) = mpsc::channel();
         for i in 0..4 {
             let tx = tx.clone();
@@ -161,8 +205,35 @@ mod tests {
     }
 
     #[test]
+    fn past_max_jobs_wait_for_a_thread_in_order() {
+        let threads = Threads::new("test".into(), 1, 2);
+        let (hold_tx, hold_rx) = mpsc::channel::<()>();
+        let hold_rx = Arc::new(Mutex::new(hold_rx));
+        for _ in 0..2 {
+            let hold_rx = hold_rx.clone();
+            threads
+                .run(move || {
+                    let _ = hold_rx.lock().unwrap().recv();
+                })
+                .unwrap();
+        }
+        let (tx, rx) = mpsc::channel();
+        for i in 0..3 {
+            let tx = tx.clone();
+            threads.run(move || tx.send(i).unwrap()).unwrap();
+        }
+        assert_eq!(threads.live(), 2, "no thread past max_workers");
+        assert!(threads.pressed());
+        assert!(rx.try_recv().is_err(), "queued until a thread comes free");
+        hold_tx.send(()).unwrap();
+        let got: Vec<i32> = (0..3).map(|_| rx.recv().unwrap()).collect();
+        assert_eq!(got, [0, 1, 2]);
+        drop(hold_tx);
+    }
+
+    #[test]
     fn a_blocked_job_does_not_hold_up_the_next() {
-        let threads = Threads::new("test".into());
+        let threads = Threads::new("test".into(), 1, 64);
         let (hold_tx, hold_rx) = mpsc::channel::<()>();
         threads
             .run(move || {

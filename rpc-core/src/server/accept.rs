@@ -15,8 +15,8 @@ use crate::dispatch::Dispatch;
 use crate::error::TransportError;
 use crate::transport::{Parts, Readiness, Transport};
 
-use super::ServerConfig;
 use super::alarm::Alarm;
+use super::config::ServerConfig;
 use super::handshake::{HANDSHAKE_MAX_FRAME, HANDSHAKE_TIMEOUT};
 use super::poller::{Poller, Wakeable};
 use super::session::{ServerLink, Session};

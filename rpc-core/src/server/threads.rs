@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Duration;
@@ -41,6 +41,8 @@ struct Shared {
     /// Jobs wait in the queue for a thread (mirrors `State::queue.len() > 0`, read
     /// without the lock by readers deciding how long to linger).
     pressed: AtomicBool,
+    /// Threads running a job.
+    busy: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -62,14 +64,17 @@ impl Threads {
                 state: Mutex::new(State::default()),
                 work: Condvar::new(),
                 pressed: AtomicBool::new(false),
+                busy: AtomicUsize::new(0),
             }),
         }
     }
 
-    /// Whether jobs wait for a thread: a reader with nothing to read should give its
-    /// thread back at once rather than linger.
+    /// Whether jobs wait for a thread, or more threads run jobs than the pool keeps: a
+    /// reader with nothing to read should then give its thread back at once rather
+    /// than linger (so lingering never grows the pool past `workers`).
     pub(super) fn pressed(&self) -> bool {
         self.shared.pressed.load(Ordering::Relaxed)
+            || self.shared.busy.load(Ordering::Relaxed) > self.shared.keep
     }
 
     /// Runs `job` on a thread of its own, outside the pool and its cap.
@@ -126,7 +131,7 @@ impl Threads {
             .spawn(move || {
                 let job = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
                 if let Some(job) = job {
-                    job();
+                    shared.run_job(job);
                 }
                 shared.serve();
             });
@@ -144,6 +149,12 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn run_job(&self, job: impl FnOnce()) {
+        self.busy.fetch_add(1, Ordering::Relaxed);
+        job();
+        self.busy.fetch_sub(1, Ordering::Relaxed);
+    }
+
     /// Takes jobs until none comes for [`IDLE_EXIT`].
     fn serve(&self) {
         let mut state = self.lock();
@@ -153,7 +164,7 @@ impl Shared {
                     self.pressed.store(false, Ordering::Relaxed);
                 }
                 drop(state);
-                job();
+                self.run_job(job);
                 state = self.lock();
                 continue;
             }

@@ -30,6 +30,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use ipc_rpc::{Endpoint, ipc_service};
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::raw::RawKind;
@@ -149,9 +150,29 @@ impl Transport {
                 format!("mq:/{stem}.deep?depth={depth}&msgsize={msgsize}")
             }
             Transport::Shm => format!("shm:/{stem}"),
-            Transport::Unix => format!("unix:{}", tmp.join(format!("{stem}.sock")).display()),
-            Transport::Tcp => "tcp:127.0.0.1:0".into(),
+            // Room for the idle-connection row's 2000 clients.
+            Transport::Unix => format!(
+                "unix:{}?max_connections=4096",
+                tmp.join(format!("{stem}.sock")).display()
+            ),
+            Transport::Tcp => "tcp:127.0.0.1:0?max_connections=4096".into(),
         }
+    }
+
+    /// Idle clients the idle-connection row connects: 2000 on sockets, as many as
+    /// this machine's default limits comfortably allow on the others (the mqueue
+    /// namespace holds 256 queues, two per connection; deep queues also count against
+    /// `RLIMIT_MSGQUEUE`). A tenth of that in a quick run.
+    pub fn idle_connections(self, quick: bool) -> usize {
+        let n = match self {
+            Transport::Pipe => 0,
+            Transport::Unix | Transport::Tcp => 2000,
+            Transport::Shm => 1000,
+            Transport::Fifo => 500,
+            Transport::Mq => 40,
+            Transport::MqDeep => 8,
+        };
+        if quick { (n / 10).max(2) } else { n }
     }
 
     /// The raw mechanisms compared with ours, the baseline first.
@@ -232,6 +253,11 @@ impl Ours {
             endpoint: Some(bound),
             child,
         })
+    }
+
+    /// The server process's id.
+    pub fn server_pid(&self) -> u32 {
+        self.child.id()
     }
 
     fn finish(mut self) {
@@ -324,9 +350,16 @@ pub struct Budget {
     pub rate: Duration,
     /// Per streaming size and variant.
     pub stream: Duration,
+    /// A smoke run: fewer idle connections.
+    pub quick: bool,
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
+    // Thousands of idle connections (the idle-connection row), on both sides: the
+    // servers run as children and inherit it.
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
     if child_role()? {
         return Ok(());
     }
@@ -393,6 +426,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             rounds: 2,
             rate: Duration::from_millis(40),
             stream: Duration::from_millis(30),
+            quick: true,
         }
     } else {
         Budget {
@@ -400,6 +434,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             rounds: 8,
             rate: Duration::from_millis(500),
             stream: Duration::from_millis(400),
+            quick: false,
         }
     };
     pin(placement.parent);

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::raw::{RawKind, RawPeer};
-use crate::{Budget, Msg, Ours, Placement, Selection, Transport};
+use crate::{BenchClient, Budget, Msg, Ours, Placement, Selection, Transport};
+use ipc_rpc::Endpoint;
 
 /// Round-trip payload sizes.
 pub const SIZES: [usize; 4] = [64, 4096, 65536, 1 << 20];
@@ -85,6 +86,10 @@ pub enum Measure {
     /// Calls/s of [`CALLERS`] threads sharing one client, each calling a handler that
     /// sleeps 1 ms; its baseline (the `raw` figure) is one caller's calls/s.
     SlowHandler,
+    /// p50 of a fresh client's connect and first call while this many other clients
+    /// hold idle connections; its baseline (the `raw` figure) is the same with none.
+    /// The row's `detail` gives the server's threads and memory per idle connection.
+    Idle(usize),
 }
 
 /// Threads that call beside the sleeping call of the head-of-line row.
@@ -112,6 +117,20 @@ pub struct Row {
     pub stalls: usize,
     /// Why a figure is missing, when one could not be taken.
     pub note: Option<String>,
+    /// What the row found besides its figures (the idle-connection row: the server's
+    /// threads and memory).
+    pub detail: Option<IdleCost>,
+}
+
+/// What idle connections cost the server process.
+#[derive(Clone, Copy, Debug)]
+pub struct IdleCost {
+    /// The server's threads with no idle connection.
+    pub threads_before: usize,
+    /// The server's threads with them.
+    pub threads: usize,
+    /// The server's resident memory per idle connection, KiB.
+    pub rss_kib_per_connection: f64,
 }
 
 /// How long past its cell a calls/s caller waits for a reply before it counts the
@@ -178,7 +197,7 @@ pub fn run(pl: Placement, b: Budget, only: &Selection) -> Result<Vec<Row>, Box<d
     let others = if only.round_trips_only {
         0
     } else {
-        4 + STREAM_SIZES.len()
+        5 + STREAM_SIZES.len()
     };
     let cells = only.transports.len() * (only.sizes.len() + others);
     let bar = ProgressBar::new(cells as u64);
@@ -242,6 +261,7 @@ pub fn run(pl: Placement, b: Budget, only: &Selection) -> Result<Vec<Row>, Box<d
                 steal: cpu.steal_since(),
                 stalls,
                 note,
+                detail: None,
             });
             bar.inc(1);
         }
@@ -265,6 +285,29 @@ pub fn run(pl: Placement, b: Budget, only: &Selection) -> Result<Vec<Row>, Box<d
                 steal: cpu.steal_since(),
                 stalls: 0,
                 note,
+                detail: None,
+            });
+        }
+        bar.inc(1);
+        if let Some(endpoint) = &ours.endpoint {
+            let n = t.idle_connections(b.quick);
+            bar.set_message(format!("{} {n} idle connections", t.name()));
+            let cpu = CpuTimes::now();
+            let (base, fig, detail, note) = match idle_cost(endpoint, ours.server_pid(), n) {
+                Ok((base, fig, cost)) => (Some(base), Some(fig), Some(cost), None),
+                Err(e) => (None, None, None, Some(e.to_string())),
+            };
+            rows.push(Row {
+                transport: t.name(),
+                measure: Measure::Idle(n),
+                raw_kind: None,
+                raw: base,
+                ours: fig,
+                load: loadavg(),
+                steal: cpu.steal_since(),
+                stalls: 0,
+                note,
+                detail,
             });
         }
         bar.inc(1);
@@ -299,6 +342,7 @@ fn compared(
 ) -> Vec<Row> {
     let load = loadavg();
     raw.map(|(kind, fig)| Row {
+        detail: None,
         transport: t.name(),
         measure,
         raw_kind: Some(kind),
@@ -518,6 +562,64 @@ fn head_of_line(ours: &Ours, dur: Duration) -> Result<(Fig, Fig), Box<dyn Error>
         }
     })?;
     Ok((Fig::Lat(Lat::of(idle)), Fig::Lat(Lat::of(beside))))
+}
+
+/// Fresh clients' connect and first call, with no other client and then beside `n`
+/// idle ones; the server's threads and memory per idle connection.
+fn idle_cost(
+    endpoint: &Endpoint,
+    pid: u32,
+    n: usize,
+) -> Result<(Fig, Fig, IdleCost), Box<dyn Error>> {
+    const FRESH: usize = 30;
+    let fresh = || -> Result<Lat, Box<dyn Error>> {
+        let mut samples = Vec::with_capacity(FRESH);
+        for _ in 0..FRESH {
+            let t0 = Instant::now();
+            let c = BenchClient::connect(endpoint)?;
+            c.echo(vec![0x5A; 64])?;
+            samples.push(t0.elapsed());
+        }
+        Ok(Lat::of(samples))
+    };
+    // Let the connections of earlier rows go, and their readers park.
+    std::thread::sleep(SETTLE);
+    let threads_before = proc_threads(pid)?;
+    let rss_before = proc_rss_kib(pid)?;
+    let base = fresh()?;
+    let mut idle = Vec::with_capacity(n);
+    for i in 0..n {
+        let c =
+            BenchClient::connect(endpoint).map_err(|e| format!("idle client {i} of {n}: {e}"))?;
+        idle.push(c);
+    }
+    std::thread::sleep(SETTLE);
+    let threads = proc_threads(pid)?;
+    let rss = proc_rss_kib(pid)?;
+    let beside = fresh()?;
+    drop(idle);
+    let cost = IdleCost {
+        threads_before,
+        threads,
+        rss_kib_per_connection: rss.saturating_sub(rss_before) as f64 / n.max(1) as f64,
+    };
+    Ok((Fig::Lat(base), Fig::Lat(beside), cost))
+}
+
+/// Time for a server's readers to park after their clients went quiet.
+const SETTLE: Duration = Duration::from_millis(300);
+
+fn proc_threads(pid: u32) -> Result<usize, Box<dyn Error>> {
+    Ok(std::fs::read_dir(format!("/proc/{pid}/task"))?.count())
+}
+
+fn proc_rss_kib(pid: u32) -> Result<u64, Box<dyn Error>> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| "no VmRSS in /proc/<pid>/status".into())
 }
 
 /// Calls/s of a handler that sleeps 1 ms: one caller, then [`CALLERS`] sharing a client.

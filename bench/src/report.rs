@@ -36,6 +36,7 @@ fn measure_name(m: Measure) -> String {
         Measure::Stream(size) => format!("stream {} msgs (MB/s)", size_name(size)),
         Measure::HeadOfLine => "64 B p50 beside a 1 s call, 7 callers, 1 client (µs)".into(),
         Measure::SlowHandler => "calls/s of a 1 ms handler, 8 callers, 1 client".into(),
+        Measure::Idle(n) => format!("fresh client's connect + first call, {n} idle clients (µs)"),
     }
 }
 
@@ -109,9 +110,21 @@ pub fn print_table(rows: &[Row], pl: Placement) {
          Raw calls/s is the raw 64 B ping-pong's rate. The two rows on one client compare \
          ours with ours: beside a 1 s call, the raw column is the same callers' p50 with no \
          slow call (ratio near 1: no head-of-line blocking); for the 1 ms handler, it is one \
-         caller's calls/s (ratio near 8: the handlers ran in parallel). steal %: CPU time the hypervisor \
-         gave to other guests during the row; rows with much of it are noise."
+         caller's calls/s (ratio near 8: the handlers ran in parallel). Beside idle clients, \
+         the raw column is a fresh client's connect and first call with no idle client. \
+         steal %: CPU time the hypervisor gave to other guests during the row; rows with \
+         much of it are noise."
     );
+    for r in rows {
+        if let (Measure::Idle(n), Some(cost)) = (r.measure, r.detail) {
+            println!();
+            println!(
+                "{} with {n} idle clients: {} server threads ({} with none), {:.1} KiB of \
+                 server memory (RSS) per idle connection",
+                r.transport, cost.threads, cost.threads_before, cost.rss_kib_per_connection
+            );
+        }
+    }
     for r in rows {
         if let Some(note) = &r.note {
             println!();
@@ -177,6 +190,7 @@ pub fn json(rows: &[Row], pl: Placement, b: Budget, quick: bool) -> String {
                     Some(crate::measure::CALLERS),
                     Some(1),
                 ),
+                Measure::Idle(n) => ("fresh_client_beside_idle_us", Some(64), None, Some(n)),
             };
             json!({
                 "transport": r.transport,
@@ -192,6 +206,9 @@ pub fn json(rows: &[Row], pl: Placement, b: Budget, quick: bool) -> String {
                 "steal_percent": r.steal,
                 "stalled_calls": r.stalls,
                 "note": r.note,
+                "server_threads_before": r.detail.map(|d| d.threads_before),
+                "server_threads": r.detail.map(|d| d.threads),
+                "server_rss_kib_per_idle_connection": r.detail.map(|d| d.rss_kib_per_connection),
             })
         })
         .collect();

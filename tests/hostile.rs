@@ -49,6 +49,7 @@ per_transport! {
     a_timed_out_large_reply_never_blocks_the_next_large_request: [unix, tcp, fifo, pipe, mq, shm];
     shutdown_ends_writers_blocked_on_a_client_that_never_reads: [unix, tcp, fifo, mq, shm];
     a_socket_connection_costs_the_server_one_descriptor: [unix, tcp];
+    silent_clients_hold_no_thread_and_leave_at_the_handshake_timeout: [unix, tcp, fifo];
     before_its_handshake_a_connection_may_send_only_small_frames: [unix, tcp, fifo];
     shutdown_lets_a_call_in_flight_finish_and_reply: [unix, tcp, fifo, mq, shm];
     shutdown_timeout_takes_the_grace_period_it_is_given: [unix, tcp, fifo];
@@ -525,6 +526,60 @@ pub fn before_its_handshake_a_connection_may_send_only_small_frames(t: Transport
 }
 
 /// Ten idle connections cost a UNIX or TCP server ten descriptors, not thirty.
+/// Threads of process `pid`.
+fn thread_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .count()
+}
+
+pub fn silent_clients_hold_no_thread_and_leave_at_the_handshake_timeout(
+    t: Transport,
+    name: String,
+) {
+    let _load = LOAD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    watchdog(WATCHDOG_LONG, move || {
+        let ep = t.endpoint();
+        let server = Graceful(ChildServer::spawn(&name, &ep.endpoint));
+        let pid = server.0.child.id();
+        let client = ProbeClient::connect(&server.0.endpoint).unwrap();
+        assert_eq!(client.add(1, 2).unwrap(), 3);
+        let before = thread_count(pid);
+        // 200 that say nothing, 100 that send half a frame's length prefix.
+        let mut held: Vec<RawStream> = (0..300)
+            .map(|i| {
+                let mut raw = RawStream::connect(&server.0.endpoint);
+                if i >= 200 {
+                    raw.write_all(&[16, 0]);
+                }
+                raw
+            })
+            .collect();
+        assert_eq!(client.add(2, 3).unwrap(), 5, "served beside them");
+        let during = thread_count(pid);
+        let workers = rpc_core::limits::default_workers();
+        println!("{t:?}: server threads {before} before, {during} with 300 silent clients");
+        assert!(
+            during <= before + workers,
+            "300 silent clients took the server from {before} to {during} threads \
+             (workers: {workers})"
+        );
+        let wait = rpc_core::server::HANDSHAKE_TIMEOUT + Duration::from_secs(3);
+        assert!(
+            held[0].closed_within(wait),
+            "a silent client outlived the handshake time-out"
+        );
+        assert!(
+            held[250].closed_within(Duration::from_secs(1)),
+            "a half-sent hello too"
+        );
+        assert_eq!(client.add(3, 4).unwrap(), 7);
+        held.clear();
+    });
+}
+
 pub fn a_socket_connection_costs_the_server_one_descriptor(t: Transport, name: String) {
     watchdog(WATCHDOG_LONG, move || {
         let ep = t.endpoint();

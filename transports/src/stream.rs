@@ -363,14 +363,13 @@ impl<R: AsFd + Send> FrameReceiver for StreamReceiver<R> {
 pub fn wait_readable(fd: impl AsFd, deadline: Instant, peer: &str) -> Result<(), TransportError> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(TransportError::TimedOut);
-        }
-        // Round up so that a wake-up never comes before the deadline.
+        // Round up so that a wake-up never comes before the deadline. A deadline that
+        // has passed still looks once (a zero time-out): what is there is taken.
         let ms = i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
         let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
         let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, timeout) {
+            Ok(0) if left.is_zero() => return Err(TransportError::TimedOut),
             Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
             Ok(_) => return Ok(()),
             Err(e) => {

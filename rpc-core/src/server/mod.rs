@@ -67,6 +67,7 @@ pub struct RunningServer {
     accept_thread: Option<JoinHandle<()>>,
     watcher: Option<JoinHandle<()>>,
     poller: Arc<Poller>,
+    threads: Threads,
     registry: Arc<Registry>,
     /// `shutdown` ran: a second one (e.g. on drop) returns at once.
     shut_down: bool,
@@ -121,14 +122,15 @@ impl RunningServer {
         alarm.set_watcher(watcher.thread().clone());
         let poller =
             Poller::start(format!("ipc-rpc poll {endpoint}")).map_err(ServeError::Thread)?;
+        let threads = Threads::new(
+            format!("ipc-rpc {endpoint}"),
+            config.workers.max(1),
+            config.max_workers,
+        );
         let accept_thread = {
             let stopping = stopping.clone();
             let accept = Arc::new(Accept {
-                threads: Threads::new(
-                    format!("ipc-rpc {endpoint}"),
-                    config.workers.max(1),
-                    config.max_workers,
-                ),
+                threads: threads.clone(),
                 registry: registry.clone(),
                 dispatch,
                 alarm: alarm.clone(),
@@ -156,6 +158,7 @@ impl RunningServer {
             accept_thread: Some(accept_thread),
             watcher: Some(watcher),
             poller,
+            threads,
             registry,
             shut_down: false,
         })
@@ -199,6 +202,9 @@ impl RunningServer {
         self.poller.stop();
         self.close_connections(grace);
         self.stop_watcher();
+        // The pool's kept threads end once idle (a handler that never returns keeps
+        // its thread).
+        self.threads.stop();
     }
 
     /// Blocks until the accept loop ends (a single-connection listener such as an

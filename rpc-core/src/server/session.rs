@@ -227,16 +227,19 @@ impl Session {
         true
     }
 
-    /// How long the next `recv` may wait before the reader parks the connection.
-    fn read_deadline(&self) -> Option<Instant> {
+    /// How long the next `recv` may wait before the reader parks the connection:
+    /// [`LINGER`] right after a request (the caller's next one tends to follow at
+    /// once), unless more threads are busy than the pool keeps; else it only takes
+    /// what is there (a reader sent by the poller, a handshake).
+    fn read_deadline(&self, linger: bool) -> Option<Instant> {
         let shaken = self.shaken.load(Ordering::Acquire);
         if self.blocking.load(Ordering::Relaxed) {
             return (!shaken).then_some(self.shake_by);
         }
-        let linger = if self.link.threads.pressed() {
-            Duration::ZERO
-        } else {
+        let linger = if linger && !self.link.threads.pressed() {
             LINGER
+        } else {
+            Duration::ZERO
         };
         let until = Instant::now() + linger;
         Some(if shaken {
@@ -335,15 +338,18 @@ impl Session {
         // Known to be under `max_in_flight` without asking: right after this thread's
         // own call ended with none other in flight (the sequential path skips a lock).
         let mut room = false;
+        // A request was just read: the next one may follow at once.
+        let mut linger = false;
         loop {
             if !room && !self.take_room() {
                 return;
             }
             room = true;
             let mut receiver = lock(&self.receiver);
-            let frame = match receiver.recv(self.read_deadline()) {
+            let frame = match receiver.recv(self.read_deadline(linger)) {
                 Ok(frame) => frame,
                 Err(TransportError::TimedOut) => {
+                    linger = false;
                     if !self.shaken.load(Ordering::Acquire) && Instant::now() >= self.shake_by {
                         // Said nothing (or not all of its hello) in time.
                         drop(receiver);
@@ -384,6 +390,7 @@ impl Session {
                 continue;
             }
             room = false;
+            linger = true;
             let Ok((header, head)) = wire::decode_request_header(frame.head) else {
                 // Not a request: this connection only ends.
                 drop(receiver);

@@ -2,8 +2,13 @@
 //! hand off, `workers` threads kept, growing on demand up to `max_workers`.
 //!
 //! A job goes to an idle thread if there is one, else to a new thread while fewer than
-//! `max_workers` live, else it waits in a queue, in order, for the next thread to come
-//! free. A thread beyond the first `workers` that is idle for [`IDLE_EXIT`] ends.
+//! `workers` live; else it waits in a queue, in order, for the next thread to come
+//! free. Jobs are mostly short (a request read, a fast call), so a burst of them is
+//! better served by the threads there are than by new ones; but a job that waited
+//! [`STARVE`] at the head of the queue (every thread is in a handler that blocks) makes
+//! the pool's grower thread start one more, up to `max_workers`. A thread beyond the
+//! first `workers` that is idle for [`IDLE_EXIT`] ends; [`Threads::stop`] ends the
+//! others once idle.
 //! Threads are never joined: a handler that never returns keeps its thread, and a
 //! shutdown does not wait for it past its grace period.
 //!
@@ -15,12 +20,15 @@
 use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread;
 use std::time::Duration;
 
 /// How long a thread waits for work before it ends.
 pub(super) const IDLE_EXIT: Duration = Duration::from_secs(10);
+
+/// How long a job may wait at the head of the queue before the pool grows.
+pub(super) const STARVE: Duration = Duration::from_micros(500);
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
@@ -38,6 +46,8 @@ struct Shared {
     max: usize,
     state: Mutex<State>,
     work: Condvar,
+    /// Wakes the grower when jobs wait with no idle thread.
+    starving: Condvar,
     /// Jobs wait in the queue for a thread (mirrors `State::queue.len() > 0`, read
     /// without the lock by readers deciding how long to linger).
     pressed: AtomicBool,
@@ -50,6 +60,12 @@ struct State {
     queue: VecDeque<Job>,
     idle: usize,
     live: usize,
+    /// Jobs taken from the queue so far: the head job's number.
+    taken: u64,
+    /// The grower thread runs.
+    grower: bool,
+    /// [`Threads::stop`] ran: idle threads end.
+    stopped: bool,
 }
 
 impl Threads {
@@ -63,6 +79,7 @@ impl Threads {
                 max: max.max(keep).max(1),
                 state: Mutex::new(State::default()),
                 work: Condvar::new(),
+                starving: Condvar::new(),
                 pressed: AtomicBool::new(false),
                 busy: AtomicUsize::new(0),
             }),
@@ -110,10 +127,14 @@ impl Threads {
     /// the caller can run it itself.
     pub(super) fn run_or_return<F: FnOnce() + Send + 'static>(&self, job: F) -> Result<(), F> {
         let mut state = self.shared.lock();
-        if state.idle > state.queue.len() || state.live >= self.shared.max {
+        if state.idle > state.queue.len() || state.live >= self.shared.keep {
             state.queue.push_back(Box::new(job));
             if state.queue.len() > state.idle {
                 self.shared.pressed.store(true, Ordering::Relaxed);
+                if state.live < self.shared.max {
+                    self.start_grower(&mut state);
+                    self.shared.starving.notify_one();
+                }
             }
             drop(state);
             self.shared.work.notify_one();
@@ -121,32 +142,102 @@ impl Threads {
         }
         state.live += 1;
         drop(state);
-        let shared = self.shared.clone();
         // The job travels to the new thread through a slot it can be taken back from
         // if the thread does not start.
         let slot = Arc::new(Mutex::new(Some(job)));
         let theirs = slot.clone();
-        let spawned = thread::Builder::new()
-            .name(self.shared.name.clone())
-            .spawn(move || {
-                let job = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
-                if let Some(job) = job {
-                    shared.run_job(job);
-                }
-                shared.serve();
-            });
-        if spawned.is_err() {
+        if self
+            .shared
+            .spawn(move || theirs.lock().unwrap_or_else(PoisonError::into_inner).take())
+            .is_err()
+        {
             self.shared.lock().live -= 1;
             let job = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
             return job.map_or(Ok(()), Err);
         }
         Ok(())
     }
+
+    /// Ends the threads once idle, and the grower; jobs already queued still run.
+    pub(super) fn stop(&self) {
+        self.shared.lock().stopped = true;
+        self.shared.work.notify_all();
+        self.shared.starving.notify_all();
+    }
+
+    /// Starts the grower thread, if it does not run.
+    fn start_grower(&self, state: &mut State) {
+        if state.grower || state.stopped {
+            return;
+        }
+        let weak = Arc::downgrade(&self.shared);
+        let started = thread::Builder::new()
+            .name(format!("{} grow", self.shared.name))
+            .spawn(move || grow(&weak));
+        state.grower = started.is_ok();
+    }
+}
+
+/// The grower: while jobs wait with no idle thread, starts one more thread each time
+/// the job at the head of the queue has waited [`STARVE`].
+fn grow(weak: &Weak<Shared>) {
+    loop {
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        let mut state = shared.lock();
+        if state.stopped {
+            state.grower = false;
+            return;
+        }
+        if !shared.starved(&state) {
+            // Waits bounded, so that a pool dropped meanwhile lets this thread end.
+            let (_state, _) = shared
+                .starving
+                .wait_timeout(state, IDLE_EXIT)
+                .unwrap_or_else(PoisonError::into_inner);
+            continue;
+        }
+        let head = state.taken;
+        drop(state);
+        thread::sleep(STARVE);
+        let mut state = shared.lock();
+        if state.taken == head && shared.starved(&state) && !state.stopped {
+            state.live += 1;
+            drop(state);
+            if shared.spawn(|| None::<Job>).is_err() {
+                shared.lock().live -= 1;
+            }
+        }
+    }
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Jobs wait that no idle thread will take, and the pool may grow.
+    fn starved(&self, state: &State) -> bool {
+        state.queue.len() > state.idle && state.live < self.max
+    }
+
+    /// Starts a pool thread (counted in `live` by the caller) that first runs the job
+    /// `first` gives, if any, then serves the queue.
+    fn spawn<F: FnOnce() + Send + 'static>(
+        self: &Arc<Self>,
+        first: impl FnOnce() -> Option<F> + Send + 'static,
+    ) -> io::Result<()> {
+        let shared = self.clone();
+        thread::Builder::new()
+            .name(self.name.clone())
+            .spawn(move || {
+                if let Some(job) = first() {
+                    shared.run_job(job);
+                }
+                shared.serve();
+            })
+            .map(drop)
     }
 
     fn run_job(&self, job: impl FnOnce()) {
@@ -160,6 +251,7 @@ impl Shared {
         let mut state = self.lock();
         loop {
             if let Some(job) = state.queue.pop_front() {
+                state.taken += 1;
                 if state.queue.is_empty() {
                     self.pressed.store(false, Ordering::Relaxed);
                 }
@@ -171,10 +263,14 @@ impl Shared {
             state.idle += 1;
             let (next, timeout) = self
                 .work
-                .wait_timeout_while(state, IDLE_EXIT, |s| s.queue.is_empty())
+                .wait_timeout_while(state, IDLE_EXIT, |s| s.queue.is_empty() && !s.stopped)
                 .unwrap_or_else(PoisonError::into_inner);
             state = next;
             state.idle -= 1;
+            if state.stopped && state.queue.is_empty() {
+                state.live -= 1;
+                return;
+            }
             if timeout.timed_out() && state.queue.is_empty() && state.live > self.keep {
                 state.live -= 1;
                 return;
@@ -216,30 +312,65 @@ mod tests {
     }
 
     #[test]
-    fn past_max_jobs_wait_for_a_thread_in_order() {
+    fn past_workers_the_pool_grows_only_for_starved_jobs_and_never_past_max() {
         let threads = Threads::new("test".into(), 1, 2);
         let (hold_tx, hold_rx) = mpsc::channel::<()>();
         let hold_rx = Arc::new(Mutex::new(hold_rx));
+        let (started_tx, started_rx) = mpsc::channel::<()>();
         for _ in 0..2 {
             let hold_rx = hold_rx.clone();
+            let started_tx = started_tx.clone();
             threads
                 .run(move || {
+                    started_tx.send(()).unwrap();
                     let _ = hold_rx.lock().unwrap().recv();
                 })
                 .unwrap();
         }
+        // The second job starved behind the first (which blocks): the grower started
+        // a second thread for it.
+        for _ in 0..2 {
+            started_rx
+                .recv_timeout(Duration::from_secs(5))
+                .expect("both blocking jobs run");
+        }
+        assert_eq!(threads.live(), 2);
         let (tx, rx) = mpsc::channel();
         for i in 0..3 {
             let tx = tx.clone();
             threads.run(move || tx.send(i).unwrap()).unwrap();
         }
+        thread::sleep(STARVE * 10);
         assert_eq!(threads.live(), 2, "no thread past max_workers");
         assert!(threads.pressed());
         assert!(rx.try_recv().is_err(), "queued until a thread comes free");
         hold_tx.send(()).unwrap();
         let got: Vec<i32> = (0..3).map(|_| rx.recv().unwrap()).collect();
-        assert_eq!(got, [0, 1, 2]);
+        assert_eq!(got, [0, 1, 2], "in order");
         drop(hold_tx);
+        threads.stop();
+    }
+
+    #[test]
+    fn a_burst_of_short_jobs_does_not_grow_the_pool_past_workers() {
+        let threads = Threads::new("test".into(), 2, 64);
+        let (tx, rx) = mpsc::channel();
+        for i in 0..1000 {
+            let tx = tx.clone();
+            threads.run(move || tx.send(i).unwrap()).unwrap();
+        }
+        for _ in 0..1000 {
+            rx.recv_timeout(Duration::from_secs(5))
+                .expect("every job runs");
+        }
+        // Short jobs never wait STARVE at the head of the queue on an idle machine; on
+        // a loaded one a few may: the pool stays far below one thread per job.
+        assert!(
+            threads.live() < 16,
+            "{} threads for 1000 short jobs",
+            threads.live()
+        );
+        threads.stop();
     }
 
     #[test]

@@ -525,7 +525,6 @@ pub fn before_its_handshake_a_connection_may_send_only_small_frames(t: Transport
     });
 }
 
-/// Ten idle connections cost a UNIX or TCP server ten descriptors, not thirty.
 /// Threads of process `pid`.
 fn thread_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -533,6 +532,8 @@ fn thread_count(pid: u32) -> usize {
         .count()
 }
 
+/// Clients that connect and say nothing (or half a hello) wait in the server's poller,
+/// not on a thread each, and the handshake time-out ends them.
 pub fn silent_clients_hold_no_thread_and_leave_at_the_handshake_timeout(
     t: Transport,
     name: String,
@@ -580,6 +581,7 @@ pub fn silent_clients_hold_no_thread_and_leave_at_the_handshake_timeout(
     });
 }
 
+/// Ten idle connections cost a UNIX or TCP server ten descriptors, not thirty.
 pub fn a_socket_connection_costs_the_server_one_descriptor(t: Transport, name: String) {
     watchdog(WATCHDOG_LONG, move || {
         let ep = t.endpoint();

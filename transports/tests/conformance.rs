@@ -56,6 +56,7 @@ conformance! {
         a_half_received_frame_waits_then_completes,
         a_frame_wakes_a_parked_receiver_while_its_own_send_is_blocked,
         a_parked_receiver_wakes_when_the_peer_process_is_killed,
+        a_receive_without_deadline_after_one_with_a_deadline_waits_for_the_frame,
     ]
 }
 
@@ -902,4 +903,30 @@ fn a_parked_receiver_wakes_when_the_peer_process_is_killed(kind: Kind) {
     );
     drop(server);
     drop(listener);
+}
+
+/// A `recv` without a deadline after ones with deadlines (which may have left a
+/// receive time-out on a socket) waits for the frame however long it takes, and later
+/// deadlines still time out.
+fn a_receive_without_deadline_after_one_with_a_deadline_waits_for_the_frame(kind: Kind) {
+    let Pair {
+        mut client,
+        mut server,
+        place: _place,
+    } = kind.pair();
+    for ms in [10, 30] {
+        let idle = server.receiver.recv(soon(ms)).map(joined);
+        assert!(matches!(idle, Err(TransportError::TimedOut)), "{idle:?}");
+    }
+    thread::scope(|s| {
+        s.spawn(|| {
+            thread::sleep(Duration::from_millis(200));
+            client.sender.send(b"late").unwrap();
+        });
+        assert_eq!(joined(server.receiver.recv(None).unwrap()), b"late");
+    });
+    let start = Instant::now();
+    let idle = server.receiver.recv(soon(50)).map(joined);
+    assert!(matches!(idle, Err(TransportError::TimedOut)), "{idle:?}");
+    assert!(start.elapsed() >= Duration::from_millis(50));
 }

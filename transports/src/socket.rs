@@ -39,7 +39,9 @@ pub(crate) fn split_socket<S: StreamSocket>(
 ) -> Result<Parts, TransportError> {
     let stream = Arc::new(stream);
     Ok(Parts {
-        receiver: Box::new(StreamReceiver::new(stream.clone(), max_frame, peer.clone())),
+        receiver: Box::new(
+            StreamReceiver::new(stream.clone(), max_frame, peer.clone()).with_socket_timeouts(),
+        ),
         closer: Box::new(SocketCloser(stream.clone())),
         sender: Box::new(StreamSender::new(
             stream,

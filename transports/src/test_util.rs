@@ -20,6 +20,11 @@ pub mod shm {
     pub fn segment_fd(t: &crate::ShmTransport) -> Option<std::os::fd::BorrowedFd<'_>> {
         t.segment_fd()
     }
+
+    /// `t`'s end of its rendezvous socket, the doorbell of a peer parked in a poller.
+    pub fn socket_fd(t: &crate::ShmTransport) -> std::os::fd::BorrowedFd<'_> {
+        t.socket_fd()
+    }
 }
 
 /// FIFO internals.

@@ -753,3 +753,186 @@ fn replayed_peer_bytes_reach_the_receiver_and_lies_are_refused() {
     let end = receive(&record(b"x"), lying_tail, |_| {}).unwrap_err();
     assert!(matches!(end, TransportError::Corrupt(_)), "{end:?}");
 }
+
+/// A server that parks its connections in a poller (`prepare_wait`, `setup_wait`)
+/// instead of blocking a thread in each.
+mod poller {
+    use super::*;
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use rpc_core::{Readiness, WaitFds};
+    use std::os::fd::AsRawFd;
+
+    /// Whether any of `fds` turns readable (or reports hang-up) within `ms`.
+    fn readable(fds: &WaitFds, ms: u16) -> bool {
+        let borrowed: Vec<_> = fds
+            .as_slice()
+            .iter()
+            // SAFETY: the transport that handed out the descriptors outlives this call.
+            .map(|&fd| unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
+            .collect();
+        let mut polled: Vec<_> = borrowed
+            .iter()
+            .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+            .collect();
+        poll(&mut polled, PollTimeout::from(ms)).unwrap() > 0
+    }
+
+    fn soon(ms: u64) -> Option<Instant> {
+        Some(Instant::now() + Duration::from_millis(ms))
+    }
+
+    /// Child role: connects to the server named in `IPC_RPC_TEST_SHM_CLIENT`, sends one
+    /// frame, says READY, then waits to be killed.
+    fn client_child() {
+        let Ok(endpoint) = std::env::var("IPC_RPC_TEST_SHM_CLIENT") else {
+            return;
+        };
+        let mut parts = transports::connect(&endpoint.parse().unwrap())
+            .unwrap()
+            .split()
+            .unwrap();
+        parts.sender.send(b"hello").unwrap();
+        println!("READY");
+        thread::sleep(Duration::from_secs(60));
+        std::process::exit(0);
+    }
+
+    /// The server side: accepts, waits for the set-up on `setup_wait`'s descriptor, takes
+    /// one frame, parks; `kill -9` of the client process wakes the wait and the next
+    /// `recv` is `Closed` at once.
+    #[test]
+    fn a_parked_server_receiver_wakes_when_its_client_is_killed() {
+        client_child();
+        watchdog(Duration::from_secs(30), || {
+            let endpoint = unique("");
+            let mut listener = transports::listen(&endpoint).unwrap();
+            let mut child = Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "poller::a_parked_server_receiver_wakes_when_its_client_is_killed",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("IPC_RPC_TEST_SHM_CLIENT", endpoint.to_string())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let offered = listener.accept().unwrap();
+            let setup = offered
+                .setup_wait()
+                .expect("shm set-up waits for the client");
+            assert!(readable(&setup, 5000), "the client's request never came");
+            let mut parts = offered.split().unwrap();
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            while !lines
+                .next()
+                .expect("child output")
+                .unwrap()
+                .contains("READY")
+            {}
+            assert_eq!(whole(parts.receiver.recv(soon(5000)).unwrap()), b"hello");
+            let idle = parts.receiver.recv(soon(10)).map(|_| ());
+            assert!(matches!(idle, Err(TransportError::TimedOut)), "{idle:?}");
+            let Readiness::WaitOn(fds) = parts.receiver.prepare_wait() else {
+                panic!("an idle shm receiver does not wait on a descriptor");
+            };
+            assert!(!readable(&fds, 0));
+            child.kill().unwrap();
+            child.wait().unwrap();
+            assert!(
+                readable(&fds, 2000),
+                "the client's death did not wake the wait"
+            );
+            let start = Instant::now();
+            let end = parts.receiver.recv(soon(5000)).map(|_| ());
+            assert!(matches!(end, Err(TransportError::Closed)), "{end:?}");
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "{:?}",
+                start.elapsed()
+            );
+        });
+    }
+
+    /// A client that connects and stays silent leaves `setup_wait`'s descriptor
+    /// unreadable (the server parks it instead of blocking in `split`); its departure
+    /// makes it readable, and `split` then fails at once.
+    #[test]
+    fn a_silent_client_is_parked_until_it_goes() {
+        watchdog(Duration::from_secs(30), || {
+            let endpoint = unique("");
+            let mut listener = transports::listen(&endpoint).unwrap();
+            let name = endpoint
+                .kind()
+                .name()
+                .unwrap()
+                .trim_start_matches('/')
+                .to_owned();
+            let silent = UnixStream::connect(format!("/dev/shm/ipc-rpc.{name}.sock")).unwrap();
+            let offered = listener.accept().unwrap();
+            let fds = offered
+                .setup_wait()
+                .expect("shm set-up waits for the client");
+            assert!(!readable(&fds, 50), "a silent client looks ready");
+            drop(silent);
+            assert!(
+                readable(&fds, 2000),
+                "the client's departure did not wake the wait"
+            );
+            let start = Instant::now();
+            assert!(offered.split().is_err());
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "{:?}",
+                start.elapsed()
+            );
+        });
+    }
+
+    /// A client that floods the doorbell cannot keep `prepare_wait` busy: each call
+    /// returns after a bounded drain, and once the flood stops the descriptor is quiet.
+    #[test]
+    fn a_peer_flooding_the_doorbell_does_not_keep_prepare_wait_busy() {
+        watchdog(Duration::from_secs(30), || {
+            let endpoint = unique("");
+            let mut listener = transports::listen(&endpoint).unwrap();
+            let to = endpoint.clone();
+            let client = thread::spawn(move || transports::ShmTransport::connect(&to).unwrap());
+            let mut server = listener.accept().unwrap().split().unwrap();
+            let client = client.join().unwrap();
+            let idle = server.receiver.recv(soon(10)).map(|_| ());
+            assert!(matches!(idle, Err(TransportError::TimedOut)), "{idle:?}");
+            let Readiness::WaitOn(fds) = server.receiver.prepare_wait() else {
+                panic!("an idle shm receiver does not wait on a descriptor");
+            };
+            // The client's end of the rendezvous socket, as a hostile client would use it.
+            let client_socket = transports::test_util::shm::socket_fd(&client).as_raw_fd();
+            let flood = vec![0u8; 64 << 10];
+            let mut flooded = 0;
+            for _ in 0..64 {
+                match nix::sys::socket::send(
+                    client_socket,
+                    &flood,
+                    nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+                ) {
+                    Ok(n) => flooded += n,
+                    Err(_) => break,
+                }
+            }
+            assert!(flooded > 0);
+            assert!(readable(&fds, 0));
+            let mut rounds = 0;
+            loop {
+                rounds += 1;
+                assert!(rounds < 10_000, "the doorbell never drained");
+                match server.receiver.prepare_wait() {
+                    Readiness::WaitOn(fds) if !readable(&fds, 0) => break,
+                    Readiness::WaitOn(_) => {}
+                    other => panic!("{other:?} with nothing in the ring"),
+                }
+            }
+            eprintln!("{flooded} doorbell bytes drained in {rounds} prepare_wait calls");
+            drop(client);
+        });
+    }
+}

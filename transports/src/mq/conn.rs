@@ -14,6 +14,11 @@
 //! twice `max_frame`), and the receiver takes the stash first: the order is kept and
 //! the peer can always finish its frame.
 //!
+//! Parked in a server's poller (`prepare_wait`), the receiver waits on the incoming
+//! queue's descriptor and the peer's pidfd. Meanwhile a blocked sender stashes nothing:
+//! the messages stay queued, keeping the descriptor readable, so the poller wakes and
+//! its `recv` reads them (the reading a stash stands in for).
+//!
 //! Closing: when the last part of a connection end drops, it sends `FIN` to the peer
 //! (unless the peer is gone already). If the peer's queue is full, a "linger" thread
 //! sends it once there is room, and ends then or when the peer process exits; it
@@ -29,7 +34,9 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use rpc_core::codec::Payload;
 use rpc_core::framing::check_len;
-use rpc_core::{Closer, FrameReceiver, FrameSender, Parts, Transport, TransportError};
+use rpc_core::{
+    Closer, FrameReceiver, FrameSender, Parts, Readiness, Transport, TransportError, WaitFds,
+};
 
 use super::chunk::{self, Assembler, FIN, Step};
 use super::liveness::PeerProcess;
@@ -96,6 +103,11 @@ struct Shared {
 struct Inbox {
     stash: VecDeque<Vec<u8>>,
     bytes: usize,
+    /// The receiver is parked in a server's poller on the incoming queue's descriptor
+    /// (`prepare_wait`, until the next `recv`): a blocked sender then leaves the queue
+    /// alone, so that what arrives keeps the descriptor readable and wakes the poller
+    /// (whose `recv` does the reading a stash would otherwise stand in for).
+    parked: bool,
 }
 
 impl Shared {
@@ -129,10 +141,11 @@ impl Shared {
 
     /// Sends one message; when the queue is full, waits for room in slices, giving
     /// up with `Closed` when the peer dies or the closer was used, with `TimedOut` at
-    /// `deadline`, and stashing what the peer sends meanwhile if no `recv` is running.
+    /// `deadline`, and stashing what the peer sends meanwhile if no `recv` is running
+    /// and the receiver is not parked. The inbox is held only while draining, never
+    /// across a wait, so a `recv` (or `prepare_wait`) never waits for a blocked send.
     fn push(&self, msg: &[u8], deadline: Option<Instant>) -> Result<(), TransportError> {
         let ends = self.ends();
-        let mut inbox: Option<MutexGuard<'_, Inbox>> = None;
         loop {
             match ends.outgoing.try_send(msg) {
                 Ok(()) => return Ok(()),
@@ -144,16 +157,14 @@ impl Shared {
                 if self.aborted.load(Ordering::Acquire) || self.peer_gone.load(Ordering::Acquire) {
                     return Err(TransportError::Closed);
                 }
-                if inbox.is_none() {
-                    inbox = match self.inbox.try_lock() {
-                        Ok(guard) => Some(guard),
-                        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-                        Err(TryLockError::WouldBlock) => None,
-                    };
-                }
-                let draining = match inbox.as_mut() {
-                    Some(inbox) => self.drain(inbox),
-                    None => false,
+                let inbox: Option<MutexGuard<'_, Inbox>> = match self.inbox.try_lock() {
+                    Ok(guard) => Some(guard),
+                    Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                    Err(TryLockError::WouldBlock) => None,
+                };
+                let draining = match inbox {
+                    Some(mut inbox) if !inbox.parked => self.drain(&mut inbox),
+                    _ => false,
                 };
                 let incoming = draining.then_some(&ends.incoming);
                 let slice = match deadline {
@@ -267,6 +278,7 @@ impl Transport for MqTransport {
                 shared: shared.clone(),
             }),
             receiver: Box::new(MqReceiver {
+                parked: false,
                 msg: vec![0; in_msgsize],
                 assembler: Assembler::new(max_frame),
                 max_frame,
@@ -351,6 +363,8 @@ struct MqReceiver {
     max_frame: usize,
     /// The peer's `FIN` arrived or it died: every later `recv` is `Closed`.
     fin: bool,
+    /// `prepare_wait` parked the receiver; the next `recv` ends that.
+    parked: bool,
     shared: Arc<Shared>,
 }
 
@@ -368,10 +382,16 @@ impl MqReceiver {
             msg,
             assembler,
             fin,
+            parked,
             shared,
             ..
         } = self;
         let mut inbox = shared.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+        inbox.parked = false;
+        // Woken by the poller, the wake-up may be the peer's exit (its pidfd): then what
+        // is queued is taken without waiting, and an empty queue means `Closed` now, not
+        // at the deadline.
+        let exited = std::mem::take(parked) && shared.ends().peer.has_exited();
         loop {
             // SYNC: Acquire, paired with the Release in `MqCloser::close`.
             if *fin || shared.closed.load(Ordering::Acquire) {
@@ -384,8 +404,12 @@ impl MqReceiver {
                     Ok(stashed.len())
                 }
                 None => {
-                    let slice_end = Instant::now() + SLICE;
-                    let until = deadline.map_or(slice_end, |d| d.min(slice_end));
+                    let now = Instant::now();
+                    let until = match deadline {
+                        _ if exited => now,
+                        None => now + SLICE,
+                        Some(d) => d.min(now + SLICE),
+                    };
                     shared.ends().incoming.receive_until(msg, until)
                 }
             };
@@ -430,6 +454,31 @@ impl FrameReceiver for MqReceiver {
 
     fn set_max_frame(&mut self, max_frame: usize) {
         self.assembler.set_max_frame(max_frame.min(self.max_frame));
+    }
+
+    /// `WaitOn` the incoming queue (readable while a message is queued: a frame, a
+    /// chunk of one, the peer's `FIN`) and the peer's pidfd (readable once the peer
+    /// process exited, `kill -9` included); `Ready` when a blocked send stashed
+    /// messages or the connection ended. A frame partly joined waits for its next
+    /// chunk on the queue like any other message.
+    fn prepare_wait(&mut self) -> Readiness {
+        let shared = &*self.shared;
+        // SYNC: Acquire, paired with the Release in `MqCloser::close`.
+        if self.fin || shared.closed.load(Ordering::Acquire) {
+            return Readiness::Ready;
+        }
+        // Held by a send only while it drains the queue, which does not wait.
+        let mut inbox = shared.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+        if !inbox.stash.is_empty() {
+            return Readiness::Ready;
+        }
+        inbox.parked = true;
+        self.parked = true;
+        let ends = shared.ends();
+        Readiness::WaitOn(WaitFds::two(
+            ends.incoming.as_raw_fd(),
+            ends.peer.as_raw_fd(),
+        ))
     }
 }
 

@@ -141,6 +141,11 @@ impl PeerProcess {
         Ok(peer)
     }
 
+    /// The pidfd: readable once the process has exited (for a server's poller).
+    pub(crate) fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.pidfd)
+    }
+
     /// Whether the process has exited (one `poll` with a zero timeout).
     pub(crate) fn has_exited(&self) -> bool {
         let mut fds = [PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];

@@ -84,6 +84,12 @@ impl Queue {
             .expect("a Queue holds its descriptor until drop")
     }
 
+    /// The descriptor (on Linux a queue descriptor is a file descriptor, readable while
+    /// a message is queued).
+    pub(crate) fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.mqd().as_fd())
+    }
+
     /// The queue's capacity.
     ///
     /// # Errors

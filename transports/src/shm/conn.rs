@@ -11,34 +11,46 @@
 //! `max_frame` and the ring; indices and ranges are checked by the ring
 //! (`shm/ring.rs`).
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{MsgFlags, recv, send};
 use rpc_core::codec::{FrameBuf, Payload};
 use rpc_core::framing::check_len;
-use rpc_core::{Closer, CodecError, FrameReceiver, FrameSender, TransportError};
+use rpc_core::{
+    Closer, CodecError, FrameReceiver, FrameSender, Readiness, TransportError, WaitFds,
+};
 
 use super::index::{self, HEADER, Placement};
-use super::layout::{ControlPage, PAD_RECORD, Side};
+use super::layout::{AWAKE, ControlPage, IN_POLLER, PAD_RECORD, Side};
 use super::ring::{Reader, Writer};
 use super::segment::Segment;
 use super::wait::{SleepOn, Waiting, notify, wait_until, wake_all};
 
 /// Longest spin while the peer is busy producing what we wait for.
 const SPIN_BUSY: Duration = Duration::from_millis(1);
+/// Most `recv` calls one drain of the doorbell makes: a peer that rings faster than we
+/// drain cannot keep us in the loop (the socket then stays readable, and the server
+/// paces its wake-ups).
+const DRAIN_ROUNDS: usize = 16;
 
 /// What both halves and the closer share.
 pub struct Conn {
     segment: Arc<Segment>,
     is_client: bool,
-    /// The rendezvous connection, kept open and silent as the liveness link: the
-    /// kernel closes it when the peer dies, however it dies.
+    /// The rendezvous connection, kept open as the liveness link (the kernel closes it
+    /// when the peer dies, however it dies) and as the doorbell of a side parked in a
+    /// poller: a byte on it says "look at the ring" (see `wait::notify`).
     socket: UnixStream,
     closed: AtomicBool,
+    /// Set once the rendezvous socket reported the peer's end closed: the peer process
+    /// is gone (or broke the protocol); what it published is still received.
+    peer_dead: AtomicBool,
     /// Set by the closer's `close`: receiving ends, sending goes on (replies of calls
     /// in flight), until `abort` or the drop closes everything.
     receiving_closed: AtomicBool,
@@ -62,6 +74,7 @@ impl Conn {
             is_client,
             socket,
             closed: AtomicBool::new(false),
+            peer_dead: AtomicBool::new(false),
             receiving_closed: AtomicBool::new(false),
             max_frame,
             spin,
@@ -84,6 +97,12 @@ impl Conn {
     #[cfg(feature = "test-util")]
     pub(crate) fn segment_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.segment.fd()
+    }
+
+    /// Our end of the rendezvous socket (for tests that ring it as a hostile peer).
+    #[cfg(feature = "test-util")]
+    pub(crate) fn socket_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.socket.as_fd()
     }
 
     /// Our side's line.
@@ -149,14 +168,58 @@ impl Conn {
         Ok(())
     }
 
-    /// `Closed` if the peer process is gone: its end of the rendezvous socket closed.
-    /// Nothing is sent on that socket after set-up, so any readiness means end-of-file
-    /// (or a misbehaving peer, treated the same).
+    /// `Closed` if the peer process is gone: its end of the rendezvous socket closed
+    /// (`POLLHUP`, reported even with doorbell bytes still unread). Doorbell bytes alone
+    /// say nothing and are left for the receiver parked on them (a peer that only shut
+    /// down its writing half is found by that receiver's drain, at end-of-file).
     pub fn check_peer_alive(&self) -> Result<(), TransportError> {
         let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
+        let ended = PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
         match poll(&mut fds, PollTimeout::ZERO) {
-            Ok(0) | Err(nix::errno::Errno::EINTR) => Ok(()),
-            _ => Err(TransportError::Closed),
+            Ok(0) | Err(Errno::EINTR) => Ok(()),
+            // Only doorbell bytes. (Flags nix does not know count as the end.)
+            Ok(_) if fds[0].revents().is_some_and(|r| !r.intersects(ended)) => Ok(()),
+            _ => {
+                self.peer_dead.store(true, Ordering::Release);
+                Err(TransportError::Closed)
+            }
+        }
+    }
+
+    /// Whether the rendezvous socket reported the peer gone (see `check_peer_alive`).
+    fn peer_dead(&self) -> bool {
+        // SYNC: Acquire, paired with the Release stores in `check_peer_alive` and
+        // `drain_doorbell`.
+        self.peer_dead.load(Ordering::Acquire)
+    }
+
+    /// Wakes the peer parked in a poller: one byte on our end of the socket. A full
+    /// socket buffer (`EAGAIN`) is readable already; a peer gone needs no wake-up.
+    fn ring_doorbell(&self) {
+        let _ = send(
+            self.socket.as_raw_fd(),
+            &[1],
+            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+        );
+    }
+
+    /// Reads the doorbell bytes waiting on our end of the socket, without blocking, so
+    /// that it turns readable again only for a new ring. Notes the peer's end if the
+    /// socket reports it (end-of-file or an error).
+    fn drain_doorbell(&self) {
+        let mut buf = [0u8; 256];
+        for _ in 0..DRAIN_ROUNDS {
+            match recv(self.socket.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(n) if n > 0 => {}
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => return,
+                // End of file, or the socket failed: the peer is gone.
+                Ok(_) | Err(_) => {
+                    // SYNC: Release, paired with the Acquire load in `peer_dead`.
+                    self.peer_dead.store(true, Ordering::Release);
+                    return;
+                }
+            }
         }
     }
 
@@ -176,7 +239,8 @@ impl Conn {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        // SYNC: Release, paired with the Acquire load in the peer's check_open.
+        // SYNC: Release, paired with the Acquire load in the peer's check_open (and in
+        // its `prepare_wait`, which a ring after this store reaches in any case).
         self.my_side().closed.store(1, Ordering::Release);
         let ctl = self.control();
         for word in [
@@ -187,6 +251,8 @@ impl Conn {
         ] {
             wake_all(word);
         }
+        // A peer parked in a poller waits on the socket, not on a futex word.
+        self.ring_doorbell();
     }
 }
 
@@ -259,7 +325,11 @@ impl ShmSender {
     fn publish(&mut self, n: u64) -> Result<(), TransportError> {
         self.ring.publish(n)?;
         let ctl = self.ring.control();
-        notify(&ctl.producer.data_seq, &ctl.consumer.consumer_sleeping);
+        notify(
+            &ctl.producer.data_seq,
+            &ctl.consumer.consumer_sleeping,
+            || self.conn.ring_doorbell(),
+        );
         Ok(())
     }
 }
@@ -462,6 +532,9 @@ pub struct ShmReceiver {
     buf: Vec<u8>,
     /// Frames over this are refused (at most the connection's `max_frame`).
     max_frame: usize,
+    /// Our `consumer_sleeping` flag says [`IN_POLLER`] (set by `prepare_wait`, ended by
+    /// the next `recv`).
+    parked: bool,
 }
 
 impl ShmReceiver {
@@ -475,6 +548,26 @@ impl ShmReceiver {
             lent: 0,
             streaming: None,
             buf: Vec::new(),
+            parked: false,
+        }
+    }
+
+    /// Ends a poller wait announced by `prepare_wait`: the peer goes back to the futex.
+    /// Coming from the poller with nothing in the ring, the wake-up may have been the
+    /// peer's death: one `poll` of the socket notes it, so that this `recv` returns
+    /// `Closed` at once instead of after its deadline.
+    fn unpark(&mut self) {
+        if !self.parked {
+            return;
+        }
+        self.parked = false;
+        self.ring
+            .control()
+            .consumer
+            .consumer_sleeping
+            .store(AWAKE, Ordering::Relaxed);
+        if self.ring.available().is_ok_and(|n| n == 0) {
+            let _ = self.conn.check_peer_alive();
         }
     }
 
@@ -496,8 +589,12 @@ impl ShmReceiver {
                     return Err(TransportError::Closed);
                 }
                 let available = self.ring.available()?;
-                // A peer that closed after its last frame: drain first, then Closed.
-                if available < need && self.conn.peer_side().closed.load(Ordering::Acquire) != 0 {
+                // A peer that closed (or died) after its last frame: drain first, then
+                // Closed.
+                if available < need
+                    && (self.conn.peer_side().closed.load(Ordering::Acquire) != 0
+                        || self.conn.peer_dead())
+                {
                     return Err(TransportError::Closed);
                 }
                 Ok(available >= need)
@@ -508,7 +605,11 @@ impl ShmReceiver {
     fn release(&mut self, n: u64) -> Result<(), TransportError> {
         self.ring.release(n)?;
         let ctl = self.ring.control();
-        notify(&ctl.consumer.space_seq, &ctl.producer.producer_sleeping);
+        notify(
+            &ctl.consumer.space_seq,
+            &ctl.producer.producer_sleeping,
+            || self.conn.ring_doorbell(),
+        );
         Ok(())
     }
 
@@ -558,12 +659,50 @@ impl FrameReceiver for ShmReceiver {
     fn set_max_frame(&mut self, max_frame: usize) {
         self.max_frame = max_frame.min(self.conn.max_frame);
     }
+
+    /// Parks the connection on the rendezvous socket: announces [`IN_POLLER`] in our
+    /// `consumer_sleeping` flag, so that the peer rings the socket (one byte) when it
+    /// publishes, instead of bumping the futex. `Ready` when anything is in the ring
+    /// (a frame, or the rest of one being streamed), when either side closed, or when
+    /// the socket reports the peer gone (`kill -9` included); the next `recv` then
+    /// returns the frame, or `Closed` at once. Doorbell bytes of earlier rings are
+    /// drained first, so the socket turns readable only for a new ring or the peer's
+    /// end.
+    fn prepare_wait(&mut self) -> Readiness {
+        // The last frame is done with (its borrow ended): its room goes back now, not
+        // at the next `recv`, and it no longer counts as available.
+        if self.lent > 0 {
+            let lent = std::mem::take(&mut self.lent);
+            if self.release(lent).is_err() {
+                // Corrupt indices: the next `recv` reports it.
+                return Readiness::Ready;
+            }
+        }
+        self.conn.drain_doorbell();
+        let flag = &self.ring.control().consumer.consumer_sleeping;
+        flag.store(IN_POLLER, Ordering::Relaxed);
+        self.parked = true;
+        // SYNC: SeqCst fence, paired with the one in `wait::notify`: either we see the
+        // peer's publish (or close) below, or it sees our flag and rings.
+        fence(Ordering::SeqCst);
+        let nothing = self.ring.available().is_ok_and(|n| n == 0)
+            && self.conn.check_open().is_ok()
+            // SYNC: Acquire, paired with the Release store in `close_receiving`.
+            && !self.conn.receiving_closed.load(Ordering::Acquire)
+            && !self.conn.peer_dead();
+        if !nothing {
+            self.unpark();
+            return Readiness::Ready;
+        }
+        Readiness::WaitOn(WaitFds::one(self.conn.socket.as_raw_fd()))
+    }
 }
 
 impl ShmReceiver {
     /// The next frame, whole: lent from the ring when its record fits, else copied out
     /// into `buf` (the sender streamed it).
     fn next_frame(&mut self, deadline: Option<Instant>) -> Result<&[u8], TransportError> {
+        self.unpark();
         if self.lent > 0 {
             let lent = std::mem::take(&mut self.lent);
             self.release(lent)?;

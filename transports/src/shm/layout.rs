@@ -25,8 +25,19 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 
 /// "IPCRSHM1" little-endian: a segment of ours.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"IPCRSHM1");
-/// Bumped on any change of this layout or of the record format.
-pub const LAYOUT_VERSION: u32 = 1;
+/// Bumped on any change of this layout, of the record format or of the wake-up
+/// protocol. Version 2: a `*_sleeping` flag may say [`IN_POLLER`] (ring the rendezvous
+/// socket instead of the futex); a version 1 peer would only bump the futex.
+pub const LAYOUT_VERSION: u32 = 2;
+
+/// A `*_sleeping` flag's value while its side is awake.
+pub const AWAKE: u32 = 0;
+/// A `*_sleeping` flag's value while its side sleeps on the futex word.
+pub const ON_FUTEX: u32 = 1;
+/// A `*_sleeping` flag's value while its side is parked in a server's poller, waiting
+/// on its end of the rendezvous socket: the other side wakes it by writing a byte
+/// (the doorbell) to its own end instead of bumping the futex word.
+pub const IN_POLLER: u32 = 2;
 
 /// Offset of the first ring's data: one page of control structures before it.
 pub const DATA_OFFSET: usize = 4096;
@@ -75,7 +86,7 @@ pub struct ProducerLine {
     pub tail: AtomicU64,
     /// Futex word the consumer sleeps on; bumped by the producer to wake it.
     pub data_seq: AtomicU32,
-    /// 1 while the producer sleeps waiting for space.
+    /// [`ON_FUTEX`] while the producer sleeps waiting for space, else [`AWAKE`].
     pub producer_sleeping: AtomicU32,
 }
 
@@ -86,7 +97,8 @@ pub struct ConsumerLine {
     pub head: AtomicU64,
     /// Futex word the producer sleeps on; bumped by the consumer to wake it.
     pub space_seq: AtomicU32,
-    /// 1 while the consumer sleeps waiting for data.
+    /// [`ON_FUTEX`] while the consumer sleeps waiting for data, [`IN_POLLER`] while
+    /// it is parked in a poller, else [`AWAKE`].
     pub consumer_sleeping: AtomicU32,
 }
 

@@ -14,7 +14,7 @@
 //!                                           magic/version/capacity; close the fd
 //!                                      ◀── "OK\n"  (or "ERR <why>\n": that client only)
 //!   ═════ requests and replies through the two rings of the segment (layout.rs) ═════
-//!   the socket stays open, silent: it is the liveness link
+//!   the socket stays open: the liveness link, and the doorbell of a parked receiver
 //! ```
 //!
 //! Choices, and why:
@@ -47,6 +47,12 @@
 //! - **A peer cannot hold a server thread busy.** Bumping the futex word we sleep on
 //!   (with or without `FUTEX_WAKE`) wakes us, but a wake-up that brings nothing backs
 //!   off (see `wait.rs`): our CPU stays a small fraction of what the peer burns.
+//! - **An idle connection costs no thread.** A server's receiver parks in the server's
+//!   poller (`prepare_wait`): it announces so in its sleeping flag, and the client then
+//!   rings the rendezvous socket (one byte, the doorbell) when it publishes, instead of
+//!   the futex. The socket is also readable when the client dies, so the same wait
+//!   covers liveness. A client that floods the doorbell only wakes the poller; each
+//!   wake-up drains it.
 //! - Both sides run as the same user (0600), so a hostile peer could still ptrace us:
 //!   the uid is the trust boundary.
 //!
@@ -64,12 +70,12 @@ pub(crate) mod segment;
 mod wait;
 
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use rpc_core::{Closer, Listener, Parts, Transport, TransportError};
+use rpc_core::{Closer, Listener, Parts, Transport, TransportError, WaitFds};
 
 use crate::endpoint::{Endpoint, EndpointKind, wrong_kind};
 use crate::names::reclaim;
@@ -195,6 +201,13 @@ impl ShmTransport {
     #[cfg(feature = "test-util")]
     pub(crate) fn segment_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.conn.segment_fd()
+    }
+
+    /// This side's end of the rendezvous socket, through `test_util::shm::socket_fd`
+    /// (for tests that ring the doorbell as a hostile peer).
+    #[cfg(feature = "test-util")]
+    pub(crate) fn socket_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.conn.socket_fd()
     }
 }
 
@@ -372,14 +385,20 @@ impl Transport for Offered {
     fn split(self: Box<Self>) -> Result<Parts, TransportError> {
         Box::new(self.set_up()?).split()
     }
+
+    /// The rendezvous socket: readable once the client's request arrived (or the
+    /// client went), so that `split` reads it without waiting.
+    fn setup_wait(&self) -> Option<WaitFds> {
+        Some(WaitFds::one(self.socket.as_raw_fd()))
+    }
 }
 
 impl Listener for ShmListener {
     fn accept(&mut self) -> Result<Box<dyn Transport>, TransportError> {
         let (socket, credentials) = self.rendezvous.accept_stream()?;
         // The set-up (the client's request, mapping its segment) happens in `split`,
-        // which the server runs on the connection's own thread: a slow or silent client
-        // never holds up the accept loop.
+        // which the server runs on the connection's own thread (or once `setup_wait`'s
+        // socket is readable): a slow or silent client never holds up the accept loop.
         Ok(Box::new(Offered {
             socket,
             credentials,

@@ -24,6 +24,11 @@
 //!   wake-ups a second; an honest connection never gets there, and no wake-up ever
 //!   re-enters the spin phase. The pause only delays the hostile connection itself.
 //!
+//! - **Or park in a poller** (`ShmReceiver::prepare_wait`, for a server that waits on
+//!   all idle connections with one thread): the flag then says [`IN_POLLER`], and the
+//!   other side, instead of bumping the futex, writes one byte (the doorbell) to its
+//!   end of the rendezvous socket, which the poller waits on.
+//!
 //! The announce/re-check on the waiting side and the publish/check on the waking side
 //! are each separated by a SeqCst fence, so one of the two always sees the other.
 
@@ -32,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use rpc_core::TransportError;
 
-use super::layout::Side;
+use super::layout::{AWAKE, IN_POLLER, ON_FUTEX, Side};
 use crate::sys;
 
 /// Longest single futex sleep before the peer's liveness is checked again.
@@ -146,16 +151,16 @@ pub fn wait_until(
             }
         }
         let seq = sleep.word.load(Ordering::Acquire);
-        sleep.flag.store(1, Ordering::Relaxed);
+        sleep.flag.store(ON_FUTEX, Ordering::Relaxed);
         // SYNC: SeqCst fence, paired with the one in `notify`: either we see the
         // producer's publish below, or it sees our flag and bumps the word.
         fence(Ordering::SeqCst);
         if ready()? {
-            sleep.flag.store(0, Ordering::Relaxed);
+            sleep.flag.store(AWAKE, Ordering::Relaxed);
             return Ok(());
         }
         let woken = sys::futex_wait(sleep.word, seq, slice);
-        sleep.flag.store(0, Ordering::Relaxed);
+        sleep.flag.store(AWAKE, Ordering::Relaxed);
         if ready()? {
             return Ok(());
         }
@@ -171,13 +176,21 @@ pub fn wait_until(
     }
 }
 
-/// After publishing: wakes the other side if it announced it sleeps on `word`.
-pub fn notify(word: &AtomicU32, their_flag: &AtomicU32) {
-    // SYNC: SeqCst fence, paired with the one in `wait_until`.
+/// After publishing: wakes the other side if it announced it sleeps on `word`, or
+/// rings `doorbell` (our end of the rendezvous socket) if it announced it is parked
+/// in a poller.
+pub fn notify(word: &AtomicU32, their_flag: &AtomicU32, doorbell: impl FnOnce()) {
+    // SYNC: SeqCst fence, paired with the one in `wait_until` and in
+    // `ShmReceiver::prepare_wait`.
     fence(Ordering::SeqCst);
-    if their_flag.load(Ordering::Relaxed) != 0 {
-        word.fetch_add(1, Ordering::Release);
-        sys::futex_wake(word, 1);
+    match their_flag.load(Ordering::Relaxed) {
+        AWAKE => {}
+        IN_POLLER => doorbell(),
+        // ON_FUTEX, or anything a broken peer wrote: a futex wake costs it nothing.
+        _ => {
+            word.fetch_add(1, Ordering::Release);
+            sys::futex_wake(word, 1);
+        }
     }
 }
 

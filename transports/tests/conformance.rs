@@ -6,6 +6,7 @@
 //! Test names come out as `unix::frames_arrive_whole_and_in_order`; adding a transport
 //! is one word in the `conformance!` call below (and an arm in `Kind::pair`).
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
@@ -601,15 +602,18 @@ fn dropping_everything_leaves_no_named_object(kind: Kind) {
     assert!(left.is_empty(), "{endpoint} left {left:?}");
 }
 
+/// Copies of a receiver's wait descriptors (the same open files), so that a test can
+/// poll them while it goes on using the receiver.
+fn owned(fds: WaitFds<'_>) -> Vec<OwnedFd> {
+    fds.iter()
+        .map(|fd| fd.try_clone_to_owned().expect("dup a wait descriptor"))
+        .collect()
+}
+
 /// Whether any of `fds` is readable (or reports hang-up or an error) within `ms`
 /// milliseconds: what a server's poller would see.
-fn readable(fds: &WaitFds, ms: u16) -> bool {
-    let borrowed: Vec<_> = fds
-        .as_slice()
-        .iter()
-        // SAFETY: the receiver that handed out the descriptors outlives this call.
-        .map(|&fd| unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
-        .collect();
+fn readable(fds: &[OwnedFd], ms: u16) -> bool {
+    let borrowed: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
     let mut polled: Vec<_> = borrowed
         .iter()
         .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
@@ -627,7 +631,7 @@ fn readable(fds: &WaitFds, ms: u16) -> bool {
 
 /// What a server does with a connection before parking it: a `recv` that times out,
 /// then `prepare_wait`. `None` for a transport that only a blocked thread can wait for.
-fn park(receiver: &mut dyn FrameReceiver) -> Option<Readiness> {
+fn park(receiver: &mut dyn FrameReceiver) -> Option<Readiness<'_>> {
     let idle = receiver.recv(soon(10)).map(joined);
     assert!(matches!(idle, Err(TransportError::TimedOut)), "{idle:?}");
     match receiver.prepare_wait() {
@@ -637,9 +641,10 @@ fn park(receiver: &mut dyn FrameReceiver) -> Option<Readiness> {
 }
 
 /// The descriptors of a receiver with nothing to read; they must not be readable.
-fn idle_fds(receiver: &mut dyn FrameReceiver, kind: Kind) -> WaitFds {
+fn idle_fds(receiver: &mut dyn FrameReceiver, kind: Kind) -> Vec<OwnedFd> {
     match receiver.prepare_wait() {
         Readiness::WaitOn(fds) => {
+            let fds = owned(fds);
             assert!(
                 !readable(&fds, 0),
                 "{kind:?}: the descriptors of an idle receiver are readable"
@@ -663,6 +668,7 @@ fn an_idle_receiver_waits_on_descriptors_that_a_frame_makes_readable(kind: Kind)
     let Readiness::WaitOn(fds) = first else {
         panic!("{kind:?}: an idle receiver says {first:?}");
     };
+    let fds = owned(fds);
     assert!(!readable(&fds, 0), "{kind:?}: readable before any frame");
     sender.send(b"one").unwrap();
     assert!(
@@ -698,7 +704,7 @@ fn an_idle_receiver_waits_on_descriptors_that_a_frame_makes_readable(kind: Kind)
     sender.send(b"last").unwrap();
     match receiver.prepare_wait() {
         Readiness::Ready => {}
-        Readiness::WaitOn(fds) => assert!(readable(&fds, 1000), "{kind:?}: not woken"),
+        Readiness::WaitOn(fds) => assert!(readable(&owned(fds), 1000), "{kind:?}: not woken"),
         Readiness::Blocking => panic!("{kind:?}: Blocking after WaitOn"),
     }
     assert_eq!(joined(receiver.recv(soon(10_000)).unwrap()), b"last");
@@ -718,6 +724,7 @@ fn a_parked_receiver_wakes_when_the_peer_is_dropped(kind: Kind) {
     let Readiness::WaitOn(fds) = first else {
         panic!("{kind:?}: an idle receiver says {first:?}");
     };
+    let fds = owned(fds);
     drop(client);
     assert!(
         readable(&fds, 1000),
@@ -758,9 +765,9 @@ fn a_half_received_frame_waits_then_completes(kind: Kind) {
             return eprintln!("skipped: {kind:?} receivers wait in a thread (Blocking)");
         };
         if let Readiness::WaitOn(w) = readiness
-            && !readable(&w, 0)
+            && !readable(&owned(w), 0)
         {
-            fds = Some(w);
+            fds = Some(owned(w));
             break;
         }
     }
@@ -807,6 +814,7 @@ fn a_frame_wakes_a_parked_receiver_while_its_own_send_is_blocked(kind: Kind) {
     let Readiness::WaitOn(fds) = first else {
         panic!("{kind:?}: an idle receiver says {first:?}");
     };
+    let fds = owned(fds);
     thread::scope(|s| {
         let sending = s.spawn(|| sender.send(&big));
         // Give the send time to block on the full peer (the test holds either way).
@@ -886,6 +894,7 @@ fn a_parked_receiver_wakes_when_the_peer_process_is_killed(kind: Kind) {
         let _ = child.wait();
         return eprintln!("skipped: {kind:?} receivers do not wait on descriptors");
     };
+    let fds = owned(fds);
     assert!(!readable(&fds, 0), "{kind:?}: readable before the kill");
     child.kill().unwrap();
     child.wait().unwrap();

@@ -760,16 +760,19 @@ mod poller {
     use super::*;
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use rpc_core::{Readiness, WaitFds};
-    use std::os::fd::AsRawFd;
+    use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+    /// Copies of a receiver's wait descriptors (the same open files), so that a test
+    /// can poll them while it goes on using the receiver.
+    fn owned(fds: WaitFds<'_>) -> Vec<OwnedFd> {
+        fds.iter()
+            .map(|fd| fd.try_clone_to_owned().expect("dup a wait descriptor"))
+            .collect()
+    }
 
     /// Whether any of `fds` turns readable (or reports hang-up) within `ms`.
-    fn readable(fds: &WaitFds, ms: u16) -> bool {
-        let borrowed: Vec<_> = fds
-            .as_slice()
-            .iter()
-            // SAFETY: the transport that handed out the descriptors outlives this call.
-            .map(|&fd| unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
-            .collect();
+    fn readable(fds: &[OwnedFd], ms: u16) -> bool {
+        let borrowed: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
         let mut polled: Vec<_> = borrowed
             .iter()
             .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
@@ -818,9 +821,11 @@ mod poller {
                 .spawn()
                 .unwrap();
             let offered = listener.accept().unwrap();
-            let setup = offered
-                .setup_wait()
-                .expect("shm set-up waits for the client");
+            let setup = owned(
+                offered
+                    .setup_wait()
+                    .expect("shm set-up waits for the client"),
+            );
             assert!(readable(&setup, 5000), "the client's request never came");
             let mut parts = offered.split().unwrap();
             let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -836,6 +841,7 @@ mod poller {
             let Readiness::WaitOn(fds) = parts.receiver.prepare_wait() else {
                 panic!("an idle shm receiver does not wait on a descriptor");
             };
+            let fds = owned(fds);
             assert!(!readable(&fds, 0));
             child.kill().unwrap();
             child.wait().unwrap();
@@ -870,9 +876,11 @@ mod poller {
                 .to_owned();
             let silent = UnixStream::connect(format!("/dev/shm/ipc-rpc.{name}.sock")).unwrap();
             let offered = listener.accept().unwrap();
-            let fds = offered
-                .setup_wait()
-                .expect("shm set-up waits for the client");
+            let fds = owned(
+                offered
+                    .setup_wait()
+                    .expect("shm set-up waits for the client"),
+            );
             assert!(!readable(&fds, 50), "a silent client looks ready");
             drop(silent);
             assert!(
@@ -905,6 +913,7 @@ mod poller {
             let Readiness::WaitOn(fds) = server.receiver.prepare_wait() else {
                 panic!("an idle shm receiver does not wait on a descriptor");
             };
+            let fds = owned(fds);
             // The client's end of the rendezvous socket, as a hostile client would use it.
             let client_socket = transports::test_util::shm::socket_fd(&client).as_raw_fd();
             let flood = vec![0u8; 64 << 10];
@@ -926,7 +935,7 @@ mod poller {
                 rounds += 1;
                 assert!(rounds < 10_000, "the doorbell never drained");
                 match server.receiver.prepare_wait() {
-                    Readiness::WaitOn(fds) if !readable(&fds, 0) => break,
+                    Readiness::WaitOn(fds) if !readable(&owned(fds), 0) => break,
                     Readiness::WaitOn(_) => {}
                     other => panic!("{other:?} with nothing in the ring"),
                 }

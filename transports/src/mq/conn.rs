@@ -461,7 +461,7 @@ impl FrameReceiver for MqReceiver {
     /// process exited, `kill -9` included); `Ready` when a blocked send stashed
     /// messages or the connection ended. A frame partly joined waits for its next
     /// chunk on the queue like any other message.
-    fn prepare_wait(&mut self) -> Readiness {
+    fn prepare_wait(&mut self) -> Readiness<'_> {
         let shared = &*self.shared;
         // SYNC: Acquire, paired with the Release in `MqCloser::close`.
         if self.fin || shared.closed.load(Ordering::Acquire) {
@@ -475,10 +475,7 @@ impl FrameReceiver for MqReceiver {
         inbox.parked = true;
         self.parked = true;
         let ends = shared.ends();
-        Readiness::WaitOn(WaitFds::two(
-            ends.incoming.as_raw_fd(),
-            ends.peer.as_raw_fd(),
-        ))
+        Readiness::WaitOn(WaitFds::two(ends.incoming.as_fd(), ends.peer.as_fd()))
     }
 }
 

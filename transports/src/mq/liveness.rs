@@ -142,8 +142,8 @@ impl PeerProcess {
     }
 
     /// The pidfd: readable once the process has exited (for a server's poller).
-    pub(crate) fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        std::os::fd::AsRawFd::as_raw_fd(&self.pidfd)
+    pub(crate) fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.pidfd.as_fd()
     }
 
     /// Whether the process has exited (one `poll` with a zero timeout).

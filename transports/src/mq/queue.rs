@@ -86,8 +86,8 @@ impl Queue {
 
     /// The descriptor (on Linux a queue descriptor is a file descriptor, readable while
     /// a message is queued).
-    pub(crate) fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        std::os::fd::AsRawFd::as_raw_fd(&self.mqd().as_fd())
+    pub(crate) fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.mqd().as_fd()
     }
 
     /// The queue's capacity.

@@ -668,7 +668,7 @@ impl FrameReceiver for ShmReceiver {
     /// returns the frame, or `Closed` at once. Doorbell bytes of earlier rings are
     /// drained first, so the socket turns readable only for a new ring or the peer's
     /// end.
-    fn prepare_wait(&mut self) -> Readiness {
+    fn prepare_wait(&mut self) -> Readiness<'_> {
         // The last frame is done with (its borrow ended): its room goes back now, not
         // at the next `recv`, and it no longer counts as available.
         if self.lent > 0 {
@@ -694,7 +694,7 @@ impl FrameReceiver for ShmReceiver {
             self.unpark();
             return Readiness::Ready;
         }
-        Readiness::WaitOn(WaitFds::one(self.conn.socket.as_raw_fd()))
+        Readiness::WaitOn(WaitFds::one(self.conn.socket.as_fd()))
     }
 }
 

@@ -70,7 +70,7 @@ pub(crate) mod segment;
 mod wait;
 
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -388,8 +388,8 @@ impl Transport for Offered {
 
     /// The rendezvous socket: readable once the client's request arrived (or the
     /// client went), so that `split` reads it without waiting.
-    fn setup_wait(&self) -> Option<WaitFds> {
-        Some(WaitFds::one(self.socket.as_raw_fd()))
+    fn setup_wait(&self) -> Option<WaitFds<'_>> {
+        Some(WaitFds::one(self.socket.as_fd()))
     }
 }
 

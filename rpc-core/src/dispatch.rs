@@ -97,8 +97,9 @@ enum ReplyOut<'a> {
     /// Calls of one connection run at once: the sender is locked only to send.
     Shared {
         sender: &'a Mutex<ReplySender>,
-        /// Made even when the reply starts to go out (see [`Reply::shared`]).
-        running: Option<&'a AtomicU64>,
+        /// Moved on from its odd value when the reply starts to go out (see
+        /// [`Reply::shared`]).
+        running: Option<(&'a AtomicU64, u64)>,
     },
 }
 
@@ -113,9 +114,15 @@ impl<'a> Reply<'a> {
 
     /// The reply to request `id`, sent on a sender that other calls of the same
     /// connection share: it is locked only while the reply is encoded and sent.
-    /// `running`, if odd, is incremented when the reply starts to go out: the server
-    /// watches it to tell a handler that runs long from a reply that takes long to send.
-    pub fn shared(id: u64, sender: &'a Mutex<ReplySender>, running: Option<&'a AtomicU64>) -> Self {
+    /// `running` is a counter and the odd value this call set in it: when the reply
+    /// starts to go out, the counter moves on to the next even value, unless something
+    /// else moved it already. The server watches it to tell a handler that runs long
+    /// from a reply that takes long to send.
+    pub fn shared(
+        id: u64,
+        sender: &'a Mutex<ReplySender>,
+        running: Option<(&'a AtomicU64, u64)>,
+    ) -> Self {
         Reply {
             id,
             out: ReplyOut::Shared { sender, running },
@@ -136,12 +143,13 @@ impl<'a> Reply<'a> {
         let sent = match &mut self.out {
             ReplyOut::Direct { sender, buf } => send_frame(&mut **sender, buf, write, bulk),
             ReplyOut::Shared { sender, running } => {
-                if let Some(running) = running {
-                    // Only the thread running the call writes it.
-                    let seq = running.load(Ordering::Relaxed);
-                    if seq % 2 == 1 {
-                        running.store(seq + 1, Ordering::Relaxed);
-                    }
+                if let Some((running, seq)) = *running {
+                    let _ = running.compare_exchange(
+                        seq,
+                        seq + 1,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
                 }
                 let mut guard = sender.lock().unwrap_or_else(PoisonError::into_inner);
                 let ReplySender { sender, buf } = &mut *guard;

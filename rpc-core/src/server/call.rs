@@ -19,7 +19,7 @@ pub(super) fn run(
     args: Payload<'_>,
     dispatch: &dyn Dispatch,
     replies: &Mutex<ReplySender>,
-    running: Option<&AtomicU64>,
+    running: Option<(&AtomicU64, u64)>,
 ) -> Option<RemoteError> {
     let info = dispatch.info();
     let name = || info.method_name(method).to_owned();

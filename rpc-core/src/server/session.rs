@@ -4,17 +4,19 @@
 //! # Who runs a call
 //!
 //! One thread at a time holds the connection's *reading role*. When it reads a request
-//! and no other call of the connection is in flight, it runs the call itself, with no
-//! hand-off (the sequential path: one thread reads, runs and replies). Before it
-//! does, it gives the reading role up, so that if its handler runs long (the `watch`
-//! module says how long), the watcher sends another thread to read on: a fast call
-//! queued behind a slow one is not held up by it. A request whose client says other
-//! calls of the connection are in flight (the overlap flag) gets that reader at once
-//! when the connection's overlapping calls took long lately (over [`SLOW_CALL_US`]). A
-//! thread that reads a request while other calls are in flight hands it to the
-//! server's thread pool and reads on. Up to `max_in_flight` calls run at once; then
-//! reading pauses until one ends (backpressure: the client's requests wait in the
-//! transport, in order).
+//! it runs the call itself, with no hand-off (the sequential path: one thread reads,
+//! runs and replies). Before it does, it gives the reading role up, so that if its
+//! handler runs long (the `watch` module says how long), the watcher sends another
+//! thread to read on: a fast call queued behind a slow one is not held up by it. That
+//! reader runs the calls it reads itself too (calls beside a slow one cost what calls
+//! alone cost, with no hand-off between threads), and is relieved in turn if one of
+//! them runs long. A connection whose overlapping calls took long lately (over
+//! [`SLOW_CALL_US`], when its client says other calls are in flight: the overlap flag)
+//! works the other way round: the thread that reads a call sends another to read on at
+//! once, and calls read while others run are handed to the server's thread pool, so
+//! that slow handlers run in parallel from the start. Up to `max_in_flight` calls run
+//! at once; then reading pauses until one ends (backpressure: the client's requests
+//! wait in the transport, in order).
 //!
 //! Arguments are copied out of the receive buffer (a memory copy of at most
 //! [`INLINE_COPY_MAX`] bytes; a byte string received apart is moved, not copied) so
@@ -101,10 +103,11 @@ pub(super) struct Session {
     /// The transport can only be waited for by a thread blocked in `recv`: readers run
     /// on dedicated threads and never park.
     blocking: AtomicBool,
-    /// Counts the calls run by the thread that read them: odd while one runs its
-    /// handler, even otherwise (its reply being sent counts as done: a substitute
-    /// reader would not make that faster). Read by the watcher, which relieves a
-    /// connection whose odd value it sees twice in a row.
+    /// The watch counter of the call run by the thread that gave the reading role up
+    /// for it: odd while its handler runs, even otherwise (its reply being sent counts
+    /// as done: a substitute reader would not make that faster). Read by the watcher,
+    /// which relieves a connection whose odd value it sees twice in a row, moving it
+    /// on (the relieved call then runs on its own and no longer touches it).
     inline_seq: AtomicU64,
     /// The `inline_seq` the watcher saw at its last look.
     watched_seq: AtomicU64,
@@ -297,27 +300,52 @@ impl Session {
         ));
     }
 
-    /// The watcher's look: whether a call run by the thread that read it is running
-    /// now, and whether it is the one that ran at the previous look too (it has run
-    /// for at least one tick).
-    pub(super) fn look(&self) -> (bool, bool) {
+    /// The watcher's look: the watch counter, whether a call that gave the reading
+    /// role up runs now, and whether it is the one that ran at the previous look too
+    /// (it has run for at least one tick).
+    pub(super) fn look(&self) -> (u64, bool, bool) {
         let seq = self.inline_seq.load(Ordering::SeqCst);
         let before = self.watched_seq.swap(seq, Ordering::Relaxed);
         let running = seq % 2 == 1;
-        (running, running && seq == before)
+        (seq, running, running && seq == before)
     }
 
-    /// Sends a thread to read on behind a long call, unless one reads already.
-    pub(super) fn relieve(self: &Arc<Self>) {
+    /// Sends a thread to read on behind the long call the watcher saw (counter value
+    /// `seen`), unless one reads already or that call has ended. The call is then on
+    /// its own: the counter moves on, and the reader runs the next call itself.
+    pub(super) fn relieve(self: &Arc<Self>, seen: u64) {
         let mut state = lock(&self.state);
         if state.reading || state.parked || state.room_wait || state.ended {
             return;
         }
-        if state.inline.is_none() {
+        if self
+            .inline_seq
+            .compare_exchange(seen, seen + 1, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            // It ended (its thread reads on), or the reply is going out.
             return;
         }
         state.reading = true;
         drop(state);
+        self.send_reader_or_give_back();
+    }
+
+    /// Sends a thread to read on at once, before a call that will likely run long,
+    /// unless one reads already.
+    fn read_on_now(self: &Arc<Self>) {
+        let mut state = lock(&self.state);
+        if state.reading || state.parked || state.room_wait || state.ended {
+            return;
+        }
+        state.reading = true;
+        drop(state);
+        self.send_reader_or_give_back();
+    }
+
+    /// Runs the reading role (which the caller took) on another thread; if none can
+    /// be had, gives the role back (the running call's thread reads on when it ends).
+    fn send_reader_or_give_back(self: &Arc<Self>) {
         let me = self.clone();
         let sent = if self.blocking.load(Ordering::Relaxed) {
             self.link.threads.run_dedicated(move || me.read())
@@ -325,7 +353,6 @@ impl Session {
             self.link.threads.run(move || me.read())
         };
         if sent.is_err() {
-            // No thread to be had: the long call's own thread reads on when it ends.
             lock(&self.state).reading = false;
         }
     }
@@ -411,8 +438,12 @@ impl Session {
                 continue;
             }
             let mut state = lock(&self.state);
-            if state.in_flight > 0 {
-                // Calls overlap: hand this one off and read on.
+            let alone = state.in_flight == 0;
+            let slow = self.recent_us.load(Ordering::Relaxed) >= SLOW_CALL_US;
+            if !alone && (slow || head.len() > INLINE_COPY_MAX) {
+                // Calls overlap and this connection's overlapping calls ran long lately
+                // (or its arguments are too large to copy out): hand it to the pool and
+                // read on.
                 state.in_flight += 1;
                 let cancel = Arc::new(AtomicBool::new(false));
                 state.handed.insert(header.id, cancel.clone());
@@ -423,8 +454,18 @@ impl Session {
                 self.hand_off(header, head, tail, deadline, cancel);
                 continue;
             }
-            state.in_flight = 1;
-            state.inline = Some(header.id);
+            state.in_flight += 1;
+            // Alone: the sequential path, with the connection's own cancel flag. Beside
+            // calls that run long (the watcher sent this thread to read past them): a
+            // flag of its own, as for a call handed off, but run here, with no hand-off.
+            let own_flag = if alone {
+                state.inline = Some(header.id);
+                None
+            } else {
+                let flag = Arc::new(AtomicBool::new(false));
+                state.handed.insert(header.id, flag.clone());
+                Some(flag)
+            };
             state.reading = false;
             drop(state);
             // The client has other calls in flight and this connection's overlapping
@@ -432,42 +473,51 @@ impl Session {
             // this one running long. (Fast handlers are cheaper run one after another
             // than handed between threads.)
             let timed = header.overlaps.then(Instant::now);
-            if header.overlaps && self.recent_us.load(Ordering::Relaxed) >= SLOW_CALL_US {
-                self.relieve();
+            if header.overlaps && slow {
+                self.read_on_now();
             }
-            self.inline_cancel.store(false, Ordering::Relaxed);
+            let cancel = match &own_flag {
+                Some(flag) => flag,
+                None => {
+                    self.inline_cancel.store(false, Ordering::Relaxed);
+                    &self.inline_cancel
+                }
+            };
             if head.len() <= INLINE_COPY_MAX {
                 args.clear();
                 args.extend_from_slice(head);
                 let tail = frame.tail;
                 drop(receiver);
-                // Published for the watcher, which sends a reader if this runs long.
-                // Only this thread writes it (see `inline_seq`); SeqCst pairs with the
-                // watcher's parked flag (see `Alarm::ring`).
-                let seq = self.inline_seq.load(Ordering::Relaxed);
-                self.inline_seq.store(seq + 1, Ordering::SeqCst);
+                // Published for the watcher, which sends a reader if this runs long:
+                // odd while it runs, until the reply goes out, the call ends, or the
+                // watcher relieves it. SeqCst pairs with the watcher's parked flag (see
+                // `Alarm::ring`).
+                let seq = (self.inline_seq.load(Ordering::Relaxed) + 1) | 1;
+                self.inline_seq.store(seq, Ordering::SeqCst);
                 self.link.alarm.ring();
                 let payload = Payload { head: &args, tail };
                 self.run(
                     header,
                     payload,
                     deadline,
-                    &self.inline_cancel,
-                    Some(&self.inline_seq),
+                    cancel,
+                    Some((&self.inline_seq, seq)),
                 );
-                // Even again (if the reply did not already make it so).
-                let seq = self.inline_seq.load(Ordering::Relaxed);
-                if seq % 2 == 1 {
-                    self.inline_seq.store(seq + 1, Ordering::Relaxed);
-                }
+                // Even again, unless the reply or the watcher already moved it on.
+                let _ = self.inline_seq.compare_exchange(
+                    seq,
+                    seq + 1,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
             } else {
-                // Used in place: the watcher is not told, so no reader comes to wait
-                // for the receive buffer this call holds.
+                // Used in place (alone only): the watcher is not told, so no reader
+                // comes to wait for the receive buffer this call holds.
                 let payload = Payload {
                     head,
                     tail: frame.tail,
                 };
-                self.run(header, payload, deadline, &self.inline_cancel, None);
+                self.run(header, payload, deadline, cancel, None);
                 drop(receiver);
             }
             if let Some(started) = timed {
@@ -475,7 +525,11 @@ impl Session {
             }
             let mut state = lock(&self.state);
             state.in_flight -= 1;
-            state.inline = None;
+            if own_flag.is_some() {
+                state.handed.remove(&header.id);
+            } else {
+                state.inline = None;
+            }
             if state.reading || state.parked || state.ended {
                 // Another thread reads now, or the poller waits (or nobody will): this
                 // one is done here.
@@ -555,7 +609,7 @@ impl Session {
         args: Payload<'_>,
         deadline: Option<Instant>,
         cancel: &Arc<AtomicBool>,
-        running: Option<&AtomicU64>,
+        running: Option<(&AtomicU64, u64)>,
     ) {
         let _context = Entered::enter(self.peer, deadline, cancel);
         let dispatch = &*self.link.dispatch;

@@ -34,7 +34,7 @@ const MAX_SLEEP: Duration = Duration::from_secs(1);
 pub(super) fn watch(registry: &Weak<Registry>, alarm: &Alarm, stop: &AtomicBool) {
     let mut tick = TICK;
     let mut idle_looks = 0;
-    let mut relieve: Vec<Arc<Session>> = Vec::new();
+    let mut relieve: Vec<(Arc<Session>, u64)> = Vec::new();
     while !stop.load(Ordering::Acquire) {
         thread::sleep(tick);
         let Some(registry) = registry.upgrade() else {
@@ -42,10 +42,10 @@ pub(super) fn watch(registry: &Weak<Registry>, alarm: &Alarm, stop: &AtomicBool)
         };
         let mut running = false;
         for session in registry.lock().sessions.values() {
-            let (now, long) = session.look();
+            let (seq, now, long) = session.look();
             running |= now;
             if long {
-                relieve.push(session.clone());
+                relieve.push((session.clone(), seq));
             }
         }
         tick = if relieve.is_empty() {
@@ -53,8 +53,8 @@ pub(super) fn watch(registry: &Weak<Registry>, alarm: &Alarm, stop: &AtomicBool)
         } else {
             TICK
         };
-        for session in relieve.drain(..) {
-            session.relieve();
+        for (session, seq) in relieve.drain(..) {
+            session.relieve(seq);
         }
         if running {
             idle_looks = 0;
@@ -66,7 +66,7 @@ pub(super) fn watch(registry: &Weak<Registry>, alarm: &Alarm, stop: &AtomicBool)
             tick = TICK;
             alarm.sleep(MAX_SLEEP, || {
                 stop.load(Ordering::Acquire)
-                    || registry.lock().sessions.values().any(|s| s.look().0)
+                    || registry.lock().sessions.values().any(|s| s.look().1)
             });
         }
     }

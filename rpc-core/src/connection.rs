@@ -73,7 +73,17 @@ struct Calls {
 struct Pending {
     waiter: Option<Thread>,
     reply: Option<Handed>,
+    /// Its caller gave the reading role up because its own reply was slow to come
+    /// (see [`YIELD_AFTER`]): it is picked to read again only if nobody else waits.
+    yielded: bool,
 }
+
+/// Replies a reader hands over to other callers in a row, its own not among them,
+/// before it passes the reading role to another waiting caller: a caller whose own
+/// call runs long (a slow handler) would otherwise read for everyone, and each reply
+/// would cost waking it and then the reply's owner. A reply that comes next is more
+/// likely another caller's.
+const YIELD_AFTER: u32 = 2;
 
 /// A reply handed from the reading caller to its owner: status, head, split tail.
 type Handed = (u8, Vec<u8>, Option<Vec<u8>>);
@@ -235,10 +245,15 @@ impl Drop for CallGuard<'_> {
 /// A caller picked to read may have left (its deadline passed) without taking the
 /// role; checking on every exit, not only the reader's, covers it.
 fn next_reader(calls: &Calls) -> Option<Thread> {
-    calls
-        .pending
-        .values()
-        .find(|p| p.reply.is_none() && p.waiter.is_some())
+    let waiting = || {
+        calls
+            .pending
+            .values()
+            .filter(|p| p.reply.is_none() && p.waiter.is_some())
+    };
+    waiting()
+        .find(|p| !p.yielded)
+        .or_else(|| waiting().next())
         .and_then(|p| p.waiter.clone())
         .or_else(|| {
             if calls.owed.is_empty() {
@@ -332,7 +347,28 @@ impl Connection {
                 self.decode_reply(status, Payload { head: &head, tail }, decode)
             }
             Turn::Read => {
-                let result = self.read_replies(call.id, decode, deadline);
+                let mut decode = Some(decode);
+                let result = loop {
+                    match self.read_replies(call.id, &mut decode, deadline) {
+                        Some(result) => break result,
+                        // Passed the reading role on: wait for the reply, or the role.
+                        None => {
+                            call.reading = false;
+                            match self.wait_turn(call, deadline) {
+                                Turn::Reply((status, head, tail)) => {
+                                    let decode = decode.take().expect("not used yet");
+                                    break self.decode_reply(
+                                        status,
+                                        Payload { head: &head, tail },
+                                        decode,
+                                    );
+                                }
+                                Turn::Read => {}
+                                Turn::Failed(e) => break Err(e),
+                            }
+                        }
+                    }
+                };
                 if matches!(result, Err(RpcError::Timeout { .. })) {
                     call.owed = true;
                     self.cancel(call.id);
@@ -525,41 +561,82 @@ impl Connection {
         }
     }
 
-    /// Reads replies for every caller until this call's own arrives.
-    fn read_replies<R>(
+    /// Reads replies for every caller until this call's own arrives, decoded with
+    /// `decode` (taken then); `None` if it passed the reading role on first (see
+    /// [`YIELD_AFTER`]).
+    fn read_replies<R, D>(
         &self,
         id: u64,
-        decode: impl FnOnce(Payload<'_>) -> Result<R, CodecError>,
+        decode: &mut Option<D>,
         deadline: Option<Instant>,
-    ) -> Result<R, RpcError> {
+    ) -> Option<Result<R, RpcError>>
+    where
+        D: FnOnce(Payload<'_>) -> Result<R, CodecError>,
+    {
         let mut receiver = lock(&self.receiver);
+        let mut handed = 0;
         loop {
             let frame = match receiver.recv(deadline) {
                 Ok(frame) => frame,
                 Err(TransportError::TimedOut) => {
-                    return Err(RpcError::Timeout {
+                    return Some(Err(RpcError::Timeout {
                         peer: self.peer.clone(),
                         after: Duration::ZERO,
-                    });
+                    }));
                 }
                 Err(e) => {
                     drop(receiver);
-                    return Err(self.fail(e));
+                    return Some(Err(self.fail(e)));
                 }
             };
             let Ok((reply_id, status, head)) = wire::decode_response_header(frame.head) else {
                 drop(receiver);
-                return Err(self.fail(TransportError::Corrupt("malformed reply header")));
+                return Some(Err(
+                    self.fail(TransportError::Corrupt("malformed reply header"))
+                ));
             };
             if reply_id == id {
                 let payload = Payload {
                     head,
                     tail: frame.tail,
                 };
-                return self.decode_reply(status, payload, decode);
+                let decode = decode.take().expect("decoded once");
+                return Some(self.decode_reply(status, payload, decode));
             }
             self.hand_over(reply_id, status, head, frame.tail);
+            handed += 1;
+            if handed >= YIELD_AFTER {
+                handed = 0;
+                drop(receiver);
+                if self.pass_role_on(id) {
+                    return None;
+                }
+                receiver = lock(&self.receiver);
+            }
         }
+    }
+
+    /// Passes the reading role from call `id` to another waiting caller, if one that
+    /// did not pass it on itself waits; whether it did.
+    fn pass_role_on(&self, id: u64) -> bool {
+        let mut calls = lock(&self.calls);
+        let next = calls
+            .pending
+            .iter()
+            .find(|(other, p)| {
+                **other != id && p.reply.is_none() && p.waiter.is_some() && !p.yielded
+            })
+            .and_then(|(_, p)| p.waiter.clone());
+        let Some(next) = next else {
+            return false;
+        };
+        if let Some(me) = calls.pending.get_mut(&id) {
+            me.yielded = true;
+        }
+        calls.reading = false;
+        drop(calls);
+        next.unpark();
+        true
     }
 
     /// Gives a reply read for another call to its owner; drops one nobody waits for

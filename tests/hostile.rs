@@ -572,8 +572,9 @@ pub fn silent_clients_hold_no_thread_and_leave_at_the_handshake_timeout(
             held[0].closed_within(wait),
             "a silent client outlived the handshake time-out"
         );
+        // Accepted a little after the first (up to seconds on a loaded machine).
         assert!(
-            held[250].closed_within(Duration::from_secs(1)),
+            held[250].closed_within(Duration::from_secs(5)),
             "a half-sent hello too"
         );
         assert_eq!(client.add(3, 4).unwrap(), 7);

@@ -588,13 +588,16 @@ impl ShmReceiver {
                 {
                     return Err(TransportError::Closed);
                 }
-                let available = self.ring.available()?;
                 // A peer that closed (or died) after its last frame: drain first, then
-                // Closed.
-                if available < need
-                    && (self.conn.peer_side().closed.load(Ordering::Acquire) != 0
-                        || self.conn.peer_dead())
-                {
+                // Closed. Its end is read before the ring: a peer publishes its last
+                // frame before it closes (the Acquire pairs with its Release), so a
+                // frame published before the end is seen here; read the other way
+                // round, a frame and the end landing between the two reads would be
+                // taken for the end alone.
+                let peer_gone = self.conn.peer_side().closed.load(Ordering::Acquire) != 0
+                    || self.conn.peer_dead();
+                let available = self.ring.available()?;
+                if available < need && peer_gone {
                     return Err(TransportError::Closed);
                 }
                 Ok(available >= need)

@@ -170,7 +170,7 @@ impl Transport {
             Transport::Shm => 1000,
             Transport::Fifo => 500,
             Transport::Mq => 40,
-            Transport::MqDeep => 8,
+            Transport::MqDeep => 4,
         };
         if quick { (n / 10).max(2) } else { n }
     }

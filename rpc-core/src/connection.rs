@@ -79,11 +79,16 @@ struct Pending {
 }
 
 /// Replies a reader hands over to other callers in a row, its own not among them,
-/// before it passes the reading role to another waiting caller: a caller whose own
-/// call runs long (a slow handler) would otherwise read for everyone, and each reply
-/// would cost waking it and then the reply's owner. A reply that comes next is more
-/// likely another caller's.
+/// before it passes the reading role to another waiting caller, if it has also waited
+/// [`YIELD_WAIT`] for its own: a caller whose own call runs long (a slow handler) would
+/// otherwise read for everyone, and each reply would cost waking it and then the
+/// reply's owner. A reply that comes next is more likely another caller's. (A reader
+/// whose own reply is near keeps the role: passing it costs a wake-up.)
 const YIELD_AFTER: u32 = 2;
+
+/// How long a reader waits for its own reply, handing others theirs, before it passes
+/// the reading role on (see [`YIELD_AFTER`]).
+const YIELD_WAIT: Duration = Duration::from_micros(100);
 
 /// A reply handed from the reading caller to its owner: status, head, split tail.
 type Handed = (u8, Vec<u8>, Option<Vec<u8>>);
@@ -575,6 +580,8 @@ impl Connection {
     {
         let mut receiver = lock(&self.receiver);
         let mut handed = 0;
+        // Since the first reply handed over: read from the clock only then.
+        let mut waiting_since: Option<Instant> = None;
         loop {
             let frame = match receiver.recv(deadline) {
                 Ok(frame) => frame,
@@ -605,7 +612,8 @@ impl Connection {
             }
             self.hand_over(reply_id, status, head, frame.tail);
             handed += 1;
-            if handed >= YIELD_AFTER {
+            let since = *waiting_since.get_or_insert_with(Instant::now);
+            if handed >= YIELD_AFTER && since.elapsed() >= YIELD_WAIT {
                 handed = 0;
                 drop(receiver);
                 if self.pass_role_on(id) {

@@ -588,19 +588,24 @@ impl ShmReceiver {
                 {
                     return Err(TransportError::Closed);
                 }
-                // A peer that closed (or died) after its last frame: drain first, then
-                // Closed. Its end is read before the ring: a peer publishes its last
-                // frame before it closes (the Acquire pairs with its Release), so a
-                // frame published before the end is seen here; read the other way
-                // round, a frame and the end landing between the two reads would be
-                // taken for the end alone.
-                let peer_gone = self.conn.peer_side().closed.load(Ordering::Acquire) != 0
-                    || self.conn.peer_dead();
                 let available = self.ring.available()?;
-                if available < need && peer_gone {
-                    return Err(TransportError::Closed);
+                if available >= need {
+                    return Ok(true);
                 }
-                Ok(available >= need)
+                // A peer that closed (or died) after its last frame: drain first, then
+                // Closed. Having seen its end, the ring is read again: a peer publishes
+                // its last frame before it closes (the Acquire pairs with its Release),
+                // so a frame and the end that both landed after the first read are not
+                // taken for the end alone.
+                if self.conn.peer_side().closed.load(Ordering::Acquire) != 0
+                    || self.conn.peer_dead()
+                {
+                    if self.ring.available()? < need {
+                        return Err(TransportError::Closed);
+                    }
+                    return Ok(true);
+                }
+                Ok(false)
             },
         )
     }

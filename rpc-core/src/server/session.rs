@@ -5,9 +5,10 @@
 //!
 //! One thread at a time holds the connection's *reading role*. When it reads a request
 //! it runs the call itself, with no hand-off (the sequential path: one thread reads,
-//! runs and replies). Before it does, it gives the reading role up, so that if its
-//! handler runs long (the `watch` module says how long), the watcher sends another
-//! thread to read on: a fast call queued behind a slow one is not held up by it. That
+//! runs and replies, and a call alone on its connection takes no lock). It keeps the
+//! role while the call runs, under the watch counter: if the handler runs long (the
+//! `watch` module says how long), the watcher takes the role from it and sends another
+//! thread to read on, so a fast call queued behind a slow one is not held up by it. That
 //! reader runs the calls it reads itself too (calls beside a slow one cost what calls
 //! alone cost, with no hand-off between threads), and is relieved in turn if one of
 //! them runs long. A connection whose overlapping calls took long lately (over
@@ -46,7 +47,7 @@
 //! at a time share one flag, reset per call, so the sequential path allocates nothing.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -138,12 +139,21 @@ pub(super) struct Session {
     /// The transport can only be waited for by a thread blocked in `recv`: readers run
     /// on dedicated threads and never park.
     blocking: AtomicBool,
-    /// The watch counter of the call run by the thread that gave the reading role up
-    /// for it: odd while its handler runs, even otherwise (its reply being sent counts
-    /// as done: a substitute reader would not make that faster). Read by the watcher,
-    /// which relieves a connection whose odd value it sees twice in a row, moving it
-    /// on (the relieved call then runs on its own and no longer touches it).
+    /// The watch counter of the call run by the thread that holds the reading role:
+    /// odd while its handler runs, even otherwise (its reply being sent counts as done:
+    /// a substitute reader would not make that faster). The reply and the end of the
+    /// call move it from its odd value to the next; the watcher, which relieves a
+    /// connection whose odd value it sees twice in a row, moves it three on, taking the
+    /// role from the call (which then runs on its own): so the call can tell, at its
+    /// end, whether it still holds the role.
     inline_seq: AtomicU64,
+    /// The id of the call run with no lock taken (see `read`), for the watcher's
+    /// relief, which then counts it.
+    inline_id: AtomicU64,
+    /// Calls started and not yet finished, besides one run alone by the role holder
+    /// with no lock taken (counted once relieved). Changed under the state's lock;
+    /// read without it by the role holder, the only one who starts calls.
+    in_flight: AtomicUsize,
     /// The `inline_seq` the watcher saw at its last look.
     watched_seq: AtomicU64,
     /// A moving average of how long this connection's overlapping calls took, in µs.
@@ -154,18 +164,15 @@ pub(super) struct Session {
 
 #[derive(Default)]
 struct State {
-    /// A thread reads requests, or was sent to.
+    /// A thread holds the reading role: it reads requests, runs the call it read
+    /// under the watch counter, or was sent to read.
     reading: bool,
     /// The poller waits for the connection's next bytes (nobody reads).
     parked: bool,
     /// `max_in_flight` calls ran, so the reader gave its role up: the next call to end
     /// reads on.
     room_wait: bool,
-    /// Calls started and not yet finished.
-    in_flight: usize,
-    /// The call run by the thread that read it, if any.
-    inline: Option<u64>,
-    /// The cancel flags of calls handed to the pool.
+    /// The cancel flags of the counted calls (see `Session::in_flight`).
     handed: HashMap<u64, Arc<AtomicBool>>,
     /// No more requests will be read.
     ended: bool,
@@ -210,6 +217,8 @@ impl Session {
             shake_by,
             blocking: AtomicBool::new(false),
             inline_seq: AtomicU64::new(0),
+            inline_id: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
             watched_seq: AtomicU64::new(0),
             recent_us: AtomicU64::new(0),
             inline_cancel: Arc::new(AtomicBool::new(false)),
@@ -346,40 +355,44 @@ impl Session {
     }
 
     /// Sends a thread to read on behind the long call the watcher saw (counter value
-    /// `seen`), unless one reads already or that call has ended. The call is then on
-    /// its own: the counter moves on, and the reader runs the next call itself.
+    /// `seen`), unless that call has ended or given the role up already. The call is
+    /// then on its own (counted, if it was not): the counter moves three on, and the
+    /// new reader runs the next call itself.
     pub(super) fn relieve(self: &Arc<Self>, seen: u64) {
         let mut state = lock(&self.state);
-        if state.reading || state.parked || state.room_wait || state.ended {
+        if !state.reading || state.parked || state.room_wait || state.ended {
             return;
         }
+        // SYNC: AcqRel: Acquire pairs with the role holder's SeqCst store of `seen`, so
+        // that `inline_id` below is the relieved call's.
         if self
             .inline_seq
-            .compare_exchange(seen, seen + 1, Ordering::Relaxed, Ordering::Relaxed)
+            .compare_exchange(seen, seen + 3, Ordering::AcqRel, Ordering::Relaxed)
             .is_err()
         {
             // It ended (its thread reads on), or the reply is going out.
             return;
         }
-        state.reading = true;
-        drop(state);
-        self.send_reader_or_give_back();
-    }
-
-    /// Sends a thread to read on at once, before a call that will likely run long,
-    /// unless one reads already.
-    fn read_on_now(self: &Arc<Self>) {
-        let mut state = lock(&self.state);
-        if state.reading || state.parked || state.room_wait || state.ended {
-            return;
+        if self.in_flight.load(Ordering::Relaxed) == 0 {
+            // A call run alone with no lock taken: count it from now on, with the
+            // connection's own cancel flag (no other call can start before it ends
+            // and uncounts itself).
+            self.in_flight.store(1, Ordering::Release);
+            let id = self.inline_id.load(Ordering::Relaxed);
+            state.handed.insert(id, self.inline_cancel.clone());
         }
-        state.reading = true;
         drop(state);
         self.send_reader_or_give_back();
     }
 
-    /// Runs the reading role (which the caller took) on another thread; if none can
-    /// be had, gives the role back (the running call's thread reads on when it ends).
+    /// Sends a thread to read on at once, before a call that will likely run long
+    /// (the caller holds the role, and its call is counted): the role passes to it.
+    fn read_on_now(self: &Arc<Self>) {
+        self.send_reader_or_give_back();
+    }
+
+    /// Runs the reading role on another thread; if none can be had, the role goes
+    /// back to the call that held it (`room_wait`: its thread reads on when it ends).
     fn send_reader_or_give_back(self: &Arc<Self>) {
         let me = self.clone();
         let sent = if self.blocking.load(Ordering::Relaxed) {
@@ -388,7 +401,9 @@ impl Session {
             self.link.threads.run(move || me.read())
         };
         if sent.is_err() {
-            lock(&self.state).reading = false;
+            let mut state = lock(&self.state);
+            state.reading = false;
+            state.room_wait = true;
         }
     }
 
@@ -474,111 +489,153 @@ impl Session {
                 room = true;
                 continue;
             }
-            let mut state = lock(&self.state);
-            let alone = state.in_flight == 0;
+            let alone = self.in_flight.load(Ordering::Acquire) == 0;
             let slow = self.recent_us.load(Ordering::Relaxed) >= SLOW_CALL_US;
+            let timed = header.overlaps.then(Instant::now);
+            if alone && !(header.overlaps && slow) {
+                // The sequential path: run it here, holding the role, with no lock.
+                self.inline_cancel.store(false, Ordering::Relaxed);
+                let relieved = if head.len() <= INLINE_COPY_MAX {
+                    args.clear();
+                    args.extend_from_slice(head);
+                    let tail = frame.tail;
+                    drop(receiver);
+                    let seq = self.watch(header.id);
+                    let payload = Payload { head: &args, tail };
+                    let cancel = &self.inline_cancel;
+                    self.run(
+                        header,
+                        payload,
+                        deadline,
+                        cancel,
+                        Some((&self.inline_seq, seq)),
+                    );
+                    self.unwatch(seq)
+                } else {
+                    // Used in place, holding the receiver: the watcher is not told, so
+                    // no reader comes to wait for the receive buffer this call holds.
+                    let payload = Payload {
+                        head,
+                        tail: frame.tail,
+                    };
+                    self.run(header, payload, deadline, &self.inline_cancel, None);
+                    drop(receiver);
+                    false
+                };
+                if let Some(started) = timed {
+                    self.note_duration(started);
+                }
+                if !relieved {
+                    room = true;
+                    continue;
+                }
+                // The watcher counted it and sent another reader (or, if it could not,
+                // left the role for this thread to take back).
+                if self.finish_handed(header.id) {
+                    room = false;
+                    continue;
+                }
+                return;
+            }
             if !alone && (slow || head.len() > INLINE_COPY_MAX) {
                 // Calls overlap and this connection's overlapping calls ran long lately
                 // (or its arguments are too large to copy out): hand it to the pool and
                 // read on.
-                state.in_flight += 1;
-                let cancel = Arc::new(AtomicBool::new(false));
-                state.handed.insert(header.id, cancel.clone());
-                drop(state);
+                let cancel = self.count(header.id, None);
                 let head = head.to_vec();
                 let tail = frame.tail;
                 drop(receiver);
                 self.hand_off(header, head, tail, deadline, cancel);
                 continue;
             }
-            state.in_flight += 1;
-            // Alone: the sequential path, with the connection's own cancel flag. Beside
-            // calls that run long (the watcher sent this thread to read past them): a
-            // flag of its own, as for a call handed off, but run here, with no hand-off.
-            let own_flag = if alone {
-                state.inline = Some(header.id);
-                None
-            } else {
-                let flag = Arc::new(AtomicBool::new(false));
-                state.handed.insert(header.id, flag.clone());
-                Some(flag)
-            };
-            state.reading = false;
-            drop(state);
-            // The client has other calls in flight and this connection's overlapping
-            // calls ran long lately: read on at once rather than when the watcher finds
-            // this one running long. (Fast handlers are cheaper run one after another
-            // than handed between threads.)
-            let timed = header.overlaps.then(Instant::now);
-            if header.overlaps && slow {
+            args.clear();
+            args.extend_from_slice(head);
+            let tail = frame.tail;
+            drop(receiver);
+            let payload = Payload { head: &args, tail };
+            if alone {
+                // Alone, but the client has other calls in flight and this connection's
+                // overlapping calls ran long lately: send a reader on at once rather
+                // than when the watcher finds this one running long, and run it here,
+                // counted.
+                let cancel = self.count(header.id, Some(self.inline_cancel.clone()));
+                cancel.store(false, Ordering::Relaxed);
                 self.read_on_now();
-            }
-            let cancel = match &own_flag {
-                Some(flag) => flag,
-                None => {
-                    self.inline_cancel.store(false, Ordering::Relaxed);
-                    &self.inline_cancel
+                self.run(header, payload, deadline, &cancel, None);
+                if let Some(started) = timed {
+                    self.note_duration(started);
                 }
-            };
-            if head.len() <= INLINE_COPY_MAX {
-                args.clear();
-                args.extend_from_slice(head);
-                let tail = frame.tail;
-                drop(receiver);
-                // Published for the watcher, which sends a reader if this runs long:
-                // odd while it runs, until the reply goes out, the call ends, or the
-                // watcher relieves it. SeqCst pairs with the watcher's parked flag (see
-                // `Alarm::ring`).
-                let seq = (self.inline_seq.load(Ordering::Relaxed) + 1) | 1;
-                self.inline_seq.store(seq, Ordering::SeqCst);
-                self.link.alarm.ring();
-                let payload = Payload { head: &args, tail };
-                self.run(
-                    header,
-                    payload,
-                    deadline,
-                    cancel,
-                    Some((&self.inline_seq, seq)),
-                );
-                // Even again, unless the reply or the watcher already moved it on (a
-                // load first: the reply usually did, and a load costs less).
-                if self.inline_seq.load(Ordering::Relaxed) == seq {
-                    let _ = self.inline_seq.compare_exchange(
-                        seq,
-                        seq + 1,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    );
+                if self.finish_handed(header.id) {
+                    room = false;
+                    continue;
                 }
-            } else {
-                // Used in place (alone only): the watcher is not told, so no reader
-                // comes to wait for the receive buffer this call holds.
-                let payload = Payload {
-                    head,
-                    tail: frame.tail,
-                };
-                self.run(header, payload, deadline, cancel, None);
-                drop(receiver);
+                return;
             }
+            // Beside calls that run long (the watcher sent this thread to read past
+            // them): counted, with a cancel flag of its own, but run here, holding the
+            // role, with no hand-off; relieved in turn if it runs long.
+            let cancel = self.count(header.id, None);
+            let seq = self.watch(header.id);
+            self.run(
+                header,
+                payload,
+                deadline,
+                &cancel,
+                Some((&self.inline_seq, seq)),
+            );
+            let relieved = self.unwatch(seq);
             if let Some(started) = timed {
                 self.note_duration(started);
             }
+            if relieved {
+                if self.finish_handed(header.id) {
+                    room = false;
+                    continue;
+                }
+                return;
+            }
             let mut state = lock(&self.state);
-            state.in_flight -= 1;
-            if own_flag.is_some() {
-                state.handed.remove(&header.id);
-            } else {
-                state.inline = None;
-            }
-            if state.reading || state.parked || state.ended {
-                // Another thread reads now, or the poller waits (or nobody will): this
-                // one is done here.
-                return self.leave(state);
-            }
-            // Nobody took the role, or a reader gave it up for want of room: read on.
-            state.room_wait = false;
-            state.reading = true;
-            room = state.in_flight < self.link.max_in_flight;
+            self.in_flight.fetch_sub(1, Ordering::Release);
+            state.handed.remove(&header.id);
+            room = self.in_flight.load(Ordering::Relaxed) < self.link.max_in_flight;
+        }
+    }
+
+    /// Counts call `id` as in flight, with `flag` (or a new one) as its cancel flag,
+    /// which it returns.
+    fn count(&self, id: u64, flag: Option<Arc<AtomicBool>>) -> Arc<AtomicBool> {
+        let flag = flag.unwrap_or_else(|| Arc::new(AtomicBool::new(false)));
+        let mut state = lock(&self.state);
+        self.in_flight.fetch_add(1, Ordering::Release);
+        state.handed.insert(id, flag.clone());
+        flag
+    }
+
+    /// Publishes, for the watcher, that the role holder runs call `id` now: returns the
+    /// odd counter value it set. SeqCst pairs with the watcher's parked flag (see
+    /// `Alarm::ring`).
+    fn watch(&self, id: u64) -> u64 {
+        self.inline_id.store(id, Ordering::Relaxed);
+        let seq = (self.inline_seq.load(Ordering::Relaxed) + 1) | 1;
+        self.inline_seq.store(seq, Ordering::SeqCst);
+        self.link.alarm.ring();
+        seq
+    }
+
+    /// Ends the watch of a call that set `seq`: whether the watcher relieved it (took
+    /// the role, counted it) meanwhile.
+    fn unwatch(&self, seq: u64) -> bool {
+        // The reply usually moved it on already: a load costs less than a swap.
+        let now = self.inline_seq.load(Ordering::Relaxed);
+        if now == seq + 1 {
+            return false;
+        }
+        match self
+            .inline_seq
+            .compare_exchange(seq, seq + 1, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => false,
+            Err(now) => now != seq + 1,
         }
     }
 
@@ -586,7 +643,7 @@ impl Session {
     /// (the next call to end takes it) and says `false`.
     fn take_room(&self) -> bool {
         let mut state = lock(&self.state);
-        if state.in_flight < self.link.max_in_flight {
+        if self.in_flight.load(Ordering::Relaxed) < self.link.max_in_flight {
             return true;
         }
         state.reading = false;
@@ -626,11 +683,12 @@ impl Session {
             .store((recent * 3 + took) / 4, Ordering::Relaxed);
     }
 
-    /// Ends a handed-off call; `true` when this thread is to read on (the reader had
-    /// given its role up for want of room).
+    /// Ends a counted call whose thread does not hold the role; `true` when this
+    /// thread is to take it and read on (the reader had given it up for want of room,
+    /// or no thread could be had to read).
     fn finish_handed(&self, id: u64) -> bool {
         let mut state = lock(&self.state);
-        state.in_flight -= 1;
+        self.in_flight.fetch_sub(1, Ordering::Release);
         state.handed.remove(&id);
         if state.room_wait && !state.ended {
             state.room_wait = false;
@@ -682,10 +740,9 @@ impl Session {
 
     /// Raises the cancel flag of call `id`, if it runs.
     fn cancel(&self, id: u64) {
-        let state = lock(&self.state);
-        if state.inline == Some(id) {
-            self.inline_cancel.store(true, Ordering::Relaxed);
-        } else if let Some(flag) = state.handed.get(&id) {
+        // A call run alone with no lock taken is not here; its cancel frame can only
+        // be read once it has ended, or once it was relieved (and counted).
+        if let Some(flag) = lock(&self.state).handed.get(&id) {
             flag.store(true, Ordering::Relaxed);
         }
     }
@@ -715,7 +772,12 @@ impl Session {
 
     /// Calls `on_end` if this was the last thing the session ran.
     fn leave(&self, mut state: MutexGuard<'_, State>) {
-        if state.ended && state.in_flight == 0 && !state.reading && !state.parked && !state.gone {
+        if state.ended
+            && self.in_flight.load(Ordering::Relaxed) == 0
+            && !state.reading
+            && !state.parked
+            && !state.gone
+        {
             state.gone = true;
             drop(state);
             (self.link.on_end)(self.id);

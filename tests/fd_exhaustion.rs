@@ -20,7 +20,6 @@ use std::thread;
 use std::time::Duration;
 
 use common::*;
-use ipc_rpc::Endpoint;
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
 const WATCHDOG: Duration = Duration::from_secs(60);
@@ -42,12 +41,7 @@ fn serve_if_limited_child() {
     }
     let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
     setrlimit(Resource::RLIMIT_NOFILE, LIMIT.min(hard), hard).expect("setrlimit");
-    let endpoint = Endpoint::from_env(ENDPOINT_VAR).expect("child endpoint");
-    let server = ipc_rpc::serve(&endpoint, ProbeServer::new(ProbeImpl)).expect("child serve");
-    println!("READY {}", server.endpoint());
-    let _ = std::io::stdin().read_to_end(&mut Vec::new());
-    server.shutdown();
-    std::process::exit(0);
+    serve_probe_until_stdin_closes();
 }
 
 /// Exhausts a descriptor-limited server on `transport` with idle clients and checks

@@ -12,13 +12,11 @@
 
 mod common;
 
-use std::io::Read;
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ipc_rpc::Endpoint;
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
 /// The child's role: serve `Probe` with the descriptor limit raised.
@@ -48,12 +46,7 @@ fn serve_if_idle_child() {
         return;
     }
     raise_nofile();
-    let endpoint = Endpoint::from_env(ENDPOINT_VAR).expect("child endpoint");
-    let server = ipc_rpc::serve(&endpoint, ProbeServer::new(ProbeImpl)).expect("child serve");
-    println!("READY {}", server.endpoint());
-    let _ = std::io::stdin().read_to_end(&mut Vec::new());
-    server.shutdown();
-    std::process::exit(0);
+    serve_probe_until_stdin_closes();
 }
 
 /// Threads of process `pid`.

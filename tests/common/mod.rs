@@ -482,10 +482,15 @@ pub fn serve_if_child() {
         }
         _ => return,
     }
+    serve_probe_until_stdin_closes();
+}
+
+/// In a child server: serves `Probe` on the endpoint in [`ENDPOINT_VAR`], says
+/// `READY <endpoint>`, and exits once the parent closes our stdin (or dies).
+pub fn serve_probe_until_stdin_closes() -> ! {
     let endpoint = Endpoint::from_env(ENDPOINT_VAR).expect("child endpoint");
     let server = ipc_rpc::serve(&endpoint, ProbeServer::new(ProbeImpl)).expect("child serve");
     println!("READY {}", server.endpoint());
-    // The parent holds our stdin: when it closes it (or dies), we are done.
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
     server.shutdown();
     std::process::exit(0);

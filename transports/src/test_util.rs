@@ -45,3 +45,46 @@ pub mod mq {
         pub use crate::mq::chunk::{Assembler, MIN_MSGSIZE, Step, split_parts};
     }
 }
+
+/// Waiting the way a server's poller does, for tests of `prepare_wait` and `setup_wait`.
+pub mod wait {
+    use std::os::fd::{AsFd, OwnedFd};
+    use std::time::{Duration, Instant};
+
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use rpc_core::WaitFds;
+
+    /// Copies of a receiver's wait descriptors (the same open files), so that a test
+    /// can poll them while it goes on using the receiver.
+    ///
+    /// # Panics
+    ///
+    /// If a descriptor cannot be duplicated.
+    pub fn owned(fds: WaitFds<'_>) -> Vec<OwnedFd> {
+        fds.iter()
+            .map(|fd| fd.try_clone_to_owned().expect("dup a wait descriptor"))
+            .collect()
+    }
+
+    /// Whether any of `fds` is readable (or reports hang-up or an error) within `ms`
+    /// milliseconds: what a server's poller would see.
+    ///
+    /// # Panics
+    ///
+    /// If `poll` fails otherwise than by an interruption.
+    pub fn readable(fds: &[OwnedFd], ms: u16) -> bool {
+        let mut polled: Vec<_> = fds
+            .iter()
+            .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
+            .collect();
+        let end = Instant::now() + Duration::from_millis(ms.into());
+        loop {
+            let left = end.saturating_duration_since(Instant::now()).as_millis() as u16;
+            match poll(&mut polled, PollTimeout::from(left)) {
+                Ok(n) => return n > 0,
+                Err(nix::errno::Errno::EINTR) if Instant::now() < end => {}
+                Err(e) => panic!("poll: {e}"),
+            }
+        }
+    }
+}

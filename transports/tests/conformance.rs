@@ -6,19 +6,17 @@
 //! Test names come out as `unix::frames_arrive_whole_and_in_order`; adding a transport
 //! is one word in the `conformance!` call below (and an arm in `Kind::pair`).
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use rpc_core::codec::{FrameBuf, Payload};
-use rpc_core::{
-    FrameReceiver, FrameSender, Parts, Readiness, Transport as _, TransportError, WaitFds,
-};
+use rpc_core::{FrameReceiver, FrameSender, Parts, Readiness, Transport as _, TransportError};
 use transports::Endpoint;
+use transports::test_util::wait::{owned, readable};
 
 macro_rules! conformance {
     (transports: [$($kind:ident),* $(,)?], tests: $tests:tt) => {
@@ -602,31 +600,16 @@ fn dropping_everything_leaves_no_named_object(kind: Kind) {
     assert!(left.is_empty(), "{endpoint} left {left:?}");
 }
 
-/// Copies of a receiver's wait descriptors (the same open files), so that a test can
-/// poll them while it goes on using the receiver.
-fn owned(fds: WaitFds<'_>) -> Vec<OwnedFd> {
-    fds.iter()
-        .map(|fd| fd.try_clone_to_owned().expect("dup a wait descriptor"))
-        .collect()
-}
-
-/// Whether any of `fds` is readable (or reports hang-up or an error) within `ms`
-/// milliseconds: what a server's poller would see.
-fn readable(fds: &[OwnedFd], ms: u16) -> bool {
-    let borrowed: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
-    let mut polled: Vec<_> = borrowed
-        .iter()
-        .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
-        .collect();
-    let end = Instant::now() + Duration::from_millis(ms.into());
-    loop {
-        let left = end.saturating_duration_since(Instant::now()).as_millis() as u16;
-        match poll(&mut polled, PollTimeout::from(left)) {
-            Ok(n) => return n > 0,
-            Err(nix::errno::Errno::EINTR) if Instant::now() < end => {}
-            Err(e) => panic!("poll: {e}"),
-        }
-    }
+/// The next `recv` says `Closed` within a second (the peer is gone).
+fn assert_closed_at_once(receiver: &mut dyn FrameReceiver, kind: Kind) {
+    let start = Instant::now();
+    let end = receiver.recv(soon(5_000)).map(joined);
+    assert!(matches!(end, Err(TransportError::Closed)), "{end:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{kind:?}: Closed took {:?}",
+        start.elapsed()
+    );
 }
 
 /// What a server does with a connection before parking it: a `recv` that times out,
@@ -730,14 +713,7 @@ fn a_parked_receiver_wakes_when_the_peer_is_dropped(kind: Kind) {
         readable(&fds, 1000),
         "{kind:?}: the peer's departure did not wake the wait"
     );
-    let start = Instant::now();
-    let end = server.receiver.recv(soon(5_000)).map(joined);
-    assert!(matches!(end, Err(TransportError::Closed)), "{end:?}");
-    assert!(
-        start.elapsed() < Duration::from_secs(1),
-        "{kind:?}: Closed took {:?}",
-        start.elapsed()
-    );
+    assert_closed_at_once(&mut *server.receiver, kind);
 }
 
 /// A frame the peer stopped sending half-way (its send cut short by a deadline) leaves
@@ -902,14 +878,7 @@ fn a_parked_receiver_wakes_when_the_peer_process_is_killed(kind: Kind) {
         readable(&fds, 2000),
         "{kind:?}: the peer's death did not wake the wait"
     );
-    let start = Instant::now();
-    let end = server.receiver.recv(soon(5_000)).map(joined);
-    assert!(matches!(end, Err(TransportError::Closed)), "{end:?}");
-    assert!(
-        start.elapsed() < Duration::from_secs(1),
-        "{kind:?}: Closed took {:?}",
-        start.elapsed()
-    );
+    assert_closed_at_once(&mut *server.receiver, kind);
     drop(server);
     drop(listener);
 }

@@ -758,27 +758,9 @@ fn replayed_peer_bytes_reach_the_receiver_and_lies_are_refused() {
 /// instead of blocking a thread in each.
 mod poller {
     use super::*;
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    use rpc_core::{Readiness, WaitFds};
-    use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-
-    /// Copies of a receiver's wait descriptors (the same open files), so that a test
-    /// can poll them while it goes on using the receiver.
-    fn owned(fds: WaitFds<'_>) -> Vec<OwnedFd> {
-        fds.iter()
-            .map(|fd| fd.try_clone_to_owned().expect("dup a wait descriptor"))
-            .collect()
-    }
-
-    /// Whether any of `fds` turns readable (or reports hang-up) within `ms`.
-    fn readable(fds: &[OwnedFd], ms: u16) -> bool {
-        let borrowed: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
-        let mut polled: Vec<_> = borrowed
-            .iter()
-            .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
-            .collect();
-        poll(&mut polled, PollTimeout::from(ms)).unwrap() > 0
-    }
+    use rpc_core::Readiness;
+    use std::os::fd::AsRawFd;
+    use transports::test_util::wait::{owned, readable};
 
     fn soon(ms: u64) -> Option<Instant> {
         Some(Instant::now() + Duration::from_millis(ms))

@@ -49,6 +49,9 @@ pub(crate) struct Connection {
     calls: Mutex<Calls>,
     next_id: AtomicU64,
     closer: Box<dyn Closer>,
+    /// A moving average, in µs, of how long readers that handed others their replies
+    /// waited for their own (see [`YIELD_AFTER`]).
+    reader_wait_us: AtomicU64,
 }
 
 struct Sending {
@@ -80,14 +83,16 @@ struct Pending {
 
 /// Replies a reader hands over to other callers in a row, its own not among them,
 /// before it passes the reading role to another waiting caller, if it has also waited
-/// [`YIELD_WAIT`] for its own: a caller whose own call runs long (a slow handler) would
-/// otherwise read for everyone, and each reply would cost waking it and then the
-/// reply's owner. A reply that comes next is more likely another caller's. (A reader
-/// whose own reply is near keeps the role: passing it costs a wake-up.)
+/// longer than its connection's readers usually wait for their own reply (four times
+/// the recent average, at least [`YIELD_WAIT`]): a caller whose own call runs long (a
+/// slow handler beside fast ones) would otherwise read for everyone, and each reply
+/// would cost waking it and then the reply's owner. A reply that comes next is more
+/// likely another caller's. A reader whose own reply is about due keeps the role:
+/// passing it costs a wake-up (calls that are all slow alike pass it rarely).
 const YIELD_AFTER: u32 = 2;
 
-/// How long a reader waits for its own reply, handing others theirs, before it passes
-/// the reading role on (see [`YIELD_AFTER`]).
+/// The shortest wait for its own reply after which a reader passes the role on (see
+/// [`YIELD_AFTER`]).
 const YIELD_WAIT: Duration = Duration::from_micros(100);
 
 /// A reply handed from the reading caller to its owner: status, head, split tail.
@@ -194,6 +199,7 @@ pub(crate) fn handshake(
         calls: Mutex::new(Calls::default()),
         next_id: AtomicU64::new(1),
         closer,
+        reader_wait_us: AtomicU64::new(0),
     }))
 }
 
@@ -603,6 +609,9 @@ impl Connection {
                 ));
             };
             if reply_id == id {
+                if let Some(since) = waiting_since {
+                    self.note_reader_wait(since.elapsed());
+                }
                 let payload = Payload {
                     head,
                     tail: frame.tail,
@@ -613,7 +622,7 @@ impl Connection {
             self.hand_over(reply_id, status, head, frame.tail);
             handed += 1;
             let since = *waiting_since.get_or_insert_with(Instant::now);
-            if handed >= YIELD_AFTER && since.elapsed() >= YIELD_WAIT {
+            if handed >= YIELD_AFTER && since.elapsed() >= self.yield_wait() {
                 handed = 0;
                 drop(receiver);
                 if self.pass_role_on(id) {
@@ -622,6 +631,20 @@ impl Connection {
                 receiver = lock(&self.receiver);
             }
         }
+    }
+
+    /// How long a reader hands others their replies before it passes the role on.
+    fn yield_wait(&self) -> Duration {
+        let usual = Duration::from_micros(self.reader_wait_us.load(Ordering::Relaxed));
+        usual.saturating_mul(4).max(YIELD_WAIT)
+    }
+
+    /// Folds a reader's wait for its own reply into `reader_wait_us`.
+    fn note_reader_wait(&self, waited: Duration) {
+        let waited = waited.as_micros().min(u128::from(u32::MAX)) as u64;
+        let recent = self.reader_wait_us.load(Ordering::Relaxed);
+        self.reader_wait_us
+            .store((recent * 7 + waited) / 8, Ordering::Relaxed);
     }
 
     /// Passes the reading role from call `id` to another waiting caller, if one that

@@ -26,7 +26,7 @@
 //! | 6 | [`connection`] | one connection's request/reply mechanics: ids, multiplexing, deadlines, the drainer |
 //! | 7 | [`router`] | spreading calls over a pool's worker connections |
 //! | 8 | [`client`] | [`Client`]: over one connection or a router |
-//! | 9 | [`server`], [`supervisor`] | [`RunningServer`]: accept loop, per-connection reading and calls run at once on a shared thread pool, the watcher, handlers' [`server::deadline`] and [`server::cancelled`]; worker pools ([`supervisor::Pool`]), whose processes the facade's `pool` spawns |
+//! | 9 | [`server`], [`supervisor`] | [`RunningServer`]: accept loop, per-connection reading and calls run at once, a bounded thread pool, the poller where idle connections wait (`epoll`), the watcher, handlers' [`server::deadline`] and [`server::cancelled`]; worker pools ([`supervisor::Pool`]), whose processes the facade's `pool` spawns |
 //!
 //! Users depend on the `ipc-rpc` facade, not on this crate directly.
 #![forbid(unsafe_code)]

@@ -1,10 +1,12 @@
-//! The server: an accept loop, and per connection a reader that runs calls or hands
-//! them to a shared thread pool (the `session` module says who runs what).
+//! The server: an accept loop (`accept`), per connection a session whose reader runs
+//! the calls it reads (`session` says who runs what), a bounded thread pool (`threads`),
+//! a poller where idle connections wait without a thread (`poller`), and a watcher that
+//! relieves calls that run long (`watch`).
 //!
-//! A lone call runs on the thread that read it: no hand-off. Calls of one connection
-//! that overlap run at once, up to `max_in_flight`; a slow call does not hold up the
-//! calls behind it. A panicking handler becomes `RemoteError::Panic` for that caller
-//! only; a frame that is not a valid request ends that connection only.
+//! A call runs on the thread that read it: no hand-off. Calls of one connection that
+//! overlap run at once, up to `max_in_flight`; a slow call does not hold up the calls
+//! behind it. A panicking handler becomes `RemoteError::Panic` for that caller only; a
+//! frame that is not a valid request ends that connection only.
 //!
 //! Inside a handler, [`current_peer`], [`deadline`] and [`cancelled`] describe the call.
 

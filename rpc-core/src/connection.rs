@@ -16,7 +16,7 @@
 //! ends once nothing is owed.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
@@ -52,6 +52,16 @@ pub(crate) struct Connection {
     /// A moving average, in µs, of how long readers that handed others their replies
     /// waited for their own (see [`YIELD_AFTER`]).
     reader_wait_us: AtomicU64,
+    /// How long a caller waiting for a reply that another caller reads spins before it
+    /// sleeps ([`Transport::wait_spin`]).
+    wait_spin: Duration,
+    /// Moves on whenever a waiting caller may have something to take: a reply handed
+    /// over, the reading role freed, the connection closed. A spinning caller watches
+    /// it instead of the lock.
+    news: AtomicU64,
+    /// A caller spins now: one at a time (more would take the CPUs the reader and the
+    /// server need).
+    spinning: AtomicBool,
 }
 
 struct Sending {
@@ -109,6 +119,7 @@ pub(crate) fn handshake(
     service: &'static ServiceInfo,
 ) -> Result<Arc<Connection>, RpcError> {
     let peer: Arc<str> = transport.peer().into();
+    let wait_spin = transport.wait_spin();
     let closed = |what: &str| RpcError::Disconnected {
         peer: peer.clone(),
         reason: format!("the server closed the connection during the handshake ({what})").into(),
@@ -200,6 +211,9 @@ pub(crate) fn handshake(
         next_id: AtomicU64::new(1),
         closer,
         reader_wait_us: AtomicU64::new(0),
+        wait_spin,
+        news: AtomicU64::new(0),
+        spinning: AtomicBool::new(false),
     }))
 }
 
@@ -230,6 +244,7 @@ impl Drop for CallGuard<'_> {
         calls.pending.remove(&self.id);
         if self.reading {
             calls.reading = false;
+            self.shared.tell();
         }
         let start_drainer = self.owed && calls.closed.is_none() && {
             calls.owed.insert(self.id);
@@ -411,6 +426,34 @@ impl Connection {
         }
     }
 
+    /// Moves `news` on (the caller holds the calls' lock).
+    fn tell(&self) {
+        // SYNC: Release, paired with the Acquire load of a spinning caller, which then
+        // takes the lock and looks.
+        self.news.fetch_add(1, Ordering::Release);
+    }
+
+    /// Spins, if no other caller does, until `news` moves on from `seen` or `until`
+    /// passes; whether it moved.
+    fn spin_for_news(&self, seen: u64, until: Instant) -> bool {
+        if self.spinning.swap(true, Ordering::Acquire) {
+            return false;
+        }
+        let mut spins = 0_u32;
+        let moved = loop {
+            if self.news.load(Ordering::Acquire) != seen {
+                break true;
+            }
+            spins += 1;
+            if spins.is_multiple_of(64) && Instant::now() >= until {
+                break false;
+            }
+            std::hint::spin_loop();
+        };
+        self.spinning.store(false, Ordering::Release);
+        moved
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         lock(&self.calls).closed.is_some()
     }
@@ -423,6 +466,7 @@ impl Connection {
             if calls.closed.is_none() {
                 calls.closed = Some(reason);
             }
+            self.tell();
             calls
                 .pending
                 .values()
@@ -523,6 +567,8 @@ impl Connection {
 
     /// Waits until this call's reply was handed over, or until it may read itself.
     fn wait_turn(&self, call: &mut CallGuard<'_>, deadline: Option<Instant>) -> Turn {
+        // Spin first, once, where a reply comes sooner than a sleeping thread wakes.
+        let mut spin = !self.wait_spin.is_zero();
         let mut calls = lock(&self.calls);
         loop {
             let closed = calls.closed.clone();
@@ -563,7 +609,16 @@ impl Connection {
             if pending.waiter.is_none() {
                 pending.waiter = Some(thread::current());
             }
+            let seen = self.news.load(Ordering::Acquire);
             drop(calls);
+            if spin {
+                spin = false;
+                let until = Instant::now() + self.wait_spin;
+                if self.spin_for_news(seen, deadline.map_or(until, |d| d.min(until))) {
+                    calls = lock(&self.calls);
+                    continue;
+                }
+            }
             match left {
                 None => thread::park(),
                 Some(left) => thread::park_timeout(left),
@@ -676,6 +731,7 @@ impl Connection {
         let mut calls = lock(&self.calls);
         if let Some(p) = calls.pending.get_mut(&id) {
             p.reply = Some((status, head.to_vec(), tail));
+            self.tell();
             if let Some(t) = &p.waiter {
                 t.unpark();
             }

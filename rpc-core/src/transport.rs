@@ -35,7 +35,7 @@
 //! - dropping the parts removes every named OS object the transport created.
 
 use std::os::fd::BorrowedFd;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::buf::{FrameBuf, Payload};
 use crate::endpoint::Endpoint;
@@ -279,6 +279,15 @@ pub trait Transport: Send {
     /// What the OS says about the peer process (see [`PeerCredentials`]).
     fn credentials(&self) -> PeerCredentials {
         PeerCredentials::default()
+    }
+
+    /// How long a thread waiting for something another thread of this process will
+    /// hand it over this connection (a client's caller whose reply another caller
+    /// reads) spins before it sleeps. Zero (the default) where a reply takes longer than
+    /// a wake-up anyway; shared memory, whose replies come in a microsecond or two where
+    /// waking a sleeping thread costs tens, says its spin budget.
+    fn wait_spin(&self) -> Duration {
+        Duration::ZERO
     }
 
     /// Splits the connection into its sending, receiving and closing parts.

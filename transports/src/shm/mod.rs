@@ -263,6 +263,10 @@ impl Transport for ShmTransport {
         self.conn.peer().to_owned()
     }
 
+    fn wait_spin(&self) -> Duration {
+        self.conn.spin()
+    }
+
     fn split(self: Box<Self>) -> Result<Parts, TransportError> {
         Ok(Parts {
             sender: Box::new(ShmSender::new(self.conn.clone())),

@@ -426,11 +426,17 @@ impl Connection {
         }
     }
 
-    /// Moves `news` on (the caller holds the calls' lock).
+    /// Moves `news` on for a spinning caller (the caller holds the calls' lock). With
+    /// none spinning it costs a load, not a write: the sequential path frees the
+    /// reading role on every call. A caller that starts spinning just after this look
+    /// misses the news and sleeps after its spin; it set its `waiter` first, so the
+    /// unpark that comes with the news is not lost.
     fn tell(&self) {
-        // SYNC: Release, paired with the Acquire load of a spinning caller, which then
-        // takes the lock and looks.
-        self.news.fetch_add(1, Ordering::Release);
+        if self.spinning.load(Ordering::Relaxed) {
+            // SYNC: Release, paired with the Acquire load of the spinning caller, which
+            // then takes the lock and looks.
+            self.news.fetch_add(1, Ordering::Release);
+        }
     }
 
     /// Spins, if no other caller does, until `news` moves on from `seen` or `until`

@@ -88,3 +88,68 @@ pub mod wait {
         }
     }
 }
+
+/// A client process for tests that `kill -9` their peer: the test binary re-executed
+/// for one test, which connects, sends one frame (`hello`), says `READY` and waits to be
+/// killed.
+pub mod killed_client {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Stdio};
+    use std::time::Duration;
+
+    use rpc_core::Endpoint;
+
+    /// The environment variable that names the endpoint the child connects to.
+    const VAR: &str = "IPC_RPC_TEST_KILLED_CLIENT";
+
+    /// In the child (the variable is set): plays the client, then exits; elsewhere
+    /// returns at once. Call it first in the test that spawns the child.
+    ///
+    /// # Panics
+    ///
+    /// If the child cannot connect or send.
+    pub fn role() {
+        let Ok(endpoint) = std::env::var(VAR) else {
+            return;
+        };
+        let mut parts = crate::connect(&endpoint.parse().expect("endpoint"))
+            .expect("connect")
+            .split()
+            .expect("split");
+        parts.sender.send(b"hello").expect("send hello");
+        println!("READY");
+        std::thread::sleep(Duration::from_secs(60));
+        std::process::exit(0);
+    }
+
+    /// Starts the child for test `test` (its full libtest name), connecting to
+    /// `endpoint`.
+    ///
+    /// # Panics
+    ///
+    /// If the process cannot start.
+    pub fn spawn(test: &str, endpoint: &Endpoint) -> Child {
+        Command::new(std::env::current_exe().expect("current exe"))
+            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .env(VAR, endpoint.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn the client")
+    }
+
+    /// Waits until the child has sent its frame and says `READY`.
+    ///
+    /// # Panics
+    ///
+    /// If it ends first.
+    pub fn wait_ready(child: &mut Child) {
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        while !lines
+            .next()
+            .expect("child output")
+            .expect("child output")
+            .contains("READY")
+        {}
+    }
+}

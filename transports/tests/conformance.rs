@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use rpc_core::codec::{FrameBuf, Payload};
 use rpc_core::{FrameReceiver, FrameSender, Parts, Readiness, Transport as _, TransportError};
 use transports::Endpoint;
+use transports::test_util::killed_client;
 use transports::test_util::wait::{owned, readable};
 
 macro_rules! conformance {
@@ -810,26 +811,10 @@ fn a_frame_wakes_a_parked_receiver_while_its_own_send_is_blocked(kind: Kind) {
     });
 }
 
-/// The client role of [`a_parked_receiver_wakes_when_the_peer_process_is_killed`], in
-/// a child process: connects, sends one frame, says READY, waits to be killed.
-fn killed_client_role() {
-    let Ok(endpoint) = std::env::var("IPC_RPC_TEST_KILLED_CLIENT") else {
-        return;
-    };
-    let mut parts = transports::connect(&endpoint.parse().unwrap())
-        .unwrap()
-        .split()
-        .unwrap();
-    parts.sender.send(b"hello").unwrap();
-    println!("READY");
-    thread::sleep(Duration::from_secs(60));
-    std::process::exit(0);
-}
-
 /// A receiver parked while its client process is killed (`kill -9`, no chance to say
 /// goodbye) wakes within a bound, and its next `recv` is `Closed` at once.
 fn a_parked_receiver_wakes_when_the_peer_process_is_killed(kind: Kind) {
-    killed_client_role();
+    killed_client::role();
     if matches!(kind, Kind::mem | Kind::pipe) {
         return eprintln!("skipped: {kind:?} has no listener to connect a child to");
     }
@@ -839,28 +824,12 @@ fn a_parked_receiver_wakes_when_the_peer_process_is_killed(kind: Kind) {
         listener: None,
         dir,
     };
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            &format!("{kind:?}::a_parked_receiver_wakes_when_the_peer_process_is_killed"),
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(
-            "IPC_RPC_TEST_KILLED_CLIENT",
-            listener.local_endpoint().to_string(),
-        )
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = killed_client::spawn(
+        &format!("{kind:?}::a_parked_receiver_wakes_when_the_peer_process_is_killed"),
+        &listener.local_endpoint(),
+    );
     let mut server = listener.accept().unwrap().split().unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
-    while !lines
-        .next()
-        .expect("child output")
-        .unwrap()
-        .contains("READY")
-    {}
+    killed_client::wait_ready(&mut child);
     assert_eq!(
         joined(server.receiver.recv(soon(10_000)).unwrap()),
         b"hello"

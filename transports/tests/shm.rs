@@ -760,26 +760,11 @@ mod poller {
     use super::*;
     use rpc_core::Readiness;
     use std::os::fd::AsRawFd;
+    use transports::test_util::killed_client;
     use transports::test_util::wait::{owned, readable};
 
     fn soon(ms: u64) -> Option<Instant> {
         Some(Instant::now() + Duration::from_millis(ms))
-    }
-
-    /// Child role: connects to the server named in `IPC_RPC_TEST_SHM_CLIENT`, sends one
-    /// frame, says READY, then waits to be killed.
-    fn client_child() {
-        let Ok(endpoint) = std::env::var("IPC_RPC_TEST_SHM_CLIENT") else {
-            return;
-        };
-        let mut parts = transports::connect(&endpoint.parse().unwrap())
-            .unwrap()
-            .split()
-            .unwrap();
-        parts.sender.send(b"hello").unwrap();
-        println!("READY");
-        thread::sleep(Duration::from_secs(60));
-        std::process::exit(0);
     }
 
     /// The server side: accepts, waits for the set-up on `setup_wait`'s descriptor, takes
@@ -787,21 +772,14 @@ mod poller {
     /// `recv` is `Closed` at once.
     #[test]
     fn a_parked_server_receiver_wakes_when_its_client_is_killed() {
-        client_child();
+        killed_client::role();
         watchdog(Duration::from_secs(30), || {
             let endpoint = unique("");
             let mut listener = transports::listen(&endpoint).unwrap();
-            let mut child = Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "--exact",
-                    "poller::a_parked_server_receiver_wakes_when_its_client_is_killed",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
-                .env("IPC_RPC_TEST_SHM_CLIENT", endpoint.to_string())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap();
+            let mut child = killed_client::spawn(
+                "poller::a_parked_server_receiver_wakes_when_its_client_is_killed",
+                &endpoint,
+            );
             let offered = listener.accept().unwrap();
             let setup = owned(
                 offered
@@ -810,13 +788,7 @@ mod poller {
             );
             assert!(readable(&setup, 5000), "the client's request never came");
             let mut parts = offered.split().unwrap();
-            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-            while !lines
-                .next()
-                .expect("child output")
-                .unwrap()
-                .contains("READY")
-            {}
+            killed_client::wait_ready(&mut child);
             assert_eq!(whole(parts.receiver.recv(soon(5000)).unwrap()), b"hello");
             let idle = parts.receiver.recv(soon(10)).map(|_| ());
             assert!(matches!(idle, Err(TransportError::TimedOut)), "{idle:?}");

@@ -197,17 +197,23 @@ impl Session {
 
     /// Runs the reading role (which the caller set) on another thread.
     fn send_reader(self: &Arc<Self>) {
+        if !self.spawn_reader() {
+            // No thread to be had: nobody will read this connection; end it.
+            lock(&self.closer).close();
+            self.stop_reading();
+        }
+    }
+
+    /// Starts the reading role on a pool thread (on a dedicated one for a transport
+    /// that only a blocked `recv` can wait for); whether a thread could be had.
+    fn spawn_reader(self: &Arc<Self>) -> bool {
         let me = self.clone();
         let sent = if self.blocking.load(Ordering::Relaxed) {
             self.link.threads.run_dedicated(move || me.read())
         } else {
             self.link.threads.run(move || me.read())
         };
-        if sent.is_err() {
-            // No thread to be had: nobody will read this connection; end it.
-            lock(&self.closer).close();
-            self.stop_reading();
-        }
+        sent.is_ok()
     }
 
     /// Gives the reading role to the poller until one of `fds` turns readable;

@@ -57,13 +57,7 @@ impl Session {
     /// Runs the reading role on another thread; if none can be had, the role goes
     /// back to the call that held it (`room_wait`: its thread reads on when it ends).
     fn send_reader_or_give_back(self: &Arc<Self>) {
-        let me = self.clone();
-        let sent = if self.blocking.load(Ordering::Relaxed) {
-            self.link.threads.run_dedicated(move || me.read())
-        } else {
-            self.link.threads.run(move || me.read())
-        };
-        if sent.is_err() {
+        if !self.spawn_reader() {
             let mut state = lock(&self.state);
             state.reading = false;
             state.room_wait = true;

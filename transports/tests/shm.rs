@@ -851,6 +851,44 @@ mod poller {
         });
     }
 
+    /// A client that sends the first bytes of its set-up request and then nothing more
+    /// cannot hold the server's set-up: `split` fails within a fraction of a second
+    /// (honest clients send the request in one message).
+    #[test]
+    fn a_dribbled_set_up_request_fails_at_once() {
+        watchdog(Duration::from_secs(30), || {
+            let endpoint = unique("");
+            let mut listener = transports::listen(&endpoint).unwrap();
+            let name = endpoint
+                .kind()
+                .name()
+                .unwrap()
+                .trim_start_matches('/')
+                .to_owned();
+            let mut dribbler =
+                UnixStream::connect(format!("/dev/shm/ipc-rpc.{name}.sock")).unwrap();
+            std::io::Write::write_all(&mut dribbler, b"IPC").unwrap();
+            let offered = listener.accept().unwrap();
+            let fds = owned(
+                offered
+                    .setup_wait()
+                    .expect("shm set-up waits for the client"),
+            );
+            assert!(
+                readable(&fds, 2000),
+                "the first bytes did not wake the wait"
+            );
+            let start = Instant::now();
+            assert!(offered.split().is_err());
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "{:?}",
+                start.elapsed()
+            );
+            drop(dribbler);
+        });
+    }
+
     /// A client that floods the doorbell cannot keep `prepare_wait` busy: each call
     /// returns after a bounded drain, and once the flood stops the descriptor is quiet.
     #[test]

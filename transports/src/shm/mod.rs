@@ -47,6 +47,9 @@
 //! - **A peer cannot hold a server thread busy.** Bumping the futex word we sleep on
 //!   (with or without `FUTEX_WAKE`) wakes us, but a wake-up that brings nothing backs
 //!   off (see `wait.rs`): our CPU stays a small fraction of what the peer burns.
+//! - **A client cannot hold a server thread in its set-up.** The server parks a
+//!   connection until its request starts to arrive (`setup_wait`); a request then
+//!   dribbled byte by byte fails after [`REQUEST_REST_TIMEOUT`].
 //! - **An idle connection costs no thread.** A server's receiver parks in the server's
 //!   poller (`prepare_wait`): it announces so in its sleeping flag, and the client then
 //!   rings the rendezvous socket (one byte, the doorbell) when it publishes, instead of
@@ -95,6 +98,10 @@ const REQUEST: &str = "IPCRSHM2";
 const MAX_REQUEST: usize = 256;
 /// How long either side waits for the other during connection setup.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the rest of a request may take once its first bytes came: a client sends
+/// it in one message, so only a hostile one dribbles it (and would hold the server's
+/// set-up thread for [`SETUP_TIMEOUT`] per byte).
+const REQUEST_REST_TIMEOUT: Duration = Duration::from_millis(100);
 /// Default spin budget.
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
 
@@ -228,7 +235,8 @@ impl<R: io::Read> TakeLine for BufReader<R> {
 
 /// Reads a client's request: one line of at most [`MAX_REQUEST`] bytes and the
 /// descriptor sent with it, if any; more than one fails the request (they close when
-/// dropped).
+/// dropped). Its first bytes are waited for as long as the socket's read time-out
+/// says, the rest at most [`REQUEST_REST_TIMEOUT`].
 fn read_request(socket: &UnixStream) -> io::Result<(Vec<u8>, Option<OwnedFd>)> {
     let mut line = Vec::new();
     let mut fds = Vec::new();
@@ -244,6 +252,9 @@ fn read_request(socket: &UnixStream) -> io::Result<(Vec<u8>, Option<OwnedFd>)> {
         let (n, got) = sys::recv_with_fds(socket, &mut buf[..room])?;
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        if line.is_empty() {
+            socket.set_read_timeout(Some(REQUEST_REST_TIMEOUT))?;
         }
         line.extend_from_slice(&buf[..n]);
         fds.extend(got);

@@ -64,6 +64,7 @@ with_transports! { matrix! {
         a_request_whose_deadline_passed_is_not_run,
         shutdown_returns_within_its_grace_while_a_handler_never_returns,
         max_in_flight_bounds_the_calls_of_a_connection_that_run_at_once,
+        max_workers_bounds_the_calls_a_server_runs_at_once,
         eight_callers_of_a_slow_handler_on_one_client_run_in_parallel,
         max_connections_refuses_the_next_client_promptly,
         a_handler_sees_cancelled_when_the_server_shuts_down,

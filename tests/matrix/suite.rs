@@ -1097,6 +1097,16 @@ pub fn max_in_flight_bounds_the_calls_of_a_connection_that_run_at_once(t: Transp
     });
 }
 
+pub fn max_workers_bounds_the_calls_a_server_runs_at_once(t: Transport, name: String) {
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "workers=1&max_workers=3");
+        // The pool grows from one thread to three while handlers block, and no
+        // further: the other calls wait for a thread, and every one is answered.
+        assert_eq!(peak_overlap(&f.client, 6, 200), 3);
+        f.shutdown();
+    });
+}
+
 pub fn eight_callers_of_a_slow_handler_on_one_client_run_in_parallel(t: Transport, name: String) {
     watchdog(WATCHDOG, move || {
         let f = t.start(&name, "");

@@ -49,7 +49,7 @@
 //!   off (see `wait.rs`): our CPU stays a small fraction of what the peer burns.
 //! - **A client cannot hold a server thread in its set-up.** The server parks a
 //!   connection until its request starts to arrive (`setup_wait`); a request then
-//!   dribbled byte by byte fails after [`REQUEST_REST_TIMEOUT`].
+//!   dribbled byte by byte fails after 100 ms.
 //! - **An idle connection costs no thread.** A server's receiver parks in the server's
 //!   poller (`prepare_wait`): it announces so in its sleeping flag, and the client then
 //!   rings the rendezvous socket (one byte, the doorbell) when it publishes, instead of

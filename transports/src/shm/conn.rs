@@ -138,10 +138,15 @@ impl Conn {
     }
 
     /// Says whether we produce something the peer waits for.
+    ///
+    /// Written only when it changes: the peer spins reading this line, and every write
+    /// takes the line back from it (the next fence waits for that).
     fn set_busy(&self, busy: bool) {
-        self.my_side()
-            .busy
-            .store(u32::from(busy), Ordering::Relaxed);
+        let flag = &self.my_side().busy;
+        let busy = u32::from(busy);
+        if flag.load(Ordering::Relaxed) != busy {
+            flag.store(busy, Ordering::Relaxed);
+        }
     }
 
     /// The peer's description for messages.

@@ -70,7 +70,7 @@ impl Ring {
 
     fn used(&self, head: u64, tail: u64) -> Result<u64, TransportError> {
         index::used(head, tail, self.capacity)
-            .ok_or(TransportError::Corrupt("ring indices out of range"))
+            .ok_or_else(|| TransportError::Corrupt("ring indices out of range"))
     }
 }
 

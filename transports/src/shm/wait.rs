@@ -99,7 +99,10 @@ pub fn wait_until(
     let me = conn.my_side();
     let peer = conn.peer_side();
     let my_cpu = sys::current_cpu();
-    me.cpu.store(my_cpu, Ordering::Relaxed);
+    // Written only when it changed: the peer's spin reads this line.
+    if me.cpu.load(Ordering::Relaxed) != my_cpu {
+        me.cpu.store(my_cpu, Ordering::Relaxed);
+    }
 
     let start = Instant::now();
     'spin: loop {

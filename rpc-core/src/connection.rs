@@ -16,7 +16,7 @@
 //! ends once nothing is owed.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
@@ -62,6 +62,19 @@ pub(crate) struct Connection {
     /// A caller spins now: one at a time (more would take the CPUs the reader and the
     /// server need).
     spinning: AtomicBool,
+    /// The CPU the caller reading replies for others ran on when it last handed one
+    /// over ([`NO_CPU`] before): a caller on the same CPU does not spin, since it would
+    /// only take the time the reader (or the callers it wakes) needs.
+    reader_cpu: AtomicUsize,
+}
+
+/// [`Connection::reader_cpu`] before any reader handed a reply over, or when the OS
+/// does not say.
+const NO_CPU: usize = usize::MAX;
+
+/// The CPU this thread runs on now, [`NO_CPU`] if the OS does not say.
+fn current_cpu() -> usize {
+    nix::sched::sched_getcpu().unwrap_or(NO_CPU)
 }
 
 struct Sending {
@@ -214,6 +227,7 @@ pub(crate) fn handshake(
         wait_spin,
         news: AtomicU64::new(0),
         spinning: AtomicBool::new(false),
+        reader_cpu: AtomicUsize::new(NO_CPU),
     }))
 }
 
@@ -439,6 +453,13 @@ impl Connection {
         }
     }
 
+    /// Whether this thread runs on the CPU where a caller last read replies for
+    /// others (see [`Connection::reader_cpu`]).
+    fn on_reader_cpu(&self) -> bool {
+        let reader = self.reader_cpu.load(Ordering::Relaxed);
+        reader != NO_CPU && reader == current_cpu()
+    }
+
     /// Spins, if no other caller does, until `news` moves on from `seen` or `until`
     /// passes; whether it moved.
     fn spin_for_news(&self, seen: u64, until: Instant) -> bool {
@@ -617,8 +638,8 @@ impl Connection {
             }
             let seen = self.news.load(Ordering::Acquire);
             drop(calls);
-            if spin {
-                spin = false;
+            // Not on the reader's CPU: the reader needs the time this spin would take.
+            if std::mem::take(&mut spin) && !self.on_reader_cpu() {
                 let until = Instant::now() + self.wait_spin;
                 if self.spin_for_news(seen, deadline.map_or(until, |d| d.min(until))) {
                     calls = lock(&self.calls);
@@ -681,6 +702,10 @@ impl Connection {
                 return Some(self.decode_reply(status, payload, decode));
             }
             self.hand_over(reply_id, status, head, frame.tail);
+            if handed == 0 && !self.wait_spin.is_zero() {
+                // Once per turn, and never on a lone caller's path.
+                self.reader_cpu.store(current_cpu(), Ordering::Relaxed);
+            }
             handed += 1;
             let since = *waiting_since.get_or_insert_with(Instant::now);
             if handed >= YIELD_AFTER && since.elapsed() >= self.yield_wait() {

@@ -69,8 +69,12 @@ impl Ring {
     }
 
     fn used(&self, head: u64, tail: u64) -> Result<u64, TransportError> {
-        index::used(head, tail, self.capacity)
-            .ok_or_else(|| TransportError::Corrupt("ring indices out of range"))
+        // Not `ok_or`: spin loops call this, and the error it would build is then
+        // dropped each time (it has drop glue).
+        match index::used(head, tail, self.capacity) {
+            Some(used) => Ok(used),
+            None => Err(TransportError::Corrupt("ring indices out of range")),
+        }
     }
 }
 

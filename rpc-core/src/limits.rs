@@ -29,6 +29,13 @@ pub fn default_workers() -> usize {
         .max(4)
 }
 
+/// How long a client waits, by default, for a server to take its connection and answer
+/// the handshake.
+pub const DEFAULT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The longest `connect_timeout` an endpoint may ask for.
+pub const CONNECT_TIMEOUT_LIMIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// The most threads a server's pool grows to by default while handlers block.
 pub const DEFAULT_MAX_WORKERS: usize = 256;
 

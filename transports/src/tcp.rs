@@ -5,8 +5,9 @@
 //! SSH forward in front of it otherwise.
 
 use std::io;
-use std::net::{TcpListener as StdTcpListener, TcpStream};
+use std::net::{TcpListener as StdTcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
 
 use rpc_core::{Closer, Listener, Parts, Transport, TransportError};
 
@@ -23,12 +24,15 @@ pub struct TcpTransport {
 }
 
 impl TcpTransport {
-    /// Connects to `tcp:<host>:<port>` and turns Nagle's algorithm off.
+    /// Connects to `tcp:<host>:<port>` and turns Nagle's algorithm off, trying each
+    /// address the host resolves to until one answers, all within the endpoint's
+    /// `connect_timeout` (default 5 s).
     ///
     /// # Errors
     ///
-    /// `Io` saying whether the connection was refused (no server) or why else it
-    /// failed; `Unsupported` for an endpoint of another kind.
+    /// `Io` saying whether the connection was refused (no server), got no answer
+    /// within `connect_timeout` (kind `TimedOut`), or why else it failed;
+    /// `Unsupported` for an endpoint of another kind.
     ///
     /// # Examples
     ///
@@ -44,26 +48,70 @@ impl TcpTransport {
         };
         let (host, port) = (host.as_str(), *port);
         let peer = Endpoint::tcp(host, port).to_string();
-        let io_err = |e: io::Error| {
-            let hint = match e.kind() {
-                io::ErrorKind::ConnectionRefused => {
-                    "connection refused: no server listens on that port"
-                }
-                _ => "connect failed",
-            };
-            TransportError::Io {
-                context: format!("{peer}: {hint}"),
-                source: e,
-            }
-        };
-        let stream = TcpStream::connect((host, port)).map_err(io_err)?;
-        stream.set_nodelay(true).map_err(io_err)?;
+        let stream = connect_within(host, port, endpoint.connect_timeout(), &peer)?;
+        stream
+            .set_nodelay(true)
+            .map_err(|source| TransportError::Io {
+                context: format!("{peer}: turn Nagle's algorithm off (TCP_NODELAY)"),
+                source,
+            })?;
         Ok(TcpTransport {
             stream,
             peer,
             max_frame: endpoint.max_frame(),
         })
     }
+}
+
+/// A TCP connection to `host:port`, to each address it resolves to in turn, all
+/// within `timeout` (a host that drops SYNs would otherwise hold `connect` for about
+/// two minutes).
+fn connect_within(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+    peer: &str,
+) -> Result<TcpStream, TransportError> {
+    let fail = |hint: String, source: io::Error| TransportError::Io {
+        context: format!("{peer}: {hint}"),
+        source,
+    };
+    let deadline = Instant::now() + timeout;
+    let addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| fail(format!("cannot resolve `{host}`"), e))?;
+    let mut last = None;
+    for addr in addrs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match TcpStream::connect_timeout(&addr, left) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some((addr, e)),
+        }
+    }
+    Err(match last {
+        Some((addr, e)) if e.kind() == io::ErrorKind::ConnectionRefused => fail(
+            format!("connection refused at {addr}: no server listens on that port"),
+            e,
+        ),
+        Some((addr, e)) if e.kind() == io::ErrorKind::TimedOut || Instant::now() >= deadline => {
+            fail(
+                format!(
+                    "no answer from {addr} within the connect timeout of {timeout:?}: is the host up \
+                     and the port reachable (a firewall dropping packets looks like this)? Raise \
+                     `connect_timeout` in the endpoint for a slow network"
+                ),
+                io::Error::new(io::ErrorKind::TimedOut, e),
+            )
+        }
+        Some((addr, e)) => fail(format!("connect to {addr} failed"), e),
+        None => fail(
+            format!("`{host}` resolves to no address"),
+            io::Error::new(io::ErrorKind::NotFound, "no address"),
+        ),
+    })
 }
 
 impl Transport for TcpTransport {

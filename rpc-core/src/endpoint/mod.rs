@@ -13,8 +13,9 @@
 //! `max_in_flight` (calls of one connection a server runs at once, default 32) and
 //! `max_connections` (connections a server takes at once, default 1024), `workers`
 //! (threads a server keeps to run calls, default twice the cores, at least 4) and
-//! `max_workers` (the most it grows to while handlers block, default 256) for every
-//! kind; the others belong to one kind and live in its [`EndpointKind`] variant:
+//! `max_workers` (the most it grows to while handlers block, default 256) and
+//! `connect_timeout` (how long a client waits for the server to take its connection and
+//! answer the handshake, written `500ms`, `5s` or `2m`, default 5 s) for every kind; the others belong to one kind and live in its [`EndpointKind`] variant:
 //! [`UnixOptions`] (`allow_uid`), [`ShmOptions`] (`ring`, `spin_us`, `allow_uid`),
 //! [`MqOptions`] (`depth` and `msgsize`, the queues a client creates).
 //! `Display` writes the canonical form, and parsing it gives the same endpoint back.
@@ -31,9 +32,12 @@ mod unix;
 use std::fmt;
 use std::str::FromStr;
 
+use std::time::Duration;
+
 use crate::limits::{
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_WORKERS,
-    MAX_CONNECTIONS_LIMIT, MAX_FRAME_LIMIT, MAX_IN_FLIGHT_LIMIT, WORKERS_LIMIT, default_workers,
+    CONNECT_TIMEOUT_LIMIT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME,
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_WORKERS, MAX_CONNECTIONS_LIMIT, MAX_FRAME_LIMIT,
+    MAX_IN_FLIGHT_LIMIT, WORKERS_LIMIT, default_workers,
 };
 use syntax::{KindOptions, OptionError, Query};
 
@@ -149,6 +153,7 @@ pub struct Endpoint {
     max_connections: Option<usize>,
     workers: Option<usize>,
     max_workers: Option<usize>,
+    connect_timeout: Option<Duration>,
 }
 
 /// The mechanism, its address, and the options only it takes.
@@ -268,6 +273,7 @@ impl Endpoint {
             max_connections: None,
             workers: None,
             max_workers: None,
+            connect_timeout: None,
         }
     }
 
@@ -404,6 +410,30 @@ impl Endpoint {
         self
     }
 
+    /// How long a client connecting here waits for the server to take the connection
+    /// and answer the handshake before it gives up with an error that says which step
+    /// got no answer (default 5 s; `?connect_timeout=500ms`, `10s`, `2m`). It bounds a
+    /// TCP connect to a host that does not answer as well as a server that is stopped
+    /// or overloaded.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+    }
+
+    /// This endpoint with another `connect_timeout` (see [`Endpoint::connect_timeout`]).
+    ///
+    /// # Panics
+    ///
+    /// If `timeout` is zero or over an hour.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        assert!(
+            !timeout.is_zero() && timeout <= CONNECT_TIMEOUT_LIMIT,
+            "connect_timeout must be between 1ms and {}s",
+            CONNECT_TIMEOUT_LIMIT.as_secs()
+        );
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
     /// The same `max_frame` with another kind: e.g. the real port of a `tcp:…:0`
     /// endpoint once bound. The kind is taken as it is, unchecked.
     pub fn with_kind(&self, kind: EndpointKind) -> Self {
@@ -414,6 +444,7 @@ impl Endpoint {
             max_connections: self.max_connections,
             workers: self.workers,
             max_workers: self.max_workers,
+            connect_timeout: self.connect_timeout,
         }
     }
 
@@ -481,6 +512,10 @@ impl Endpoint {
             *slot = Some(bound.parse(value)?);
             return Ok(());
         }
+        if key == "connect_timeout" {
+            self.connect_timeout = Some(syntax::duration(value, key, CONNECT_TIMEOUT_LIMIT)?);
+            return Ok(());
+        }
         let taken = match self.kind.options_mut() {
             Some(options) => options.set(key, value),
             None => Err(OptionError::NotMine),
@@ -503,7 +538,7 @@ fn not_for_this_kind(key: &str) -> String {
         .collect();
     if schemes.is_empty() {
         format!(
-            "unknown option `{key}`; known options: max_frame, max_in_flight, max_connections, workers, max_workers, {}",
+            "unknown option `{key}`; known options: max_frame, max_in_flight, max_connections, workers, max_workers, connect_timeout, {}",
             options_by_kind()
         )
     } else {
@@ -570,6 +605,7 @@ impl fmt::Display for Endpoint {
         query.option("max_connections", self.max_connections)?;
         query.option("workers", self.workers)?;
         query.option("max_workers", self.max_workers)?;
+        query.option("connect_timeout", self.connect_timeout.map(syntax::Millis))?;
         match self.kind.options() {
             Some(options) => options.write(&mut query),
             None => Ok(()),
@@ -692,6 +728,8 @@ mod tests {
             "shm:/calc?max_in_flight=4&ring=8192",
             "tcp:127.0.0.1:0?max_in_flight=8&max_connections=100",
             "unix:/tmp/w.sock?workers=2&max_workers=16",
+            "tcp:127.0.0.1:7000?connect_timeout=250ms",
+            "fifo:/tmp/dir/calc?max_frame=4096&connect_timeout=10s",
             "shm:/calc?max_frame=4096&ring=65536&spin_us=0",
             "shm:/calc?ring=8192",
             "unix:/tmp/x.sock?allow_uid=0,1000",
@@ -738,6 +776,13 @@ mod tests {
             ("tcp:1.2.3.4:80?max_frame", "needs a value"),
             ("tcp:1.2.3.4:80?max_in_flight=0", "max_in_flight must be"),
             ("unix:/x?max_connections=0", "max_connections must be"),
+            ("unix:/x?connect_timeout=5", "such as `500ms`, `5s` or `2m`"),
+            ("unix:/x?connect_timeout=0s", "from 1ms to 3600s"),
+            ("unix:/x?connect_timeout=2h", "not `2h`"),
+            (
+                "unix:/x?connect_timeout=61m",
+                "connect_timeout takes a duration",
+            ),
         ];
         for (s, want) in cases {
             let e = s.parse::<Endpoint>().unwrap_err().to_string();
@@ -751,6 +796,28 @@ mod tests {
                 .to_string()
                 .contains("limited to 107")
         );
+    }
+
+    #[test]
+    fn connect_timeout_defaults_to_5_s_and_reads_its_units() {
+        let ep: Endpoint = "unix:/x".parse().unwrap();
+        assert_eq!(ep.connect_timeout(), Duration::from_secs(5));
+        for (text, want, canonical) in [
+            ("250ms", Duration::from_millis(250), "250ms"),
+            ("1500ms", Duration::from_millis(1500), "1500ms"),
+            ("2000ms", Duration::from_secs(2), "2s"),
+            ("10s", Duration::from_secs(10), "10s"),
+            ("2m", Duration::from_secs(120), "120s"),
+        ] {
+            let ep: Endpoint = format!("unix:/x?connect_timeout={text}").parse().unwrap();
+            assert_eq!(ep.connect_timeout(), want, "{text}");
+            assert_eq!(
+                ep.to_string(),
+                format!("unix:/x?connect_timeout={canonical}")
+            );
+        }
+        let built = Endpoint::tcp("127.0.0.1", 1).with_connect_timeout(Duration::from_millis(40));
+        assert_eq!(built.to_string(), "tcp:127.0.0.1:1?connect_timeout=40ms");
     }
 
     #[test]
@@ -779,7 +846,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "invalid endpoint `tcp:1.2.3.4:80?bogus=1`: unknown option `bogus`; known options: \
-             max_frame, max_in_flight, max_connections, workers, max_workers, for unix and shm: allow_uid, for shm: ring, spin_us, for mq: depth, msgsize"
+             max_frame, max_in_flight, max_connections, workers, max_workers, connect_timeout, for unix and shm: allow_uid, for shm: ring, spin_us, for mq: depth, msgsize"
         );
         let e = "pipe?allow_uid=1".parse::<Endpoint>().unwrap_err();
         assert!(

@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 /// Longest POSIX mq / shm name after the leading `/` (Linux `NAME_MAX`).
 pub const MAX_POSIX_NAME: usize = 255;
@@ -67,6 +68,46 @@ pub(super) fn number<T: FromStr>(
         .ok()
         .filter(|n| ok(n))
         .ok_or_else(|| format!("{}, not `{value}`", expected()))
+}
+
+/// A duration written as a whole number of `ms`, `s` or `m` (`250ms`, `5s`, `2m`),
+/// from 1 ms to `max`.
+pub(super) fn duration(value: &str, key: &str, max: Duration) -> Result<Duration, String> {
+    let expected = || {
+        format!(
+            "{key} takes a duration such as `500ms`, `5s` or `2m`, from 1ms to {}s, not `{value}`",
+            max.as_secs()
+        )
+    };
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(expected)?;
+    let (digits, unit) = value.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| expected())?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        _ => return Err(expected()),
+    };
+    if d.is_zero() || d > max {
+        return Err(expected());
+    }
+    Ok(d)
+}
+
+/// Writes a duration as [`duration`] reads it: whole seconds as `5s`, else `250ms`.
+pub(super) struct Millis(pub(super) Duration);
+
+impl fmt::Display for Millis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        if ms.is_multiple_of(1000) {
+            write!(f, "{}s", ms / 1000)
+        } else {
+            write!(f, "{ms}ms")
+        }
+    }
 }
 
 /// `allow_uid=0,1000`: user ids separated by commas.

@@ -68,5 +68,6 @@ with_transports! { matrix! {
         eight_callers_of_a_slow_handler_on_one_client_run_in_parallel,
         max_connections_refuses_the_next_client_promptly,
         a_handler_sees_cancelled_when_the_server_shuts_down,
+        connect_to_a_stopped_server_times_out_and_says_so,
     ]
 } }

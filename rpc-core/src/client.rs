@@ -42,7 +42,7 @@ impl Client {
     /// `Incompatible` if the server runs another service, signature or protocol
     /// version; `Protocol` if it is not an ipc-rpc server; `Disconnected`/`Io` if the
     /// connection fails (`Disconnected` with the server's reason if it refused the
-    /// connection, e.g. "server out of file descriptors"); `Timeout` if no answer comes within [`HANDSHAKE_TIMEOUT`].
+    /// connection, e.g. "server out of file descriptors"); `ConnectTimeout` if no answer comes within [`HANDSHAKE_TIMEOUT`].
     ///
     /// # Examples
     ///
@@ -57,8 +57,34 @@ impl Client {
         transport: Box<dyn Transport>,
         service: &'static ServiceInfo,
     ) -> Result<Client, RpcError> {
+        Client::handshake_within(transport, service, HANDSHAKE_TIMEOUT)
+    }
+
+    /// [`Client::handshake`], giving up after `timeout` with
+    /// [`RpcError::ConnectTimeout`] (what `connect` does with the endpoint's
+    /// `connect_timeout`, less the time the transport took to connect).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::handshake`], `ConnectTimeout` instead of `Timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rpc_core::{Client, RpcError, ServiceInfo, transport::mem};
+    /// static INFO: ServiceInfo = ServiceInfo { name: "Nothing", fingerprint: 1, methods: &[] };
+    /// let (client_end, _server_end) = mem::pair(); // connected, but never answers
+    /// let e = Client::handshake_within(Box::new(client_end), &INFO, Duration::from_millis(50));
+    /// assert!(matches!(e, Err(RpcError::ConnectTimeout { .. })));
+    /// ```
+    pub fn handshake_within(
+        transport: Box<dyn Transport>,
+        service: &'static ServiceInfo,
+        timeout: Duration,
+    ) -> Result<Client, RpcError> {
         Ok(Client {
-            backend: Backend::Connection(connection::handshake(transport, service)?),
+            backend: Backend::Connection(connection::handshake(transport, service, timeout)?),
             timeout: None,
         })
     }

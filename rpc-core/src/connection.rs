@@ -125,13 +125,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Performs the client's half of the handshake over a connected transport and returns
-/// the connection (see `Client::handshake`, which documents the errors).
+/// Performs the client's half of the handshake over a connected transport, within
+/// `timeout`, and returns the connection (see `Client::handshake`, which documents the
+/// errors).
 pub(crate) fn handshake(
     transport: Box<dyn Transport>,
     service: &'static ServiceInfo,
+    timeout: Duration,
 ) -> Result<Arc<Connection>, RpcError> {
     let peer: Arc<str> = transport.peer().into();
+    let deadline = Instant::now() + timeout;
+    let silent = || RpcError::ConnectTimeout {
+        endpoint: peer.to_string(),
+        after: timeout,
+        detail: "the server took the connection but did not answer the handshake: it is \
+                 stopped (SIGSTOP?), overloaded, or not an ipc-rpc server; check that it runs, \
+                 or raise `connect_timeout` in the endpoint (e.g. `?connect_timeout=10s`)"
+            .into(),
+    };
     let wait_spin = transport.wait_spin();
     let closed = |what: &str| RpcError::Disconnected {
         peer: peer.clone(),
@@ -143,7 +154,7 @@ pub(crate) fn handshake(
         closer,
     } = transport.split().map_err(|e| transport_error(&peer, e))?;
     receiver.set_max_frame(HANDSHAKE_MAX_FRAME);
-    sender.set_deadline(Some(Instant::now() + HANDSHAKE_TIMEOUT));
+    sender.set_deadline(Some(deadline));
 
     let mut buf = Vec::with_capacity(256);
     let hello = Hello {
@@ -160,22 +171,16 @@ pub(crate) fn handshake(
             TransportError::Closed => {
                 refused(&mut *receiver, &peer).unwrap_or_else(|| closed("sending hello"))
             }
-            TransportError::TimedOut => RpcError::Timeout {
-                peer: peer.clone(),
-                after: HANDSHAKE_TIMEOUT,
-            },
+            TransportError::TimedOut => silent(),
             e => transport_error(&peer, e),
         });
     }
 
     let frame = receiver
-        .recv(Some(Instant::now() + HANDSHAKE_TIMEOUT))
+        .recv(Some(deadline))
         .map_err(|e| match e {
             TransportError::Closed => closed("waiting for its welcome"),
-            TransportError::TimedOut => RpcError::Timeout {
-                peer: peer.clone(),
-                after: HANDSHAKE_TIMEOUT,
-            },
+            TransportError::TimedOut => silent(),
             TransportError::FrameTooLarge { .. } | TransportError::Corrupt(_) => {
                 RpcError::Protocol {
                     peer: peer.clone(),

@@ -284,6 +284,18 @@ pub enum RpcError {
     /// Another failure on the server side of this call.
     #[error(transparent)]
     Remote(RemoteError),
+    /// The server did not take the connection, or did not answer the handshake, within
+    /// the endpoint's `connect_timeout`: it is stopped, overloaded, unreachable, or not
+    /// an ipc-rpc server. `detail` says which step got no answer and what to check.
+    #[error("cannot connect to {endpoint} within {after:?}: {detail}")]
+    ConnectTimeout {
+        /// The endpoint as written.
+        endpoint: String,
+        /// The time-out that passed.
+        after: Duration,
+        /// Which step got no answer, and what to check.
+        detail: String,
+    },
     /// Connecting failed.
     #[error("cannot connect to {endpoint}")]
     Connect {

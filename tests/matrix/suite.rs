@@ -1197,3 +1197,42 @@ pub fn a_handler_sees_cancelled_when_the_server_shuts_down(t: Transport, name: S
         drop(ep);
     });
 }
+
+/// A server that is stopped (SIGSTOP) answers nothing: connecting to it ends, within
+/// the endpoint's `connect_timeout`, in `ConnectTimeout`, whose message says what did
+/// not answer and names the option to raise.
+pub fn connect_to_a_stopped_server_times_out_and_says_so(t: Transport, name: String) {
+    if !t.multi_client() {
+        return skip(t, "a pipe has no address to connect to");
+    }
+    watchdog(WATCHDOG, move || {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        let ep = t.endpoint();
+        let server = ChildServer::spawn(&name, &ep.endpoint);
+        let pid = Pid::from_raw(server.child.id() as i32);
+        kill(pid, Signal::SIGSTOP).unwrap();
+        let timeout = Duration::from_millis(300);
+        let endpoint = server.endpoint.clone().with_connect_timeout(timeout);
+        let started = Instant::now();
+        let err = ProbeClient::connect(&endpoint).unwrap_err();
+        let took = started.elapsed();
+        kill(pid, Signal::SIGCONT).unwrap();
+        let RpcError::ConnectTimeout { after, detail, .. } = &err else {
+            panic!("{t:?}: {err:?}");
+        };
+        assert_eq!(*after, timeout);
+        assert!(
+            took >= timeout && took < timeout + Duration::from_secs(2),
+            "{t:?}: gave up after {took:?}"
+        );
+        let message = err.to_string();
+        assert!(message.contains("connect_timeout"), "{message}");
+        assert!(
+            message.contains("stopped") && message.contains(&endpoint.to_string()),
+            "{message}"
+        );
+        eprintln!("{t:?}, after {took:?}: {message} [{}]", detail.len());
+        drop(server);
+    });
+}

@@ -4,8 +4,14 @@
 
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
 
 use rpc_core::{Closer, Parts, TransportError};
 
@@ -52,6 +58,44 @@ pub(crate) fn split_socket<S: StreamSocket>(
     })
 }
 
+/// Connects a UNIX stream socket to `path`, waiting up to `timeout` while the server's
+/// listen backlog is full (a server that is stopped or does not accept fills it, and a
+/// blocking `connect` would then wait for ever). Returns the socket in blocking mode;
+/// an `io::Error` of kind `TimedOut` when the backlog stayed full.
+pub(crate) fn connect_unix(path: &Path, timeout: Duration) -> io::Result<UnixStream> {
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    let addr = UnixAddr::new(path)?;
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_micros(100);
+    loop {
+        match connect(fd.as_raw_fd(), &addr) {
+            Ok(()) => break,
+            Err(Errno::EINTR) => {}
+            // A UNIX socket says EAGAIN, not EINPROGRESS, while the backlog is full.
+            Err(Errno::EAGAIN) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("the server's listen backlog stayed full for {timeout:?}"),
+                    ));
+                }
+                std::thread::sleep(pause.min(left));
+                pause = (pause * 2).min(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let stream = UnixStream::from(fd);
+    stream.set_nonblocking(false)?;
+    Ok(stream)
+}
+
 /// Waits for a connection on the non-blocking listener `listener` (or for `wakeup`:
 /// `Closed`), accepts it with `accept`, and returns it in blocking mode. Out of file
 /// descriptors, connections are refused with the help of `reserve`.
@@ -93,5 +137,45 @@ pub(crate) fn accept_blocking<S: StreamSocket, A>(
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nix::sys::socket::{Backlog, bind, listen};
+
+    use super::*;
+
+    /// A UNIX listener that takes no connection (a stopped server) fills its backlog;
+    /// a blocking `connect` would then wait for ever, ours gives up at its time-out.
+    #[test]
+    fn a_unix_connect_to_a_full_backlog_ends_at_the_timeout() {
+        let dir = std::env::temp_dir().join(format!("ipc-rpc-backlog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        bind(fd.as_raw_fd(), &UnixAddr::new(&path).unwrap()).unwrap();
+        listen(&fd, Backlog::new(0).unwrap()).unwrap();
+        let mut held = Vec::new();
+        let timeout = Duration::from_millis(200);
+        let outcome = loop {
+            let started = Instant::now();
+            match connect_unix(&path, timeout) {
+                Ok(s) => held.push(s),
+                Err(e) => break (e, started.elapsed()),
+            }
+            assert!(held.len() < 64, "the backlog never filled");
+        };
+        std::fs::remove_dir_all(&dir).unwrap();
+        let (e, took) = outcome;
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        assert!(e.to_string().contains("backlog stayed full"), "{e}");
+        assert!(took >= timeout && took < timeout * 10, "{took:?}");
     }
 }

@@ -217,3 +217,59 @@ impl Listener for TcpListener {
         self.endpoint.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+    use std::time::{Duration, Instant};
+
+    use nix::sys::socket::{
+        AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, bind, getsockname, listen, socket,
+    };
+
+    use super::*;
+
+    /// A host that drops the SYN (here: a listener whose accept queue is full, which
+    /// Linux answers by dropping it) holds a plain `connect` for about two minutes; ours
+    /// gives up at the endpoint's `connect_timeout` and says what did not answer.
+    #[test]
+    fn a_connect_nobody_answers_ends_at_the_connect_timeout() {
+        let fd = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
+        listen(&fd, Backlog::new(0).unwrap()).unwrap();
+        let port = getsockname::<SockaddrIn>(fd.as_raw_fd()).unwrap().port();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        // Fill the accept queue (nobody accepts) until a SYN goes unanswered.
+        let mut held = Vec::new();
+        while let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            held.push(s);
+            assert!(held.len() < 64, "the accept queue never filled");
+        }
+        let endpoint: Endpoint = format!("tcp:127.0.0.1:{port}?connect_timeout=300ms")
+            .parse()
+            .unwrap();
+        let started = Instant::now();
+        let err = TcpTransport::connect(&endpoint).err().unwrap();
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(290) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
+        let TransportError::Io { context, source } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(source.kind(), io::ErrorKind::TimedOut, "{err:?}");
+        assert!(
+            context.contains("no answer from 127.0.0.1")
+                && context.contains("300ms")
+                && context.contains("connect_timeout"),
+            "{context}"
+        );
+    }
+}

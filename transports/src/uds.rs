@@ -26,7 +26,7 @@ use crate::endpoint::{Endpoint, EndpointKind, wrong_kind};
 use crate::fd_reserve::{FdReserve, Refusal};
 use crate::names::owner_lock::OwnerLock;
 use crate::names::uds::lock_path;
-use crate::socket::{accept_blocking, split_socket};
+use crate::socket::{accept_blocking, connect_unix, split_socket};
 use crate::wakeup::Wakeup;
 
 /// Pending connections the kernel queues before `accept`.
@@ -61,7 +61,8 @@ impl UdsTransport {
             return Err(wrong_kind(endpoint, "UdsTransport", "unix:"));
         };
         let peer = format!("unix:{path}");
-        let stream = UnixStream::connect(path).map_err(|e| connect_error(e, &peer))?;
+        let stream = connect_unix(Path::new(path), endpoint.connect_timeout())
+            .map_err(|e| connect_error(e, &peer))?;
         Ok(UdsTransport {
             stream,
             peer,
@@ -80,6 +81,10 @@ fn connect_error(e: io::Error, peer: &str) -> TransportError {
             "no server is listening (a stale socket file); start the server"
         }
         io::ErrorKind::PermissionDenied => "permission denied: the socket belongs to another user",
+        io::ErrorKind::TimedOut => {
+            "the server takes no connection (stopped or overloaded); check that it runs, or raise \
+             `connect_timeout` in the endpoint"
+        }
         _ => "connect failed",
     };
     TransportError::Io {

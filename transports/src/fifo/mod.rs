@@ -52,9 +52,6 @@ use crate::names::reclaim;
 use crate::pipe::split_pipe_pair;
 use crate::wakeup::Wakeup;
 
-/// How long a client waits for the server to open its FIFOs.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> TransportError {
@@ -164,7 +161,8 @@ impl FifoTransport {
         }
         let reader =
             open_fifo(&s2c, false).map_err(io_err(format!("{peer}: open {}", s2c.display())))?;
-        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        let timeout = endpoint.connect_timeout();
+        let deadline = Instant::now() + timeout;
         let request = rendezvous::request(&id);
         loop {
             match rendezvous.write(&request) {
@@ -172,6 +170,11 @@ impl FifoTransport {
                 Ok(_) => return Err(TransportError::Corrupt("short write of a connect request")),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Err(io_err(format!(
+                        "{peer}: the server's rendezvous FIFO stayed full for the connect timeout of {timeout:?}: it is stopped or overloaded; check that it runs, or raise `connect_timeout` in the endpoint"
+                    ))(io::ErrorKind::TimedOut.into()));
                 }
                 Err(e) => return Err(io_err(format!("{peer}: send the connect request"))(e)),
             }
@@ -186,8 +189,9 @@ impl FifoTransport {
                     pause = (pause * 2).min(Duration::from_millis(5));
                 }
                 Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                    let e = io::Error::new(io::ErrorKind::TimedOut, e);
                     return Err(io_err(format!(
-                        "{peer}: the server did not take the connection within {CONNECT_TIMEOUT:?}; is it overloaded or stuck?"
+                        "{peer}: the server did not take the connection within the connect timeout of {timeout:?}: it is stopped or overloaded; check that it runs, or raise `connect_timeout` in the endpoint"
                     ))(e));
                 }
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {

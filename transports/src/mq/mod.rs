@@ -93,7 +93,7 @@ pub(crate) mod queue;
 
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use nix::errno::Errno;
 use rpc_core::TransportError;
@@ -111,9 +111,6 @@ use handshake::{Answer, Connect};
 use liveness::{PeerProcess, ProcessId, WatchError};
 use queue::{Access, Queue, UnlinkGuard};
 
-/// How long `connect` waits for the server to take its request and answer.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// Connections this process has opened: the `<n>` in queue names.
 static CONNECTIONS: AtomicU32 = AtomicU32::new(0);
 
@@ -129,7 +126,8 @@ impl MqTransport {
     /// `Io` whose message says what is wrong: no server (no queue of that name), a
     /// stale queue of a dead server, a queue limit reached (which one, and how to
     /// raise it), the server exiting or refusing during the connect, or no answer
-    /// within [`CONNECT_TIMEOUT`]; `Unsupported` for an endpoint of another kind.
+    /// within the endpoint's `connect_timeout` (default 5 s); `Unsupported` for an
+    /// endpoint of another kind.
     ///
     /// # Examples
     ///
@@ -183,7 +181,8 @@ impl MqTransport {
             ));
         };
 
-        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        let timeout = endpoint.connect_timeout();
+        let deadline = Instant::now() + timeout;
         let request = Connect { client: me, n }.encode();
         loop {
             match rendezvous.try_send(&request) {
@@ -199,7 +198,7 @@ impl MqTransport {
             if Instant::now() >= deadline {
                 return Err(fail(
                     format!(
-                        "the server's queue stayed full for {CONNECT_TIMEOUT:?}; the server is overloaded or stuck"
+                        "the server's queue stayed full for the connect timeout of {timeout:?}: the server is stopped or overloaded; check that it runs, or raise `connect_timeout` in the endpoint"
                     ),
                     io::ErrorKind::TimedOut,
                 ));
@@ -243,7 +242,7 @@ impl MqTransport {
                     if Instant::now() >= deadline {
                         return Err(fail(
                             format!(
-                                "the server did not answer within {CONNECT_TIMEOUT:?}; it may be overloaded or out of file descriptors"
+                                "the server did not answer within the connect timeout of {timeout:?}: it is stopped, overloaded or out of file descriptors; check that it runs, or raise `connect_timeout` in the endpoint"
                             ),
                             io::ErrorKind::TimedOut,
                         ));

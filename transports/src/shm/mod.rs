@@ -75,6 +75,7 @@ mod wait;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -83,6 +84,7 @@ use rpc_core::{Closer, Listener, Parts, Transport, TransportError, WaitFds};
 use crate::endpoint::{Endpoint, EndpointKind, wrong_kind};
 use crate::names::reclaim;
 use crate::names::shm::Names;
+use crate::socket::connect_unix;
 use crate::sys;
 use crate::uds::UdsListener;
 use conn::{Conn, ShmCloser, ShmReceiver, ShmSender};
@@ -161,18 +163,20 @@ impl ShmTransport {
             let context = format!("{peer}: {what}");
             move |source: io::Error| TransportError::Io { context, source }
         };
-        let socket = UnixStream::connect(names.socket()).map_err(|e| {
+        let timeout = endpoint.connect_timeout();
+        let socket = connect_unix(Path::new(&names.socket()), timeout).map_err(|e| {
             let hint = match e.kind() {
                 io::ErrorKind::NotFound => "no server: its rendezvous socket does not exist; start the server or check the name",
                 io::ErrorKind::ConnectionRefused => "no server is listening (a stale rendezvous socket); start the server",
                 io::ErrorKind::PermissionDenied => "permission denied: the endpoint belongs to another user",
+                io::ErrorKind::TimedOut => "the server takes no connection (stopped or overloaded); check that it runs, or raise `connect_timeout` in the endpoint",
                 _ => "cannot reach the server's rendezvous socket",
             };
             io_err(hint)(e)
         })?;
         let segment = Segment::create(names.stem(), options.ring, options.max_frame as u32)?;
         let answer = (|| {
-            socket.set_read_timeout(Some(SETUP_TIMEOUT))?;
+            socket.set_read_timeout(Some(timeout))?;
             let fd = segment.fd().ok_or(io::ErrorKind::InvalidInput)?;
             let sent = sys::send_with_fd(&socket, format!("{REQUEST}\n").as_bytes(), fd);
             // A server that refuses at once (out of descriptors) may have answered and
@@ -187,7 +191,20 @@ impl ShmTransport {
             socket.set_read_timeout(None)?;
             Ok(line)
         })();
-        let answer = answer.map_err(io_err("set up the shared segment with the server"))?;
+        let answer = answer.map_err(|e| {
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) {
+                io_err(&format!(
+                    "the server did not answer the segment set-up within the connect timeout of \
+                     {timeout:?}: it is stopped or overloaded; check that it runs, or raise \
+                     `connect_timeout` in the endpoint"
+                ))(io::ErrorKind::TimedOut.into())
+            } else {
+                io_err("set up the shared segment with the server")(e)
+            }
+        })?;
         if answer.trim_end() != "OK" {
             return Err(TransportError::Io {
                 context: format!(

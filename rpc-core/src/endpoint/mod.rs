@@ -20,6 +20,10 @@
 //! [`MqOptions`] (`depth` and `msgsize`, the queues a client creates).
 //! `Display` writes the canonical form, and parsing it gives the same endpoint back.
 //!
+//! Parsing is strict: paths are absolute, URL forms (`tcp://…`) and whitespace are
+//! refused with what to write instead, and byte counts (`max_frame`, `ring`,
+//! `msgsize`) take `k`/`KiB`, `M`/`MiB` or `G`/`GiB` (binary multiples).
+//!
 //! This module only describes endpoints; what an option means to the OS is the
 //! transport's business (the `transports` crate).
 
@@ -58,18 +62,21 @@ struct Bound {
 }
 
 impl Bound {
-    /// `value` as a count within the bounds, or what to write instead.
+    /// `value` as a count within the bounds (a byte count may carry a `k`, `M` or
+    /// `G` suffix), or what to write instead.
     fn parse(&self, value: &str) -> Result<usize, String> {
-        syntax::number(
-            value,
-            |n| (self.min..=self.max).contains(n),
-            || {
-                format!(
-                    "{} must be a {} count from {} to {}",
-                    self.key, self.unit, self.min, self.max
-                )
-            },
-        )
+        let ok = |n: &usize| (self.min..=self.max).contains(n);
+        let expected = || {
+            format!(
+                "{} must be a {} count from {} to {}",
+                self.key, self.unit, self.min, self.max
+            )
+        };
+        if self.unit == "byte" {
+            syntax::size(value, ok, expected)
+        } else {
+            syntax::number(value, ok, expected)
+        }
     }
 
     /// `n`, checked as a builder's argument.
@@ -618,6 +625,12 @@ impl FromStr for Endpoint {
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         let err = |reason: String| EndpointError::new(input, reason);
+        if let Some(at) = input.find(char::is_whitespace) {
+            return Err(err(format!(
+                "whitespace at byte {at}; an endpoint has none (trim what you read from a \
+                 file or the environment)"
+            )));
+        }
         let (address, query) = match input.split_once('?') {
             Some((a, q)) => (a, Some(q)),
             None => (input, None),
@@ -626,6 +639,15 @@ impl FromStr for Endpoint {
             Some((s, r)) => (s, Some(r)),
             None => (address, None),
         };
+        if let Some(rest) = rest.and_then(|r| r.strip_prefix("//")) {
+            return Err(err(format!(
+                "`{scheme}://` is a URL form, which endpoints do not take; write `{scheme}:{}`",
+                match scheme {
+                    "unix" | "fifo" if !rest.starts_with('/') => format!("/{rest}"),
+                    _ => rest.to_owned(),
+                }
+            )));
+        }
         let kind = match (scheme, rest) {
             ("pipe", None) => EndpointKind::Pipe,
             ("pipe", Some(_)) => {
@@ -720,7 +742,6 @@ mod tests {
             "mq:/calc",
             "shm:/calc?max_frame=1048576",
             "unix:/tmp/calc.sock",
-            "unix:relative.sock",
             "tcp:127.0.0.1:0",
             "tcp:localhost:7000",
             "tcp:[::1]:7000?max_frame=256",
@@ -777,6 +798,22 @@ mod tests {
             ("tcp:1.2.3.4:80?max_in_flight=0", "max_in_flight must be"),
             ("unix:/x?max_connections=0", "max_connections must be"),
             ("unix:/x?connect_timeout=5", "such as `500ms`, `5s` or `2m`"),
+            ("tcp://127.0.0.1:7000", "write `tcp:127.0.0.1:7000`"),
+            ("unix:///run/x.sock", "`unix:/run/x.sock`"),
+            ("unix://run/x.sock", "`unix:/run/x.sock`"),
+            ("unix:/tmp/x.sock ", "whitespace at byte 16"),
+            (" tcp:127.0.0.1:1", "whitespace at byte 0"),
+            ("unix:x.sock", "`x.sock` is a relative path"),
+            (
+                "fifo:run/calc",
+                "write an absolute path, e.g. fifo:/dir/name",
+            ),
+            ("tcp:1.2.3.4:80?max_frame=64q", "`64k`"),
+            (
+                "tcp:1.2.3.4:80?max_frame=3G",
+                "max_frame must be a byte count",
+            ),
+            ("shm:/x?ring=100k", "power of two"),
             ("unix:/x?connect_timeout=0s", "from 1ms to 3600s"),
             ("unix:/x?connect_timeout=2h", "not `2h`"),
             (
@@ -796,6 +833,30 @@ mod tests {
                 .to_string()
                 .contains("limited to 107")
         );
+    }
+
+    #[test]
+    fn byte_counts_take_binary_suffixes() {
+        for (text, want) in [
+            ("max_frame=65536", 65536),
+            ("max_frame=64k", 64 << 10),
+            ("max_frame=64K", 64 << 10),
+            ("max_frame=64KiB", 64 << 10),
+            ("max_frame=1M", 1 << 20),
+            ("max_frame=16MiB", 16 << 20),
+            ("max_frame=1G", 1 << 30),
+        ] {
+            let ep: Endpoint = format!("unix:/x?{text}").parse().unwrap();
+            assert_eq!(ep.max_frame(), want, "{text}");
+        }
+        let ep: Endpoint = "shm:/x?ring=64KiB".parse().unwrap();
+        let EndpointKind::Shm { opts, .. } = ep.kind() else {
+            unreachable!()
+        };
+        assert_eq!(opts.ring(), Some(65536));
+        assert_eq!(ep.to_string(), "shm:/x?ring=65536");
+        let ep: Endpoint = "mq:/x?msgsize=8k".parse().unwrap();
+        assert_eq!(ep.to_string(), "mq:/x?msgsize=8192");
     }
 
     #[test]

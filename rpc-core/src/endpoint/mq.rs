@@ -99,7 +99,7 @@ impl KindOptions for MqOptions {
             }
             "msgsize" => {
                 self.msgsize = Some(
-                    syntax::number(value, msgsize_ok, || {
+                    syntax::size(value, msgsize_ok, || {
                         format!("msgsize must be a byte count from {MIN_MSGSIZE} to {MAX_MSGSIZE}")
                     })
                     .map_err(OptionError::Invalid)?,

@@ -100,7 +100,7 @@ impl KindOptions for ShmOptions {
         match key {
             "ring" => {
                 self.ring = Some(
-                    syntax::number(value, ring_ok, || {
+                    syntax::size(value, ring_ok, || {
                         format!("ring must be a power of two from {MIN_RING} to {MAX_RING} bytes")
                     })
                     .map_err(OptionError::Invalid)?,

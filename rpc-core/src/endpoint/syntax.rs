@@ -70,6 +70,42 @@ pub(super) fn number<T: FromStr>(
         .ok_or_else(|| format!("{}, not `{value}`", expected()))
 }
 
+/// A byte count: a number, optionally followed by `k`/`K`/`KiB` (× 1024), `M`/`MiB`
+/// (× 1024²) or `G`/`GiB` (× 1024³), that `ok` accepts; otherwise what `expected` says,
+/// and what was written instead.
+pub(super) fn size<T: TryFrom<u64>>(
+    value: &str,
+    ok: impl Fn(&T) -> bool,
+    expected: impl FnOnce() -> String,
+) -> Result<T, String> {
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (digits, unit) = value.split_at(split);
+    let shift = match unit {
+        "" => Some(0),
+        "k" | "K" | "KiB" => Some(10),
+        "M" | "MiB" => Some(20),
+        "G" | "GiB" => Some(30),
+        _ => None,
+    };
+    shift
+        .and_then(|shift| {
+            digits
+                .parse::<u64>()
+                .ok()?
+                .checked_mul(1 << shift)
+        })
+        .and_then(|n| T::try_from(n).ok())
+        .filter(|n| ok(n))
+        .ok_or_else(|| {
+            format!(
+                "{} (a number of bytes, or with `k`/`KiB`, `M`/`MiB` or `G`/`GiB`: `64k`), not `{value}`",
+                expected()
+            )
+        })
+}
+
 /// A duration written as a whole number of `ms`, `s` or `m` (`250ms`, `5s`, `2m`),
 /// from 1 ms to `max`.
 pub(super) fn duration(value: &str, key: &str, max: Duration) -> Result<Duration, String> {
@@ -134,10 +170,18 @@ impl fmt::Display for Uids<'_> {
     }
 }
 
-/// A file-system path of at most `max` bytes; `form` shows how to write one.
+/// An absolute file-system path of at most `max` bytes; `form` shows how to write one.
+/// A relative path is refused: client and server would each resolve it against their
+/// own working directory.
 pub(super) fn path(p: &str, form: &str, max: usize) -> Result<String, String> {
     if p.is_empty() {
         return Err(format!("empty path; write {form}"));
+    }
+    if !p.starts_with('/') {
+        return Err(format!(
+            "`{p}` is a relative path, which each process would resolve against its own \
+             working directory; write an absolute path, e.g. {form}"
+        ));
     }
     if p.contains('\0') {
         return Err("the path contains a NUL byte".into());

@@ -48,8 +48,8 @@ pub use bytes::Bytes;
 pub use child::{ServiceClient, connect, serve_parent, spawn_child, spawn_child_with};
 pub use rpc_core::server::{cancelled, current_peer as peer, deadline};
 pub use rpc_core::{
-    Client, CodecError, PeerCredentials, RemoteError, RpcError, ServeError, ServiceInfo,
-    TransportError,
+    Client, CodecError, FrameLimit, PeerCredentials, RemoteError, RpcError, ServeError,
+    ServiceInfo, TransportError,
 };
 pub use rpc_macros::ipc_service;
 pub use server::{ServerHandle, serve};

@@ -69,5 +69,7 @@ with_transports! { matrix! {
         max_connections_refuses_the_next_client_promptly,
         a_handler_sees_cancelled_when_the_server_shuts_down,
         connect_to_a_stopped_server_times_out_and_says_so,
+        a_request_over_the_servers_max_frame_is_refused_before_it_is_sent,
+        a_reply_over_the_clients_max_frame_is_an_error_for_that_call_only,
     ]
 } }

@@ -71,6 +71,10 @@ pub const SMALL_FRAME: usize = 4096;
 ///   ([`FrameSender::send_encoded`]: counted, then written in place), else into
 ///   `scratch` and sent.
 ///
+/// `peer_limit` is the peer's `max_frame` where it is under the transport's own (the
+/// handshake told it): a frame over it is refused, `FrameTooLarge` with that limit,
+/// before anything is written. `None` leaves the check to the transport.
+///
 /// # Errors
 ///
 /// `Ok(Err(_))` if encoding fails (nothing sent), `Err(_)` if sending fails.
@@ -79,12 +83,21 @@ pub fn send_frame(
     scratch: &mut Vec<u8>,
     write: impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>,
     bulk: &[u8],
+    peer_limit: Option<usize>,
 ) -> Result<Result<(), CodecError>, TransportError> {
+    let over = |len: usize| match peer_limit {
+        Some(max) if len > max => Err(TransportError::FrameTooLarge {
+            len: len as u64,
+            max,
+        }),
+        _ => Ok(()),
+    };
     if bulk.len() >= SMALL_FRAME {
         scratch.clear();
         if let Err(e) = write(&mut FrameBuf::vec(scratch)) {
             return Ok(Err(e));
         }
+        over(scratch.len() + bulk.len())?;
         return sender.send_parts(scratch, bulk).map(Ok);
     }
     // Bounded, so that a large frame is not encoded whole before it is known to be
@@ -95,6 +108,7 @@ pub fn send_frame(
     let mut small = FrameBuf::slice(&mut scratch[..SMALL_FRAME]);
     if write(&mut small).is_ok() && small.put(bulk).is_ok() {
         let n = small.len();
+        over(n)?;
         return sender.send(&scratch[..n]).map(Ok);
     }
     // Larger (or an encoding error, which the passes below meet again).
@@ -102,6 +116,14 @@ pub fn send_frame(
         write(out)?;
         out.put(bulk)
     };
+    if peer_limit.is_some() {
+        // Counted first: under a peer's lower limit, before a byte goes.
+        let mut count = FrameBuf::counter();
+        if let Err(e) = whole(&mut count) {
+            return Ok(Err(e));
+        }
+        over(count.len())?;
+    }
     if let Some(sent) = sender.send_encoded(&mut whole) {
         return sent;
     }
@@ -537,7 +559,7 @@ mod tests {
                     encode_frame(&BytesRef(&value), out, "v")?;
                     encode_bulk_len(bulk.len(), out)
                 };
-                send_frame(&mut sender, &mut scratch, write, &bulk)
+                send_frame(&mut sender, &mut scratch, write, &bulk, None)
                     .unwrap()
                     .unwrap();
                 let mut expected = Vec::new();
@@ -546,6 +568,36 @@ mod tests {
                 assert!(frame == expected, "{values} + {bulk_len}: bytes differ");
                 let want = if in_place { with } else { without };
                 assert_eq!(how, want, "{values} + {bulk_len}, in place: {in_place}");
+            }
+        }
+    }
+
+    #[test]
+    fn send_frame_refuses_a_frame_over_the_peers_limit_and_sends_nothing() {
+        for in_place in [true, false] {
+            // Small, counted in place, and with a separate bulk part.
+            for (values, bulk_len) in [(300, 0), (10_000, 0), (10, 10_000)] {
+                let mut sender = Recorder {
+                    in_place,
+                    frames: Vec::new(),
+                };
+                let value = vec![7u8; values];
+                let bulk = vec![9u8; bulk_len];
+                let write = |out: &mut FrameBuf<'_>| {
+                    encode_frame(&BytesRef(&value), out, "v")?;
+                    encode_bulk_len(bulk.len(), out)
+                };
+                match send_frame(&mut sender, &mut Vec::new(), write, &bulk, Some(256)) {
+                    Err(TransportError::FrameTooLarge { len, max: 256 }) => {
+                        assert!(len > (values + bulk_len) as u64, "{len}");
+                    }
+                    other => panic!("{values} + {bulk_len}: {other:?}"),
+                }
+                assert!(sender.frames.is_empty());
+                send_frame(&mut sender, &mut Vec::new(), write, &bulk, Some(1 << 20))
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(sender.frames.len(), 1);
             }
         }
     }
@@ -566,7 +618,7 @@ mod tests {
                         source: "always fails".into(),
                     })
                 };
-                let sent = send_frame(&mut sender, &mut Vec::new(), write, &[]).unwrap();
+                let sent = send_frame(&mut sender, &mut Vec::new(), write, &[], None).unwrap();
                 assert!(sent.is_err());
                 assert!(sender.frames.is_empty());
             }

@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 use crate::buf::{FrameBuf, Payload};
 use crate::codec::{decode_prefix, encode_bulk_len, encode_into, send_frame};
 use crate::dispatch::ServiceInfo;
-use crate::error::{CodecError, RemoteError, RpcError, TransportError};
+use crate::error::{CodecError, FrameLimit, RemoteError, RpcError, TransportError};
 use crate::transport::{Closer, FrameReceiver, FrameSender, Parts, Transport};
-use crate::wire::{self, Hello, MAGIC, PROTOCOL_VERSION, STATUS_ERR, STATUS_OK, Welcome};
+use crate::wire::{self, Hello, MAGIC, PROTOCOL_VERSION, Preamble, STATUS_ERR, STATUS_OK, Welcome};
 
 use crate::wire::HANDSHAKE_MAX_FRAME;
 pub use crate::wire::HANDSHAKE_TIMEOUT;
@@ -62,6 +62,11 @@ pub(crate) struct Connection {
     /// A caller spins now: one at a time (more would take the CPUs the reader and the
     /// server need).
     spinning: AtomicBool,
+    /// The server's `max_frame` (from its welcome) where it is under this side's: a
+    /// request over it is refused before anything is sent.
+    server_limit: Option<usize>,
+    /// This side's own `max_frame` (the transport's).
+    frame_limit: usize,
     /// The CPU the caller reading replies for others ran on when it last handed one
     /// over ([`NO_CPU`] before): a caller on the same CPU does not spin, since it would
     /// only take the time the reader (or the callers it wakes) needs.
@@ -153,6 +158,7 @@ pub(crate) fn handshake(
         mut receiver,
         closer,
     } = transport.split().map_err(|e| transport_error(&peer, e))?;
+    let frame_limit = receiver.frame_limit();
     receiver.set_max_frame(HANDSHAKE_MAX_FRAME);
     sender.set_deadline(Some(deadline));
 
@@ -162,6 +168,7 @@ pub(crate) fn handshake(
         protocol: PROTOCOL_VERSION,
         service: service.name,
         fingerprint: service.fingerprint,
+        max_frame: frame_limit as u64,
     };
     encode_into(&hello, &mut buf, "handshake")?;
     if let Err(e) = sender.send(&buf) {
@@ -193,14 +200,24 @@ pub(crate) fn handshake(
     if let Some(reason) = wire::decode_refusal(&frame) {
         return Err(refusal_error(&peer, &reason));
     }
-    let welcome: Welcome<'_> = match decode_prefix::<Welcome<'_>>(&mut &frame[..], "welcome") {
-        Ok(w) if w.magic == MAGIC => w,
-        _ => {
-            return Err(RpcError::Protocol {
-                peer,
-                detail: "the handshake reply is not an ipc-rpc welcome",
-            });
-        }
+    let not_welcome = |peer| RpcError::Protocol {
+        peer,
+        detail: "the handshake reply is not an ipc-rpc welcome",
+    };
+    let preamble = match decode_prefix::<Preamble>(&mut &frame[..], "welcome") {
+        Ok(p) if p.magic == MAGIC => p,
+        _ => return Err(not_welcome(peer)),
+    };
+    if preamble.protocol != PROTOCOL_VERSION {
+        // Another version's welcome may have another shape: its version is enough.
+        return Err(RpcError::Incompatible {
+            client: format!("{service}, protocol {PROTOCOL_VERSION}"),
+            server: format!("protocol {} (another ipc-rpc release)", preamble.protocol),
+            peer,
+        });
+    }
+    let Ok(welcome) = decode_prefix::<Welcome<'_>>(&mut &frame[..], "welcome") else {
+        return Err(not_welcome(peer));
     };
     if !welcome.accepted
         || welcome.protocol != PROTOCOL_VERSION
@@ -217,9 +234,12 @@ pub(crate) fn handshake(
         });
     }
 
+    let server_limit = usize::try_from(welcome.max_frame).unwrap_or(usize::MAX);
     receiver.set_max_frame(usize::MAX);
     sender.set_deadline(None);
     Ok(Arc::new_cyclic(|me| Connection {
+        server_limit: (server_limit < frame_limit).then_some(server_limit),
+        frame_limit,
         me: me.clone(),
         peer,
         service,
@@ -571,12 +591,18 @@ impl Connection {
                 None => Ok(()),
             }
         };
-        match send_frame(&mut **sender, buf, write, bulk_bytes.unwrap_or_default()) {
+        let tail = bulk_bytes.unwrap_or_default();
+        match send_frame(&mut **sender, buf, write, tail, self.server_limit) {
             Ok(encoded) => encoded.map_err(|e| SendError::Refused(e.into())),
             Err(TransportError::FrameTooLarge { len, max }) => {
                 Err(SendError::Refused(RpcError::FrameTooLarge {
                     len,
                     max: max as u64,
+                    limit: if self.server_limit == Some(max) {
+                        FrameLimit::ServerRequest
+                    } else {
+                        FrameLimit::ClientRequest
+                    },
                 }))
             }
             Err(TransportError::TimedOut) => {
@@ -821,7 +847,16 @@ impl Connection {
             STATUS_OK => Ok(decode(payload)?),
             STATUS_ERR => Err(match payload.decode_all::<RemoteError>("remote error")? {
                 RemoteError::Panic { method, message } => RpcError::RemotePanic { method, message },
-                RemoteError::ReplyTooLarge { len, max, .. } => RpcError::FrameTooLarge { len, max },
+                RemoteError::ReplyTooLarge { len, max, .. } => RpcError::FrameTooLarge {
+                    len,
+                    max,
+                    // The server held back a reply over our limit, or over its own.
+                    limit: if max == self.frame_limit as u64 {
+                        FrameLimit::ClientReply
+                    } else {
+                        FrameLimit::ServerReply
+                    },
+                },
                 RemoteError::Expired { .. } => RpcError::Timeout {
                     peer: self.peer.clone(),
                     after: Duration::ZERO,
@@ -847,9 +882,11 @@ impl Connection {
         self.shut(reason.clone());
         match cause {
             TransportError::Closed => self.disconnected(&reason),
+            // A reply over our limit (a server of this version holds those back).
             TransportError::FrameTooLarge { len, max } => RpcError::FrameTooLarge {
                 len,
                 max: max as u64,
+                limit: FrameLimit::ClientReply,
             },
             TransportError::Corrupt(detail) => RpcError::Protocol {
                 peer: self.peer.clone(),
@@ -928,6 +965,7 @@ fn transport_error(peer: &Arc<str>, e: TransportError) -> RpcError {
         TransportError::FrameTooLarge { len, max } => RpcError::FrameTooLarge {
             len,
             max: max as u64,
+            limit: FrameLimit::ClientReply,
         },
         TransportError::Corrupt(detail) => RpcError::Protocol {
             peer: peer.clone(),

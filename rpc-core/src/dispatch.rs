@@ -78,6 +78,10 @@ pub struct ReplySender {
     pub sender: Box<dyn FrameSender>,
     /// Reused scratch space for encoding.
     pub buf: Vec<u8>,
+    /// The client's `max_frame`, learned at the handshake, where it is under this
+    /// side's: a reply over it is not sent, and the call fails with `ReplyTooLarge`
+    /// instead (the connection stays usable).
+    pub peer_limit: Option<usize>,
 }
 
 /// Where a handler's return value goes: encoded into the connection's reused scratch
@@ -141,7 +145,7 @@ impl<'a> Reply<'a> {
         bulk: &[u8],
     ) -> Result<(), DispatchError> {
         let sent = match &mut self.out {
-            ReplyOut::Direct { sender, buf } => send_frame(&mut **sender, buf, write, bulk),
+            ReplyOut::Direct { sender, buf } => send_frame(&mut **sender, buf, write, bulk, None),
             ReplyOut::Shared { sender, running } => {
                 if let Some((running, seq)) = *running {
                     let _ = running.compare_exchange(
@@ -152,8 +156,12 @@ impl<'a> Reply<'a> {
                     );
                 }
                 let mut guard = sender.lock().unwrap_or_else(PoisonError::into_inner);
-                let ReplySender { sender, buf } = &mut *guard;
-                send_frame(&mut **sender, buf, write, bulk)
+                let ReplySender {
+                    sender,
+                    buf,
+                    peer_limit,
+                } = &mut *guard;
+                send_frame(&mut **sender, buf, write, bulk, *peer_limit)
             }
         };
         sent.map_err(DispatchError::Send)?

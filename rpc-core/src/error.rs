@@ -248,17 +248,19 @@ pub enum RpcError {
     /// Arguments or a reply could not be (de)serialised.
     #[error(transparent)]
     Codec(#[from] CodecError),
-    /// The request or the reply is larger than the connection's `max_frame`. The
-    /// connection stays usable.
-    #[error(
-        "message of {len} bytes exceeds the limit of {max} bytes; send less per call or raise \
-         `max_frame` on both sides (endpoint option `?max_frame=N`)"
-    )]
+    /// The request or the reply is larger than a `max_frame`: this client's, or the
+    /// server's (each side tells the other its own at the handshake). Nothing of it
+    /// was sent: a request is refused before it is written, a reply held back by the
+    /// server, which answers this call with this error instead. The connection stays
+    /// usable; `limit` says whose limit and which message.
+    #[error("{} of {len} bytes exceeds {} max_frame of {max} bytes; {}", limit.message(), limit.owner(), limit.advice())]
     FrameTooLarge {
         /// The message's size.
         len: u64,
-        /// The limit.
+        /// The limit it exceeds.
         max: u64,
+        /// Whose limit, and which message.
+        limit: FrameLimit,
     },
     /// The server serves another service, or another version of this one.
     #[error(
@@ -323,6 +325,57 @@ pub enum RpcError {
         /// What was wrong.
         detail: &'static str,
     },
+}
+
+/// Which `max_frame` a message exceeded ([`RpcError::FrameTooLarge`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FrameLimit {
+    /// A request over this client's own limit (its endpoint's `?max_frame=`).
+    ClientRequest,
+    /// A request over the server's limit, learned at the handshake.
+    ServerRequest,
+    /// A reply over this client's limit: the server answered with this error instead.
+    ClientReply,
+    /// A reply over the server's own limit.
+    ServerReply,
+}
+
+impl FrameLimit {
+    fn message(self) -> &'static str {
+        match self {
+            FrameLimit::ClientRequest | FrameLimit::ServerRequest => "request",
+            FrameLimit::ClientReply | FrameLimit::ServerReply => "reply",
+        }
+    }
+
+    fn owner(self) -> &'static str {
+        match self {
+            FrameLimit::ClientRequest | FrameLimit::ClientReply => "this client's",
+            FrameLimit::ServerRequest | FrameLimit::ServerReply => "the server's",
+        }
+    }
+
+    fn advice(self) -> &'static str {
+        match self {
+            FrameLimit::ClientRequest => {
+                "send less per call, or raise `max_frame` in this client's endpoint (`?max_frame=N`, \
+                 e.g. `64M`)"
+            }
+            FrameLimit::ServerRequest => {
+                "nothing was sent; send less per call, or raise `max_frame` in the server's \
+                 endpoint (`?max_frame=N`)"
+            }
+            FrameLimit::ClientReply => {
+                "the server did not send it; ask for less per call, or raise `max_frame` in this \
+                 client's endpoint (`?max_frame=N`)"
+            }
+            FrameLimit::ServerReply => {
+                "ask for less per call, or raise `max_frame` in the server's endpoint \
+                 (`?max_frame=N`)"
+            }
+        }
+    }
 }
 
 impl RpcError {

@@ -60,7 +60,9 @@ pub mod supervisor;
 pub use client::Client;
 pub use dispatch::{Dispatch, DispatchError, Reply, ServiceInfo, fingerprint};
 pub use endpoint::{Endpoint, EndpointError, EndpointKind};
-pub use error::{BoxError, CodecError, RemoteError, RpcError, ServeError, TransportError};
+pub use error::{
+    BoxError, CodecError, FrameLimit, RemoteError, RpcError, ServeError, TransportError,
+};
 pub use server::RunningServer;
 pub use transport::{
     Closer, FrameReceiver, FrameSender, Listener, Parts, PeerCredentials, Readiness, Transport,

@@ -158,6 +158,11 @@ pub trait FrameReceiver: Send {
     /// peer that has not said who it is yet, then restores the limit.
     fn set_max_frame(&mut self, max_frame: usize);
 
+    /// The transport's own limit: the largest frame it takes (its endpoint's
+    /// `max_frame`), which [`FrameReceiver::set_max_frame`] never raises. The handshake
+    /// tells the peer, which then sends nothing larger.
+    fn frame_limit(&self) -> usize;
+
     /// Says how a server can wait for this connection's next frame without a thread
     /// of its own: called after a `recv` with a deadline returned `TimedOut`, before
     /// the server parks the connection in its poller (one thread waits on every idle

@@ -29,7 +29,7 @@ use crate::codec::{FrameBuf, decode_prefix, encode_frame};
 use crate::error::CodecError;
 
 /// Version of this envelope; a mismatch is reported as `RpcError::Incompatible`.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// How long either side waits for the other's handshake frame (the client for the
 /// welcome, the server for the hello) before it gives up on the connection.
@@ -54,6 +54,20 @@ pub struct Hello<'a> {
     pub service: &'a str,
     /// The client's signature fingerprint.
     pub fingerprint: u64,
+    /// The largest frame the client takes (its `max_frame`): the server answers a
+    /// reply larger than that with an error for that call instead.
+    pub max_frame: u64,
+}
+
+/// The fields every version of [`Hello`] and [`Welcome`] starts with: a peer of
+/// another version is told apart by them (and answered `Incompatible`) even when the
+/// rest of its frame does not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preamble {
+    /// [`MAGIC`].
+    pub magic: [u8; 4],
+    /// The peer's [`PROTOCOL_VERSION`].
+    pub protocol: u16,
 }
 
 /// The server's answer to [`Hello`].
@@ -69,6 +83,9 @@ pub struct Welcome<'a> {
     pub fingerprint: u64,
     /// Whether the server accepted the client; if not it closes the connection.
     pub accepted: bool,
+    /// The largest frame the server takes (its `max_frame`): the client refuses a
+    /// request larger than that before sending anything.
+    pub max_frame: u64,
 }
 
 /// First bytes of a [`Refusal`]; distinct from [`MAGIC`], so a client tells it from a
@@ -303,6 +320,7 @@ mod tests {
             protocol: PROTOCOL_VERSION,
             service: "Calculator",
             fingerprint: 42,
+            max_frame: 65536,
         };
         let mut buf = Vec::new();
         encode_into(&hello, &mut buf, "hello").unwrap();

@@ -628,6 +628,7 @@ pub fn probe_hello() -> Vec<u8> {
             protocol: rpc_core::wire::PROTOCOL_VERSION,
             service: ProbeClient::SERVICE.name,
             fingerprint: ProbeClient::SERVICE.fingerprint,
+            max_frame: rpc_core::limits::DEFAULT_MAX_FRAME as u64,
         },
         &mut hello,
         "hello",

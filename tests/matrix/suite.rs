@@ -1236,3 +1236,88 @@ pub fn connect_to_a_stopped_server_times_out_and_says_so(t: Transport, name: Str
         drop(server);
     });
 }
+
+/// Server at `max_frame=65536`, client at the default 16 MiB: the client learns the
+/// server's limit at the handshake and refuses a larger request before sending any of
+/// it, naming the server's limit; the connection stays usable (before, the server
+/// closed it and the client saw a crash-like `Disconnected`).
+pub fn a_request_over_the_servers_max_frame_is_refused_before_it_is_sent(t: Transport, _: String) {
+    if !t.multi_client() {
+        return skip(t, "one endpoint string sets both ends of a pipe pair");
+    }
+    watchdog(WATCHDOG, move || {
+        let ep = t.endpoint_with("max_frame=65536");
+        let server = ipc_rpc::serve(&ep.endpoint, ProbeServer::new(ProbeImpl)).unwrap();
+        let client_ep = server
+            .endpoint()
+            .with_max_frame(rpc_core::limits::DEFAULT_MAX_FRAME);
+        let client = ProbeClient::connect(&client_ep).unwrap();
+        for len in [70_000, 1 << 20] {
+            let err = client.echo(vec![1; len]).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    RpcError::FrameTooLarge {
+                        max: 65536,
+                        limit: ipc_rpc::FrameLimit::ServerRequest,
+                        ..
+                    }
+                ),
+                "{t:?}: {err:?}"
+            );
+            let message = err.to_string();
+            assert!(
+                message.contains("exceeds the server's max_frame of 65536 bytes")
+                    && message.contains("nothing was sent"),
+                "{message}"
+            );
+        }
+        assert_eq!(client.echo(vec![2; 1000]).unwrap(), vec![2; 1000]);
+        assert_eq!(
+            server.connection_count(),
+            1,
+            "{t:?}: the connection survived"
+        );
+        server.shutdown();
+    });
+}
+
+/// Client at `max_frame=65536`, server at the default: a reply over the client's
+/// limit is not sent; the server answers that call with an error naming the client's
+/// limit, and the connection stays usable (before, the client refused the frame and
+/// every later call failed `Disconnected`).
+pub fn a_reply_over_the_clients_max_frame_is_an_error_for_that_call_only(t: Transport, _: String) {
+    if !t.multi_client() {
+        return skip(t, "one endpoint string sets both ends of a pipe pair");
+    }
+    watchdog(WATCHDOG, move || {
+        let ep = t.endpoint();
+        let server = ipc_rpc::serve(&ep.endpoint, ProbeServer::new(ProbeImpl)).unwrap();
+        let client_ep = server.endpoint().with_max_frame(65536);
+        let client = ProbeClient::connect(&client_ep).unwrap();
+        for len in [70_000, 1 << 20] {
+            let err = client.fill(len).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    RpcError::FrameTooLarge {
+                        max: 65536,
+                        limit: ipc_rpc::FrameLimit::ClientReply,
+                        ..
+                    }
+                ),
+                "{t:?}: {err:?}"
+            );
+            let message = err.to_string();
+            assert!(
+                message.contains("reply of")
+                    && message.contains("exceeds this client's max_frame of 65536 bytes")
+                    && message.contains("the server did not send it"),
+                "{message}"
+            );
+        }
+        assert_eq!(client.fill(10).unwrap(), vec![0xAB; 10]);
+        assert_eq!(client.echo(vec![3; 60_000]).unwrap(), vec![3; 60_000]);
+        server.shutdown();
+    });
+}

@@ -408,6 +408,10 @@ impl<R: AsFd + Send> FrameReceiver for StreamReceiver<R> {
         self.frames.set_max_frame(max_frame.min(self.max_frame));
     }
 
+    fn frame_limit(&self) -> usize {
+        self.max_frame
+    }
+
     fn prepare_wait(&mut self) -> Readiness<'_> {
         if self.frames.has_buffered_frame() {
             return Readiness::Ready;
@@ -473,6 +477,10 @@ impl<G: Send> FrameReceiver for WithGuard<G> {
 
     fn set_max_frame(&mut self, max_frame: usize) {
         self.inner.set_max_frame(max_frame);
+    }
+
+    fn frame_limit(&self) -> usize {
+        self.inner.frame_limit()
     }
 
     fn prepare_wait(&mut self) -> Readiness<'_> {

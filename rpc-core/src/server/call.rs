@@ -70,7 +70,7 @@ pub(super) fn send_error(
     replies: &Mutex<ReplySender>,
 ) -> Result<(), ()> {
     let mut out = replies.lock().unwrap_or_else(PoisonError::into_inner);
-    let ReplySender { sender, buf } = &mut *out;
+    let ReplySender { sender, buf, .. } = &mut *out;
     buf.clear();
     let mut frame = FrameBuf::vec(buf);
     wire::encode_response_header(id, STATUS_ERR, &mut frame)

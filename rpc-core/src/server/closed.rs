@@ -25,6 +25,10 @@ impl FrameReceiver for ClosedReceiver {
     }
 
     fn set_max_frame(&mut self, _max_frame: usize) {}
+
+    fn frame_limit(&self) -> usize {
+        0
+    }
 }
 
 /// A closer whose connection is gone.

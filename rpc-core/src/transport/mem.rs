@@ -167,6 +167,10 @@ impl FrameReceiver for MemReceiver {
     fn set_max_frame(&mut self, max_frame: usize) {
         self.max_frame = max_frame.min(self.limit);
     }
+
+    fn frame_limit(&self) -> usize {
+        self.limit
+    }
 }
 
 impl Drop for MemReceiver {

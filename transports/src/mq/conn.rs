@@ -456,6 +456,10 @@ impl FrameReceiver for MqReceiver {
         self.assembler.set_max_frame(max_frame.min(self.max_frame));
     }
 
+    fn frame_limit(&self) -> usize {
+        self.max_frame
+    }
+
     /// `WaitOn` the incoming queue (readable while a message is queued: a frame, a
     /// chunk of one, the peer's `FIN`) and the peer's pidfd (readable once the peer
     /// process exited, `kill -9` included); `Ready` when a blocked send stashed

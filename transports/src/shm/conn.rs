@@ -673,6 +673,10 @@ impl FrameReceiver for ShmReceiver {
         self.max_frame = max_frame.min(self.conn.max_frame);
     }
 
+    fn frame_limit(&self) -> usize {
+        self.conn.max_frame
+    }
+
     /// Parks the connection on the rendezvous socket: announces [`IN_POLLER`] in our
     /// `consumer_sleeping` flag, so that the peer rings the socket (one byte) when it
     /// publishes, instead of bumping the futex. `Ready` when anything is in the ring

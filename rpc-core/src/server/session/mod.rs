@@ -87,6 +87,9 @@ pub(super) struct Session {
     shaken: AtomicBool,
     /// When the handshake must be done by.
     shake_by: Instant,
+    /// The largest frame this side takes (the transport's `max_frame`), told to the
+    /// client at the handshake.
+    frame_limit: usize,
     /// The transport can only be waited for by a thread blocked in `recv`: readers run
     /// on dedicated threads and never park.
     blocking: AtomicBool,
@@ -150,13 +153,16 @@ impl Session {
             receiver,
             closer,
         } = parts;
+        let frame_limit = receiver.frame_limit();
         Arc::new(Session {
             id,
             peer,
             link,
+            frame_limit,
             replies: Mutex::new(ReplySender {
                 sender,
                 buf: Vec::with_capacity(256),
+                peer_limit: None,
             }),
             receiver: Mutex::new(receiver),
             closer: Mutex::new(closer),

@@ -136,8 +136,21 @@ impl Session {
                 let hello = frame.into_contiguous();
                 let accepted = {
                     let mut out = lock(&self.replies);
-                    let ReplySender { sender, buf } = &mut *out;
-                    handshake::answer(&hello, &mut **sender, &*self.link.dispatch, buf)
+                    let ReplySender {
+                        sender,
+                        buf,
+                        peer_limit,
+                    } = &mut *out;
+                    let client_limit = handshake::answer(
+                        &hello,
+                        &mut **sender,
+                        &*self.link.dispatch,
+                        buf,
+                        self.frame_limit,
+                    );
+                    // Replies over the client's limit become an error for that call.
+                    *peer_limit = client_limit.filter(|&n| n < self.frame_limit);
+                    client_limit.is_some()
                 };
                 drop(hello);
                 if !accepted {

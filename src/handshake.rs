@@ -23,26 +23,8 @@ const HANDSHAKE_FLOOR: Duration = Duration::from_millis(10);
 pub fn connect(endpoint: &Endpoint, service: &'static ServiceInfo) -> Result<Client, RpcError> {
     let timeout = endpoint.connect_timeout();
     let started = Instant::now();
-    let transport = transports::connect(endpoint).map_err(|source| match source {
-        TransportError::Io { context, source } if source.kind() == io::ErrorKind::TimedOut => {
-            // The transport names the address first; the error names the endpoint.
-            let shown = endpoint.to_string();
-            let address = shown.split('?').next().unwrap_or_default();
-            let detail = context
-                .strip_prefix(address)
-                .and_then(|rest| rest.strip_prefix(": "))
-                .map_or_else(|| context.clone(), str::to_owned);
-            RpcError::ConnectTimeout {
-                endpoint: shown,
-                after: timeout,
-                detail,
-            }
-        }
-        source => RpcError::Connect {
-            endpoint: endpoint.to_string(),
-            source,
-        },
-    })?;
+    let transport =
+        transports::connect(endpoint).map_err(|e| connect_error(endpoint, timeout, e))?;
     let left = timeout.saturating_sub(started.elapsed());
     Client::handshake_within(transport, service, left.max(HANDSHAKE_FLOOR)).map_err(|e| match e {
         // Named as the user wrote it, with the whole time-out.
@@ -53,4 +35,46 @@ pub fn connect(endpoint: &Endpoint, service: &'static ServiceInfo) -> Result<Cli
         },
         e => e,
     })
+}
+
+/// What a transport's failure to connect means to the caller: one variant per thing a
+/// caller can act on, the transport's own words as the detail.
+fn connect_error(endpoint: &Endpoint, timeout: Duration, e: TransportError) -> RpcError {
+    // The transport names the address first; the error names the endpoint.
+    let shown = endpoint.to_string();
+    let detail = |context: String| {
+        let address = shown.split('?').next().unwrap_or_default();
+        context
+            .strip_prefix(address)
+            .and_then(|rest| rest.strip_prefix(": "))
+            .map_or_else(|| context.clone(), str::to_owned)
+    };
+    match e {
+        TransportError::Io { context, source } if source.kind() == io::ErrorKind::TimedOut => {
+            RpcError::ConnectTimeout {
+                detail: detail(context),
+                endpoint: shown,
+                after: timeout,
+            }
+        }
+        TransportError::NoServer { context, source } => RpcError::NoServer {
+            detail: detail(context),
+            endpoint: shown,
+            source,
+        },
+        TransportError::Stale { context, source } => RpcError::Stale {
+            detail: detail(context),
+            endpoint: shown,
+            source,
+        },
+        TransportError::LimitReached { context, source } => RpcError::LimitReached {
+            detail: detail(context),
+            endpoint: shown,
+            source,
+        },
+        source => RpcError::Connect {
+            endpoint: shown,
+            source,
+        },
+    }
 }

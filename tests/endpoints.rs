@@ -22,3 +22,35 @@ fn pipe_endpoint_explains_spawning() {
             .is_none()
     );
 }
+
+/// What a `main` returning `Result<(), Box<dyn Error>>` prints for an error is its
+/// `Debug` form: the message and its causes, as a user should read them, not a struct
+/// dump such as `AddrInUse { endpoint: "…" }`.
+#[test]
+fn errors_print_their_message_from_a_main_that_returns_them() {
+    fn main_like(s: &str) -> Result<(), Box<dyn std::error::Error>> {
+        let endpoint: Endpoint = s.parse()?;
+        let first = ipc_rpc::serve(&endpoint, ProbeServer::new(ProbeImpl))?;
+        let second = ipc_rpc::serve(&first.endpoint(), ProbeServer::new(ProbeImpl));
+        first.shutdown();
+        second?;
+        Ok(())
+    }
+    let shown = format!("{:?}", main_like("tcp://127.0.0.1:0").unwrap_err());
+    assert_eq!(
+        shown,
+        "invalid endpoint `tcp://127.0.0.1:0`: `tcp://` is a URL form, which endpoints do not \
+         take; write `tcp:127.0.0.1:0`"
+    );
+    let dir = unique_dir();
+    let shown = format!(
+        "{:?}",
+        main_like(&format!("unix:{}/x.sock", dir.display())).unwrap_err()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        shown.contains("is in use by a live server; stop that server or pick another endpoint")
+            && !shown.contains("AddrInUse"),
+        "{shown}"
+    );
+}

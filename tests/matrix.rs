@@ -71,5 +71,6 @@ with_transports! { matrix! {
         connect_to_a_stopped_server_times_out_and_says_so,
         a_request_over_the_servers_max_frame_is_refused_before_it_is_sent,
         a_reply_over_the_clients_max_frame_is_an_error_for_that_call_only,
+        connect_to_a_killed_servers_endpoint_says_stale,
     ]
 } }

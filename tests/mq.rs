@@ -159,6 +159,9 @@ fn child_roles() {
         }
         ROLE_LIMITED => {
             let err = ProbeClient::connect(&endpoint).unwrap_err();
+            if matches!(err, ipc_rpc::RpcError::LimitReached { .. }) {
+                println!("VARIANT LimitReached");
+            }
             let mut chain = err.to_string();
             let mut source = std::error::Error::source(&err);
             while let Some(s) = source {
@@ -539,6 +542,7 @@ fn queue_memory_limit_refusal_says_how_to_raise_it() {
             &server.endpoint(),
             Some("ulimit -q 0 && exec \"$0\" \"$@\""),
         );
+        wait_for(&mut lines, "VARIANT LimitReached");
         let chain = wait_for(&mut lines, "ERR");
         child.0.wait().unwrap();
         assert!(

@@ -269,7 +269,7 @@ fn a_killed_worker_is_replaced_and_every_call_is_accounted_for() {
                                 assert_eq!(y, x * x);
                                 ok += 1;
                             }
-                            Err(RpcError::Disconnected { peer, reason }) => {
+                            Err(RpcError::Disconnected { peer, reason, .. }) => {
                                 assert!(peer.contains(&format!("pid {victim}")), "{peer}");
                                 assert!(reason.contains("replacement"), "{reason}");
                                 lost += 1;
@@ -447,7 +447,7 @@ fn a_call_in_flight_when_its_worker_is_killed_is_disconnected() {
         )
         .unwrap();
         match slow.join().unwrap() {
-            Err(RpcError::Disconnected { peer, reason }) => {
+            Err(RpcError::Disconnected { peer, reason, .. }) => {
                 assert!(peer.contains(&format!("pid {victim}")), "{peer}");
                 assert!(reason.contains("replacement"), "{reason}");
             }

@@ -88,7 +88,7 @@ pub fn send_frame(
     let over = |len: usize| match peer_limit {
         Some(max) if len > max => Err(TransportError::FrameTooLarge {
             len: len as u64,
-            max,
+            max: max as u64,
         }),
         _ => Ok(()),
     };

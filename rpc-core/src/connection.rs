@@ -91,8 +91,8 @@ struct Sending {
 struct Calls {
     /// A caller is reading replies for everyone.
     reading: bool,
-    /// Why the connection is dead, once it is.
-    closed: Option<Arc<str>>,
+    /// Why the connection is dead, once it is, and the transport's error that ended it.
+    closed: Option<(Arc<str>, Option<Arc<TransportError>>)>,
     pending: HashMap<u64, Pending>,
     /// Calls that gave up while their reply is owed: it is read and dropped.
     owed: HashSet<u64>,
@@ -152,6 +152,7 @@ pub(crate) fn handshake(
     let closed = |what: &str| RpcError::Disconnected {
         peer: peer.clone(),
         reason: format!("the server closed the connection during the handshake ({what})").into(),
+        source: None,
     };
     let Parts {
         mut sender,
@@ -513,10 +514,16 @@ impl Connection {
     /// Closes the connection from outside a call: every waiting and later call
     /// returns `Disconnected` with `reason`. Keeps an earlier reason.
     pub(crate) fn shut(&self, reason: Arc<str>) {
+        self.shut_by(reason, None);
+    }
+
+    /// [`Connection::shut`], with the transport's error that ended the connection as
+    /// the `Disconnected` errors' source.
+    fn shut_by(&self, reason: Arc<str>, cause: Option<Arc<TransportError>>) {
         let waiters: Vec<Thread> = {
             let mut calls = lock(&self.calls);
             if calls.closed.is_none() {
-                calls.closed = Some(reason);
+                calls.closed = Some((reason, cause));
             }
             self.tell();
             calls
@@ -532,10 +539,11 @@ impl Connection {
         }
     }
 
-    fn disconnected(&self, reason: &Arc<str>) -> RpcError {
+    fn disconnected(&self, (reason, cause): &(Arc<str>, Option<Arc<TransportError>>)) -> RpcError {
         RpcError::Disconnected {
             peer: self.peer.clone(),
             reason: reason.clone(),
+            source: cause.clone(),
         }
     }
 
@@ -544,8 +552,8 @@ impl Connection {
     pub(crate) fn register(&self) -> Result<CallGuard<'_>, RpcError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut calls = lock(&self.calls);
-        if let Some(reason) = &calls.closed {
-            return Err(self.disconnected(reason));
+        if let Some(closed) = &calls.closed {
+            return Err(self.disconnected(closed));
         }
         calls.pending.insert(id, Pending::default());
         let overlaps = calls.pending.len() > 1;
@@ -597,8 +605,8 @@ impl Connection {
             Err(TransportError::FrameTooLarge { len, max }) => {
                 Err(SendError::Refused(RpcError::FrameTooLarge {
                     len,
-                    max: max as u64,
-                    limit: if self.server_limit == Some(max) {
+                    max,
+                    limit: if self.server_limit.is_some_and(|l| l as u64 == max) {
                         FrameLimit::ServerRequest
                     } else {
                         FrameLimit::ClientRequest
@@ -641,8 +649,8 @@ impl Connection {
                 pending.waiter = None;
                 return Turn::Reply(handed);
             }
-            if let Some(reason) = closed {
-                return Turn::Failed(self.disconnected(&reason));
+            if let Some(closed) = closed {
+                return Turn::Failed(self.disconnected(&closed));
             }
             if reader_free {
                 pending.waiter = None;
@@ -879,20 +887,34 @@ impl Connection {
             }
             other => format!("the connection failed: {other}").into(),
         };
-        self.shut(reason.clone());
         match cause {
-            TransportError::Closed => self.disconnected(&reason),
+            TransportError::Closed => {
+                let closed = (reason, None);
+                self.shut_by(closed.0.clone(), None);
+                self.disconnected(&closed)
+            }
             // A reply over our limit (a server of this version holds those back).
-            TransportError::FrameTooLarge { len, max } => RpcError::FrameTooLarge {
-                len,
-                max: max as u64,
-                limit: FrameLimit::ClientReply,
-            },
-            TransportError::Corrupt(detail) => RpcError::Protocol {
-                peer: self.peer.clone(),
-                detail,
-            },
-            other => transport_error(&self.peer, other),
+            TransportError::FrameTooLarge { len, max } => {
+                self.shut_by(reason, None);
+                RpcError::FrameTooLarge {
+                    len,
+                    max,
+                    limit: FrameLimit::ClientReply,
+                }
+            }
+            TransportError::Corrupt(detail) => {
+                self.shut_by(reason, None);
+                RpcError::Protocol {
+                    peer: self.peer.clone(),
+                    detail,
+                }
+            }
+            // Every call fails `Disconnected`, this one too, the error as the source.
+            other => {
+                let closed = (reason, Some(Arc::new(other)));
+                self.shut_by(closed.0.clone(), closed.1.clone());
+                self.disconnected(&closed)
+            }
         }
     }
 }
@@ -957,6 +979,7 @@ fn transport_error(peer: &Arc<str>, e: TransportError) -> RpcError {
         TransportError::Closed => RpcError::Disconnected {
             peer: peer.clone(),
             reason: "the connection is closed".into(),
+            source: None,
         },
         TransportError::TimedOut => RpcError::Timeout {
             peer: peer.clone(),
@@ -964,7 +987,7 @@ fn transport_error(peer: &Arc<str>, e: TransportError) -> RpcError {
         },
         TransportError::FrameTooLarge { len, max } => RpcError::FrameTooLarge {
             len,
-            max: max as u64,
+            max,
             limit: FrameLimit::ClientReply,
         },
         TransportError::Corrupt(detail) => RpcError::Protocol {
@@ -976,5 +999,112 @@ fn transport_error(peer: &Arc<str>, e: TransportError) -> RpcError {
             endpoint: peer.to_string(),
             source: other,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::io;
+
+    use super::*;
+    use crate::dispatch::ServiceInfo;
+    use crate::transport::Closer;
+
+    static INFO: ServiceInfo = ServiceInfo {
+        name: "Nothing",
+        fingerprint: 7,
+        methods: &[],
+    };
+
+    /// A connection whose receiver hands out `frames`, then fails with an I/O error.
+    struct Scripted(VecDeque<Vec<u8>>, Vec<u8>);
+
+    impl FrameReceiver for Scripted {
+        fn recv(&mut self, _: Option<Instant>) -> Result<Payload<'_>, TransportError> {
+            match self.0.pop_front() {
+                Some(frame) => {
+                    self.1 = frame;
+                    Ok(Payload::whole(&self.1))
+                }
+                None => Err(TransportError::Io {
+                    context: "read from the test connection".into(),
+                    source: io::ErrorKind::ConnectionAborted.into(),
+                }),
+            }
+        }
+        fn set_max_frame(&mut self, _: usize) {}
+        fn frame_limit(&self) -> usize {
+            1 << 20
+        }
+    }
+
+    struct Sink;
+
+    impl FrameSender for Sink {
+        fn send_parts(&mut self, _: &[u8], _: &[u8]) -> Result<(), TransportError> {
+            Ok(())
+        }
+    }
+
+    impl Closer for Sink {
+        fn close(&self) {}
+    }
+
+    struct Fake(Scripted);
+
+    impl Transport for Fake {
+        fn peer(&self) -> String {
+            "fake:1".into()
+        }
+        fn split(self: Box<Self>) -> Result<Parts, TransportError> {
+            Ok(Parts {
+                sender: Box::new(Sink),
+                receiver: Box::new(self.0),
+                closer: Box::new(Sink),
+            })
+        }
+    }
+
+    /// A transport error that ends a connection is the source of the `Disconnected`
+    /// error every call then gets, the failing one and the later ones.
+    #[test]
+    fn disconnected_keeps_the_transport_error_that_ended_the_connection() {
+        let mut welcome = Vec::new();
+        encode_into(
+            &Welcome {
+                magic: MAGIC,
+                protocol: PROTOCOL_VERSION,
+                service: INFO.name,
+                fingerprint: INFO.fingerprint,
+                accepted: true,
+                max_frame: 1 << 20,
+            },
+            &mut welcome,
+            "welcome",
+        )
+        .unwrap();
+        let fake = Fake(Scripted(VecDeque::from([welcome]), Vec::new()));
+        let conn = handshake(Box::new(fake), &INFO, Duration::from_secs(1)).unwrap();
+        for _ in 0..2 {
+            let request = Request {
+                method: 0,
+                encode_args: |_: &mut FrameBuf<'_>| Ok(()),
+                bulk: None,
+            };
+            let err = conn
+                .call(request, |p| p.decode_all::<()>("reply"), None)
+                .unwrap_err();
+            let RpcError::Disconnected { source, .. } = &err else {
+                panic!("{err:?}");
+            };
+            let cause = source.as_deref().expect("a source");
+            assert!(matches!(cause, TransportError::Io { .. }), "{cause:?}");
+            let shown = format!("{err:?}");
+            assert!(
+                shown.contains("Caused by:") && shown.contains("connection aborted"),
+                "{shown}"
+            );
+        }
     }
 }

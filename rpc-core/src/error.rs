@@ -40,7 +40,7 @@ pub fn chain(e: &dyn std::error::Error) -> String {
 }
 
 /// An error from a transport: the OS mechanism under a connection or listener.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum TransportError {
     /// The peer closed the connection (EOF, `EPIPE`, `ECONNRESET`), or it was shut down locally.
@@ -58,7 +58,7 @@ pub enum TransportError {
         /// The frame's length (as claimed by the peer, when receiving).
         len: u64,
         /// The connection's limit.
-        max: usize,
+        max: u64,
     },
     /// The peer sent bytes that break the transport's own framing.
     #[error("corrupt data from the peer: {0}")]
@@ -76,6 +76,37 @@ pub enum TransportError {
         endpoint: String,
         /// Why, and what to use instead.
         reason: String,
+    },
+    /// Nothing serves the endpoint: no socket file, queue or rendezvous of that name,
+    /// or nothing listens on the port. `context` says which and what to check.
+    #[error("{context}")]
+    NoServer {
+        /// What was not there, and what to do.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The endpoint's object is a leftover of a server that is gone (killed, crashed):
+    /// a socket file nobody listens on, a queue whose owner is dead. Starting the server
+    /// again replaces it.
+    #[error("{context}")]
+    Stale {
+        /// Which object, and what to do.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// An OS limit refused what the connection needs (descriptors, message-queue
+    /// memory, the number of queues): `context` names the limit and how to raise it.
+    #[error("{context}")]
+    LimitReached {
+        /// Which limit, and how to raise it.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
     },
     /// Any other OS error; `context` says which operation on which object failed.
     #[error("{context}")]
@@ -122,7 +153,7 @@ impl TransportError {
 }
 
 /// An error from the serialiser (postcard), kept behind this type so it can change.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum CodecError {
     /// A value could not be serialised.
@@ -202,7 +233,7 @@ pub enum RemoteError {
 ///
 /// Application errors are not here: a method declared `-> Result<T, E>` returns
 /// `Result<Result<T, E>, RpcError>`, and the inner `Result` is the handler's own value.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum RpcError {
     /// The peer is gone (it exited, crashed, was killed, or closed the connection), or
@@ -214,6 +245,10 @@ pub enum RpcError {
         peer: Arc<str>,
         /// What ended the connection.
         reason: Arc<str>,
+        /// The transport's error that ended it, where one did (shared by every call
+        /// the connection failed).
+        #[source]
+        source: Option<Arc<TransportError>>,
     },
     /// The server refused the connection and said why (e.g. it is at its
     /// `max_connections`, or out of file descriptors); nothing was set up. Try again
@@ -297,6 +332,43 @@ pub enum RpcError {
         after: Duration,
         /// Which step got no answer, and what to check.
         detail: String,
+    },
+    /// Nothing serves the endpoint (no socket file, queue or rendezvous of that name,
+    /// nothing listening on the port): start the server, or check the address.
+    #[error("cannot connect to {endpoint}: {detail}")]
+    NoServer {
+        /// The endpoint as written.
+        endpoint: String,
+        /// What was not there, and what to do.
+        detail: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The endpoint's object is a leftover of a server that is gone (a socket file
+    /// nobody listens on, a queue whose owner died): start the server again, which
+    /// replaces it.
+    #[error("cannot connect to {endpoint}: {detail}")]
+    Stale {
+        /// The endpoint as written.
+        endpoint: String,
+        /// Which object, and what to do.
+        detail: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// An OS limit refused what the connection needs: `detail` names it and how to
+    /// raise it.
+    #[error("cannot connect to {endpoint}: {detail}")]
+    LimitReached {
+        /// The endpoint as written.
+        endpoint: String,
+        /// Which limit, and how to raise it.
+        detail: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
     },
     /// Connecting failed.
     #[error("cannot connect to {endpoint}")]
@@ -386,7 +458,7 @@ impl RpcError {
 }
 
 /// An error starting a server.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
     /// A live server already owns the endpoint.
@@ -421,3 +493,49 @@ impl ServeError {
         }
     }
 }
+
+/// Writes `error` as `Debug` shows this crate's errors: its message, then the chain of
+/// its causes. A `main` that returns `Result<(), Box<dyn Error>>` prints an error's
+/// `Debug` form, and it should say what happened and what to do, not dump a struct
+/// (match on the variants to tell errors apart). `{:#?}` writes the same.
+///
+/// # Errors
+///
+/// When the formatter fails.
+///
+/// # Examples
+///
+/// ```
+/// let e = rpc_core::TransportError::AddrInUse { endpoint: "unix:/tmp/x.sock".into() };
+/// assert_eq!(format!("{e:?}"), e.to_string());
+/// ```
+pub fn debug_as_display(
+    error: &dyn std::error::Error,
+    f: &mut std::fmt::Formatter<'_>,
+) -> std::fmt::Result {
+    write!(f, "{error}")?;
+    let mut cause = error.source();
+    if cause.is_some() {
+        f.write_str("\n\nCaused by:")?;
+    }
+    while let Some(c) = cause {
+        write!(f, "\n    {c}")?;
+        cause = c.source();
+    }
+    Ok(())
+}
+
+/// `Debug` as [`debug_as_display`] writes it, for each of these errors.
+macro_rules! debug_as_display {
+    ($($error:ty),* $(,)?) => {
+        $(
+            impl std::fmt::Debug for $error {
+                fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    debug_as_display(self, f)
+                }
+            }
+        )*
+    };
+}
+
+debug_as_display!(TransportError, CodecError, RpcError, ServeError);

@@ -298,7 +298,7 @@ impl Router {
     /// The error of a call whose worker's connection closed under it.
     fn worker_lost(&self, live: &Arc<Live>, error: RpcError) -> RpcError {
         self.retire(live);
-        let RpcError::Disconnected { reason, .. } = error else {
+        let RpcError::Disconnected { reason, source, .. } = error else {
             return error;
         };
         let next = if self.lock().stopping {
@@ -309,6 +309,7 @@ impl Router {
         RpcError::Disconnected {
             peer: live.label.clone(),
             reason: format!("{reason}; {next}").into(),
+            source,
         }
     }
 

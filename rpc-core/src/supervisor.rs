@@ -571,7 +571,7 @@ mod tests {
         fakes[0].kill();
         let err = in_flight.join().unwrap().unwrap_err();
         match &err {
-            RpcError::Disconnected { peer, reason } => {
+            RpcError::Disconnected { peer, reason, .. } => {
                 assert_eq!(&**peer, "pool worker 0");
                 assert!(reason.contains("replacement"), "{reason}");
             }

@@ -54,7 +54,7 @@ pub fn check_len(len: usize, max: usize) -> Result<(), TransportError> {
     if len > max {
         return Err(TransportError::FrameTooLarge {
             len: len as u64,
-            max,
+            max: max as u64,
         });
     }
     Ok(())

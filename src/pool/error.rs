@@ -6,7 +6,7 @@ use rpc_core::{RpcError, TransportError};
 ///
 /// Once a pool runs, its calls fail with [`RpcError`] instead: `Disconnected` for a
 /// call on a worker that died, `PoolUnavailable` when no worker can be started.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum PoolError {
     /// The builder's settings cannot make a pool.
@@ -48,4 +48,11 @@ pub enum PoolError {
     /// The OS refused a thread to supervise the workers; they were stopped.
     #[error("cannot start a thread to supervise the workers")]
     Thread(#[source] std::io::Error),
+}
+
+impl std::fmt::Debug for PoolError {
+    /// The message and its causes, as `rpc_core::error::debug_as_display` writes errors.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        rpc_core::error::debug_as_display(self, f)
+    }
 }

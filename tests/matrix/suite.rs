@@ -512,12 +512,57 @@ pub fn connect_to_missing_server_fails_clearly(t: Transport, _: String) {
             fd
         });
         let err = ProbeClient::connect(&gone).unwrap_err();
-        assert!(matches!(err, RpcError::Connect { .. }), "{err:?}");
-        let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+        assert!(matches!(err, RpcError::NoServer { .. }), "{t:?}: {err:?}");
+        let message = err.to_string();
         assert!(
-            chain.contains(&gone.to_string()) && chain.contains("no server"),
-            "{chain}"
+            message.starts_with(&format!("cannot connect to {gone}: "))
+                && message.contains("no server")
+                && message.contains("start the server"),
+            "{message}"
         );
+        // What a `main` returning `Box<dyn Error>` prints: the message, then its cause.
+        let boxed: Box<dyn std::error::Error> = Box::new(err);
+        let shown = format!("{boxed:?}");
+        assert!(
+            shown.starts_with(&message) && shown.contains("\n\nCaused by:\n    "),
+            "{shown}"
+        );
+    });
+}
+
+/// A server killed with SIGKILL leaves its socket file, rendezvous or queue behind
+/// (until the name is served again): connecting says `Stale`, a variant of its own,
+/// not a generic I/O error.
+pub fn connect_to_a_killed_servers_endpoint_says_stale(t: Transport, name: String) {
+    if !t.multi_client() || t == Transport::tcp {
+        return skip(
+            t,
+            "a pipe has no address, and a TCP port leaves nothing behind",
+        );
+    }
+    watchdog(WATCHDOG, move || {
+        let ep = t.endpoint();
+        let mut server = ChildServer::spawn(&name, &ep.endpoint);
+        let endpoint = server.endpoint.clone();
+        server.kill();
+        let err = ProbeClient::connect(&endpoint).unwrap_err();
+        assert!(matches!(err, RpcError::Stale { .. }), "{t:?}: {err:?}");
+        let message = err.to_string();
+        assert!(
+            message.contains("leftover of a server that is gone")
+                && message.contains("start the server"),
+            "{message}"
+        );
+        // Serving the name again replaces the leftovers.
+        let again = ipc_rpc::serve(&endpoint, ProbeServer::new(ProbeImpl)).unwrap();
+        assert_eq!(
+            ProbeClient::connect(&again.endpoint())
+                .unwrap()
+                .add(1, 2)
+                .unwrap(),
+            3
+        );
+        again.shutdown();
     });
 }
 

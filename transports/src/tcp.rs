@@ -92,10 +92,14 @@ fn connect_within(
         }
     }
     Err(match last {
-        Some((addr, e)) if e.kind() == io::ErrorKind::ConnectionRefused => fail(
-            format!("connection refused at {addr}: no server listens on that port"),
-            e,
-        ),
+        Some((addr, e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            TransportError::NoServer {
+                context: format!(
+                    "{peer}: connection refused at {addr}: no server listens on that port; start the server or check the address"
+                ),
+                source: e,
+            }
+        }
         Some((addr, e)) if e.kind() == io::ErrorKind::TimedOut || Instant::now() >= deadline => {
             fail(
                 format!(

@@ -75,10 +75,20 @@ impl UdsTransport {
 fn connect_error(e: io::Error, peer: &str) -> TransportError {
     let hint = match e.kind() {
         io::ErrorKind::NotFound => {
-            "no server: the socket file does not exist; start the server or check the path"
+            return TransportError::NoServer {
+                context: format!(
+                    "{peer}: no server: the socket file does not exist; start the server or check the path"
+                ),
+                source: e,
+            };
         }
         io::ErrorKind::ConnectionRefused => {
-            "no server is listening (a stale socket file); start the server"
+            return TransportError::Stale {
+                context: format!(
+                    "{peer}: no server is listening: the socket file is a leftover of a server that is gone; start the server (it replaces the file)"
+                ),
+                source: e,
+            };
         }
         io::ErrorKind::PermissionDenied => "permission denied: the socket belongs to another user",
         io::ErrorKind::TimedOut => {

@@ -254,11 +254,18 @@ impl EndpointKind {
 }
 
 /// Why a string is not an endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid endpoint `{input}`: {reason}")]
 pub struct EndpointError {
     input: String,
     reason: String,
+}
+
+impl fmt::Debug for EndpointError {
+    /// The message, as [`crate::error::debug_as_display`] writes errors.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        crate::error::debug_as_display(self, f)
+    }
 }
 
 impl EndpointError {

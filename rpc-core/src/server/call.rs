@@ -41,7 +41,7 @@ pub(super) fn run(
             RemoteError::ReplyTooLarge {
                 method: name(),
                 len,
-                max: max as u64,
+                max,
             }
         }
         Ok(Err(DispatchError::Send(e))) => RemoteError::BadReply {

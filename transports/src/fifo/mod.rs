@@ -134,10 +134,20 @@ impl FifoTransport {
             Err(e) => {
                 let hint = match e.raw_os_error() {
                     Some(libc::ENOENT) => {
-                        "no server: the rendezvous FIFO does not exist; start the server or check the path"
+                        return Err(TransportError::NoServer {
+                            context: format!(
+                                "{peer}: no server: the rendezvous FIFO does not exist; start the server or check the path"
+                            ),
+                            source: e,
+                        });
                     }
                     Some(libc::ENXIO) => {
-                        "no server is reading the rendezvous FIFO (a dead server's leftovers); start the server"
+                        return Err(TransportError::Stale {
+                            context: format!(
+                                "{peer}: no server is reading the rendezvous FIFO: it is a leftover of a server that is gone; start the server (it replaces it)"
+                            ),
+                            source: e,
+                        });
                     }
                     Some(libc::EACCES) => "permission denied: the endpoint belongs to another user",
                     _ => "cannot open the rendezvous FIFO",

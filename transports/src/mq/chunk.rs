@@ -302,7 +302,7 @@ impl Assembler {
             self.tail = None;
             return Err(TransportError::FrameTooLarge {
                 len: len as u64,
-                max: self.max_frame,
+                max: self.max_frame as u64,
             });
         }
         Ok(())

@@ -189,9 +189,13 @@ pub(crate) fn open_error(errno: Errno, what: &str, size: Option<QueueSize>) -> T
             .to_owned(),
         _ => "mq_open failed".to_owned(),
     };
-    TransportError::Io {
-        context: format!("{what}: {hint}"),
-        source: errno.into(),
+    let context = format!("{what}: {hint}");
+    let source = errno.into();
+    match errno {
+        Errno::EMFILE | Errno::ENFILE | Errno::ENOSPC | Errno::EINVAL | Errno::EMSGSIZE => {
+            TransportError::LimitReached { context, source }
+        }
+        _ => TransportError::Io { context, source },
     }
 }
 

@@ -150,7 +150,7 @@ impl MqTransport {
         };
         let rendezvous_name = names.rendezvous();
         let rendezvous = Queue::open(&rendezvous_name, Access::Send).map_err(|e| match e {
-            Errno::ENOENT => TransportError::Io {
+            Errno::ENOENT => TransportError::NoServer {
                 context: format!(
                     "{peer}: no server: queue {rendezvous_name} does not exist; start the server or check the name"
                 ),
@@ -275,7 +275,7 @@ impl MqTransport {
 /// The server process, from the pid and start time in its lock file.
 fn server_process(names: &Names, peer: &str) -> Result<PeerProcess, TransportError> {
     let lock = names.lock_path();
-    let stale = || TransportError::Io {
+    let stale = || TransportError::Stale {
         context: format!(
             "{peer}: no server: queue {} is a leftover of a server that is gone (its lock \
              file {} is missing or names a dead process); start the server again, it \

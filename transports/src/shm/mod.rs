@@ -166,8 +166,18 @@ impl ShmTransport {
         let timeout = endpoint.connect_timeout();
         let socket = connect_unix(Path::new(&names.socket()), timeout).map_err(|e| {
             let hint = match e.kind() {
-                io::ErrorKind::NotFound => "no server: its rendezvous socket does not exist; start the server or check the name",
-                io::ErrorKind::ConnectionRefused => "no server is listening (a stale rendezvous socket); start the server",
+                io::ErrorKind::NotFound => {
+                    return TransportError::NoServer {
+                        context: format!("{peer}: no server: its rendezvous socket does not exist; start the server or check the name"),
+                        source: e,
+                    };
+                }
+                io::ErrorKind::ConnectionRefused => {
+                    return TransportError::Stale {
+                        context: format!("{peer}: no server is listening: the rendezvous socket is a leftover of a server that is gone; start the server (it replaces it)"),
+                        source: e,
+                    };
+                }
                 io::ErrorKind::PermissionDenied => "permission denied: the endpoint belongs to another user",
                 io::ErrorKind::TimedOut => "the server takes no connection (stopped or overloaded); check that it runs, or raise `connect_timeout` in the endpoint",
                 _ => "cannot reach the server's rendezvous socket",

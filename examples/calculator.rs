@@ -6,7 +6,8 @@
 //! ```
 //!
 //! With one argument it starts itself again as the server (a child process), calls it,
-//! and stops it. To run the two sides in two terminals instead:
+//! and stops it with SIGTERM. To run the two sides in two terminals instead (Ctrl-C
+//! stops the server, which removes its socket file, queue or shared-memory rendezvous):
 //!
 //! ```text
 //! cargo run --example calculator -- serve unix:/tmp/calc.sock
@@ -16,7 +17,7 @@
 //! The endpoint can also come from the environment: `CALC_ENDPOINT=tcp:127.0.0.1:7000`.
 
 use std::error::Error;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -113,7 +114,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     }
 }
 
-/// Serves until stdin closes (a parent that started us) or the process is stopped.
+/// Serves until SIGTERM or SIGINT (Ctrl-C), then shuts down and cleans up.
 fn serve(endpoint: &Endpoint) -> Result<(), Box<dyn Error>> {
     let server = ipc_rpc::serve(endpoint, CalculatorServer::new(Calc::default()))?;
     println!(
@@ -121,8 +122,8 @@ fn serve(endpoint: &Endpoint) -> Result<(), Box<dyn Error>> {
         std::process::id(),
         server.endpoint()
     );
-    let _ = std::io::stdin().read_to_end(&mut Vec::new());
-    server.shutdown();
+    let stopped = server.wait_for_signal()?;
+    println!("server stopped: {stopped:?}");
     Ok(())
 }
 
@@ -159,7 +160,6 @@ fn both(endpoint: &Endpoint) -> Result<(), Box<dyn Error>> {
     let mut child = Command::new(std::env::current_exe()?)
         .arg("serve")
         .arg(endpoint.to_string())
-        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()?;
     let mut lines = BufReader::new(child.stdout.take().ok_or("no child stdout")?).lines();
@@ -170,8 +170,14 @@ fn both(endpoint: &Endpoint) -> Result<(), Box<dyn Error>> {
     println!("{ready}");
     let bound: Endpoint = ready.rsplit(' ').next().ok_or("bad ready line")?.parse()?;
     let result = call(&bound);
-    drop(child.stdin.take()); // the server shuts down when its stdin closes
+    // What `kill` or a service manager does: the server shuts down cleanly.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id())?),
+        nix::sys::signal::Signal::SIGTERM,
+    )?;
+    if let Some(Ok(stopped)) = lines.next() {
+        println!("{stopped}");
+    }
     child.wait()?;
-    println!("server stopped");
     result
 }

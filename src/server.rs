@@ -1,10 +1,12 @@
 //! `serve`: bind an endpoint and run a service on it in background threads.
 
+use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use rpc_core::{Dispatch, RunningServer, ServeError};
 
 use transports::Endpoint;
+use transports::signals::{Termination, Woken};
 
 /// A running server. Dropping it shuts it down, like [`ServerHandle::shutdown`].
 pub struct ServerHandle {
@@ -12,7 +14,8 @@ pub struct ServerHandle {
 }
 
 /// Binds `endpoint` and serves `service` (a generated `{Trait}Server`) on it in
-/// background threads: one accept loop, one thread per connection.
+/// background threads: an accept loop, a pool of worker threads that run calls, and
+/// one thread that waits on every idle connection.
 ///
 /// # Errors
 ///
@@ -84,6 +87,66 @@ impl ServerHandle {
     pub fn wait(self) {
         self.running.wait();
     }
+
+    /// Serves until SIGTERM or SIGINT (Ctrl-C) arrives, then shuts down as
+    /// [`ServerHandle::shutdown`] does (calls in flight finish, the endpoint's named
+    /// objects are removed) and says which signal it was. It also returns, with
+    /// [`Stopped::Finished`], when the server ends by itself: a `pipe` child's parent
+    /// closed its end or died. What `main` of a server process calls last.
+    ///
+    /// It handles SIGTERM and SIGINT for the whole process while it waits; once one
+    /// came, both are back to their default disposition, so a second Ctrl-C during a
+    /// slow shutdown ends the process at once.
+    ///
+    /// # Errors
+    ///
+    /// When the signal handlers cannot be installed or the wait fails; the server is
+    /// shut down in that case too.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use ipc_rpc::ipc_service;
+    /// # #[ipc_service] trait Ping { fn ping(&self); }
+    /// # struct P; impl Ping for P { fn ping(&self) {} }
+    /// let server = ipc_rpc::serve(&"unix:/tmp/ping.sock".parse()?, PingServer::new(P))?;
+    /// let stopped = server.wait_for_signal()?;
+    /// eprintln!("stopped: {stopped:?}"); // the socket file is gone
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait_for_signal(mut self) -> std::io::Result<Stopped> {
+        let woken = wait_signal_or(self.running.finished_waiter());
+        self.running.shutdown();
+        match woken? {
+            Woken::Signal(signal) => Ok(Stopped::Signal(signal.as_str())),
+            Woken::Other => Ok(Stopped::Finished),
+        }
+    }
+}
+
+/// Why [`ServerHandle::wait_for_signal`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Stopped {
+    /// This signal came (`"SIGTERM"` or `"SIGINT"`); the server was shut down.
+    Signal(&'static str),
+    /// The server ended by itself (a `pipe` child's parent is gone).
+    Finished,
+}
+
+/// Waits for SIGTERM or SIGINT, or for `finished` (run on a thread of its own) to
+/// return.
+fn wait_signal_or(finished: impl FnOnce() + Send + 'static) -> std::io::Result<Woken> {
+    let termination = Termination::install()?;
+    let (done, ended) = nix::unistd::pipe().map_err(std::io::Error::from)?;
+    std::thread::Builder::new()
+        .name("ipc-rpc wait".into())
+        .spawn(move || {
+            finished();
+            // Closing the write end makes the read end readable (end of file).
+            drop(ended);
+        })?;
+    termination.wait(Some(done.as_fd()))
 }
 
 impl std::fmt::Debug for ServerHandle {

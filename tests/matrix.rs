@@ -72,5 +72,7 @@ with_transports! { matrix! {
         a_request_over_the_servers_max_frame_is_refused_before_it_is_sent,
         a_reply_over_the_clients_max_frame_is_an_error_for_that_call_only,
         connect_to_a_killed_servers_endpoint_says_stale,
+        a_signal_shuts_the_server_down_and_removes_its_objects,
+        close_closes_the_connection_for_every_clone,
     ]
 } }

@@ -115,6 +115,18 @@ impl Client {
         }
     }
 
+    /// Closes the connection for this client and every clone of it (those made with
+    /// `clone` and [`Client::with_timeout`] share it): calls waiting for a reply and
+    /// every later call fail with `Disconnected`, and the server sees the connection
+    /// end at once (a `pipe` child whose parent closes its client exits, even while a
+    /// clone lives on). Closing twice is harmless. A pool's client has no connection of
+    /// its own (the pool owns its workers'): there it does nothing; shut the pool down.
+    pub fn close(&self) {
+        if let Backend::Connection(conn) = &self.backend {
+            conn.close("the client was closed (Client::close)".into());
+        }
+    }
+
     /// This client's per-call deadline, if any.
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout
@@ -136,8 +148,8 @@ impl Client {
         }
     }
 
-    /// Whether the connection has failed (every later call returns `Disconnected`),
-    /// or, for a pool, whether the pool can take no more calls (it was shut down or
+    /// Whether the connection has failed or was closed ([`Client::close`], on this
+    /// client or a clone): every later call returns `Disconnected`; or, for a pool, whether the pool can take no more calls (it was shut down or
     /// gave up restarting every worker).
     pub fn is_closed(&self) -> bool {
         match &self.backend {

@@ -25,6 +25,7 @@ use crate::buf::{FrameBuf, Payload};
 use crate::codec::{decode_prefix, encode_bulk_len, encode_into, send_frame};
 use crate::dispatch::ServiceInfo;
 use crate::error::{CodecError, FrameLimit, RemoteError, RpcError, TransportError};
+use crate::transport::closed::{ClosedCloser, ClosedReceiver, ClosedSender};
 use crate::transport::{Closer, FrameReceiver, FrameSender, Parts, Transport};
 use crate::wire::{self, Hello, MAGIC, PROTOCOL_VERSION, Preamble, STATUS_ERR, STATUS_OK, Welcome};
 
@@ -48,7 +49,8 @@ pub(crate) struct Connection {
     receiver: Mutex<Box<dyn FrameReceiver>>,
     calls: Mutex<Calls>,
     next_id: AtomicU64,
-    closer: Box<dyn Closer>,
+    /// Aborts the transport; a stand-in once [`Connection::close`] dropped it.
+    closer: Mutex<Box<dyn Closer>>,
     /// A moving average, in µs, of how long readers that handed others their replies
     /// waited for their own (see [`YIELD_AFTER`]).
     reader_wait_us: AtomicU64,
@@ -248,7 +250,7 @@ pub(crate) fn handshake(
         receiver: Mutex::new(receiver),
         calls: Mutex::new(Calls::default()),
         next_id: AtomicU64::new(1),
-        closer,
+        closer: Mutex::new(closer),
         reader_wait_us: AtomicU64::new(0),
         wait_spin,
         news: AtomicU64::new(0),
@@ -517,6 +519,20 @@ impl Connection {
         self.shut_by(reason, None);
     }
 
+    /// Closes the connection for good, from outside a call ([`crate::Client::close`]):
+    /// like [`Connection::shut`], then drops the transport's sending and receiving
+    /// ends, so that the server sees the connection end at once even where aborting does
+    /// not reach it (a pipe, FIFO or queue ends for the peer when its descriptors close).
+    pub(crate) fn close(&self, reason: Arc<str>) {
+        self.shut(reason);
+        // Aborted: a caller blocked in `send` or `recv` returns and lets go.
+        let sender = std::mem::replace(&mut lock(&self.sending).sender, Box::new(ClosedSender));
+        let receiver = std::mem::replace(&mut *lock(&self.receiver), Box::new(ClosedReceiver));
+        // A queue's end says `FIN` to the peer once all its parts are gone.
+        let closer = std::mem::replace(&mut *lock(&self.closer), Box::new(ClosedCloser));
+        drop((sender, receiver, closer));
+    }
+
     /// [`Connection::shut`], with the transport's error that ended the connection as
     /// the `Disconnected` errors' source.
     fn shut_by(&self, reason: Arc<str>, cause: Option<Arc<TransportError>>) {
@@ -533,7 +549,7 @@ impl Connection {
                 .collect()
         };
         // Abort, not close: callers blocked sending must end too.
-        self.closer.abort();
+        lock(&self.closer).abort();
         for t in waiters {
             t.unpark();
         }

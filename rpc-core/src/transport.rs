@@ -41,6 +41,7 @@ use crate::buf::{FrameBuf, Payload};
 use crate::endpoint::Endpoint;
 use crate::error::{CodecError, TransportError};
 
+pub(crate) mod closed;
 pub mod mem;
 
 pub use crate::limits::DEFAULT_MAX_FRAME;

@@ -480,6 +480,23 @@ pub fn serve_if_child() {
             server.wait();
             std::process::exit(0);
         }
+        Ok("pipe-signal-server") => {
+            let server = ipc_rpc::serve_parent(ProbeServer::new(ProbeImpl))
+                .expect("serve_parent")
+                .expect("started by spawn_child");
+            let stopped = server.wait_for_signal().expect("wait_for_signal");
+            eprintln!("STOPPED {stopped:?}");
+            std::process::exit(0);
+        }
+        Ok("signal-server") => {
+            let endpoint = Endpoint::from_env(ENDPOINT_VAR).expect("child endpoint");
+            let server =
+                ipc_rpc::serve(&endpoint, ProbeServer::new(ProbeImpl)).expect("child serve");
+            println!("READY {}", server.endpoint());
+            let stopped = server.wait_for_signal().expect("wait_for_signal");
+            println!("STOPPED {stopped:?}");
+            std::process::exit(0);
+        }
         _ => return,
     }
     serve_probe_until_stdin_closes();

@@ -1366,3 +1366,141 @@ pub fn a_reply_over_the_clients_max_frame_is_an_error_for_that_call_only(t: Tran
         server.shutdown();
     });
 }
+
+/// What is left of a server's endpoint in the file system: entries of its directory
+/// (`unix:`, `fifo:`), or of /dev/shm and /dev/mqueue that carry its name (`shm:`,
+/// `mq:`).
+fn objects_of(ep: &TestEndpoint) -> Vec<String> {
+    let list = |dir: &std::path::Path, needle: Option<&str>| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path().display().to_string())
+                    .filter(|p| needle.is_none_or(|n| p.contains(n)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    match (&ep.dir, ep.endpoint.kind().name()) {
+        (Some(dir), _) => list(dir, None),
+        (None, Some(name)) => {
+            let stem = name.trim_start_matches('/');
+            let mut found = list(std::path::Path::new("/dev/shm"), Some(stem));
+            found.extend(list(std::path::Path::new("/dev/mqueue"), Some(stem)));
+            found
+        }
+        (None, None) => Vec::new(),
+    }
+}
+
+/// `ServerHandle::wait_for_signal`: SIGTERM or SIGINT shuts the server down, calls in
+/// flight answered, and removes every object of its endpoint; a `pipe` child's wait
+/// also ends when its parent closes the pipe.
+pub fn a_signal_shuts_the_server_down_and_removes_its_objects(t: Transport, name: String) {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    watchdog(WATCHDOG, move || {
+        if t == Transport::pipe {
+            let mut cmd = Command::new(std::env::current_exe().unwrap());
+            cmd.args(["--exact", &name, "--nocapture", "--test-threads=1"])
+                .env(ROLE_VAR, "pipe-signal-server")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            let (client, mut child) =
+                ipc_rpc::spawn_child_with::<ProbeClient>(cmd, &"pipe".parse().unwrap()).unwrap();
+            assert_eq!(client.add(1, 2).unwrap(), 3);
+            let mut stderr = child.stderr.take().unwrap();
+            drop(client);
+            assert!(child.wait().unwrap().success());
+            let mut said = String::new();
+            stderr.read_to_string(&mut said).unwrap();
+            assert!(said.contains("STOPPED Finished"), "{said}");
+            return;
+        }
+        for signal in [Signal::SIGTERM, Signal::SIGINT] {
+            let ep = t.endpoint();
+            let mut child = Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", &name, "--nocapture", "--test-threads=1"])
+                .env(ROLE_VAR, "signal-server")
+                .env(ENDPOINT_VAR, ep.endpoint.to_string())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            let mut said = |word: &str| -> String {
+                for line in lines.by_ref() {
+                    let line = line.unwrap();
+                    if let Some((_, rest)) = line.split_once(word) {
+                        return rest.trim().to_owned();
+                    }
+                }
+                panic!("{t:?}: the child exited before saying {word}");
+            };
+            let bound: ipc_rpc::Endpoint = said("READY ").parse().unwrap();
+            let client = ProbeClient::connect(&bound).unwrap();
+            let slow = {
+                let client = client.clone();
+                thread::spawn(move || client.sleep_ms(300))
+            };
+            thread::sleep(Duration::from_millis(50));
+            assert!(!objects_of(&ep).is_empty() || t == Transport::tcp);
+            kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+            assert_eq!(
+                said("STOPPED "),
+                format!("Signal({:?})", signal.as_str()),
+                "{t:?}"
+            );
+            assert!(child.wait().unwrap().success(), "{t:?}");
+            // The call in flight was answered before the server went.
+            assert_eq!(slow.join().unwrap().unwrap(), 300, "{t:?}");
+            assert!(client.add(1, 1).unwrap_err().is_disconnected());
+            assert_eq!(
+                objects_of(&ep),
+                Vec::<String>::new(),
+                "{t:?} after {signal}"
+            );
+        }
+    });
+}
+
+/// `close()` closes the connection for every clone: calls on any of them fail
+/// `Disconnected`, the server sees the connection end, and a `pipe` child exits even
+/// while a clone made with `with_timeout` lives on (before, that clone kept it alive and
+/// the parent's `child.wait()` hung).
+pub fn close_closes_the_connection_for_every_clone(t: Transport, name: String) {
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "");
+        let clone = f.client.with_timeout(Duration::from_secs(5));
+        assert_eq!(clone.add(1, 2).unwrap(), 3);
+        f.client.close();
+        f.client.close();
+        for client in [&f.client, &clone] {
+            let err = client.add(1, 1).unwrap_err();
+            assert!(err.is_disconnected(), "{t:?}: {err:?}");
+            assert!(err.to_string().contains("the client was closed"), "{err}");
+        }
+        let Fixture { server, client, .. } = f;
+        drop(client);
+        match server {
+            Server::Local(s) => {
+                let until = Instant::now() + Duration::from_secs(5);
+                while s.connection_count() > 0 {
+                    assert!(
+                        Instant::now() < until,
+                        "{t:?}: the server kept the connection"
+                    );
+                    thread::sleep(Duration::from_millis(5));
+                }
+                s.shutdown();
+            }
+            // The child exits although `clone` still lives.
+            Server::Child(mut child) => assert!(child.wait().unwrap().success()),
+            Server::Remote(_) => unreachable!("started in this process"),
+        }
+        drop(clone);
+    });
+}

@@ -34,6 +34,7 @@ mod names;
 pub mod pipe;
 mod read_waker;
 pub mod shm;
+pub mod signals;
 mod socket;
 mod stream;
 mod stream_socket;

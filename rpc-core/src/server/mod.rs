@@ -13,7 +13,6 @@
 mod accept;
 mod alarm;
 mod call;
-mod closed;
 mod config;
 mod context;
 mod handshake;
@@ -150,6 +149,8 @@ impl RunningServer {
                         }
                     }
                     // The listener drops here, removing its named objects.
+                    drop(listener);
+                    accept.registry.end_accepting();
                 })
                 .map_err(ServeError::Thread)?
         };
@@ -164,6 +165,14 @@ impl RunningServer {
             registry,
             shut_down: false,
         })
+    }
+
+    /// A wait, for another thread, that returns once this server runs no more: its
+    /// accept loop ended (a `pipe` server's one connection closed, a listener failed,
+    /// or shutdown) and every connection ended.
+    pub fn finished_waiter(&self) -> impl FnOnce() + Send + 'static {
+        let registry = self.registry.clone();
+        move || registry.wait_finished()
     }
 
     /// The endpoint as bound (the listener's [`Listener::local_endpoint`]).

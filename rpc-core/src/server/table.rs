@@ -15,6 +15,8 @@ pub(super) struct Table {
     /// not finished.
     pub(super) starting: usize,
     pub(super) sessions: HashMap<u64, Arc<Session>>,
+    /// The accept loop ended: no connection comes any more.
+    accept_ended: bool,
 }
 
 impl Table {
@@ -47,6 +49,28 @@ impl Registry {
         }
         if table.is_empty() {
             self.emptied.notify_all();
+        }
+    }
+
+    /// Notes that the accept loop ended, waking [`Registry::wait_finished`] if no
+    /// connection is left.
+    pub(super) fn end_accepting(&self) {
+        let mut table = self.lock();
+        table.accept_ended = true;
+        if table.is_empty() {
+            self.emptied.notify_all();
+        }
+    }
+
+    /// Waits until the accept loop ended and no connection is left: the server runs
+    /// no more.
+    pub(super) fn wait_finished(&self) {
+        let mut table = self.lock();
+        while !(table.accept_ended && table.is_empty()) {
+            table = self
+                .emptied
+                .wait(table)
+                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 

@@ -86,6 +86,12 @@ pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
                 #client { __client: self.__client.with_timeout(timeout) }
             }
 
+            /// Closes the connection for this client and every clone of it: waiting and
+            /// later calls fail with `Disconnected`, the server sees it end at once.
+            pub fn close(&self) {
+                self.__client.close()
+            }
+
             /// This client's per-call deadline, if any.
             pub fn timeout(&self) -> ::core::option::Option<::core::time::Duration> {
                 self.__client.timeout()

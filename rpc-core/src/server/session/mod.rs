@@ -58,10 +58,10 @@ use crate::dispatch::{Dispatch, ReplySender};
 use crate::transport::{Closer, FrameReceiver, Parts, PeerCredentials, Readiness, WaitFds};
 
 use super::alarm::Alarm;
-use super::closed::{ClosedCloser, ClosedReceiver, ClosedSender};
 use super::handshake::HANDSHAKE_MAX_FRAME;
 use super::poller::{Poller, Wakeable};
 use super::threads::Threads;
+use crate::transport::closed::{ClosedCloser, ClosedReceiver, ClosedSender};
 
 /// What a session needs from its server.
 pub(super) struct ServerLink {

@@ -1,5 +1,7 @@
-//! Stand-ins for the parts of a connection that shutdown took away from a handler that
-//! would not return: every operation says `Closed`.
+//! Stand-ins for the parts of a connection that were taken away and dropped (a server's
+//! shutdown, from a handler that would not return; a client's `close`, so that the
+//! peer sees the end of pipes, FIFOs and queues at once): every operation says
+//! `Closed`.
 
 use std::time::Instant;
 
@@ -8,7 +10,7 @@ use crate::error::TransportError;
 use crate::transport::{Closer, FrameReceiver, FrameSender};
 
 /// A sender whose connection is gone.
-pub(super) struct ClosedSender;
+pub(crate) struct ClosedSender;
 
 impl FrameSender for ClosedSender {
     fn send_parts(&mut self, _head: &[u8], _tail: &[u8]) -> Result<(), TransportError> {
@@ -17,7 +19,7 @@ impl FrameSender for ClosedSender {
 }
 
 /// A receiver whose connection is gone.
-pub(super) struct ClosedReceiver;
+pub(crate) struct ClosedReceiver;
 
 impl FrameReceiver for ClosedReceiver {
     fn recv(&mut self, _deadline: Option<Instant>) -> Result<Payload<'_>, TransportError> {
@@ -32,7 +34,7 @@ impl FrameReceiver for ClosedReceiver {
 }
 
 /// A closer whose connection is gone.
-pub(super) struct ClosedCloser;
+pub(crate) struct ClosedCloser;
 
 impl Closer for ClosedCloser {
     fn close(&self) {}

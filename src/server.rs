@@ -40,6 +40,40 @@ pub fn serve<D: Dispatch>(endpoint: &Endpoint, service: D) -> Result<ServerHandl
     Ok(ServerHandle::new(running))
 }
 
+/// Removes what a server that died without shutting down (`kill -9`, a crash, a power
+/// cut) left at `endpoint`: its socket file and lock file, FIFO directory, message
+/// queues, shared-memory rendezvous. Refuses, and touches nothing, while a live server
+/// holds the endpoint. `pipe` and `tcp:` leave nothing behind; for them it does
+/// nothing. A server binding the endpoint does the same on its own: this is for a
+/// dead server's objects that nobody is about to serve again.
+///
+/// # Errors
+///
+/// [`ServeError::AddrInUse`] while a live server owns the endpoint;
+/// [`ServeError::Listen`] when its objects cannot be inspected or removed (the
+/// source says why).
+///
+/// # Examples
+///
+/// ```
+/// # use ipc_rpc::ipc_service;
+/// # #[ipc_service] trait Ping { fn ping(&self); }
+/// # struct P; impl Ping for P { fn ping(&self) {} }
+/// let dir = std::env::temp_dir().join(format!("ipc-rpc-doc-cleanup-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let ep: ipc_rpc::Endpoint = format!("unix:{}/ping.sock", dir.display()).parse()?;
+/// let server = ipc_rpc::serve(&ep, PingServer::new(P))?;
+/// // A live server's endpoint is refused:
+/// assert!(matches!(ipc_rpc::cleanup(&ep), Err(ipc_rpc::ServeError::AddrInUse { .. })));
+/// server.shutdown();
+/// ipc_rpc::cleanup(&ep)?; // nothing left: nothing to do
+/// std::fs::remove_dir(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn cleanup(endpoint: &Endpoint) -> Result<(), ServeError> {
+    transports::reclaim_stale(endpoint).map_err(|e| ServeError::listen(endpoint.to_string(), e))
+}
+
 impl ServerHandle {
     pub(crate) fn new(running: RunningServer) -> Self {
         ServerHandle { running }

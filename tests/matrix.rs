@@ -74,5 +74,6 @@ with_transports! { matrix! {
         connect_to_a_killed_servers_endpoint_says_stale,
         a_signal_shuts_the_server_down_and_removes_its_objects,
         close_closes_the_connection_for_every_clone,
+        cleanup_removes_a_killed_servers_objects_and_refuses_a_live_ones,
     ]
 } }

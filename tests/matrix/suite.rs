@@ -1504,3 +1504,51 @@ pub fn close_closes_the_connection_for_every_clone(t: Transport, name: String) {
         drop(clone);
     });
 }
+
+/// `ipc_rpc::cleanup` removes what a server killed with SIGKILL left at its endpoint,
+/// and refuses, touching nothing, while a live server holds it.
+pub fn cleanup_removes_a_killed_servers_objects_and_refuses_a_live_ones(
+    t: Transport,
+    name: String,
+) {
+    if !t.multi_client() {
+        return skip(t, "a pipe leaves nothing behind");
+    }
+    watchdog(WATCHDOG, move || {
+        let ep = t.endpoint();
+        let live = ipc_rpc::serve(&ep.endpoint, ProbeServer::new(ProbeImpl)).unwrap();
+        let before = objects_of(&ep);
+        let refused = ipc_rpc::cleanup(&live.endpoint());
+        if t == Transport::tcp {
+            // A port leaves nothing behind: nothing to do, nothing to refuse.
+            assert!(refused.is_ok(), "{refused:?}");
+        } else {
+            assert!(
+                matches!(refused, Err(ipc_rpc::ServeError::AddrInUse { .. })),
+                "{t:?}: {refused:?}"
+            );
+        }
+        assert_eq!(
+            objects_of(&ep),
+            before,
+            "{t:?}: a live server's objects were touched"
+        );
+        assert_eq!(
+            ProbeClient::connect(&live.endpoint())
+                .unwrap()
+                .add(2, 2)
+                .unwrap(),
+            4
+        );
+        live.shutdown();
+
+        let mut killed = ChildServer::spawn(&name, &ep.endpoint);
+        let endpoint = killed.endpoint.clone();
+        killed.kill();
+        if t != Transport::tcp {
+            assert!(!objects_of(&ep).is_empty(), "{t:?}: SIGKILL left nothing?");
+        }
+        ipc_rpc::cleanup(&endpoint).unwrap();
+        assert_eq!(objects_of(&ep), Vec::<String>::new(), "{t:?}");
+    });
+}

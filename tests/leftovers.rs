@@ -1,6 +1,12 @@
 //! Nothing of ours may outlive the test suite: no temp directories, shm segments,
 //! message queues, FIFOs or sockets named `ipc-rpc…`.
 //!
+//! Only this run's objects count: CI gives the run a temp dir of its own (`TMPDIR`)
+//! and a tag (`IPC_RPC_RUN_TAG`) that the tests and the benchmark put in every name
+//! they make, and this looks at /dev/shm and /dev/mqueue for names carrying the tag;
+//! so another ipc-rpc program on the machine, or a crash of an earlier run, cannot
+//! fail it. Without a tag (a developer's run) it looks at every `ipc-rpc…` name.
+//!
 //! Ignored in the ordinary run, because other tests are still creating objects while
 //! it would scan. CI runs it on its own after the whole suite:
 //!
@@ -13,11 +19,15 @@ use std::path::{Path, PathBuf};
 /// Every object ipc-rpc or its tests create has a name starting with this.
 const PREFIX: &str = "ipc-rpc";
 
-fn ours_in(dir: &Path) -> Vec<PathBuf> {
+/// Entries of `dir` named `ipc-rpc…` that carry `tag` (any, for an empty tag).
+fn ours_in(dir: &Path, tag: &str) -> Vec<PathBuf> {
     match std::fs::read_dir(dir) {
         Ok(entries) => entries
             .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with(PREFIX))
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with(PREFIX) && name.contains(tag)
+            })
             .map(|e| e.path())
             .collect(),
         Err(_) => Vec::new(),
@@ -48,10 +58,11 @@ fn mqueue_listable() -> bool {
 #[test]
 #[ignore = "run alone after the whole suite: cargo test --test leftovers -- --ignored"]
 fn nothing_of_ours_is_left_behind() {
-    let mut left = ours_in(&std::env::temp_dir());
-    left.extend(ours_in(Path::new("/dev/shm")));
+    let tag = std::env::var(transports::test_util::RUN_TAG_VAR).unwrap_or_default();
+    let mut left = ours_in(&std::env::temp_dir(), &tag);
+    left.extend(ours_in(Path::new("/dev/shm"), &tag));
     if mqueue_listable() {
-        left.extend(ours_in(Path::new("/dev/mqueue")));
+        left.extend(ours_in(Path::new("/dev/mqueue"), &tag));
     } else {
         eprintln!(
             "skipped: the mqueue namespace: /dev/mqueue is not mounted and mounting it failed"

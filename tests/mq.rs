@@ -39,7 +39,7 @@ static NAMES: AtomicU32 = AtomicU32::new(0);
 fn unique_name() -> String {
     format!(
         "/{PREFIX}-{}-{}",
-        std::process::id(),
+        transports::test_util::run_id(),
         NAMES.fetch_add(1, Ordering::Relaxed)
     )
 }

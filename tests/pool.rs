@@ -626,7 +626,7 @@ fn a_pool_over_fifos_works() {
 fn a_pool_over_shared_memory_works() {
     worker_main();
     watchdog(WATCHDOG, || {
-        let name = format!("/ipc-rpc-test-pool-{}", std::process::id());
+        let name = format!("/ipc-rpc-test-pool-{}", transports::test_util::run_id());
         let endpoint: Endpoint = format!("shm:{name}").parse().unwrap();
         check_pool_over(endpoint, "a_pool_over_shared_memory_works", None);
         let prefix = name.trim_start_matches('/');

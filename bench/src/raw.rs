@@ -204,7 +204,7 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 fn unique(what: &str) -> String {
     format!(
         "ipc-rpc-bench.{}.{what}{}",
-        std::process::id(),
+        crate::run_id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }

@@ -245,13 +245,10 @@ impl Drop for TestEndpoint {
         if let Some(dir) = &self.dir {
             let _ = std::fs::remove_dir_all(dir);
         }
-        // A server killed on purpose leaves its rendezvous socket and lock (the next
-        // server on the name would reclaim them); tidy them up after the test.
-        if let ipc_rpc::EndpointKind::Shm { name, .. } = self.endpoint.kind() {
-            let stem = format!("/dev/shm/ipc-rpc.{}", name.trim_start_matches('/'));
-            let _ = std::fs::remove_file(format!("{stem}.sock"));
-            let _ = std::fs::remove_file(format!("{stem}.sock.lock"));
-        }
+        // A server killed on purpose leaves its socket, queue or rendezvous and lock
+        // (the next server on the name would reclaim them): tidy them up after the
+        // test. Refused, harmlessly, while a server still runs there.
+        let _ = ipc_rpc::cleanup(&self.endpoint);
     }
 }
 
@@ -260,7 +257,10 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// A directory of our own in the temp dir: `ipc-rpc-test-<pid>-<n>`.
 pub fn unique_dir() -> PathBuf {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("ipc-rpc-test-{}-{n}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "ipc-rpc-test-{}-{n}",
+        transports::test_util::run_id()
+    ));
     std::fs::create_dir_all(&dir).expect("create test dir");
     dir
 }
@@ -295,9 +295,12 @@ impl Transport {
             EndpointForm::PosixName { scheme } => {
                 let n = COUNTER.fetch_add(1, Ordering::Relaxed);
                 TestEndpoint {
-                    endpoint: format!("{scheme}:/ipc-rpc-test-{}-{n}{q}", std::process::id())
-                        .parse()
-                        .unwrap(),
+                    endpoint: format!(
+                        "{scheme}:/ipc-rpc-test-{}-{n}{q}",
+                        transports::test_util::run_id()
+                    )
+                    .parse()
+                    .unwrap(),
                     dir: None,
                 }
             }

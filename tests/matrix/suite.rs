@@ -1278,7 +1278,10 @@ pub fn connect_to_a_stopped_server_times_out_and_says_so(t: Transport, name: Str
             "{message}"
         );
         eprintln!("{t:?}, after {took:?}: {message} [{}]", detail.len());
-        drop(server);
+        // Stopped gracefully (stdin closed), so that it removes its objects.
+        let mut server = server;
+        drop(server.child.stdin.take());
+        assert!(server.child.wait().unwrap().success());
     });
 }
 

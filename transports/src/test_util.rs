@@ -153,3 +153,15 @@ pub mod killed_client {
         {}
     }
 }
+
+/// The environment variable that tags the named objects of one test run (CI sets it):
+/// the leftovers check then looks only at objects carrying it, so that another ipc-rpc
+/// program on the machine cannot fail the run.
+pub const RUN_TAG_VAR: &str = "IPC_RPC_RUN_TAG";
+
+/// What this process puts in the names of the objects its tests create: the run's tag
+/// (empty outside CI) then the pid, e.g. `ci4711p1234`.
+pub fn run_id() -> String {
+    let tag = std::env::var(RUN_TAG_VAR).unwrap_or_default();
+    format!("{tag}{}", std::process::id())
+}

@@ -126,7 +126,7 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 fn unique() -> String {
     format!(
         "ipc-rpc-conf-{}-{}",
-        std::process::id(),
+        transports::test_util::run_id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
 }

@@ -28,9 +28,12 @@ fn unique(options: &str) -> Endpoint {
     } else {
         format!("?{options}")
     };
-    format!("shm:/ipc-rpc-test-{}-{n}{q}", std::process::id())
-        .parse()
-        .unwrap()
+    format!(
+        "shm:/ipc-rpc-test-{}-{n}{q}",
+        transports::test_util::run_id()
+    )
+    .parse()
+    .unwrap()
 }
 
 /// Fails the test if `f` does not finish in time (a hang is a failure, not a stall).

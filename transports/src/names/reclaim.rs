@@ -170,7 +170,7 @@ mod tests {
     use crate::mq::liveness::ProcessId;
 
     fn unique(tag: &str) -> String {
-        format!("ipc-rpc-reclaim-{tag}-{}", std::process::id())
+        format!("ipc-rpc-reclaim-{tag}-{}", crate::test_util::run_id())
     }
 
     fn in_use(r: Result<(), TransportError>) -> bool {

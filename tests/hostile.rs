@@ -108,13 +108,9 @@ impl RawStream {
             }
             K::Fifo { path } => raw_fifo(std::path::Path::new(path)),
             // Shared memory's rendezvous socket, before any set-up request.
-            K::Shm { name, .. } => RawStream::Unix(
-                UnixStream::connect(format!(
-                    "/dev/shm/ipc-rpc.{}.sock",
-                    name.trim_start_matches('/')
-                ))
-                .unwrap(),
-            ),
+            K::Shm { name, .. } => {
+                RawStream::Unix(transports::test_util::shm::connect_rendezvous(name).unwrap())
+            }
             other => panic!("no raw byte stream to {other:?}"),
         }
     }

@@ -687,3 +687,27 @@ pub fn sample_nested() -> Nested {
         pair: (255, i128::MIN),
     }
 }
+
+/// A child process killed (SIGKILL) and reaped when this drops: a test that fails
+/// before it stops its child leaves no process behind.
+pub struct KillOnDrop(pub Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

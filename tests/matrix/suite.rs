@@ -530,9 +530,10 @@ pub fn connect_to_missing_server_fails_clearly(t: Transport, _: String) {
     });
 }
 
-/// A server killed with SIGKILL leaves its socket file, rendezvous or queue behind
-/// (until the name is served again): connecting says `Stale`, a variant of its own,
-/// not a generic I/O error.
+/// A server killed with SIGKILL leaves its socket file, FIFOs or queue behind (until
+/// the name is served again): connecting says `Stale`, a variant of its own, not a
+/// generic I/O error. Shared memory's rendezvous is abstract: nothing is left, and
+/// connecting says `NoServer`.
 pub fn connect_to_a_killed_servers_endpoint_says_stale(t: Transport, name: String) {
     if !t.multi_client() || t == Transport::tcp {
         return skip(
@@ -546,13 +547,18 @@ pub fn connect_to_a_killed_servers_endpoint_says_stale(t: Transport, name: Strin
         let endpoint = server.endpoint.clone();
         server.kill();
         let err = ProbeClient::connect(&endpoint).unwrap_err();
-        assert!(matches!(err, RpcError::Stale { .. }), "{t:?}: {err:?}");
-        let message = err.to_string();
-        assert!(
-            message.contains("leftover of a server that is gone")
-                && message.contains("start the server"),
-            "{message}"
-        );
+        if t == Transport::shm {
+            assert!(matches!(err, RpcError::NoServer { .. }), "{t:?}: {err:?}");
+            assert_eq!(objects_of(&ep), Vec::<String>::new());
+        } else {
+            assert!(matches!(err, RpcError::Stale { .. }), "{t:?}: {err:?}");
+            let message = err.to_string();
+            assert!(
+                message.contains("leftover of a server that is gone")
+                    && message.contains("start the server"),
+                "{message}"
+            );
+        }
         // Serving the name again replaces the leftovers.
         let again = ipc_rpc::serve(&endpoint, ProbeServer::new(ProbeImpl)).unwrap();
         assert_eq!(
@@ -615,12 +621,9 @@ fn silent_connection(t: Transport, endpoint: &ipc_rpc::Endpoint) -> Option<Box<d
         K::Tcp { host, port } => Some(Box::new(
             std::net::TcpStream::connect((host.as_str(), *port)).unwrap(),
         )),
-        K::Shm { name, .. } => {
-            let socket = format!("/dev/shm/ipc-rpc.{}.sock", name.trim_start_matches('/'));
-            Some(Box::new(
-                std::os::unix::net::UnixStream::connect(socket).unwrap(),
-            ))
-        }
+        K::Shm { name, .. } => Some(Box::new(
+            transports::test_util::shm::connect_rendezvous(name).unwrap(),
+        )),
         K::Fifo { path } => {
             // Half a connect request, never finished.
             let mut rendezvous = std::fs::OpenOptions::new()
@@ -863,14 +866,16 @@ pub fn random_bytes_and_a_connect_flood_leave_the_server_serving(t: Transport, n
         let mut held = Vec::new();
         for p in &payloads {
             match endpoint.kind() {
-                K::Unix { path, .. } | K::Shm { name: path, .. } => {
-                    let socket = match endpoint.kind() {
+                K::Unix { .. } | K::Shm { .. } => {
+                    let mut s = match endpoint.kind() {
                         K::Shm { name, .. } => {
-                            format!("/dev/shm/ipc-rpc.{}.sock", name.trim_start_matches('/'))
+                            transports::test_util::shm::connect_rendezvous(name).unwrap()
                         }
-                        _ => path.clone(),
+                        K::Unix { path, .. } => {
+                            std::os::unix::net::UnixStream::connect(path).unwrap()
+                        }
+                        _ => unreachable!(),
                     };
-                    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
                     let _ = std::io::Write::write_all(&mut s, p);
                     held.push(Box::new(s) as Box<dyn std::any::Any>);
                 }
@@ -1426,13 +1431,16 @@ pub fn a_signal_shuts_the_server_down_and_removes_its_objects(t: Transport, name
         }
         for signal in [Signal::SIGTERM, Signal::SIGINT] {
             let ep = t.endpoint();
-            let mut child = Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", &name, "--nocapture", "--test-threads=1"])
-                .env(ROLE_VAR, "signal-server")
-                .env(ENDPOINT_VAR, ep.endpoint.to_string())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap();
+            // Killed if this test fails before it signals the child.
+            let mut child = KillOnDrop(
+                Command::new(std::env::current_exe().unwrap())
+                    .args(["--exact", &name, "--nocapture", "--test-threads=1"])
+                    .env(ROLE_VAR, "signal-server")
+                    .env(ENDPOINT_VAR, ep.endpoint.to_string())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            );
             let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
             let mut said = |word: &str| -> String {
                 for line in lines.by_ref() {
@@ -1450,7 +1458,10 @@ pub fn a_signal_shuts_the_server_down_and_removes_its_objects(t: Transport, name
                 thread::spawn(move || client.sleep_ms(300))
             };
             thread::sleep(Duration::from_millis(50));
-            assert!(!objects_of(&ep).is_empty() || t == Transport::tcp);
+            // TCP has no named object, shared memory's rendezvous is abstract.
+            if t != Transport::tcp && t != Transport::shm {
+                assert!(!objects_of(&ep).is_empty(), "{t:?}");
+            }
             kill(Pid::from_raw(child.id() as i32), signal).unwrap();
             assert_eq!(
                 said("STOPPED "),
@@ -1548,7 +1559,8 @@ pub fn cleanup_removes_a_killed_servers_objects_and_refuses_a_live_ones(
         let mut killed = ChildServer::spawn(&name, &ep.endpoint);
         let endpoint = killed.endpoint.clone();
         killed.kill();
-        if t != Transport::tcp {
+        // TCP leaves nothing, nor does shared memory (an abstract rendezvous).
+        if t != Transport::tcp && t != Transport::shm {
             assert!(!objects_of(&ep).is_empty(), "{t:?}: SIGKILL left nothing?");
         }
         ipc_rpc::cleanup(&endpoint).unwrap();

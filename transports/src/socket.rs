@@ -6,7 +6,6 @@ use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,22 +57,22 @@ pub(crate) fn split_socket<S: StreamSocket>(
     })
 }
 
-/// Connects a UNIX stream socket to `path`, waiting up to `timeout` while the server's
+/// Connects a UNIX stream socket to `addr` (a path, or an abstract name), waiting up to
+/// `timeout` while the server's
 /// listen backlog is full (a server that is stopped or does not accept fills it, and a
 /// blocking `connect` would then wait for ever). Returns the socket in blocking mode;
 /// an `io::Error` of kind `TimedOut` when the backlog stayed full.
-pub(crate) fn connect_unix(path: &Path, timeout: Duration) -> io::Result<UnixStream> {
+pub(crate) fn connect_unix(addr: &UnixAddr, timeout: Duration) -> io::Result<UnixStream> {
     let fd = socket(
         AddressFamily::Unix,
         SockType::Stream,
         SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
         None,
     )?;
-    let addr = UnixAddr::new(path)?;
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_micros(100);
     loop {
-        match connect(fd.as_raw_fd(), &addr) {
+        match connect(fd.as_raw_fd(), addr) {
             Ok(()) => break,
             Err(Errno::EINTR) => {}
             // A UNIX socket says EAGAIN, not EINPROGRESS, while the backlog is full.
@@ -166,7 +165,7 @@ mod tests {
         let timeout = Duration::from_millis(200);
         let outcome = loop {
             let started = Instant::now();
-            match connect_unix(&path, timeout) {
+            match connect_unix(&UnixAddr::new(&path).unwrap(), timeout) {
                 Ok(s) => held.push(s),
                 Err(e) => break (e, started.elapsed()),
             }

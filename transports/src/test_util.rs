@@ -21,6 +21,20 @@ pub mod shm {
         t.segment_fd()
     }
 
+    /// A plain connection to the rendezvous socket of `shm:<name>` (`name` with or
+    /// without its leading `/`), before any set-up request: for tests that play a
+    /// hostile or silent client.
+    ///
+    /// # Errors
+    ///
+    /// As `connect(2)`: refused when no server listens.
+    pub fn connect_rendezvous(name: &str) -> std::io::Result<std::os::unix::net::UnixStream> {
+        let names = crate::names::shm::Names::new(name, "test")
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+        let addr = nix::sys::socket::UnixAddr::new_abstract(names.rendezvous().as_bytes())?;
+        crate::socket::connect_unix(&addr, std::time::Duration::from_secs(5))
+    }
+
     /// `t`'s end of its rendezvous socket, the doorbell of a peer parked in a poller.
     pub fn socket_fd(t: &crate::ShmTransport) -> std::os::fd::BorrowedFd<'_> {
         t.socket_fd()

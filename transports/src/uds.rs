@@ -61,8 +61,9 @@ impl UdsTransport {
             return Err(wrong_kind(endpoint, "UdsTransport", "unix:"));
         };
         let peer = format!("unix:{path}");
-        let stream = connect_unix(Path::new(path), endpoint.connect_timeout())
-            .map_err(|e| connect_error(e, &peer))?;
+        let addr = UnixAddr::new(Path::new(path)).map_err(|e| connect_error(e.into(), &peer))?;
+        let stream =
+            connect_unix(&addr, endpoint.connect_timeout()).map_err(|e| connect_error(e, &peer))?;
         Ok(UdsTransport {
             stream,
             peer,
@@ -120,7 +121,9 @@ impl Transport for UdsTransport {
 /// A listening UNIX socket that owns its socket file.
 pub struct UdsListener {
     listener: UnixListener,
-    path: PathBuf,
+    /// The socket file, removed on drop; `None` for an abstract socket (nothing in the
+    /// file system).
+    path: Option<PathBuf>,
     endpoint: Endpoint,
     wakeup: Wakeup,
     /// Out of descriptors, clients of `unix:` get a refusal frame.
@@ -128,7 +131,7 @@ pub struct UdsListener {
     /// The same for a shared-memory rendezvous socket's clients, which get an
     /// `ERR server out of file descriptors: …` line instead.
     rendezvous_reserve: FdReserve,
-    _lock: OwnerLock,
+    _lock: Option<OwnerLock>,
 }
 
 impl UdsListener {
@@ -198,12 +201,56 @@ impl UdsListener {
             .map_err(|e| io_err("restrict the socket file to its owner", e))?;
         Ok(UdsListener {
             listener,
-            path,
+            path: Some(path),
             endpoint,
             wakeup: Wakeup::new()?,
             reserve: FdReserve::new(Refusal::Frame, 0),
             rendezvous_reserve: FdReserve::new(Refusal::Line, 1),
-            _lock: lock,
+            _lock: Some(lock),
+        })
+    }
+
+    /// Binds the abstract socket `name` (Linux: no file, nothing left after a crash,
+    /// and the name is free again as soon as the socket closes, so no owner lock is
+    /// needed: a second bind fails with `AddrInUse`). It has no permission bits:
+    /// every connection's uid is checked at accept (see `accept_stream`).
+    pub(crate) fn bind_abstract(name: &str, endpoint: Endpoint) -> Result<Self, TransportError> {
+        let io_err = |what: &str, source: io::Error| TransportError::Io {
+            context: format!("{endpoint}: {what}"),
+            source,
+        };
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(|e| io_err("create the rendezvous socket", e.into()))?;
+        let addr = UnixAddr::new_abstract(name.as_bytes())
+            .map_err(|e| io_err("name the rendezvous socket", e.into()))?;
+        bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).map_err(|e| match e {
+            nix::errno::Errno::EADDRINUSE => TransportError::AddrInUse {
+                endpoint: endpoint.to_string(),
+            },
+            e => io_err("bind the rendezvous socket", e.into()),
+        })?;
+        listen(
+            &fd,
+            Backlog::new(BACKLOG).map_err(|e| io_err("listen", e.into()))?,
+        )
+        .map_err(|e| io_err("listen", e.into()))?;
+        let listener = UnixListener::from(fd);
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| io_err("make the listener non-blocking", e))?;
+        Ok(UdsListener {
+            listener,
+            path: None,
+            endpoint,
+            wakeup: Wakeup::new()?,
+            reserve: FdReserve::new(Refusal::Frame, 0),
+            rendezvous_reserve: FdReserve::new(Refusal::Line, 1),
+            _lock: None,
         })
     }
 }
@@ -284,7 +331,7 @@ impl UdsListener {
 }
 
 /// Whether user `uid` may connect to `endpoint` (`unix:`, or `shm:` for its rendezvous).
-fn allows(endpoint: &Endpoint, uid: u32) -> bool {
+pub(crate) fn allows(endpoint: &Endpoint, uid: u32) -> bool {
     let allowed = match endpoint.kind() {
         EndpointKind::Unix { opts, .. } => opts.allowed_uids(),
         EndpointKind::Shm { opts, .. } => opts.allowed_uids(),
@@ -316,6 +363,8 @@ impl Listener for UdsListener {
 impl Drop for UdsListener {
     fn drop(&mut self) {
         // The owner lock (a field) is released after this, so nobody binds in between.
-        let _ = std::fs::remove_file(&self.path);
+        if let Some(path) = &self.path {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }

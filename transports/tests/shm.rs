@@ -361,7 +361,7 @@ mod hostile {
     /// Sends `line` with `fds` attached to the server of `endpoint`; returns its answer.
     fn offer(endpoint: &Endpoint, line: &str, fds: &[BorrowedFd<'_>]) -> (UnixStream, String) {
         let name = name_of(endpoint);
-        let s = UnixStream::connect(format!("/dev/shm/ipc-rpc.{}.sock", &name[1..])).unwrap();
+        let s = transports::test_util::shm::connect_rendezvous(&name).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let raw: Vec<_> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
         let cmsgs = [ControlMessage::ScmRights(&raw)];
@@ -831,7 +831,7 @@ mod poller {
                 .unwrap()
                 .trim_start_matches('/')
                 .to_owned();
-            let silent = UnixStream::connect(format!("/dev/shm/ipc-rpc.{name}.sock")).unwrap();
+            let silent = transports::test_util::shm::connect_rendezvous(&name).unwrap();
             let offered = listener.accept().unwrap();
             let fds = owned(
                 offered
@@ -868,8 +868,7 @@ mod poller {
                 .unwrap()
                 .trim_start_matches('/')
                 .to_owned();
-            let mut dribbler =
-                UnixStream::connect(format!("/dev/shm/ipc-rpc.{name}.sock")).unwrap();
+            let mut dribbler = transports::test_util::shm::connect_rendezvous(&name).unwrap();
             std::io::Write::write_all(&mut dribbler, b"IPC").unwrap();
             let offered = listener.accept().unwrap();
             let fds = owned(
@@ -939,4 +938,69 @@ mod poller {
             drop(client);
         });
     }
+}
+
+/// Child role: as another user, binds the abstract rendezvous name of the endpoint in
+/// `IPC_RPC_TEST_SHM_SQUAT` first, says READY, and holds it until stdin closes.
+fn squatter_child() {
+    let Ok(endpoint) = std::env::var("IPC_RPC_TEST_SHM_SQUAT") else {
+        return;
+    };
+    // Listening on the name as a server would, but as uid 65534: a clean
+    // `listen` binds the abstract socket and checks nothing else.
+    let _held = transports::listen(&endpoint.parse().unwrap()).unwrap();
+    println!("READY");
+    let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
+    std::process::exit(0);
+}
+
+/// The rendezvous is an abstract socket, which anyone can bind first: a client hands
+/// its memory only to a server of its own user (or root, or one `allow_uid` names),
+/// and refuses another user's socket before sending anything.
+#[test]
+fn a_client_refuses_a_rendezvous_held_by_another_user() {
+    use std::os::unix::process::CommandExt;
+    squatter_child();
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to run the squatter as another user");
+        return;
+    }
+    let endpoint = unique("");
+    let mut squatter = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_client_refuses_a_rendezvous_held_by_another_user",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("IPC_RPC_TEST_SHM_SQUAT", endpoint.to_string())
+        .uid(65534)
+        .gid(65534)
+        .current_dir("/")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(squatter.stdout.take().unwrap()).lines();
+    assert!(
+        lines.any(|l| l.is_ok_and(|l| l.contains("READY"))),
+        "the squatter did not start"
+    );
+    let err = transports::ShmTransport::connect(&endpoint).err().unwrap();
+    drop(squatter.stdin.take());
+    let _ = squatter.wait();
+    let TransportError::Io { context, source } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(
+        source.kind(),
+        std::io::ErrorKind::PermissionDenied,
+        "{err:?}"
+    );
+    assert!(
+        context.contains("runs as uid 65534") && context.contains("refusing to hand it"),
+        "{context}"
+    );
+    // Nobody else's rendezvous is in the way now: ours binds.
+    drop(transports::listen(&endpoint).unwrap());
 }

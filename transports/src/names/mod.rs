@@ -7,7 +7,7 @@
 //!
 //! | prefix | used by |
 //! |---|---|
-//! | [`SHM_PREFIX`] `ipc-rpc.` | shm: the rendezvous socket, its lock, the memory files' names, version 1 segments |
+//! | [`SHM_PREFIX`] `ipc-rpc.` | shm: the rendezvous socket's abstract name, the memory files' names; what older versions left in /dev/shm (rendezvous socket and lock, version 1 segments) |
 //! | [`MQ_LOCK_PREFIX`] `ipc-rpc-mq.` | mq: the server's owner lock file |
 //!
 //! Every name, for the endpoints `shm:/calc`, `mq:/calc`, `fifo:/run/calc` and
@@ -15,8 +15,8 @@
 //!
 //! | kind | object | name | built by |
 //! |---|---|---|---|
-//! | shm | rendezvous socket | `/dev/shm/ipc-rpc.calc.sock` | [`shm::Names::socket`] |
-//! | shm | owner lock | `/dev/shm/ipc-rpc.calc.sock.lock` | [`uds::lock_path`] of the socket |
+//! | shm | rendezvous socket (abstract: no file, gone with the server; binding it twice fails, so no lock) | `@ipc-rpc.calc.sock` | [`shm::Names::rendezvous`] |
+//! | shm | what versions before the abstract rendezvous left | `/dev/shm/ipc-rpc.calc.sock`, `….sock.lock` | [`shm::Names::legacy_socket`] |
 //! | shm | memory file (memfd, not in any directory) | `ipc-rpc.calc` | [`shm::Names::stem`] |
 //! | shm | a version 1 segment a crash left | `/dev/shm/ipc-rpc.calc.<pid>.<n>` | [`shm::Names::owns_segment`] |
 //! | mq | rendezvous queue | `/calc` | [`mq::Names::rendezvous`] |
@@ -84,8 +84,17 @@ pub(crate) mod shm {
             &self.stem
         }
 
-        /// The rendezvous socket: `/dev/shm/ipc-rpc.<name>.sock`.
-        pub(crate) fn socket(&self) -> String {
+        /// The rendezvous socket's name in the abstract namespace:
+        /// `ipc-rpc.<name>.sock` (`@ipc-rpc.<name>.sock` in `ss -x`). Nothing of it is
+        /// in the file system, so a crash leaves nothing.
+        pub(crate) fn rendezvous(&self) -> String {
+            format!("{}.sock", self.stem)
+        }
+
+        /// Where versions before the abstract rendezvous kept it:
+        /// `/dev/shm/ipc-rpc.<name>.sock` (and its lock beside it), removed by
+        /// `reclaim_stale` when a crash left them.
+        pub(crate) fn legacy_socket(&self) -> String {
             format!("{SHM_DIR}/{}.sock", self.stem)
         }
 

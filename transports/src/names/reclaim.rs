@@ -5,7 +5,7 @@
 //! | kind | what a dead server leaves | removed by |
 //! |---|---|---|
 //! | unix | the socket file, its lock file | [`reclaim_stale`]; a server binding the path |
-//! | shm | the rendezvous socket, its lock file, version 1 segments in /dev/shm | [`shm_segments`] at bind; [`reclaim_stale`] |
+//! | shm | nothing (its rendezvous is abstract); older versions: the rendezvous socket, its lock file, version 1 segments in /dev/shm | [`shm_segments`] at bind; [`reclaim_stale`] |
 //! | mq | the rendezvous queue, the lock file, the queues of clients that died connecting | [`mq_if_abandoned`], [`mq_stale_connections`] at bind; [`reclaim_stale`] |
 //! | fifo | the rendezvous FIFO, client FIFOs, the lock file, the directory | [`fifo_dir`] at bind and drop; [`reclaim_stale`] |
 
@@ -42,7 +42,11 @@ pub fn reclaim_stale(endpoint: &Endpoint) -> Result<(), TransportError> {
         EndpointKind::Unix { path, .. } => unix_socket(Path::new(path), &shown, || {}),
         EndpointKind::Shm { name, .. } => {
             let names = shm::Names::new(name, &shown)?;
-            unix_socket(Path::new(&names.socket()), &shown, || {
+            // The rendezvous is abstract (nothing to remove); a live server holds it.
+            if abstract_name_taken(&names.rendezvous()) {
+                return Err(TransportError::AddrInUse { endpoint: shown });
+            }
+            unix_socket(Path::new(&names.legacy_socket()), &shown, || {
                 shm_segments(&names);
             })
         }
@@ -56,6 +60,28 @@ pub fn reclaim_stale(endpoint: &Endpoint) -> Result<(), TransportError> {
         EndpointKind::Fifo { path } => fifo_endpoint(Path::new(path), &shown),
         _ => Err(crate::endpoint::unknown_kind(endpoint)),
     }
+}
+
+/// Whether a socket is bound to abstract name `name` (binding it fails): a live
+/// server's rendezvous.
+fn abstract_name_taken(name: &str) -> bool {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, bind, socket};
+    let Ok(fd) = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    ) else {
+        return false;
+    };
+    let Ok(addr) = UnixAddr::new_abstract(name.as_bytes()) else {
+        return false;
+    };
+    // Bound for an instant only: the name is free again once `fd` closes.
+    matches!(
+        bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr),
+        Err(nix::errno::Errno::EADDRINUSE)
+    )
 }
 
 /// Takes the owner lock of socket `path`, removes the socket file if it is one, runs
@@ -225,7 +251,8 @@ mod tests {
         let name = format!("/{}", unique("shm"));
         let ep: Endpoint = format!("shm:{name}").parse().unwrap();
         let names = shm::Names::new(&name, "test").unwrap();
-        let socket = std::path::PathBuf::from(names.socket());
+        // What versions before the abstract rendezvous left: a socket file, old segments.
+        let socket = std::path::PathBuf::from(names.legacy_socket());
         drop(UnixListener::bind(&socket).unwrap());
         let segment = Path::new(SHM_DIR).join(format!("{}.77.1", names.stem()));
         std::fs::write(&segment, "").unwrap();
@@ -233,11 +260,12 @@ mod tests {
         assert!(!socket.exists() && !segment.exists());
         assert!(!uds::lock_path(&socket).exists());
 
+        // A live server's abstract rendezvous: refused, and nothing in /dev/shm.
         let live = crate::listen(&ep).unwrap();
         assert!(in_use(reclaim_stale(&ep)));
-        assert!(socket.exists());
-        drop(live);
         assert!(!socket.exists());
+        drop(live);
+        reclaim_stale(&ep).unwrap();
     }
 
     #[test]

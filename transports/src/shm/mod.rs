@@ -4,8 +4,9 @@
 //! ```text
 //!   client                                 server (shm:/calc)
 //!   ──────                                 ──────
-//!   connect /dev/shm/ipc-rpc.calc.sock ──▶ accept         (rendezvous: UNIX socket 0600,
-//!   memfd_create "ipc-rpc.calc"                             owner lock, stale reclaim)
+//!   connect @ipc-rpc.calc.sock         ──▶ accept, check the client's uid (rendezvous:
+//!   check the server's uid                                  an abstract UNIX socket,
+//!   memfd_create "ipc-rpc.calc"                             nothing in the file system)
 //!     (CLOEXEC, ALLOW_SEALING); ftruncate;
 //!     seal SHRINK|GROW|SEAL; mmap;
 //!     header, magic stored last
@@ -75,7 +76,6 @@ mod wait;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -86,8 +86,9 @@ use crate::names::reclaim;
 use crate::names::shm::Names;
 use crate::socket::connect_unix;
 use crate::sys;
-use crate::uds::UdsListener;
+use crate::uds::{UdsListener, allows, peer_credentials};
 use conn::{Conn, ShmCloser, ShmReceiver, ShmSender};
+use nix::sys::socket::UnixAddr;
 use segment::Segment;
 
 pub use crate::endpoint::ShmOptions;
@@ -164,17 +165,14 @@ impl ShmTransport {
             move |source: io::Error| TransportError::Io { context, source }
         };
         let timeout = endpoint.connect_timeout();
-        let socket = connect_unix(Path::new(&names.socket()), timeout).map_err(|e| {
+        let addr = UnixAddr::new_abstract(names.rendezvous().as_bytes())
+            .map_err(|e| io_err("name the rendezvous socket")(e.into()))?;
+        let socket = connect_unix(&addr, timeout).map_err(|e| {
             let hint = match e.kind() {
-                io::ErrorKind::NotFound => {
+                // An abstract name nobody listens on: refused, and nothing can be stale.
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
                     return TransportError::NoServer {
-                        context: format!("{peer}: no server: its rendezvous socket does not exist; start the server or check the name"),
-                        source: e,
-                    };
-                }
-                io::ErrorKind::ConnectionRefused => {
-                    return TransportError::Stale {
-                        context: format!("{peer}: no server is listening: the rendezvous socket is a leftover of a server that is gone; start the server (it replaces it)"),
+                        context: format!("{peer}: no server: nothing listens on its rendezvous socket; start the server or check the name"),
                         source: e,
                     };
                 }
@@ -184,6 +182,20 @@ impl ShmTransport {
             };
             io_err(hint)(e)
         })?;
+        // Anyone can bind an abstract name first: the memory goes only to a server of
+        // this user (or root, or a user the endpoint allows).
+        let server_uid = peer_credentials(&socket).uid;
+        if !server_uid.is_some_and(|uid| uid == 0 || allows(endpoint, uid)) {
+            return Err(TransportError::Io {
+                context: format!(
+                    "{peer}: the process listening on the rendezvous runs as uid {}, neither this \
+                     user nor one the endpoint allows (`?allow_uid=`): refusing to hand it this \
+                     connection's memory",
+                    server_uid.map_or_else(|| "unknown".to_owned(), |u| u.to_string())
+                ),
+                source: io::ErrorKind::PermissionDenied.into(),
+            });
+        }
         let segment = Segment::create(names.stem(), options.ring, options.max_frame as u32)?;
         let answer = (|| {
             socket.set_read_timeout(Some(timeout))?;
@@ -343,7 +355,7 @@ impl ShmListener {
             return Err(wrong_kind(endpoint, "ShmListener", "shm:"));
         };
         let names = Names::new(name, &endpoint.to_string())?;
-        let rendezvous = UdsListener::bind_socket(names.socket().into(), endpoint.clone())?;
+        let rendezvous = UdsListener::bind_abstract(&names.rendezvous(), endpoint.clone())?;
         reclaim::shm_segments(&names);
         Ok(ShmListener {
             rendezvous,

@@ -457,6 +457,7 @@ impl Connection {
     /// `cancelled()`. Best effort: a connection whose sends are stuck skips it (the
     /// server then learns it when the connection ends).
     fn cancel(&self, id: u64) {
+        crate::__event!(info, peer = %self.peer, call = id, "call timed out; telling the server");
         let Ok(mut sending) = self.sending.try_lock() else {
             return;
         };

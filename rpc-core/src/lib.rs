@@ -35,6 +35,8 @@
 
 pub mod error;
 pub mod limits;
+#[doc(hidden)]
+pub mod log;
 
 pub mod buf;
 pub mod endpoint;

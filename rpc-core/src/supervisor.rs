@@ -306,6 +306,11 @@ fn supervise(router: &Router, start: &StartWorker, index: usize, first: NewWorke
         if let Some(live) = ended {
             live.conn.shut(format!("the {reason}").into());
         }
+        crate::__event!(
+            warn,
+            worker = index,
+            "pool: the {reason}; starting a replacement"
+        );
         worker = loop {
             if !wait_to_start(router, index) {
                 return;
@@ -320,10 +325,12 @@ fn supervise(router: &Router, start: &StartWorker, index: usize, first: NewWorke
             });
             match started {
                 Ok(w) => {
+                    crate::__event!(info, worker = index, generation, pid = ?w.handle.pid(), "pool: worker replaced");
                     router.publish(index, &w.handle, worker_connection(&w));
                     break w;
                 }
                 Err(e) => {
+                    crate::__event!(warn, worker = index, error = %chain(&*e), "pool: a worker failed to start");
                     let mut state = router.lock();
                     let slot = &mut state.slots[index];
                     slot.failures += 1;
@@ -553,6 +560,39 @@ mod tests {
         assert_eq!(sorted, [0, 1, 2], "{ids:?}");
         // Idle again: a lone call goes to the lowest slot.
         assert_eq!(nap(&client, 0).unwrap(), 0);
+    }
+
+    /// With the `tracing` feature, a worker's death, its replacement and a failed
+    /// start are logged.
+    #[cfg(feature = "tracing")]
+    #[test]
+    fn worker_replacements_are_logged() {
+        use crate::log::recorder::{install, logged};
+        install();
+        let (pool, fakes) = pool(1, PoolConfig::default());
+        fakes[0].kill();
+        logged(&[
+            "WARN ipc_rpc:",
+            "pool: the worker 0",
+            "starting a replacement",
+        ]);
+        logged(&[
+            "INFO ipc_rpc:",
+            "pool: worker replaced",
+            "worker=0",
+            "generation=1",
+        ]);
+        drop(pool);
+        let (first, fake) = fake(7, false).unwrap();
+        let pool = Pool::start(
+            vec![first],
+            Box::new(|_| Err("no luck".into())),
+            PoolConfig::default(),
+        )
+        .unwrap();
+        fake.kill();
+        logged(&["WARN ipc_rpc:", "pool: a worker failed to start", "no luck"]);
+        drop(pool);
     }
 
     #[test]

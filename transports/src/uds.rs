@@ -326,6 +326,13 @@ impl UdsListener {
             {
                 return Ok((stream, credentials));
             }
+            rpc_core::__event!(
+                warn,
+                peer_pid = ?credentials.pid,
+                peer_uid = ?credentials.uid,
+                "{}: connection refused: its user is neither the server's nor one `allow_uid` names",
+                self.endpoint
+            );
         }
     }
 }

@@ -164,6 +164,14 @@ impl Accept {
             }
             table.sessions.insert(id, session.clone());
             table.starting -= 1;
+            crate::__event!(
+                info,
+                connection = id,
+                peer_pid = ?peer.pid,
+                peer_uid = ?peer.uid,
+                open = table.sessions.len(),
+                "connection opened"
+            );
         }
         session.start();
     }
@@ -180,6 +188,7 @@ impl Accept {
             "server at max_connections={max}; try again once others disconnect, or raise \
              `max_connections` on the server's endpoint"
         );
+        crate::__event!(warn, connection = id, "connection refused: {reason}");
         let until = Instant::now() + REFUSAL_LINGER;
         parts.sender.set_deadline(Some(until));
         if parts

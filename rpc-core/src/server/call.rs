@@ -48,14 +48,18 @@ pub(super) fn run(
             method: name(),
             detail: chain(&e),
         },
-        Err(panic) => RemoteError::Panic {
-            method: name(),
-            message: panic
+        Err(panic) => {
+            let message = panic
                 .downcast_ref::<&str>()
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a non-string panic payload".to_owned()),
-        },
+                .unwrap_or_else(|| "a non-string panic payload".to_owned());
+            crate::__event!(error, method = %name(), %message, "handler panicked (the server goes on)");
+            RemoteError::Panic {
+                method: name(),
+                message,
+            }
+        }
     })
 }
 

@@ -12,45 +12,62 @@ use crate::wire::{Hello, MAGIC, PROTOCOL_VERSION, Preamble, Welcome};
 pub use crate::wire::{HANDSHAKE_MAX_FRAME, HANDSHAKE_TIMEOUT};
 
 /// Answers the client's hello (`frame`), telling it `frame_limit`, the largest frame
-/// this side takes. Returns the client's own limit once it is accepted; `None` ends
-/// the connection.
+/// this side takes. Returns the client's own limit once it is accepted; otherwise why
+/// the connection ends (for the log).
 pub(super) fn answer(
     frame: &[u8],
     sender: &mut dyn FrameSender,
     dispatch: &dyn Dispatch,
     buf: &mut Vec<u8>,
     frame_limit: usize,
-) -> Option<usize> {
+) -> Result<usize, String> {
     let info = dispatch.info();
-    let preamble = decode_prefix::<Preamble>(&mut &frame[..], "hello").ok()?;
+    let not_ours = || "the first frame is not an ipc-rpc hello".to_owned();
+    let preamble = decode_prefix::<Preamble>(&mut &frame[..], "hello").map_err(|_| not_ours())?;
     if preamble.magic != MAGIC {
-        return None;
+        return Err(not_ours());
     }
     // A client of another version may send a hello of another shape: it is still
     // answered, with this version, so that it can say `Incompatible`.
     let hello = if preamble.protocol == PROTOCOL_VERSION {
-        Some(decode_prefix::<Hello<'_>>(&mut &frame[..], "hello").ok()?)
+        Some(decode_prefix::<Hello<'_>>(&mut &frame[..], "hello").map_err(|_| not_ours())?)
     } else {
         None
     };
-    let accepted = hello
-        .as_ref()
-        .filter(|h| h.service == info.name && h.fingerprint == info.fingerprint);
+    let refusal = match &hello {
+        None => Some(format!(
+            "the client speaks protocol {}, this server {PROTOCOL_VERSION}",
+            preamble.protocol
+        )),
+        Some(h) if h.service != info.name => Some(format!(
+            "the client wants service `{}`, this server runs `{}`",
+            h.service, info.name
+        )),
+        Some(h) if h.fingerprint != info.fingerprint => Some(format!(
+            "the client's `{}` has signature fingerprint {:016x}, this server's {:016x}",
+            h.service, h.fingerprint, info.fingerprint
+        )),
+        Some(_) => None,
+    };
     let welcome = Welcome {
         magic: MAGIC,
         protocol: PROTOCOL_VERSION,
         service: info.name,
         fingerprint: info.fingerprint,
-        accepted: accepted.is_some(),
+        accepted: refusal.is_none(),
         max_frame: frame_limit as u64,
     };
     buf.clear();
-    encode_into(&welcome, buf, "welcome").ok()?;
+    encode_into(&welcome, buf, "welcome").map_err(|e| e.to_string())?;
     // A peer that does not read the welcome cannot hold the thread.
     sender.set_deadline(Some(Instant::now() + HANDSHAKE_TIMEOUT));
-    let sent = sender.send(buf).is_ok();
+    let sent = sender.send(buf);
     sender.set_deadline(None);
-    let client_limit = accepted?.max_frame;
-    // A limit too small for any frame is the client's mistake, not a reason to refuse.
-    sent.then(|| usize::try_from(client_limit).unwrap_or(usize::MAX))
+    if let Some(refusal) = refusal {
+        return Err(refusal);
+    }
+    sent.map_err(|e| format!("the welcome could not be sent: {e}"))?;
+    let client_limit = hello.map_or(0, |h| h.max_frame);
+    // A limit too large for this machine's `usize` is no limit.
+    Ok(usize::try_from(client_limit).unwrap_or(usize::MAX))
 }

@@ -327,6 +327,7 @@ impl Session {
         {
             state.gone = true;
             drop(state);
+            crate::__event!(info, connection = self.id, "connection closed");
             (self.link.on_end)(self.id);
         }
     }

@@ -127,8 +127,13 @@ impl Session {
                     }
                     continue;
                 }
-                Err(_) => {
+                Err(e) => {
                     drop(receiver);
+                    if !matches!(e, TransportError::Closed) {
+                        // An oversized or malformed frame, an I/O error: this
+                        // connection only ends.
+                        crate::__event!(warn, connection = self.id, error = %e, "connection ended");
+                    }
                     return self.stop_reading();
                 }
             };
@@ -147,7 +152,12 @@ impl Session {
                         &*self.link.dispatch,
                         buf,
                         self.frame_limit,
-                    );
+                    )
+                    // Named `_why`: without the `tracing` feature the event is nothing.
+                    .map_err(|_why| {
+                        crate::__event!(warn, connection = self.id, "handshake rejected: {_why}");
+                    })
+                    .ok();
                     // Replies over the client's limit become an error for that call.
                     *peer_limit = client_limit.filter(|&n| n < self.frame_limit);
                     client_limit.is_some()
@@ -166,6 +176,11 @@ impl Session {
             let Ok((header, head)) = wire::decode_request_header(frame.head) else {
                 // Not a request: this connection only ends.
                 drop(receiver);
+                crate::__event!(
+                    warn,
+                    connection = self.id,
+                    "connection ended: a frame that is not a request"
+                );
                 lock(&self.closer).close();
                 return self.stop_reading();
             };

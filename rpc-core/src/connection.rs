@@ -125,12 +125,56 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A connection whose handshake succeeded, before a client takes its parts: the
+/// blocking [`Connection`] or the async client.
+pub(crate) struct Handshaken {
+    pub(crate) peer: Arc<str>,
+    pub(crate) parts: Parts,
+    pub(crate) wait_spin: Duration,
+    /// The buffer the hello was encoded in, for the requests to reuse.
+    pub(crate) buf: Vec<u8>,
+}
+
 /// Performs the client's half of the handshake over a connected transport and returns
 /// the connection (see `Client::handshake`, which documents the errors).
 pub(crate) fn handshake(
     transport: Box<dyn Transport>,
     service: &'static ServiceInfo,
 ) -> Result<Arc<Connection>, RpcError> {
+    let Handshaken {
+        peer,
+        parts: Parts {
+            sender,
+            receiver,
+            closer,
+        },
+        wait_spin,
+        buf,
+    } = handshake_parts(transport, service)?;
+    Ok(Arc::new_cyclic(|me| Connection {
+        me: me.clone(),
+        peer,
+        service,
+        sending: Mutex::new(Sending { sender, buf }),
+        receiver: Mutex::new(receiver),
+        calls: Mutex::new(Calls::default()),
+        next_id: AtomicU64::new(1),
+        closer,
+        reader_wait_us: AtomicU64::new(0),
+        wait_spin,
+        news: AtomicU64::new(0),
+        spinning: AtomicBool::new(false),
+        reader_cpu: AtomicUsize::new(NO_CPU),
+    }))
+}
+
+/// The client's half of the handshake over a connected transport: the connection's
+/// parts once the server accepted it (see `Client::handshake`, which documents the
+/// errors).
+pub(crate) fn handshake_parts(
+    transport: Box<dyn Transport>,
+    service: &'static ServiceInfo,
+) -> Result<Handshaken, RpcError> {
     let peer: Arc<str> = transport.peer().into();
     let wait_spin = transport.wait_spin();
     let closed = |what: &str| RpcError::Disconnected {
@@ -214,21 +258,16 @@ pub(crate) fn handshake(
 
     receiver.set_max_frame(usize::MAX);
     sender.set_deadline(None);
-    Ok(Arc::new_cyclic(|me| Connection {
-        me: me.clone(),
+    Ok(Handshaken {
         peer,
-        service,
-        sending: Mutex::new(Sending { sender, buf }),
-        receiver: Mutex::new(receiver),
-        calls: Mutex::new(Calls::default()),
-        next_id: AtomicU64::new(1),
-        closer,
-        reader_wait_us: AtomicU64::new(0),
+        parts: Parts {
+            sender,
+            receiver,
+            closer,
+        },
         wait_spin,
-        news: AtomicU64::new(0),
-        spinning: AtomicBool::new(false),
-        reader_cpu: AtomicUsize::new(NO_CPU),
-    }))
+        buf,
+    })
 }
 
 /// What a call sends: its method, its arguments, and the byte string that ends them.
@@ -812,47 +851,69 @@ impl Connection {
         payload: Payload<'_>,
         decode: impl FnOnce(Payload<'_>) -> Result<R, CodecError>,
     ) -> Result<R, RpcError> {
-        match status {
-            STATUS_OK => Ok(decode(payload)?),
-            STATUS_ERR => Err(match payload.decode_all::<RemoteError>("remote error")? {
-                RemoteError::Panic { method, message } => RpcError::RemotePanic { method, message },
-                RemoteError::ReplyTooLarge { len, max, .. } => RpcError::FrameTooLarge { len, max },
-                RemoteError::Expired { .. } => RpcError::Timeout {
-                    peer: self.peer.clone(),
-                    after: Duration::ZERO,
-                },
-                other => RpcError::Remote(other),
-            }),
-            _ => Err(RpcError::Protocol {
-                peer: self.peer.clone(),
-                detail: "unknown reply status",
-            }),
-        }
+        decode_reply(&self.peer, status, payload, decode)
     }
 
     /// Marks the connection dead, wakes every waiting caller, and returns this
     /// caller's error.
     fn fail(&self, cause: TransportError) -> RpcError {
-        let reason: Arc<str> = match &cause {
-            TransportError::Closed => {
-                "the server closed the connection (it exited, crashed or shut down)".into()
-            }
-            other => format!("the connection failed: {other}").into(),
-        };
-        self.shut(reason.clone());
-        match cause {
-            TransportError::Closed => self.disconnected(&reason),
-            TransportError::FrameTooLarge { len, max } => RpcError::FrameTooLarge {
-                len,
-                max: max as u64,
-            },
-            TransportError::Corrupt(detail) => RpcError::Protocol {
-                peer: self.peer.clone(),
-                detail,
-            },
-            other => transport_error(&self.peer, other),
-        }
+        let (reason, error) = failure(&self.peer, cause);
+        self.shut(reason);
+        error
     }
+}
+
+/// A reply's value: `decode` on its payload if its status says it succeeded, else the
+/// error it carries.
+pub(crate) fn decode_reply<R>(
+    peer: &Arc<str>,
+    status: u8,
+    payload: Payload<'_>,
+    decode: impl FnOnce(Payload<'_>) -> Result<R, CodecError>,
+) -> Result<R, RpcError> {
+    match status {
+        STATUS_OK => Ok(decode(payload)?),
+        STATUS_ERR => Err(match payload.decode_all::<RemoteError>("remote error")? {
+            RemoteError::Panic { method, message } => RpcError::RemotePanic { method, message },
+            RemoteError::ReplyTooLarge { len, max, .. } => RpcError::FrameTooLarge { len, max },
+            RemoteError::Expired { .. } => RpcError::Timeout {
+                peer: peer.clone(),
+                after: Duration::ZERO,
+            },
+            other => RpcError::Remote(other),
+        }),
+        _ => Err(RpcError::Protocol {
+            peer: peer.clone(),
+            detail: "unknown reply status",
+        }),
+    }
+}
+
+/// Why a connection to `peer` is dead after `cause`, and the error of the caller that
+/// met it.
+pub(crate) fn failure(peer: &Arc<str>, cause: TransportError) -> (Arc<str>, RpcError) {
+    let reason: Arc<str> = match &cause {
+        TransportError::Closed => {
+            "the server closed the connection (it exited, crashed or shut down)".into()
+        }
+        other => format!("the connection failed: {other}").into(),
+    };
+    let error = match cause {
+        TransportError::Closed => RpcError::Disconnected {
+            peer: peer.clone(),
+            reason: reason.clone(),
+        },
+        TransportError::FrameTooLarge { len, max } => RpcError::FrameTooLarge {
+            len,
+            max: max as u64,
+        },
+        TransportError::Corrupt(detail) => RpcError::Protocol {
+            peer: peer.clone(),
+            detail,
+        },
+        other => transport_error(peer, other),
+    };
+    (reason, error)
 }
 
 /// The drainer: reads owed replies whenever no caller reads, until none is owed or the

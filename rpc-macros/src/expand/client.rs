@@ -113,42 +113,13 @@ fn method(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStr
     let ret = m.output.map_or_else(|| quote!(()), |t| quote!(#t));
     let arg_idents = m.arg_idents();
     let arg_tys = m.args.iter().map(|a| a.ty);
-    // A trailing byte string is sent from where it is, after the other arguments;
-    // `bulk` splits it off (or keeps any other type, in `Some`, with the others).
-    let (split, bulk) = match m.args.split_last() {
-        Some((last, _)) => {
-            let ident = last.ident;
-            let kind = wire_kind(krate, last.ty);
-            (
-                quote! { let (__ipc_bulk, #ident) = #kind.bulk(#ident); },
-                quote! { __ipc_bulk },
-            )
-        }
-        None => (quote!(), quote! { ::core::option::Option::None }),
-    };
+    let (split, bulk) = split_bulk(m, krate);
     let buf = if m.args.is_empty() {
         format_ident!("_")
     } else {
         format_ident!("__ipc_buf")
     };
-    let last = m.args.len().saturating_sub(1);
-    let encodes = m.args.iter().enumerate().map(|(i, a)| {
-        let ident = a.ident;
-        let ty = a.ty;
-        if i == last {
-            return quote_spanned! {ty.span()=>
-                if let ::core::option::Option::Some(#ident) = &#ident {
-                    <#ty as #krate::__private::Wire<_>>::encode_arg(#ident, __ipc_buf)?;
-                }
-            };
-        }
-        let kind = wire_kind(krate, ty);
-        quote_spanned! {ty.span()=>
-            #kind.encode_arg(&#ident, __ipc_buf, |__ipc_v, __ipc_b| {
-                <#ty as #krate::__private::Wire<_>>::encode_arg(__ipc_v, __ipc_b)
-            })?;
-        }
-    });
+    let encodes = encode_args(m, krate);
     let call = match m.output {
         Some(t) => {
             let kind = wire_kind(krate, t);
@@ -175,4 +146,48 @@ fn method(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStr
             #call
         }
     }
+}
+
+/// A trailing byte string is sent from where it is, after the other arguments: the
+/// statement that splits it off (or keeps any other type, in `Some`, with the others),
+/// and the expression of the split-off bytes.
+pub(super) fn split_bulk(m: &MethodDef<'_>, krate: &Path) -> (TokenStream, TokenStream) {
+    match m.args.split_last() {
+        Some((last, _)) => {
+            let ident = last.ident;
+            let kind = wire_kind(krate, last.ty);
+            (
+                quote! { let (__ipc_bulk, #ident) = #kind.bulk(#ident); },
+                quote! { __ipc_bulk },
+            )
+        }
+        None => (quote!(), quote! { ::core::option::Option::None }),
+    }
+}
+
+/// The statements that encode a method's arguments into `__ipc_buf` (the last one
+/// only if `split_bulk` kept it).
+pub(super) fn encode_args(m: &MethodDef<'_>, krate: &Path) -> Vec<TokenStream> {
+    let last = m.args.len().saturating_sub(1);
+    m.args
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let ident = a.ident;
+            let ty = a.ty;
+            if i == last {
+                return quote_spanned! {ty.span()=>
+                    if let ::core::option::Option::Some(#ident) = &#ident {
+                        <#ty as #krate::__private::Wire<_>>::encode_arg(#ident, __ipc_buf)?;
+                    }
+                };
+            }
+            let kind = wire_kind(krate, ty);
+            quote_spanned! {ty.span()=>
+                #kind.encode_arg(&#ident, __ipc_buf, |__ipc_v, __ipc_b| {
+                    <#ty as #krate::__private::Wire<_>>::encode_arg(__ipc_v, __ipc_b)
+                })?;
+            }
+        })
+        .collect()
 }

@@ -34,6 +34,8 @@
 
 mod bytes;
 mod child;
+#[cfg(feature = "tokio")]
+mod child_async;
 pub mod dispatch;
 mod handshake;
 pub mod pool;
@@ -46,6 +48,8 @@ struct ReadmeDoctests;
 
 pub use bytes::Bytes;
 pub use child::{ServiceClient, connect, serve_parent, spawn_child, spawn_child_with};
+#[cfg(feature = "tokio")]
+pub use child_async::{AsyncServiceClient, spawn_child_async, spawn_child_async_with};
 #[cfg(feature = "tokio")]
 pub use rpc_core::async_client::AsyncClient;
 pub use rpc_core::server::{cancelled, current_peer as peer, deadline};

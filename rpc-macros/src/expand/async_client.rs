@@ -27,7 +27,8 @@ pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
          per trait method, each returning `Result<_, RpcError>`.\n\nCheap to clone; clones \
          share one connection, and any number of tasks may call at once without blocking \
          the runtime. Dropping a call's future abandons the call (the server's handler sees \
-         `ipc_rpc::cancelled()`). Make one with `connect(&endpoint).await`."
+         `ipc_rpc::cancelled()`). Make one with `connect(&endpoint).await` or \
+         `ipc_rpc::spawn_child_async`."
     );
     quote! {
         #krate::__private::if_tokio! {
@@ -37,6 +38,14 @@ pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
             }
 
             const _: () = {
+                impl #krate::AsyncServiceClient for #async_client {
+                    const SERVICE: &'static #krate::ServiceInfo = #client::SERVICE;
+
+                    fn from_async_client(client: #krate::AsyncClient) -> Self {
+                        #async_client { __client: client }
+                    }
+                }
+
                 impl ::core::clone::Clone for #async_client {
                     fn clone(&self) -> Self {
                         #async_client { __client: ::core::clone::Clone::clone(&self.__client) }

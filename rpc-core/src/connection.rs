@@ -141,27 +141,21 @@ pub(crate) fn handshake(
     transport: Box<dyn Transport>,
     service: &'static ServiceInfo,
 ) -> Result<Arc<Connection>, RpcError> {
-    let Handshaken {
-        peer,
-        parts: Parts {
-            sender,
-            receiver,
-            closer,
-        },
-        wait_spin,
-        buf,
-    } = handshake_parts(transport, service)?;
+    let shaken = handshake_parts(transport, service)?;
     Ok(Arc::new_cyclic(|me| Connection {
         me: me.clone(),
-        peer,
+        peer: shaken.peer,
         service,
-        sending: Mutex::new(Sending { sender, buf }),
-        receiver: Mutex::new(receiver),
+        sending: Mutex::new(Sending {
+            sender: shaken.parts.sender,
+            buf: shaken.buf,
+        }),
+        receiver: Mutex::new(shaken.parts.receiver),
         calls: Mutex::new(Calls::default()),
         next_id: AtomicU64::new(1),
-        closer,
+        closer: shaken.parts.closer,
         reader_wait_us: AtomicU64::new(0),
-        wait_spin,
+        wait_spin: shaken.wait_spin,
         news: AtomicU64::new(0),
         spinning: AtomicBool::new(false),
         reader_cpu: AtomicUsize::new(NO_CPU),
@@ -902,14 +896,6 @@ pub(crate) fn failure(peer: &Arc<str>, cause: TransportError) -> (Arc<str>, RpcE
         TransportError::Closed => RpcError::Disconnected {
             peer: peer.clone(),
             reason: reason.clone(),
-        },
-        TransportError::FrameTooLarge { len, max } => RpcError::FrameTooLarge {
-            len,
-            max: max as u64,
-        },
-        TransportError::Corrupt(detail) => RpcError::Protocol {
-            peer: peer.clone(),
-            detail,
         },
         other => transport_error(peer, other),
     };

@@ -9,7 +9,7 @@ use std::thread;
 use crate::connection::failure;
 use crate::dispatch::ServiceInfo;
 use crate::error::{RpcError, TransportError};
-use crate::transport::{Closer, FrameReceiver, FrameSender};
+use crate::transport::{Closer, FrameReceiver, FrameSender, Parts};
 use crate::wire;
 
 /// A reply as the reader read it: status, head, split tail.
@@ -70,10 +70,13 @@ impl Shared {
     pub(super) fn start(
         peer: Arc<str>,
         service: &'static ServiceInfo,
-        sender: Box<dyn FrameSender>,
-        receiver: Box<dyn FrameReceiver>,
-        closer: Box<dyn Closer>,
+        parts: Parts,
     ) -> Result<Arc<Shared>, RpcError> {
+        let Parts {
+            sender,
+            receiver,
+            closer,
+        } = parts;
         let shared = Arc::new(Shared {
             peer,
             service,

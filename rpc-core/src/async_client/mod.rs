@@ -35,10 +35,10 @@ use std::time::Duration;
 
 use crate::buf::{FrameBuf, Payload};
 use crate::codec::encode_bulk_len;
-use crate::connection::{Handshaken, decode_reply, handshake_parts};
+use crate::connection::{decode_reply, handshake_parts};
 use crate::dispatch::ServiceInfo;
 use crate::error::{CodecError, RpcError};
-use crate::transport::{Parts, Transport};
+use crate::transport::Transport;
 use crate::wire;
 
 use call::Reply;
@@ -95,17 +95,8 @@ impl AsyncClient {
         transport: Box<dyn Transport>,
         service: &'static ServiceInfo,
     ) -> Result<AsyncClient, RpcError> {
-        let Handshaken {
-            peer,
-            parts:
-                Parts {
-                    sender,
-                    receiver,
-                    closer,
-                },
-            ..
-        } = handshake_parts(transport, service)?;
-        let shared = Shared::start(peer, service, sender, receiver, closer)?;
+        let shaken = handshake_parts(transport, service)?;
+        let shared = Shared::start(shaken.peer, service, shaken.parts)?;
         Ok(AsyncClient {
             owner: Arc::new(Owner { shared }),
             timeout: None,

@@ -3,13 +3,11 @@
 //! the `ipc-rpc` crate is built with its `tokio` feature.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::quote;
 use syn::Path;
-use syn::spanned::Spanned;
 
-use crate::ast::{MethodDef, ServiceDef};
-use crate::expand::client::{encode_args, split_bulk};
-use crate::expand::wire_kind;
+use crate::ast::ServiceDef;
+use crate::expand::client::{Stub, stub};
 use crate::names;
 
 pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
@@ -21,7 +19,7 @@ pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
     let methods = service
         .methods
         .iter()
-        .map(|m| method(m, krate, trait_ident));
+        .map(|m| stub(m, krate, trait_ident, Stub::Async));
     let doc = format!(
         "Async client of the [`{name}`] service (feature `tokio` of ipc-rpc): one `async fn` \
          per trait method, each returning `Result<_, RpcError>`.\n\nCheap to clone; clones \
@@ -92,51 +90,6 @@ pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
 
                 #(#methods)*
             }
-        }
-    }
-}
-
-fn method(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStream {
-    let ident = m.ident();
-    let index = m.index;
-    let docs = m.docs();
-    let cfgs = m.cfgs();
-    let see = format!(
-        "\n\nRuns [`{trait_ident}::{}`] on the server.",
-        names::plain(ident)
-    );
-    let ret = m.output.map_or_else(|| quote!(()), |t| quote!(#t));
-    let arg_idents = m.arg_idents();
-    let arg_tys = m.args.iter().map(|a| a.ty);
-    let (split, bulk) = split_bulk(m, krate);
-    let buf = if m.args.is_empty() {
-        format_ident!("_")
-    } else {
-        format_ident!("__ipc_buf")
-    };
-    let encodes = encode_args(m, krate);
-    let decode = match m.output {
-        Some(t) => {
-            let kind = wire_kind(krate, t);
-            quote_spanned! {t.span()=>
-                |__ipc_p| #kind.decode_reply(__ipc_p, |__ipc_p| {
-                    <#t as #krate::__private::Wire<_>>::decode_reply(__ipc_p)
-                })
-            }
-        }
-        None => quote! { <() as #krate::__private::Wire<_>>::decode_reply },
-    };
-    quote! {
-        #(#cfgs)*
-        #(#docs)*
-        #[doc = #see]
-        pub async fn #ident(&self #(, #arg_idents: #arg_tys)*) -> ::core::result::Result<#ret, #krate::RpcError> {
-            #split
-            let __ipc_encode = move |#buf: &mut #krate::__private::FrameBuf<'_>| -> ::core::result::Result<(), #krate::CodecError> {
-                #(#encodes)*
-                ::core::result::Result::Ok(())
-            };
-            self.__client.call_with(#index, __ipc_encode, #bulk, #decode).await
         }
     }
 }

@@ -28,6 +28,10 @@
 //! See [`ipc_service`] for what the attribute generates, [`Endpoint`] for the endpoint
 //! strings, [`RpcError`] for what a call can fail with, and [`pool`] for a service
 //! served by a pool of worker processes.
+//!
+//! With the cargo feature `tokio`, the attribute also generates `{Trait}AsyncClient`,
+//! whose methods are `async fn`s that never block the runtime (`AsyncClient`,
+//! `spawn_child_async`; the README's "Async callers" section shows one in use).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]

@@ -162,8 +162,11 @@ fn run(
             ..
         } = f;
         drop(client);
-        if !killed {
-            server.shutdown();
+        match server {
+            _ if killed => {}
+            // Not killed: a killed mq server would leave its queue behind.
+            common::Server::Remote(child) => child.stop(),
+            server => server.shutdown(),
         }
     });
 }

@@ -571,6 +571,14 @@ impl ChildServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// Stops the child the way it is meant to stop: closes its stdin, so that it shuts
+    /// its server down (removing the endpoint's named objects), and waits for it.
+    pub fn stop(mut self) {
+        drop(self.child.stdin.take());
+        let status = self.child.wait().expect("wait for the child server");
+        assert!(status.success(), "the child server ended with {status}");
+    }
 }
 
 impl Drop for ChildServer {

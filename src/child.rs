@@ -65,21 +65,34 @@ pub fn spawn_child_with<C: ServiceClient>(
     cmd: Command,
     endpoint: &Endpoint,
 ) -> Result<(C, Child), RpcError> {
-    let (mut child, transport) = PipeTransport::spawn_for(cmd, endpoint).map_err(|e| match e {
+    let (child, transport) = spawn_pipe(cmd, endpoint)?;
+    match Client::handshake(Box::new(transport), C::SERVICE) {
+        Ok(client) => Ok((C::from_client(client), child)),
+        Err(e) => {
+            reap(child);
+            Err(e)
+        }
+    }
+}
+
+/// Spawns `cmd` as a child on a pipe pair made for `endpoint`'s options.
+pub(crate) fn spawn_pipe(
+    cmd: Command,
+    endpoint: &Endpoint,
+) -> Result<(Child, PipeTransport), RpcError> {
+    PipeTransport::spawn_for(cmd, endpoint).map_err(|e| match e {
         rpc_core::TransportError::Io { context, source } => RpcError::Io { context, source },
         other => RpcError::Connect {
             endpoint: endpoint.to_string(),
             source: other,
         },
-    })?;
-    match Client::handshake(Box::new(transport), C::SERVICE) {
-        Ok(client) => Ok((C::from_client(client), child)),
-        Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(e)
-        }
-    }
+    })
+}
+
+/// Kills and reaps a child whose handshake failed.
+pub(crate) fn reap(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Connects a client of service `C` to the server at `endpoint`: the generated

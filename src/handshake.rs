@@ -23,27 +23,48 @@ const HANDSHAKE_FLOOR: Duration = Duration::from_millis(10);
 pub fn connect(endpoint: &Endpoint, service: &'static ServiceInfo) -> Result<Client, RpcError> {
     let timeout = endpoint.connect_timeout();
     let started = Instant::now();
-    let connected = transports::connect(endpoint)
-        .map_err(|e| connect_error(endpoint, timeout, e))
-        .and_then(|transport| {
-            let left = timeout.saturating_sub(started.elapsed());
-            Client::handshake_within(transport, service, left.max(HANDSHAKE_FLOOR)).map_err(|e| {
-                match e {
-                    // Named as the user wrote it, with the whole time-out.
-                    RpcError::ConnectTimeout { detail, .. } => RpcError::ConnectTimeout {
-                        endpoint: endpoint.to_string(),
-                        after: timeout,
-                        detail,
-                    },
-                    e => e,
-                }
-            })
-        });
+    let connected = open(endpoint, timeout).and_then(|transport| {
+        let left = timeout.saturating_sub(started.elapsed());
+        Client::handshake_within(transport, service, left.max(HANDSHAKE_FLOOR)).map_err(|e| {
+            match e {
+                // Named as the user wrote it, with the whole time-out.
+                RpcError::ConnectTimeout { detail, .. } => RpcError::ConnectTimeout {
+                    endpoint: endpoint.to_string(),
+                    after: timeout,
+                    detail,
+                },
+                e => e,
+            }
+        })
+    });
     match &connected {
         Ok(_) => rpc_core::__event!(info, %endpoint, service = service.name, "connected"),
         Err(_e) => rpc_core::__event!(warn, %endpoint, error = %_e, "connect failed"),
     }
     connected
+}
+
+/// Connects to `endpoint` and performs the handshake for `service` on tokio's blocking
+/// pool, for a generated `{Trait}AsyncClient::connect`.
+///
+/// # Errors
+///
+/// As [`connect`].
+#[cfg(feature = "tokio")]
+pub async fn connect_async(
+    endpoint: &Endpoint,
+    service: &'static ServiceInfo,
+) -> Result<rpc_core::async_client::AsyncClient, RpcError> {
+    let endpoint = endpoint.clone();
+    rpc_core::async_client::AsyncClient::connect_with(service, move || {
+        open(&endpoint, endpoint.connect_timeout())
+    })
+    .await
+}
+
+/// A connected transport to `endpoint`, its failure as the caller's error.
+fn open(endpoint: &Endpoint, timeout: Duration) -> Result<Box<dyn rpc_core::Transport>, RpcError> {
+    transports::connect(endpoint).map_err(|e| connect_error(endpoint, timeout, e))
 }
 
 /// What a transport's failure to connect means to the caller: one variant per thing a

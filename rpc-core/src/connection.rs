@@ -132,6 +132,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A connection whose handshake succeeded, before a client takes its parts: the
+/// blocking [`Connection`] or the async client.
+pub(crate) struct Handshaken {
+    pub(crate) peer: Arc<str>,
+    pub(crate) parts: Parts,
+    pub(crate) wait_spin: Duration,
+    /// The buffer the hello was encoded in, for the requests to reuse.
+    pub(crate) buf: Vec<u8>,
+    /// This side's own `max_frame` (the transport's).
+    pub(crate) frame_limit: usize,
+    /// The server's `max_frame` where it is under this side's.
+    pub(crate) server_limit: Option<usize>,
+}
+
 /// Performs the client's half of the handshake over a connected transport, within
 /// `timeout`, and returns the connection (see `Client::handshake`, which documents the
 /// errors).
@@ -140,6 +154,37 @@ pub(crate) fn handshake(
     service: &'static ServiceInfo,
     timeout: Duration,
 ) -> Result<Arc<Connection>, RpcError> {
+    let shaken = handshake_parts(transport, service, timeout)?;
+    Ok(Arc::new_cyclic(|me| Connection {
+        server_limit: shaken.server_limit,
+        frame_limit: shaken.frame_limit,
+        me: me.clone(),
+        peer: shaken.peer,
+        service,
+        sending: Mutex::new(Sending {
+            sender: shaken.parts.sender,
+            buf: shaken.buf,
+        }),
+        receiver: Mutex::new(shaken.parts.receiver),
+        calls: Mutex::new(Calls::default()),
+        next_id: AtomicU64::new(1),
+        closer: Mutex::new(shaken.parts.closer),
+        reader_wait_us: AtomicU64::new(0),
+        wait_spin: shaken.wait_spin,
+        news: AtomicU64::new(0),
+        spinning: AtomicBool::new(false),
+        reader_cpu: AtomicUsize::new(NO_CPU),
+    }))
+}
+
+/// The client's half of the handshake over a connected transport: the connection's
+/// parts once the server accepted it (see `Client::handshake`, which documents the
+/// errors).
+pub(crate) fn handshake_parts(
+    transport: Box<dyn Transport>,
+    service: &'static ServiceInfo,
+    timeout: Duration,
+) -> Result<Handshaken, RpcError> {
     let peer: Arc<str> = transport.peer().into();
     let deadline = Instant::now() + timeout;
     let silent = || RpcError::ConnectTimeout {
@@ -240,23 +285,18 @@ pub(crate) fn handshake(
     let server_limit = usize::try_from(welcome.max_frame).unwrap_or(usize::MAX);
     receiver.set_max_frame(usize::MAX);
     sender.set_deadline(None);
-    Ok(Arc::new_cyclic(|me| Connection {
-        server_limit: (server_limit < frame_limit).then_some(server_limit),
-        frame_limit,
-        me: me.clone(),
+    Ok(Handshaken {
         peer,
-        service,
-        sending: Mutex::new(Sending { sender, buf }),
-        receiver: Mutex::new(receiver),
-        calls: Mutex::new(Calls::default()),
-        next_id: AtomicU64::new(1),
-        closer: Mutex::new(closer),
-        reader_wait_us: AtomicU64::new(0),
+        parts: Parts {
+            sender,
+            receiver,
+            closer,
+        },
+        frame_limit,
+        server_limit: (server_limit < frame_limit).then_some(server_limit),
         wait_spin,
-        news: AtomicU64::new(0),
-        spinning: AtomicBool::new(false),
-        reader_cpu: AtomicUsize::new(NO_CPU),
-    }))
+        buf,
+    })
 }
 
 /// What a call sends: its method, its arguments, and the byte string that ends them.
@@ -868,70 +908,98 @@ impl Connection {
         payload: Payload<'_>,
         decode: impl FnOnce(Payload<'_>) -> Result<R, CodecError>,
     ) -> Result<R, RpcError> {
-        match status {
-            STATUS_OK => Ok(decode(payload)?),
-            STATUS_ERR => Err(match payload.decode_all::<RemoteError>("remote error")? {
-                RemoteError::Panic { method, message } => RpcError::RemotePanic { method, message },
-                RemoteError::ReplyTooLarge { len, max, .. } => RpcError::FrameTooLarge {
-                    len,
-                    max,
-                    // The server held back a reply over our limit, or over its own.
-                    limit: if max == self.frame_limit as u64 {
-                        FrameLimit::ClientReply
-                    } else {
-                        FrameLimit::ServerReply
-                    },
-                },
-                RemoteError::Expired { .. } => RpcError::Timeout {
-                    peer: self.peer.clone(),
-                    after: Duration::ZERO,
-                },
-                other => RpcError::Remote(other),
-            }),
-            _ => Err(RpcError::Protocol {
-                peer: self.peer.clone(),
-                detail: "unknown reply status",
-            }),
-        }
+        decode_reply(&self.peer, self.frame_limit, status, payload, decode)
     }
 
     /// Marks the connection dead, wakes every waiting caller, and returns this
     /// caller's error.
     fn fail(&self, cause: TransportError) -> RpcError {
-        let reason: Arc<str> = match &cause {
-            TransportError::Closed => {
-                "the server closed the connection (it exited, crashed or shut down)".into()
-            }
-            other => format!("the connection failed: {other}").into(),
-        };
-        match cause {
-            TransportError::Closed => {
-                let closed = (reason, None);
-                self.shut_by(closed.0.clone(), None);
-                self.disconnected(&closed)
-            }
-            // A reply over our limit (a server of this version holds those back).
-            TransportError::FrameTooLarge { len, max } => {
-                self.shut_by(reason, None);
-                RpcError::FrameTooLarge {
-                    len,
-                    max,
-                    limit: FrameLimit::ClientReply,
-                }
-            }
-            TransportError::Corrupt(detail) => {
-                self.shut_by(reason, None);
-                RpcError::Protocol {
-                    peer: self.peer.clone(),
-                    detail,
-                }
-            }
-            // Every call fails `Disconnected`, this one too, the error as the source.
-            other => {
-                let closed = (reason, Some(Arc::new(other)));
-                self.shut_by(closed.0.clone(), closed.1.clone());
-                self.disconnected(&closed)
-            }
+        let (reason, cause, error) = failure(&self.peer, cause);
+        self.shut_by(reason, cause);
+        error
+    }
+}
+
+/// A reply's status and payload as the caller's result: decoded with `decode`, or the
+/// error the server sent; `frame_limit` (this side's `max_frame`) tells whose limit a
+/// reply the server held back went over.
+pub(crate) fn decode_reply<R>(
+    peer: &Arc<str>,
+    frame_limit: usize,
+    status: u8,
+    payload: Payload<'_>,
+    decode: impl FnOnce(Payload<'_>) -> Result<R, CodecError>,
+) -> Result<R, RpcError> {
+    match status {
+        STATUS_OK => Ok(decode(payload)?),
+        STATUS_ERR => Err(match payload.decode_all::<RemoteError>("remote error")? {
+            RemoteError::Panic { method, message } => RpcError::RemotePanic { method, message },
+            RemoteError::ReplyTooLarge { len, max, .. } => RpcError::FrameTooLarge {
+                len,
+                max,
+                // The server held back a reply over our limit, or over its own.
+                limit: if max == frame_limit as u64 {
+                    FrameLimit::ClientReply
+                } else {
+                    FrameLimit::ServerReply
+                },
+            },
+            RemoteError::Expired { .. } => RpcError::Timeout {
+                peer: peer.clone(),
+                after: Duration::ZERO,
+            },
+            other => RpcError::Remote(other),
+        }),
+        _ => Err(RpcError::Protocol {
+            peer: peer.clone(),
+            detail: "unknown reply status",
+        }),
+    }
+}
+
+/// What a transport failure that ends a connection means: the reason every call is
+/// told, the error that is its source (shared by them all), and this caller's error.
+/// Every call fails `Disconnected`, except over a frame too large (`FrameTooLarge`)
+/// or that breaks the protocol (`Protocol`).
+pub(crate) fn failure(
+    peer: &Arc<str>,
+    cause: TransportError,
+) -> (Arc<str>, Option<Arc<TransportError>>, RpcError) {
+    let reason: Arc<str> = match &cause {
+        TransportError::Closed => {
+            "the server closed the connection (it exited, crashed or shut down)".into()
+        }
+        other => format!("the connection failed: {other}").into(),
+    };
+    let disconnected = |source: Option<Arc<TransportError>>| RpcError::Disconnected {
+        peer: peer.clone(),
+        reason: reason.clone(),
+        source,
+    };
+    match cause {
+        TransportError::Closed => (reason.clone(), None, disconnected(None)),
+        // A reply over our limit (a server of this version holds those back).
+        TransportError::FrameTooLarge { len, max } => (
+            reason,
+            None,
+            RpcError::FrameTooLarge {
+                len,
+                max,
+                limit: FrameLimit::ClientReply,
+            },
+        ),
+        TransportError::Corrupt(detail) => (
+            reason,
+            None,
+            RpcError::Protocol {
+                peer: peer.clone(),
+                detail,
+            },
+        ),
+        other => {
+            let source = Some(Arc::new(other));
+            let error = disconnected(source.clone());
+            (reason, source, error)
         }
     }
 }

@@ -25,7 +25,7 @@
 //! | 5 | [`dispatch`] | what a generated `{Trait}Server` implements; replies |
 //! | 6 | [`connection`] | one connection's request/reply mechanics: ids, multiplexing, deadlines, the drainer |
 //! | 7 | [`router`] | spreading calls over a pool's worker connections |
-//! | 8 | [`client`] | [`Client`]: over one connection or a router |
+//! | 8 | [`client`], `async_client` | [`Client`]: over one connection or a router; with feature `tokio`, `AsyncClient`: calls from async tasks, over one connection |
 //! | 9 | [`server`], [`supervisor`] | [`RunningServer`]: accept loop, per-connection reading and calls run at once, a bounded thread pool, the poller where idle connections wait (`epoll`), the watcher, handlers' [`server::deadline`] and [`server::cancelled`]; worker pools ([`supervisor::Pool`]), whose processes the facade's `pool` spawns |
 //!
 //! Users depend on the `ipc-rpc` facade, not on this crate directly.
@@ -55,6 +55,9 @@ pub mod connection;
 pub mod router;
 
 pub mod client;
+
+#[cfg(feature = "tokio")]
+pub mod async_client;
 
 pub mod server;
 pub mod supervisor;

@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["dispatch"],
     &["connection"],
     &["router"],
-    &["client"],
+    &["client", "async_client"],
     &["server", "supervisor"],
 ];
 

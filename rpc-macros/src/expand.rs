@@ -8,6 +8,7 @@ use crate::ast::ServiceDef;
 use crate::attr::ServiceArgs;
 use crate::{fallback, valid};
 
+mod async_client;
 mod client;
 mod server;
 
@@ -35,10 +36,12 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         }
     };
     let client = client::generate(&service, &args.krate);
+    let async_client = async_client::generate(&service, &args.krate);
     let server = server::generate(&service, &args.krate);
     Ok(quote! {
         #item_trait
         #client
+        #async_client
         #server
     })
 }

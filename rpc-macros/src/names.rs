@@ -8,6 +8,11 @@ pub fn client(service: &Ident) -> Ident {
     suffixed(service, "Client")
 }
 
+/// `Calculator` → `CalculatorAsyncClient`.
+pub fn async_client(service: &Ident) -> Ident {
+    suffixed(service, "AsyncClient")
+}
+
 /// `Calculator` → `CalculatorServer`.
 pub fn server(service: &Ident) -> Ident {
     suffixed(service, "Server")
@@ -37,5 +42,6 @@ mod tests {
         let svc = Ident::new("Calculator", Span::call_site());
         assert_eq!(client(&svc).to_string(), "CalculatorClient");
         assert_eq!(server(&svc).to_string(), "CalculatorServer");
+        assert_eq!(async_client(&svc).to_string(), "CalculatorAsyncClient");
     }
 }

@@ -416,7 +416,26 @@ impl Fixture {
 
     /// The process id the server runs in.
     pub fn server_pid(&self) -> u32 {
-        match &self.server {
+        self.server.pid()
+    }
+
+    /// SIGKILLs a server running in a child process, and reaps it.
+    pub fn kill_server(&mut self) {
+        self.server.kill();
+    }
+
+    /// Stops the server and waits for it; `pipe` children stop when the client is gone.
+    pub fn shutdown(self) {
+        let Fixture { client, server, .. } = self;
+        drop(client);
+        server.shutdown();
+    }
+}
+
+impl Server {
+    /// The process id the server runs in.
+    pub fn pid(&self) -> u32 {
+        match self {
             Server::Local(_) => std::process::id(),
             Server::Remote(c) => c.child.id(),
             Server::Child(c) => c.id(),
@@ -424,8 +443,8 @@ impl Fixture {
     }
 
     /// SIGKILLs a server running in a child process, and reaps it.
-    pub fn kill_server(&mut self) {
-        match &mut self.server {
+    pub fn kill(&mut self) {
+        match self {
             Server::Local(_) => panic!("the server runs in this process"),
             Server::Remote(c) => c.kill(),
             Server::Child(c) => {
@@ -435,11 +454,10 @@ impl Fixture {
         }
     }
 
-    /// Stops the server and waits for it; `pipe` children stop when the client is gone.
+    /// Stops the server and waits for it (its clients must be gone: a `pipe` child
+    /// stops when its client is).
     pub fn shutdown(self) {
-        let Fixture { client, server, .. } = self;
-        drop(client);
-        match server {
+        match self {
             Server::Local(s) => s.shutdown(),
             Server::Remote(mut c) => c.kill(),
             Server::Child(mut c) => {
@@ -572,6 +590,14 @@ impl ChildServer {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Stops the child the way it is meant to stop: closes its stdin, so that it shuts
+    /// its server down (removing the endpoint's named objects), and waits for it.
+    pub fn stop(mut self) {
+        drop(self.child.stdin.take());
+        let status = self.child.wait().expect("wait for the child server");
+        assert!(status.success(), "the child server ended with {status}");
     }
 }
 

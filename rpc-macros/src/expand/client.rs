@@ -19,7 +19,7 @@ pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
     let methods = service
         .methods
         .iter()
-        .map(|m| method(m, krate, trait_ident));
+        .map(|m| stub(m, krate, trait_ident, Stub::Blocking));
     let doc = format!(
         "Client of the [`{name}`] service: one method per trait method, each returning \
          `Result<_, RpcError>`.\n\nCheap to clone; clones share one connection (or one \
@@ -107,9 +107,24 @@ pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
     }
 }
 
-fn method(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStream {
+/// Which client a method stub is for.
+#[derive(Clone, Copy)]
+pub(super) enum Stub {
+    /// `{Trait}Client`: `fn`, over `ipc_rpc::Client`.
+    Blocking,
+    /// `{Trait}AsyncClient`: `async fn`, over `ipc_rpc::AsyncClient`.
+    Async,
+}
+
+/// A client's method for trait method `m`: it encodes the arguments (a trailing byte
+/// string apart) and calls through `self.__client`.
+pub(super) fn stub(
+    m: &MethodDef<'_>,
+    krate: &Path,
+    trait_ident: &syn::Ident,
+    kind: Stub,
+) -> TokenStream {
     let ident = m.ident();
-    let index = m.index;
     let docs = m.docs();
     let cfgs = m.cfgs();
     let see = format!(
@@ -119,43 +134,36 @@ fn method(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStr
     let ret = m.output.map_or_else(|| quote!(()), |t| quote!(#t));
     let arg_idents = m.arg_idents();
     let arg_tys = m.args.iter().map(|a| a.ty);
-    // A trailing byte string is sent from where it is, after the other arguments;
-    // `bulk` splits it off (or keeps any other type, in `Some`, with the others).
-    let (split, bulk) = match m.args.split_last() {
-        Some((last, _)) => {
-            let ident = last.ident;
-            let kind = wire_kind(krate, last.ty);
-            (
-                quote! { let (__ipc_bulk, #ident) = #kind.bulk(#ident); },
-                quote! { __ipc_bulk },
-            )
-        }
-        None => (quote!(), quote! { ::core::option::Option::None }),
-    };
+    let (split, bulk) = split_bulk(m, krate);
     let buf = if m.args.is_empty() {
         format_ident!("_")
     } else {
         format_ident!("__ipc_buf")
     };
-    let last = m.args.len().saturating_sub(1);
-    let encodes = m.args.iter().enumerate().map(|(i, a)| {
-        let ident = a.ident;
-        let ty = a.ty;
-        if i == last {
-            return quote_spanned! {ty.span()=>
-                if let ::core::option::Option::Some(#ident) = &#ident {
-                    <#ty as #krate::__private::Wire<_>>::encode_arg(#ident, __ipc_buf)?;
-                }
+    let encodes = encode_args(m, krate);
+    let (asyncness, call) = match kind {
+        Stub::Blocking => (quote!(), blocking_call(m, krate, &bulk)),
+        Stub::Async => (quote!(async), async_call(m, krate, &bulk)),
+    };
+    quote! {
+        #(#cfgs)*
+        #(#docs)*
+        #[doc = #see]
+        pub #asyncness fn #ident(&self #(, #arg_idents: #arg_tys)*) -> ::core::result::Result<#ret, #krate::RpcError> {
+            #split
+            let __ipc_encode = move |#buf: &mut #krate::__private::FrameBuf<'_>| -> ::core::result::Result<(), #krate::CodecError> {
+                #(#encodes)*
+                ::core::result::Result::Ok(())
             };
+            #call
         }
-        let kind = wire_kind(krate, ty);
-        quote_spanned! {ty.span()=>
-            #kind.encode_arg(&#ident, __ipc_buf, |__ipc_v, __ipc_b| {
-                <#ty as #krate::__private::Wire<_>>::encode_arg(__ipc_v, __ipc_b)
-            })?;
-        }
-    });
-    let call = match m.output {
+    }
+}
+
+/// The blocking call of method `m`, its reply decoded by its return type's path.
+fn blocking_call(m: &MethodDef<'_>, krate: &Path, bulk: &TokenStream) -> TokenStream {
+    let index = m.index;
+    match m.output {
         Some(t) => {
             let kind = wire_kind(krate, t);
             quote_spanned! {t.span()=>
@@ -167,18 +175,66 @@ fn method(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStr
         None => {
             quote! { <() as #krate::__private::Wire<_>>::call(&self.__client, #index, __ipc_encode, #bulk) }
         }
-    };
-    quote! {
-        #(#cfgs)*
-        #(#docs)*
-        #[doc = #see]
-        pub fn #ident(&self #(, #arg_idents: #arg_tys)*) -> ::core::result::Result<#ret, #krate::RpcError> {
-            #split
-            let __ipc_encode = move |#buf: &mut #krate::__private::FrameBuf<'_>| -> ::core::result::Result<(), #krate::CodecError> {
-                #(#encodes)*
-                ::core::result::Result::Ok(())
-            };
-            #call
-        }
     }
+}
+
+/// The async call of method `m`, awaited, its reply decoded by its return type's path.
+fn async_call(m: &MethodDef<'_>, krate: &Path, bulk: &TokenStream) -> TokenStream {
+    let index = m.index;
+    let decode = match m.output {
+        Some(t) => {
+            let kind = wire_kind(krate, t);
+            quote_spanned! {t.span()=>
+                |__ipc_p| #kind.decode_reply(__ipc_p, |__ipc_p| {
+                    <#t as #krate::__private::Wire<_>>::decode_reply(__ipc_p)
+                })
+            }
+        }
+        None => quote! { <() as #krate::__private::Wire<_>>::decode_reply },
+    };
+    quote! { self.__client.call_with(#index, __ipc_encode, #bulk, #decode).await }
+}
+
+/// A trailing byte string is sent from where it is, after the other arguments: the
+/// statement that splits it off (or keeps any other type, in `Some`, with the others),
+/// and the expression of the split-off bytes.
+fn split_bulk(m: &MethodDef<'_>, krate: &Path) -> (TokenStream, TokenStream) {
+    match m.args.split_last() {
+        Some((last, _)) => {
+            let ident = last.ident;
+            let kind = wire_kind(krate, last.ty);
+            (
+                quote! { let (__ipc_bulk, #ident) = #kind.bulk(#ident); },
+                quote! { __ipc_bulk },
+            )
+        }
+        None => (quote!(), quote! { ::core::option::Option::None }),
+    }
+}
+
+/// The statements that encode a method's arguments into `__ipc_buf` (the last one
+/// only if `split_bulk` kept it).
+fn encode_args(m: &MethodDef<'_>, krate: &Path) -> Vec<TokenStream> {
+    let last = m.args.len().saturating_sub(1);
+    m.args
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let ident = a.ident;
+            let ty = a.ty;
+            if i == last {
+                return quote_spanned! {ty.span()=>
+                    if let ::core::option::Option::Some(#ident) = &#ident {
+                        <#ty as #krate::__private::Wire<_>>::encode_arg(#ident, __ipc_buf)?;
+                    }
+                };
+            }
+            let kind = wire_kind(krate, ty);
+            quote_spanned! {ty.span()=>
+                #kind.encode_arg(&#ident, __ipc_buf, |__ipc_v, __ipc_b| {
+                    <#ty as #krate::__private::Wire<_>>::encode_arg(__ipc_v, __ipc_b)
+                })?;
+            }
+        })
+        .collect()
 }

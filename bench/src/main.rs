@@ -139,7 +139,7 @@ impl Transport {
     }
 
     fn endpoint(self) -> String {
-        let stem = format!("ipc-rpc-bench.{}", run_id());
+        let stem = format!("ipc-rpc-bench.{}", raw::run_id());
         let tmp = std::env::temp_dir();
         match self {
             Transport::Pipe => "pipe".into(),
@@ -352,13 +352,6 @@ pub struct Budget {
     pub stream: Duration,
     /// A smoke run: fewer idle connections.
     pub quick: bool,
-}
-
-/// What the benchmark puts in the names of its OS objects: the run tag CI sets in
-/// `IPC_RPC_RUN_TAG` (so that CI's leftovers check finds them), then the pid.
-fn run_id() -> String {
-    let tag = std::env::var("IPC_RPC_RUN_TAG").unwrap_or_default();
-    format!("{tag}{}", std::process::id())
 }
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -201,10 +201,17 @@ enum Cleanup {
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
+/// What the benchmark puts in the names of its OS objects: the run tag CI sets in
+/// `IPC_RPC_RUN_TAG` (so that CI's leftovers check finds them), then the pid.
+pub(crate) fn run_id() -> String {
+    let tag = std::env::var("IPC_RPC_RUN_TAG").unwrap_or_default();
+    format!("{tag}{}", std::process::id())
+}
+
 fn unique(what: &str) -> String {
     format!(
         "ipc-rpc-bench.{}.{what}{}",
-        crate::run_id(),
+        run_id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }

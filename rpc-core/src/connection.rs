@@ -837,11 +837,12 @@ impl Connection {
             TransportError::Closed => {
                 "the server closed the connection (it exited, crashed or shut down)".into()
             }
+            TransportError::LinkDown { .. } => crate::error::chain(&cause).into(),
             other => format!("the connection failed: {other}").into(),
         };
         self.shut(reason.clone());
         match cause {
-            TransportError::Closed => self.disconnected(&reason),
+            TransportError::Closed | TransportError::LinkDown { .. } => self.disconnected(&reason),
             TransportError::FrameTooLarge { len, max } => RpcError::FrameTooLarge {
                 len,
                 max: max as u64,
@@ -915,6 +916,10 @@ fn transport_error(peer: &Arc<str>, e: TransportError) -> RpcError {
         TransportError::Closed => RpcError::Disconnected {
             peer: peer.clone(),
             reason: "the connection is closed".into(),
+        },
+        e @ TransportError::LinkDown { .. } => RpcError::Disconnected {
+            peer: peer.clone(),
+            reason: crate::error::chain(&e).into(),
         },
         TransportError::TimedOut => RpcError::Timeout {
             peer: peer.clone(),

@@ -567,7 +567,7 @@ fn silent_connection(t: Transport, endpoint: &ipc_rpc::Endpoint) -> Option<Box<d
         K::Unix { path, .. } => Some(Box::new(
             std::os::unix::net::UnixStream::connect(path).unwrap(),
         )),
-        K::Tcp { host, port } => Some(Box::new(
+        K::Tcp { host, port, .. } => Some(Box::new(
             std::net::TcpStream::connect((host.as_str(), *port)).unwrap(),
         )),
         K::Shm { name, .. } => {
@@ -829,7 +829,7 @@ pub fn random_bytes_and_a_connect_flood_leave_the_server_serving(t: Transport, n
                     let _ = std::io::Write::write_all(&mut s, p);
                     held.push(Box::new(s) as Box<dyn std::any::Any>);
                 }
-                K::Tcp { host, port } => {
+                K::Tcp { host, port, .. } => {
                     let mut s = std::net::TcpStream::connect((host.as_str(), *port)).unwrap();
                     let _ = std::io::Write::write_all(&mut s, p);
                     held.push(Box::new(s));

@@ -45,7 +45,9 @@ pub mod test_util;
 pub mod uds;
 mod wakeup;
 
-pub use endpoint::{Endpoint, EndpointError, EndpointKind, MqOptions, ShmOptions, UnixOptions};
+pub use endpoint::{
+    Endpoint, EndpointError, EndpointKind, MqOptions, ShmOptions, TcpOptions, UnixOptions,
+};
 pub use fifo::{FifoListener, FifoTransport};
 pub use mq::{MqListener, MqTransport};
 pub use names::reclaim::reclaim_stale;

@@ -17,7 +17,9 @@
 //! `connect_timeout` (how long a client waits for the server to take its connection and
 //! answer the handshake, written `500ms`, `5s` or `2m`, default 5 s) for every kind; the others belong to one kind and live in its [`EndpointKind`] variant:
 //! [`UnixOptions`] (`allow_uid`), [`ShmOptions`] (`ring`, `spin_us`, `allow_uid`),
-//! [`MqOptions`] (`depth` and `msgsize`, the queues a client creates).
+//! [`MqOptions`] (`depth` and `msgsize`, the queues a client creates),
+//! [`TcpOptions`] (`keepalive` and `user_timeout`: how soon a dead link is noticed,
+//! default 10 s and 20 s).
 //! `Display` writes the canonical form, and parsing it gives the same endpoint back.
 //!
 //! This module only describes endpoints; what an option means to the OS is the
@@ -44,6 +46,7 @@ use syntax::{KindOptions, OptionError, Query};
 pub use mq::MqOptions;
 pub use shm::ShmOptions;
 pub use syntax::MAX_POSIX_NAME;
+pub use tcp::TcpOptions;
 pub use unix::{MAX_UNIX_PATH, UnixOptions};
 
 /// Smallest accepted `max_frame`: room for the handshake.
@@ -131,7 +134,12 @@ const FORMS: &str = "pipe, fifo:/dir/name, mq:/name, shm:/name, unix:/path.sock 
 const FIFO_FORM: &str = "fifo:/dir/name";
 
 /// The kinds that take options besides `max_frame`, and their keys.
-const KIND_KEYS: &[(&str, &[&str])] = &[("unix", unix::KEYS), ("shm", shm::KEYS), ("mq", mq::KEYS)];
+const KIND_KEYS: &[(&str, &[&str])] = &[
+    ("unix", unix::KEYS),
+    ("shm", shm::KEYS),
+    ("mq", mq::KEYS),
+    ("tcp", tcp::KEYS),
+];
 
 /// Where a server listens and a client connects: a mechanism, its address and options.
 ///
@@ -140,7 +148,8 @@ const KIND_KEYS: &[(&str, &[&str])] = &[("unix", unix::KEYS), ("shm", shm::KEYS)
 /// ```
 /// use rpc_core::endpoint::{Endpoint, EndpointKind};
 /// let ep: Endpoint = "tcp:127.0.0.1:0?max_frame=65536".parse().unwrap();
-/// assert_eq!(ep.kind(), &EndpointKind::Tcp { host: "127.0.0.1".into(), port: 0 });
+/// let EndpointKind::Tcp { host, port, .. } = ep.kind() else { unreachable!() };
+/// assert_eq!((host.as_str(), *port), ("127.0.0.1", 0));
 /// assert_eq!(ep.max_frame(), 65536);
 /// assert_eq!(ep.to_string().parse::<Endpoint>().unwrap(), ep);
 /// assert!("udp:1.2.3.4:5".parse::<Endpoint>().is_err());
@@ -194,6 +203,8 @@ pub enum EndpointKind {
         host: String,
         /// Port number.
         port: u16,
+        /// Keepalive and user time-out.
+        opts: TcpOptions,
     },
 }
 
@@ -232,7 +243,8 @@ impl EndpointKind {
             EndpointKind::Unix { opts, .. } => Some(opts),
             EndpointKind::Shm { opts, .. } => Some(opts),
             EndpointKind::Mq { opts, .. } => Some(opts),
-            EndpointKind::Pipe | EndpointKind::Fifo { .. } | EndpointKind::Tcp { .. } => None,
+            EndpointKind::Tcp { opts, .. } => Some(opts),
+            EndpointKind::Pipe | EndpointKind::Fifo { .. } => None,
         }
     }
 
@@ -241,7 +253,8 @@ impl EndpointKind {
             EndpointKind::Unix { opts, .. } => Some(opts),
             EndpointKind::Shm { opts, .. } => Some(opts),
             EndpointKind::Mq { opts, .. } => Some(opts),
-            EndpointKind::Pipe | EndpointKind::Fifo { .. } | EndpointKind::Tcp { .. } => None,
+            EndpointKind::Tcp { opts, .. } => Some(opts),
+            EndpointKind::Pipe | EndpointKind::Fifo { .. } => None,
         }
     }
 }
@@ -290,6 +303,7 @@ impl Endpoint {
         Endpoint::new(EndpointKind::Tcp {
             host: host.into(),
             port,
+            opts: TcpOptions::default(),
         })
     }
 
@@ -594,7 +608,7 @@ impl fmt::Display for Endpoint {
             EndpointKind::Mq { name, .. } => write!(f, "mq:{name}")?,
             EndpointKind::Shm { name, .. } => write!(f, "shm:{name}")?,
             EndpointKind::Unix { path, .. } => write!(f, "unix:{path}")?,
-            EndpointKind::Tcp { host, port } => {
+            EndpointKind::Tcp { host, port, .. } => {
                 f.write_str("tcp:")?;
                 tcp::write(f, host, *port)?;
             }
@@ -648,7 +662,11 @@ impl FromStr for Endpoint {
             },
             ("tcp", Some(a)) => {
                 let (host, port) = tcp::parse(a).map_err(err)?;
-                EndpointKind::Tcp { host, port }
+                EndpointKind::Tcp {
+                    host,
+                    port,
+                    opts: TcpOptions::default(),
+                }
             }
             ("fifo" | "unix" | "mq" | "shm" | "tcp", None) => {
                 return Err(err(format!(
@@ -821,6 +839,42 @@ mod tests {
     }
 
     #[test]
+    fn tcp_options_read_their_units_and_display_canonically() {
+        let ep: Endpoint = "tcp:[fd00::1]:7000?keepalive=2s&user_timeout=4500ms"
+            .parse()
+            .unwrap();
+        let EndpointKind::Tcp { host, opts, .. } = ep.kind() else {
+            unreachable!()
+        };
+        assert_eq!(host, "fd00::1");
+        assert_eq!(opts.keepalive(), Duration::from_secs(2));
+        assert_eq!(opts.user_timeout(), Duration::from_millis(4500));
+        assert_eq!(
+            ep.to_string(),
+            "tcp:[fd00::1]:7000?keepalive=2s&user_timeout=4500ms"
+        );
+        let defaults = TcpOptions::default();
+        assert_eq!(
+            (defaults.keepalive(), defaults.user_timeout()),
+            (Duration::from_secs(10), Duration::from_secs(20))
+        );
+        for (bad, want) in [
+            ("keepalive=1500ms", "keepalive takes whole seconds"),
+            ("keepalive=0s", "from 1ms to 7200s"),
+            ("user_timeout=3h", "user_timeout takes a duration"),
+        ] {
+            let e = format!("tcp:h:1?{bad}").parse::<Endpoint>().unwrap_err();
+            assert!(e.to_string().contains(want), "{bad}: {e}");
+        }
+        let e = "unix:/x?keepalive=1s".parse::<Endpoint>().unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("option `keepalive` applies to `tcp:` endpoints only"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn from_env_names_the_variable() {
         let e = Endpoint::from_env("IPC_RPC_TEST_SURELY_UNSET_VARIABLE").unwrap_err();
         assert!(
@@ -846,7 +900,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "invalid endpoint `tcp:1.2.3.4:80?bogus=1`: unknown option `bogus`; known options: \
-             max_frame, max_in_flight, max_connections, workers, max_workers, connect_timeout, for unix and shm: allow_uid, for shm: ring, spin_us, for mq: depth, msgsize"
+             max_frame, max_in_flight, max_connections, workers, max_workers, connect_timeout, for unix and shm: allow_uid, for shm: ring, spin_us, for mq: depth, msgsize, for tcp: keepalive, user_timeout"
         );
         let e = "pipe?allow_uid=1".parse::<Endpoint>().unwrap_err();
         assert!(

@@ -9,6 +9,8 @@
 //! (`keepalive=1s&user_timeout=3s`: a bound of 3.5 s) so that each case takes seconds;
 //! every measured time is printed.
 //!
+//! With the feature `tls`, the same across the link over `tls:` and mutual TLS.
+//!
 //! Needs root and iproute2: otherwise each test prints `skipped: …` and passes.
 
 mod common;
@@ -46,10 +48,12 @@ fn lan_or_skip(test: &str) -> Option<Lan> {
 
 /// A `Probe` server on the server host, at `tcp:` with `options`.
 fn serve_on(lan: &Lan, options: &str) -> ServerHandle {
-    let ep: Endpoint = format!("tcp:{SERVER_ADDR}:0?{options}")
-        .trim_end_matches('?')
-        .parse()
-        .unwrap();
+    serve_at(lan, &format!("tcp:{SERVER_ADDR}:0?{options}"))
+}
+
+/// A `Probe` server on the server host, at endpoint `text`.
+fn serve_at(lan: &Lan, text: &str) -> ServerHandle {
+    let ep: Endpoint = text.trim_end_matches('?').parse().unwrap();
     Lan::on(&lan.server, move || {
         ipc_rpc::serve(&ep, ProbeServer::new(ProbeImpl)).expect("serve on the server host")
     })
@@ -83,6 +87,17 @@ fn assert_link_down(e: &RpcError, what: &str) {
         "{what}: expected Disconnected, got {e:?}"
     );
     assert!(e.to_string().contains("the link is down"), "{what}: {e}");
+}
+
+/// Restores the link, checks that a new client connects and calls, then stops the
+/// server and removes the hosts.
+fn reconnect_then_remove(mut lan: Lan, ep: &Endpoint, server: ServerHandle) {
+    lan.restore();
+    let fresh = connect_from(&lan, ep).expect("connect once the link is back");
+    assert_eq!(fresh.add(2, 2).unwrap(), 4);
+    drop(fresh);
+    server.shutdown();
+    drop_and_check(lan);
 }
 
 /// Checks that the namespaces are gone once `lan` is dropped.
@@ -160,12 +175,7 @@ fn call_in_flight_over_a_cut_link(options: &'static str, bound: Duration, limit:
         let again = client.add(1, 1).unwrap_err();
         assert!(again.is_disconnected(), "{again:?}");
 
-        lan.restore();
-        let fresh = connect_from(&lan, &ep).expect("connect once the link is back");
-        assert_eq!(fresh.add(2, 2).unwrap(), 4);
-        drop(fresh);
-        server.shutdown();
-        drop_and_check(lan);
+        reconnect_then_remove(lan, &ep, server);
     });
 }
 
@@ -207,11 +217,83 @@ fn clients_idle_when_the_link_is_cut_get_disconnected_and_the_server_drops_them(
         assert_link_down(&idle_r.unwrap_err(), "the idle client's next call");
         assert!(idle_took < Duration::from_millis(500), "{idle_took:?}");
 
+        reconnect_then_remove(lan, &ep, server);
+    });
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn tls_and_mutual_tls_work_across_the_link_and_notice_its_cut() {
+    use common::certs::Certs;
+    let Some(mut lan) = lan_or_skip("tls_and_mutual_tls_work_across_the_link…") else {
+        return;
+    };
+    watchdog(Duration::from_secs(40), move || {
+        let certs = Certs::new();
+        let (ca, server_id, client_id) = (
+            certs.ca("ca.pem"),
+            certs.identity("server"),
+            certs.identity("client"),
+        );
+        let port = |s: &ServerHandle| match s.endpoint().kind() {
+            ipc_rpc::EndpointKind::Tls { port, .. } => *port,
+            other => panic!("not tls: {other:?}"),
+        };
+        // TLS: the client checks the server's certificate for 169.254.77.1.
+        let tls = serve_at(&lan, &format!("tls:{SERVER_ADDR}:0?{server_id}&{FAST}"));
+        let ep: Endpoint = format!("tls:{SERVER_ADDR}:{}?{ca}&{FAST}", port(&tls))
+            .parse()
+            .unwrap();
+        let client = connect_from(&lan, &ep).expect("tls across the link");
+        assert_eq!(client.add(40, 2).unwrap(), 42);
+        let big = vec![9u8; 1 << 20];
+        assert_eq!(client.echo(big.clone()).unwrap(), big);
+        drop(client);
+
+        // Mutual TLS: the server checks the client's certificate too.
+        let mutual = serve_at(
+            &lan,
+            &format!("tls:{SERVER_ADDR}:0?{server_id}&{ca}&{FAST}"),
+        );
+        let ep: Endpoint = format!(
+            "tls:{SERVER_ADDR}:{}?{ca}&{client_id}&{FAST}",
+            port(&mutual)
+        )
+        .parse()
+        .unwrap();
+        let client = connect_from(&lan, &ep).expect("mutual tls across the link");
+        assert_eq!(client.add(1, 2).unwrap(), 3);
+        let anonymous: Endpoint = format!("tls:{SERVER_ADDR}:{}?{ca}", port(&mutual))
+            .parse()
+            .unwrap();
+        let refused = connect_from(&lan, &anonymous)
+            .and_then(|c| c.add(1, 1))
+            .unwrap_err();
+        assert!(
+            rpc_core::error::chain(&refused).contains("requires a client certificate"),
+            "{refused}"
+        );
+        until_connections(&mutual, 1, Duration::from_secs(5));
+
+        // The link dies under a call in flight over mutual TLS.
+        let tag = unique_tag();
+        let call = thread::spawn(move || (client.watch_cancel(tag, 600_000), Instant::now()));
+        thread::sleep(Duration::from_millis(500));
+        lan.cut();
+        let cut_at = Instant::now();
+        let server_side = until_connections(&mutual, 0, BOUND + SLACK);
+        let (r, ended) = call.join().unwrap();
+        let client_side = ended.duration_since(cut_at);
+        eprintln!(
+            "link cut mid-call over mutual TLS ({FAST}): the caller got Disconnected after \
+             {client_side:?}, the server dropped the client after {server_side:?}"
+        );
+        assert_link_down(&r.unwrap_err(), "a tls call in flight");
+        assert!(client_side < BOUND + SLACK, "{client_side:?}");
         lan.restore();
-        let fresh = connect_from(&lan, &ep).expect("connect once the link is back");
-        assert_eq!(fresh.add(2, 2).unwrap(), 4);
-        drop(fresh);
-        server.shutdown();
+        tls.shutdown();
+        mutual.shutdown();
+        drop(certs);
         drop_and_check(lan);
     });
 }

@@ -2,7 +2,8 @@
 //!
 //! Test names come out as `unix::round_trip_nested_values`, so
 //! `cargo nextest run -E 'test(/^tcp::/)'` selects one transport. The transports come
-//! from the table in `common` (`transport_table!`): adding one there adds it here.
+//! from the table in `common` (`transport_table!`): adding one there adds it here;
+//! `tls` (feature `tls`) runs the same tests as `tls::…`.
 
 #[macro_use]
 mod common;
@@ -28,7 +29,9 @@ macro_rules! matrix {
     };
 }
 
-with_transports! { matrix! {
+/// The test list, handed to `matrix!` with the transports it runs over.
+macro_rules! every_test {
+    ($($transports:tt)*) => { matrix! { $($transports)*
     tests: [
         round_trip_nested_values,
         empty_and_4mib_payloads_round_trip,
@@ -69,4 +72,9 @@ with_transports! { matrix! {
         max_connections_refuses_the_next_client_promptly,
         a_handler_sees_cancelled_when_the_server_shuts_down,
     ]
-} }
+} } }
+
+with_transports! { every_test! {} }
+
+#[cfg(feature = "tls")]
+every_test! { transports: [tls], }

@@ -53,9 +53,9 @@ pub struct StreamSender<W> {
 }
 
 /// Why a write stopped, and how many bytes it had written by then.
-struct Stopped {
-    error: TransportError,
-    written: usize,
+pub(crate) struct Stopped {
+    pub(crate) error: TransportError,
+    pub(crate) written: usize,
 }
 
 impl<W: AsFd + Send> StreamSender<W> {
@@ -109,7 +109,7 @@ impl<W: AsFd + Send> StreamSender<W> {
     }
 
     /// Writes all of `bufs`, waiting for room while the peer's buffer is full.
-    fn write_all(&self, mut bufs: &mut [IoSlice<'_>]) -> Result<(), Stopped> {
+    pub(crate) fn write_all(&self, mut bufs: &mut [IoSlice<'_>]) -> Result<(), Stopped> {
         let mut written = 0;
         let stop = |error, written| Stopped { error, written };
         while !bufs.is_empty() {
@@ -139,7 +139,7 @@ impl<W: AsFd + Send> StreamSender<W> {
 
     /// Waits until the descriptor takes bytes again, the deadline passes (`TimedOut`),
     /// or the closer aborted (`Closed`).
-    fn wait_writable(&self) -> Result<(), TransportError> {
+    pub(crate) fn wait_writable(&self) -> Result<(), TransportError> {
         loop {
             let mut wait = match self.deadline {
                 None => None,

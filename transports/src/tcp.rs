@@ -121,7 +121,7 @@ const KEEPALIVE_PROBES: u32 = 3;
 /// A TCP connection to `host:port`, to each address it resolves to in turn, all
 /// within `timeout` (a host that drops SYNs would otherwise hold `connect` for about
 /// two minutes).
-fn connect_within(
+pub(crate) fn connect_within(
     host: &str,
     port: u16,
     timeout: Duration,
@@ -246,8 +246,10 @@ impl TcpListener {
     }
 }
 
-impl Listener for TcpListener {
-    fn accept(&mut self) -> Result<Box<dyn Transport>, TransportError> {
+impl TcpListener {
+    /// Waits for the next connection and returns it tuned (see [`tune`]), with a
+    /// description of the client for messages.
+    pub(crate) fn accept_stream(&mut self) -> Result<(TcpStream, String), TransportError> {
         let name = self.endpoint.to_string();
         let listener = &self.listener;
         let (stream, addr) = accept_blocking(
@@ -261,9 +263,16 @@ impl Listener for TcpListener {
             context: format!("{name}: set {what} on a connection from {addr}"),
             source,
         })?;
+        Ok((stream, format!("{name} (client {addr})")))
+    }
+}
+
+impl Listener for TcpListener {
+    fn accept(&mut self) -> Result<Box<dyn Transport>, TransportError> {
+        let (stream, peer) = self.accept_stream()?;
         Ok(Box::new(TcpTransport {
             stream,
-            peer: format!("{name} (client {addr})"),
+            peer,
             max_frame: self.endpoint.max_frame(),
         }))
     }

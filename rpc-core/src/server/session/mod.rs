@@ -77,7 +77,7 @@ pub(super) struct ServerLink {
 /// One connection's server side.
 pub(super) struct Session {
     id: u64,
-    peer: PeerCredentials,
+    peer: Arc<PeerCredentials>,
     link: ServerLink,
     replies: Mutex<ReplySender>,
     receiver: Mutex<Box<dyn FrameReceiver>>,
@@ -152,7 +152,7 @@ impl Session {
         } = parts;
         Arc::new(Session {
             id,
-            peer,
+            peer: Arc::new(peer),
             link,
             replies: Mutex::new(ReplySender {
                 sender,

@@ -1,7 +1,7 @@
 //! A service across two hosts: a server and its clients in two network namespaces
 //! joined by a veth pair (see `hosts/lan.rs`), over `tcp:`.
 //!
-//! Calls work across the link; when the link is cut (every packet dropped both ways:
+//! Calls work across the link, a handler may run longer than the time-outs; when the link is cut (every packet dropped both ways:
 //! a cable pulled), a call in flight and a call made after the cut end in
 //! `Disconnected` within the keepalive bound, an idle client's next call fails at once
 //! once that bound has passed, and the server drops the vanished clients within it;
@@ -118,6 +118,9 @@ fn calls_cross_the_link_between_two_hosts() {
         assert_eq!(client.add(40, 2).unwrap(), 42);
         let big = vec![7u8; 1 << 20];
         assert_eq!(client.echo(big.clone()).unwrap(), big);
+        // A handler that runs longer than `user_timeout` on a live link is not taken
+        // for a dead one: the server's kernel answers the probes.
+        assert_eq!(client.sleep_ms(4500).unwrap(), 4500);
         drop(client);
         server.shutdown();
         drop_and_check(lan);

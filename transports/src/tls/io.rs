@@ -237,7 +237,7 @@ impl TlsReceiver {
             frames: FrameReader::new(max_frame),
             max_frame,
             peer,
-            raw: Vec::with_capacity(READ_CHUNK),
+            raw: Vec::new(),
             fed: 0,
             eof: false,
         }
@@ -389,6 +389,10 @@ impl FrameReceiver for TlsReceiver {
         if decrypted {
             return Readiness::Ready;
         }
+        // An idle connection keeps no read buffer (64 KiB): it is made again when
+        // bytes come, once per wake-up, not per call.
+        self.raw = Vec::new();
+        self.fed = 0;
         Readiness::WaitOn(WaitFds::one(self.sock.as_fd()))
     }
 }

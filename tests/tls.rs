@@ -142,6 +142,15 @@ mod with_tls {
                     "the server refused this client's certificate",
                 ),
                 (
+                    "an expired client certificate",
+                    format!(
+                        "{}&{}",
+                        certs.ca("ca.pem"),
+                        certs.identity("expired-client")
+                    ),
+                    "the server refused this client's certificate: it has expired or is not valid yet",
+                ),
+                (
                     "the wrong CA on the client",
                     format!("{}&{}", certs.ca("other-ca.pem"), certs.identity("client")),
                     "the server's certificate is not signed by the authority in `ca`",

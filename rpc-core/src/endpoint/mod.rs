@@ -701,7 +701,7 @@ impl FromStr for Endpoint {
                 opts: ShmOptions::default(),
             },
             ("tcp", Some(a)) => {
-                let (host, port) = tcp::parse(a).map_err(err)?;
+                let (host, port) = tcp::parse(a, "tcp").map_err(err)?;
                 EndpointKind::Tcp {
                     host,
                     port,
@@ -709,7 +709,7 @@ impl FromStr for Endpoint {
                 }
             }
             ("tls", Some(a)) => {
-                let (host, port) = tcp::parse(a).map_err(err)?;
+                let (host, port) = tcp::parse(a, "tls").map_err(err)?;
                 EndpointKind::Tls {
                     host,
                     port,
@@ -941,7 +941,7 @@ mod tests {
             ("tls:h:1?key=/k.pem", "`key` needs its certificate"),
             ("tls:h:1?cert=/c.pem", "`cert` needs its private key"),
             ("tls:h:1?ca=", "`ca` takes the path of a PEM file"),
-            ("tls:h", "expected `tcp:host:port`"),
+            ("tls:h", "expected `tls:host:port`"),
             (
                 "tcp:h:1?ca=/ca.pem",
                 "option `ca` applies to `tls:` endpoints only",

@@ -26,7 +26,7 @@ pub(super) const KEYS: &[&str] = &["keepalive", "user_timeout"];
 /// ```
 /// use std::time::Duration;
 /// use rpc_core::endpoint::{Endpoint, EndpointKind, TcpOptions};
-/// let ep: Endpoint = "tcp:10.0.0.7:7000?keepalive=5s&user_timeout=12s".parse().unwrap();
+/// let ep: Endpoint = "tcp:db1.example:7000?keepalive=5s&user_timeout=12s".parse().unwrap();
 /// let EndpointKind::Tcp { opts, .. } = ep.kind() else { unreachable!() };
 /// assert_eq!(opts.keepalive(), Duration::from_secs(5));
 /// assert_eq!(opts.user_timeout(), Duration::from_secs(12));
@@ -118,26 +118,34 @@ impl KindOptions for TcpOptions {
     }
 }
 
-/// `host:port` (or `[v6]:port`) as host and port.
-pub(super) fn parse(a: &str) -> Result<(String, u16), String> {
+/// `host:port` (or `[v6]:port`) as host and port; `scheme` (`tcp`, `tls`) shows how
+/// to write one.
+pub(super) fn parse(a: &str, scheme: &str) -> Result<(String, u16), String> {
     let (host, port) = if let Some(v6) = a.strip_prefix('[') {
-        let (host, rest) = v6
-            .split_once(']')
-            .ok_or("an IPv6 address needs its closing `]`, e.g. `tcp:[::1]:7000`")?;
+        let (host, rest) = v6.split_once(']').ok_or_else(|| {
+            format!("an IPv6 address needs its closing `]`, e.g. `{scheme}:[::1]:7000`")
+        })?;
         let port = rest
             .strip_prefix(':')
-            .ok_or("a port must follow the address, e.g. `tcp:[::1]:7000`")?;
+            .ok_or_else(|| format!("a port must follow the address, e.g. `{scheme}:[::1]:7000`"))?;
         (host, port)
     } else {
-        a.rsplit_once(':').ok_or(
-            "expected `tcp:host:port`, e.g. `tcp:127.0.0.1:7000` (port 0 picks a free one)",
-        )?
+        a.rsplit_once(':').ok_or_else(|| {
+            format!(
+                "expected `{scheme}:host:port`, e.g. `{scheme}:127.0.0.1:7000` (port 0 picks a \
+                 free one)"
+            )
+        })?
     };
     if host.is_empty() {
-        return Err("the host is empty; write e.g. `tcp:127.0.0.1:7000`".into());
+        return Err(format!(
+            "the host is empty; write e.g. `{scheme}:127.0.0.1:7000`"
+        ));
     }
     if host.contains(':') && !a.starts_with('[') {
-        return Err("write IPv6 addresses in brackets, e.g. `tcp:[::1]:7000`".into());
+        return Err(format!(
+            "write IPv6 addresses in brackets, e.g. `{scheme}:[::1]:7000`"
+        ));
     }
     let port = port
         .parse::<u16>()

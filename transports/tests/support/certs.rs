@@ -4,7 +4,8 @@
 //! Two authorities: `ca` signs the good certificates; `other-ca` signs a server and a
 //! client certificate that `ca` does not vouch for. The server certificates are for
 //! `localhost`, `127.0.0.1` and the test link's `169.254.77.1`; `expired`,
-//! `future` (not valid yet) and `elsewhere` (another name) are the bad ones; `peer`
+//! `future` (not valid yet) and `elsewhere` (another name) are the bad ones, and
+//! `expired-client` among the client certificates; `peer`
 //! is valid both as a server and as a client (one endpoint string for both sides).
 
 #![allow(dead_code)]
@@ -96,6 +97,10 @@ impl Certs {
         ];
         certs.leaf("peer", peer, &ca);
         certs.leaf("other-client", client(), &other);
+        let mut expired_client = client();
+        expired_client.not_before = date_time_ymd(2020, 1, 1);
+        expired_client.not_after = date_time_ymd(2021, 1, 1);
+        certs.leaf("expired-client", expired_client, &ca);
         certs
     }
 

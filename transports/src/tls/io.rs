@@ -217,9 +217,12 @@ pub(super) struct TlsReceiver {
     frames: FrameReader,
     max_frame: usize,
     peer: String,
-    /// Ciphertext read from the socket and not yet given to rustls: `raw[fed..]`.
+    /// Ciphertext read from the socket and not yet given to rustls: `raw[fed..end]`.
+    /// Once made, `raw` keeps its length ([`READ_CHUNK`]), so a read writes into it
+    /// without zeroing it first.
     raw: Vec<u8>,
     fed: usize,
+    end: usize,
     /// The socket reached its end (or was shut down by the closer).
     eof: bool,
 }
@@ -239,6 +242,7 @@ impl TlsReceiver {
             peer,
             raw: Vec::new(),
             fed: 0,
+            end: 0,
             eof: false,
         }
     }
@@ -251,6 +255,7 @@ struct Pull<'a> {
     peer: &'a str,
     raw: &'a mut Vec<u8>,
     fed: &'a mut usize,
+    end: &'a mut usize,
     eof: &'a mut bool,
     deadline: Option<Instant>,
 }
@@ -278,13 +283,13 @@ impl Pull<'_> {
                         });
                     }
                 }
-                if *self.fed < self.raw.len() {
-                    let n = conn.read_tls(&mut &self.raw[*self.fed..]).map_err(|e| {
-                        TransportError::Io {
+                if *self.fed < *self.end {
+                    let n = conn
+                        .read_tls(&mut &self.raw[*self.fed..*self.end])
+                        .map_err(|e| TransportError::Io {
                             context: format!("buffer TLS records from {}", self.peer),
                             source: e,
-                        }
-                    })?;
+                        })?;
                     *self.fed += n;
                     conn.process_new_packets()
                         .map_err(|e| session_error(self.peer, e))?;
@@ -309,9 +314,11 @@ impl Pull<'_> {
         if let Some(deadline) = self.deadline {
             wait_readable(self.sock, deadline, self.peer)?;
         }
-        self.raw.clear();
         *self.fed = 0;
-        self.raw.resize(READ_CHUNK, 0);
+        *self.end = 0;
+        if self.raw.len() < READ_CHUNK {
+            self.raw.resize(READ_CHUNK, 0);
+        }
         let got = loop {
             match (&*self.sock).read(&mut self.raw[..]) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -320,14 +327,11 @@ impl Pull<'_> {
         };
         match got {
             Ok(n) => {
-                self.raw.truncate(n);
+                *self.end = n;
                 *self.eof = n == 0;
                 Ok(())
             }
-            Err(e) => {
-                self.raw.clear();
-                Err(socket_error(e, self.peer, "read from"))
-            }
+            Err(e) => Err(socket_error(e, self.peer, "read from")),
         }
     }
 }
@@ -340,6 +344,7 @@ impl TlsReceiver {
             peer: &self.peer,
             raw: &mut self.raw,
             fed: &mut self.fed,
+            end: &mut self.end,
             eof: &mut self.eof,
             deadline,
         };
@@ -377,7 +382,7 @@ impl FrameReceiver for TlsReceiver {
     }
 
     fn prepare_wait(&mut self) -> Readiness<'_> {
-        if self.frames.has_buffered_frame() || self.fed < self.raw.len() || self.eof {
+        if self.frames.has_buffered_frame() || self.fed < self.end || self.eof {
             return Readiness::Ready;
         }
         // Decrypted bytes that no frame took yet: `recv` takes them without the socket.
@@ -393,6 +398,7 @@ impl FrameReceiver for TlsReceiver {
         // bytes come, once per wake-up, not per call.
         self.raw = Vec::new();
         self.fed = 0;
+        self.end = 0;
         Readiness::WaitOn(WaitFds::one(self.sock.as_fd()))
     }
 }

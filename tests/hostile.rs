@@ -103,7 +103,7 @@ impl RawStream {
     fn connect(endpoint: &ipc_rpc::Endpoint) -> RawStream {
         match endpoint.kind() {
             K::Unix { path, .. } => RawStream::Unix(UnixStream::connect(path).unwrap()),
-            K::Tcp { host, port } => {
+            K::Tcp { host, port, .. } => {
                 RawStream::Tcp(std::net::TcpStream::connect((host.as_str(), *port)).unwrap())
             }
             K::Fifo { path } => raw_fifo(std::path::Path::new(path)),

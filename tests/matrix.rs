@@ -2,7 +2,8 @@
 //!
 //! Test names come out as `unix::round_trip_nested_values`, so
 //! `cargo nextest run -E 'test(/^tcp::/)'` selects one transport. The transports come
-//! from the table in `common` (`transport_table!`): adding one there adds it here.
+//! from the table in `common` (`transport_table!`): adding one there adds it here;
+//! `tls` (feature `tls`) runs the same tests as `tls::…`.
 
 #[macro_use]
 mod common;
@@ -28,7 +29,9 @@ macro_rules! matrix {
     };
 }
 
-with_transports! { matrix! {
+/// The test list, handed to `matrix!` with the transports it runs over.
+macro_rules! every_test {
+    ($($transports:tt)*) => { matrix! { $($transports)*
     tests: [
         round_trip_nested_values,
         empty_and_4mib_payloads_round_trip,
@@ -76,4 +79,9 @@ with_transports! { matrix! {
         close_closes_the_connection_for_every_clone,
         cleanup_removes_a_killed_servers_objects_and_refuses_a_live_ones,
     ]
-} }
+} } }
+
+with_transports! { every_test! {} }
+
+#[cfg(feature = "tls")]
+every_test! { transports: [tls], }

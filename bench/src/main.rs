@@ -23,6 +23,8 @@ mod raw;
 mod report;
 mod roles;
 mod shm_raw;
+#[cfg(feature = "tls")]
+mod tls;
 
 use std::error::Error;
 use std::io::{BufRead, BufReader, Read};
@@ -112,10 +114,14 @@ pub enum Transport {
     Unix,
     /// `tcp:`
     Tcp,
+    /// `tls:` (feature `tls`), with a certificate made for the run; no client
+    /// certificate
+    #[cfg(feature = "tls")]
+    Tls,
 }
 
 impl Transport {
-    const ALL: [Transport; 7] = [
+    const ALL: &[Transport] = &[
         Transport::Pipe,
         Transport::Fifo,
         Transport::Mq,
@@ -123,6 +129,8 @@ impl Transport {
         Transport::Shm,
         Transport::Unix,
         Transport::Tcp,
+        #[cfg(feature = "tls")]
+        Transport::Tls,
     ];
 
     /// The endpoint scheme.
@@ -135,6 +143,8 @@ impl Transport {
             Transport::Shm => "shm",
             Transport::Unix => "unix",
             Transport::Tcp => "tcp",
+            #[cfg(feature = "tls")]
+            Transport::Tls => "tls",
         }
     }
 
@@ -156,6 +166,11 @@ impl Transport {
                 tmp.join(format!("{stem}.sock")).display()
             ),
             Transport::Tcp => "tcp:127.0.0.1:0?max_connections=4096".into(),
+            #[cfg(feature = "tls")]
+            Transport::Tls => format!(
+                "tls:127.0.0.1:0?max_connections=4096&{}",
+                tls::certs().identity("server")
+            ),
         }
     }
 
@@ -167,6 +182,8 @@ impl Transport {
         let n = match self {
             Transport::Pipe => 0,
             Transport::Unix | Transport::Tcp => 2000,
+            #[cfg(feature = "tls")]
+            Transport::Tls => 2000,
             Transport::Shm => 1000,
             Transport::Fifo => 500,
             Transport::Mq => 40,
@@ -199,6 +216,9 @@ impl Transport {
             Transport::Shm => Strategy::ALL.into_iter().map(RawKind::Shm).collect(),
             Transport::Unix => vec![RawKind::Unix],
             Transport::Tcp => vec![RawKind::Tcp],
+            // What TLS costs over the same TCP exchange.
+            #[cfg(feature = "tls")]
+            Transport::Tls => vec![RawKind::Tcp],
         }
     }
 }
@@ -248,6 +268,8 @@ impl Ours {
         let mut child = cmd.spawn()?;
         let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
         let bound: Endpoint = lines.next().ok_or("server did not start")??.parse()?;
+        #[cfg(feature = "tls")]
+        let bound = tls::client_endpoint(&bound);
         Ok(Self {
             client: BenchClient::connect(&bound)?,
             endpoint: Some(bound),
@@ -315,7 +337,8 @@ pub struct Placement {
 const USAGE: &str = "usage: ipc-rpc-bench [--quick] [--pin split|same|off] \
                      [--only TRANSPORT,...] [--sizes BYTES,...]
 
-  --only   run these transports only (pipe, fifo, mq, shm, unix, tcp)
+  --only   run these transports only (pipe, fifo, mq, shm, unix, tcp; tls when built
+           with --features tls)
   --sizes  round trips at these payload sizes only, nothing else: for profiling";
 
 /// Which part of the comparison runs: all of it unless narrowed on the command line.
@@ -379,7 +402,8 @@ fn main() -> Result<(), Box<dyn Error>> {
                     .split(',')
                     .map(|name| {
                         Transport::ALL
-                            .into_iter()
+                            .iter()
+                            .copied()
                             .find(|t| t.name() == name)
                             .ok_or_else(|| format!("--only: unknown transport {name}"))
                     })
@@ -447,5 +471,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let svg = dir.join("latency.svg");
     report::chart(&rows, &svg)?;
     eprintln!("wrote {} and {}", json.display(), svg.display());
+    #[cfg(feature = "tls")]
+    tls::remove_certs();
     Ok(())
 }

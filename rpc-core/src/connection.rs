@@ -969,6 +969,7 @@ pub(crate) fn failure(
         TransportError::Closed => {
             "the server closed the connection (it exited, crashed or shut down)".into()
         }
+        TransportError::LinkDown { .. } => crate::error::chain(&cause).into(),
         other => format!("the connection failed: {other}").into(),
     };
     let disconnected = |source: Option<Arc<TransportError>>| RpcError::Disconnected {
@@ -1065,6 +1066,11 @@ fn transport_error(peer: &Arc<str>, e: TransportError) -> RpcError {
             peer: peer.clone(),
             reason: "the connection is closed".into(),
             source: None,
+        },
+        e @ TransportError::LinkDown { .. } => RpcError::Disconnected {
+            peer: peer.clone(),
+            reason: crate::error::chain(&e).into(),
+            source: Some(Arc::new(e)),
         },
         TransportError::TimedOut => RpcError::Timeout {
             peer: peer.clone(),

@@ -108,6 +108,18 @@ pub enum TransportError {
         #[source]
         source: io::Error,
     },
+    /// The network link to the peer is dead: the kernel gave the connection up
+    /// because sent data or keepalive probes went unanswered (`ETIMEDOUT`), or no route
+    /// to the peer is left (`EHOSTUNREACH`, `ENETUNREACH`). Like [`TransportError::Closed`]
+    /// the connection is over; `context` says which peer and which limit noticed it.
+    #[error("{context}")]
+    LinkDown {
+        /// Which connection, and what noticed it (e.g. the endpoint's `user_timeout`).
+        context: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
     /// Any other OS error; `context` says which operation on which object failed.
     #[error("{context}")]
     Io {

@@ -41,3 +41,13 @@ pub const DEFAULT_MAX_WORKERS: usize = 256;
 
 /// The most threads an endpoint may let a server's pool grow to.
 pub const WORKERS_LIMIT: usize = 4096;
+
+/// Silence after which a `tcp:` connection sends its first keepalive probe, by default.
+pub const DEFAULT_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long sent data may stay unacknowledged on a `tcp:` connection by default
+/// (`TCP_USER_TIMEOUT`) before the connection is given up.
+pub const DEFAULT_USER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The longest `keepalive` or `user_timeout` an endpoint may ask for.
+pub const KEEPALIVE_LIMIT: std::time::Duration = std::time::Duration::from_secs(7200);

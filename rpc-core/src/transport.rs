@@ -35,6 +35,7 @@
 //! - dropping the parts removes every named OS object the transport created.
 
 use std::os::fd::BorrowedFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::buf::{FrameBuf, Payload};
@@ -260,14 +261,16 @@ pub struct Parts {
     pub closer: Box<dyn Closer>,
 }
 
-/// What the OS vouches for about the process at the other end of a connection.
+/// What the OS (or, over TLS, the peer's verified certificate) vouches for about the
+/// other end of a connection.
 ///
-/// | transport | pid | uid, gid |
-/// |---|---|---|
-/// | `unix:`, `shm:` | `SO_PEERCRED` at connect | `SO_PEERCRED` |
-/// | `pipe` (in the child) | the parent | — |
-/// | `fifo:`, `mq:`, `tcp:` | — | — |
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// | transport | pid | uid, gid | subject |
+/// |---|---|---|---|
+/// | `unix:`, `shm:` | `SO_PEERCRED` at connect | `SO_PEERCRED` | — |
+/// | `pipe` (in the child) | the parent | — | — |
+/// | `tls:` with a client certificate | — | — | its subject |
+/// | `fifo:`, `mq:`, `tcp:` | — | — | — |
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PeerCredentials {
     /// The peer's process id, when the transport knows it.
     pub pid: Option<u32>,
@@ -275,6 +278,9 @@ pub struct PeerCredentials {
     pub uid: Option<u32>,
     /// The peer's group id, when the transport knows it.
     pub gid: Option<u32>,
+    /// The subject of the certificate the peer showed and the server verified against
+    /// its `ca` (mutual TLS), as `CN=client-7,O=Example`; `None` without one.
+    pub subject: Option<Arc<str>>,
 }
 
 /// A connected transport, before it is split into its parts.
@@ -294,6 +300,22 @@ pub trait Transport: Send {
     /// waking a sleeping thread costs tens, says its spin budget.
     fn wait_spin(&self) -> Duration {
         Duration::ZERO
+    }
+
+    /// Finishes the transport's own handshake with the peer, by `deadline`: a server
+    /// calls it on an accepted connection (on a pool thread, once
+    /// [`Transport::setup_wait`] saw the client's first bytes) before it reads
+    /// [`Transport::credentials`] and splits. TLS authenticates the peer here; the
+    /// default has nothing to do. [`Transport::split`] finishes it too if it was not
+    /// called.
+    ///
+    /// # Errors
+    ///
+    /// The handshake's failure (the connection is then dropped): `TimedOut` at the
+    /// deadline, `Closed`, or `Io` saying what the peer did wrong.
+    fn establish(&mut self, deadline: Instant) -> Result<(), TransportError> {
+        let _ = deadline;
+        Ok(())
     }
 
     /// Splits the connection into its sending, receiving and closing parts.

@@ -29,8 +29,10 @@ pub(crate) fn derive(base: &Endpoint, pool: u64, index: usize) -> Result<Endpoin
     let suffix = format!("-{}-{pool}-{index}", std::process::id());
     let name = match base.kind() {
         EndpointKind::Pipe => return Ok(base.clone()),
-        EndpointKind::Tcp { port: 0, .. } => return Ok(base.clone()),
-        EndpointKind::Tcp { .. } => {
+        EndpointKind::Tcp { port: 0, .. } | EndpointKind::Tls { port: 0, .. } => {
+            return Ok(base.clone());
+        }
+        EndpointKind::Tcp { .. } | EndpointKind::Tls { .. } => {
             return Err(PoolError::Config(format!(
                 "{base}: workers cannot share one port; give port 0 (e.g. tcp:127.0.0.1:0) and \
                  each worker binds a free one"

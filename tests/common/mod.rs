@@ -189,33 +189,48 @@ pub enum EndpointForm {
     PosixName { scheme: &'static str },
     /// The same string every time (`tcp:127.0.0.1:0` binds a free port).
     Fixed(&'static str),
+    /// `tls:127.0.0.1:0` with certificates made for the test in a fresh temp
+    /// directory: one identity, valid as server and as client, and the authority that
+    /// signed it, so that the one endpoint serves and connects, with mutual TLS.
+    #[cfg(feature = "tls")]
+    Tls,
 }
+
+#[cfg(feature = "tls")]
+#[path = "../../transports/tests/support/certs.rs"]
+pub mod certs;
 
 /// Declares [`Transport`] and `with_transports!` from one table, so adding a transport
 /// to the matrix (and to every suite that takes all transports) is one line there.
 macro_rules! transport_table {
-    ($d:tt $($name:ident => $form:expr),* $(,)?) => {
+    (
+        $d:tt $($name:ident => $form:expr),* $(,)?;
+        behind features: $(#[$cfg:meta] $opt:ident => $opt_form:expr),* $(,)?
+    ) => {
         /// The transports of the matrix: one line each in the `transport_table!` call.
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         #[allow(non_camel_case_types)]
         pub enum Transport {
-            $($name),*
+            $($name,)*
+            $(#[$cfg] $opt,)*
         }
 
         impl Transport {
-            /// Every transport, in table order.
-            pub const ALL: &'static [Transport] = &[$(Transport::$name),*];
+            /// Every transport of this build, in table order.
+            pub const ALL: &'static [Transport] = &[$(Transport::$name,)* $(#[$cfg] Transport::$opt,)*];
 
             /// How a test names an endpoint of this transport.
             pub fn form(self) -> EndpointForm {
                 match self {
-                    $(Transport::$name => $form),*
+                    $(Transport::$name => $form,)*
+                    $(#[$cfg] Transport::$opt => $opt_form,)*
                 }
             }
         }
 
         /// Calls `$callback! { transports: [unix, tcp, …], rest… }` with every transport
-        /// of the table, for suites that generate a module per transport.
+        /// of the table that every build has, for suites that generate a module per
+        /// transport (those behind a feature are added by the suite under its `cfg`).
         #[allow(unused_macros)]
         macro_rules! with_transports {
             ($d callback:ident ! { $d ($d rest:tt)* }) => {
@@ -231,7 +246,9 @@ transport_table! { $
     pipe => EndpointForm::Fixed("pipe"),
     fifo => EndpointForm::InDir { scheme: "fifo", file: "probe" },
     shm => EndpointForm::PosixName { scheme: "shm" },
-    mq => EndpointForm::PosixName { scheme: "mq" },
+    mq => EndpointForm::PosixName { scheme: "mq" };
+    behind features:
+    #[cfg(feature = "tls")] tls => EndpointForm::Tls,
 }
 
 /// A fresh endpoint for one test; dropping it removes its temp directory.
@@ -308,6 +325,22 @@ impl Transport {
                 endpoint: format!("{address}{q}").parse().unwrap(),
                 dir: None,
             },
+            #[cfg(feature = "tls")]
+            EndpointForm::Tls => {
+                let certs = certs::Certs::new();
+                let sep = if q.is_empty() { '?' } else { '&' };
+                let endpoint = format!(
+                    "tls:127.0.0.1:0{q}{sep}{}&{}",
+                    certs.identity("peer"),
+                    certs.ca("ca.pem")
+                )
+                .parse()
+                .unwrap();
+                TestEndpoint {
+                    endpoint,
+                    dir: Some(certs.keep()),
+                }
+            }
         }
     }
 

@@ -489,7 +489,11 @@ pub fn connect_to_missing_server_fails_clearly(t: Transport, _: String) {
         server.shutdown();
         // A freed TCP port may be taken at once by a parallel test's server: hold one
         // bound but not listening instead, which refuses connections.
-        let _held = (t == Transport::tcp).then(|| {
+        let over_tcp = matches!(
+            gone.kind(),
+            ipc_rpc::EndpointKind::Tcp { .. } | ipc_rpc::EndpointKind::Tls { .. }
+        );
+        let _held = over_tcp.then(|| {
             use nix::sys::socket::{
                 AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, socket,
             };
@@ -508,7 +512,16 @@ pub fn connect_to_missing_server_fails_clearly(t: Transport, _: String) {
             let port = getsockname::<SockaddrIn>(std::os::fd::AsRawFd::as_raw_fd(&fd))
                 .unwrap()
                 .port();
-            gone = format!("tcp:127.0.0.1:{port}").parse().unwrap();
+            gone = match gone.kind() {
+                ipc_rpc::EndpointKind::Tls { host, opts, .. } => {
+                    gone.with_kind(ipc_rpc::EndpointKind::Tls {
+                        host: host.clone(),
+                        port,
+                        opts: opts.clone(),
+                    })
+                }
+                _ => format!("tcp:127.0.0.1:{port}").parse().unwrap(),
+            };
             fd
         });
         let err = ProbeClient::connect(&gone).unwrap_err();
@@ -618,7 +631,7 @@ fn silent_connection(t: Transport, endpoint: &ipc_rpc::Endpoint) -> Option<Box<d
         K::Unix { path, .. } => Some(Box::new(
             std::os::unix::net::UnixStream::connect(path).unwrap(),
         )),
-        K::Tcp { host, port } => Some(Box::new(
+        K::Tcp { host, port, .. } | K::Tls { host, port, .. } => Some(Box::new(
             std::net::TcpStream::connect((host.as_str(), *port)).unwrap(),
         )),
         K::Shm { name, .. } => Some(Box::new(
@@ -879,7 +892,7 @@ pub fn random_bytes_and_a_connect_flood_leave_the_server_serving(t: Transport, n
                     let _ = std::io::Write::write_all(&mut s, p);
                     held.push(Box::new(s) as Box<dyn std::any::Any>);
                 }
-                K::Tcp { host, port } => {
+                K::Tcp { host, port, .. } | K::Tls { host, port, .. } => {
                     let mut s = std::net::TcpStream::connect((host.as_str(), *port)).unwrap();
                     let _ = std::io::Write::write_all(&mut s, p);
                     held.push(Box::new(s));

@@ -5,7 +5,7 @@
 use rpc_core::TransportError;
 pub use rpc_core::endpoint::{
     Endpoint, EndpointError, EndpointKind, MAX_POSIX_NAME, MAX_UNIX_PATH, MqOptions, ShmOptions,
-    UnixOptions,
+    TcpOptions, TlsOptions, UnixOptions,
 };
 
 /// `Unsupported`: `transport` was given an endpoint of another kind than the one it

@@ -11,6 +11,7 @@
 //! |---|---|---|
 //! | `unix:/path.sock` | [`uds`] | supported |
 //! | `tcp:host:port` | [`tcp`] | supported |
+//! | `tls:host:port?cert=…&key=…&ca=…` | `tls` | with feature `tls` (off by default); without it, `Unsupported` |
 //! | `pipe` | [`pipe`] | the parent spawns the child ([`PipeTransport::spawn`]) |
 //! | `fifo:/dir/name` | [`fifo`] | supported |
 //! | `mq:/name` | [`mq`] | supported |
@@ -43,16 +44,23 @@ pub mod tcp;
 #[cfg(feature = "test-util")]
 #[doc(hidden)]
 pub mod test_util;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod uds;
 mod wakeup;
 
-pub use endpoint::{Endpoint, EndpointError, EndpointKind, MqOptions, ShmOptions, UnixOptions};
+pub use endpoint::{
+    Endpoint, EndpointError, EndpointKind, MqOptions, ShmOptions, TcpOptions, TlsOptions,
+    UnixOptions,
+};
 pub use fifo::{FifoListener, FifoTransport};
 pub use mq::{MqListener, MqTransport};
 pub use names::reclaim::reclaim_stale;
 pub use pipe::{PipeListener, PipeTransport};
 pub use shm::{ShmListener, ShmTransport};
 pub use tcp::{TcpListener, TcpTransport};
+#[cfg(feature = "tls")]
+pub use tls::{TlsListener, TlsTransport};
 pub use uds::{UdsListener, UdsTransport};
 
 use rpc_core::{Listener, Transport, TransportError};
@@ -75,6 +83,7 @@ pub fn connect(endpoint: &Endpoint) -> Result<Box<dyn Transport>, TransportError
     Ok(match endpoint.kind() {
         EndpointKind::Unix { .. } => Box::new(UdsTransport::connect(endpoint)?),
         EndpointKind::Tcp { .. } => Box::new(TcpTransport::connect(endpoint)?),
+        EndpointKind::Tls { .. } => tls_connect(endpoint)?,
         EndpointKind::Fifo { .. } => Box::new(FifoTransport::connect(endpoint)?),
         EndpointKind::Shm { .. } => Box::new(ShmTransport::connect(endpoint)?),
         EndpointKind::Mq { .. } => Box::new(MqTransport::connect(endpoint)?),
@@ -107,10 +116,43 @@ pub fn listen(endpoint: &Endpoint) -> Result<Box<dyn Listener>, TransportError> 
     Ok(match endpoint.kind() {
         EndpointKind::Unix { .. } => Box::new(UdsListener::bind(endpoint)?),
         EndpointKind::Tcp { .. } => Box::new(TcpListener::bind(endpoint)?),
+        EndpointKind::Tls { .. } => tls_listen(endpoint)?,
         EndpointKind::Fifo { .. } => Box::new(FifoListener::bind(endpoint)?),
         EndpointKind::Mq { .. } => Box::new(MqListener::bind(endpoint)?),
         EndpointKind::Shm { .. } => Box::new(ShmListener::bind(endpoint)?),
         EndpointKind::Pipe => Box::new(PipeListener::bind(endpoint)?),
         _ => return Err(endpoint::unknown_kind(endpoint)),
     })
+}
+
+#[cfg(feature = "tls")]
+fn tls_connect(endpoint: &Endpoint) -> Result<Box<dyn Transport>, TransportError> {
+    Ok(Box::new(TlsTransport::connect(endpoint)?))
+}
+
+#[cfg(feature = "tls")]
+fn tls_listen(endpoint: &Endpoint) -> Result<Box<dyn Listener>, TransportError> {
+    Ok(Box::new(TlsListener::bind(endpoint)?))
+}
+
+/// Without the `tls` feature: `Unsupported`, saying how to get it (never plain TCP
+/// instead).
+#[cfg(not(feature = "tls"))]
+fn tls_missing(endpoint: &Endpoint) -> TransportError {
+    TransportError::Unsupported {
+        endpoint: endpoint.to_string(),
+        reason: "this build has no TLS: enable the cargo feature `tls` of ipc-rpc (or of \
+                 transports)"
+            .into(),
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_connect(endpoint: &Endpoint) -> Result<Box<dyn Transport>, TransportError> {
+    Err(tls_missing(endpoint))
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_listen(endpoint: &Endpoint) -> Result<Box<dyn Listener>, TransportError> {
+    Err(tls_missing(endpoint))
 }

@@ -22,7 +22,7 @@ use crate::wakeup::Wakeup;
 /// Closes a connected socket from any thread: `close` shuts its reading side (a blocked
 /// `recv` returns end-of-file, replies can still be written), `abort` both sides (a
 /// blocked send fails too).
-struct SocketCloser<S>(Arc<S>);
+pub(crate) struct SocketCloser<S>(pub(crate) Arc<S>);
 
 impl<S: StreamSocket> Closer for SocketCloser<S> {
     fn close(&self) {

@@ -53,9 +53,9 @@ pub struct StreamSender<W> {
 }
 
 /// Why a write stopped, and how many bytes it had written by then.
-struct Stopped {
-    error: TransportError,
-    written: usize,
+pub(crate) struct Stopped {
+    pub(crate) error: TransportError,
+    pub(crate) written: usize,
 }
 
 impl<W: AsFd + Send> StreamSender<W> {
@@ -109,7 +109,7 @@ impl<W: AsFd + Send> StreamSender<W> {
     }
 
     /// Writes all of `bufs`, waiting for room while the peer's buffer is full.
-    fn write_all(&self, mut bufs: &mut [IoSlice<'_>]) -> Result<(), Stopped> {
+    pub(crate) fn write_all(&self, mut bufs: &mut [IoSlice<'_>]) -> Result<(), Stopped> {
         let mut written = 0;
         let stop = |error, written| Stopped { error, written };
         while !bufs.is_empty() {
@@ -139,7 +139,7 @@ impl<W: AsFd + Send> StreamSender<W> {
 
     /// Waits until the descriptor takes bytes again, the deadline passes (`TimedOut`),
     /// or the closer aborted (`Closed`).
-    fn wait_writable(&self) -> Result<(), TransportError> {
+    pub(crate) fn wait_writable(&self) -> Result<(), TransportError> {
         loop {
             let mut wait = match self.deadline {
                 None => None,
@@ -179,6 +179,9 @@ impl<W: AsFd + Send> StreamSender<W> {
     }
 
     fn io_error(&self, e: io::Error) -> TransportError {
+        if self.mode == WriteMode::Socket {
+            return socket_error(e, &self.peer, "write to");
+        }
         TransportError::from_io(e, || format!("write to {}", self.peer))
     }
 
@@ -357,6 +360,9 @@ impl<R: AsFd> Source<'_, R> {
                         None => return Err(TransportError::TimedOut),
                     }
                 }
+                Err(e) if self.rcvtimeo.is_some() => {
+                    return Err(socket_error(e, self.peer, "read from"));
+                }
                 Err(e) => {
                     let peer = self.peer;
                     return Err(TransportError::from_io(e, || format!("read from {peer}")));
@@ -419,6 +425,29 @@ impl<R: AsFd + Send> FrameReceiver for StreamReceiver<R> {
         // A frame's bytes, or the end of the stream, make the descriptor readable; a
         // partly buffered frame waits for its rest there too.
         Readiness::WaitOn(WaitFds::one(self.reader.as_fd()))
+    }
+}
+
+/// A socket's read or write error (`what` is `read from` or `write to`): a connection
+/// the kernel gave up because the network link died is `LinkDown` (a socket's
+/// `ETIMEDOUT` comes only from unanswered data or keepalive probes, never from a
+/// receive time-out, which is `EAGAIN`); anything else as `TransportError::from_io`.
+pub(crate) fn socket_error(e: io::Error, peer: &str, what: &str) -> TransportError {
+    let hint = match e.raw_os_error().map(Errno::from_raw) {
+        Some(Errno::ETIMEDOUT) => {
+            "no answer to sent data or keepalive probes within the endpoint's `user_timeout`"
+        }
+        Some(Errno::EHOSTUNREACH | Errno::ENETUNREACH | Errno::EHOSTDOWN | Errno::ENETDOWN) => {
+            "no route to the peer any more"
+        }
+        _ => return TransportError::from_io(e, || format!("{what} {peer}")),
+    };
+    TransportError::LinkDown {
+        context: format!(
+            "{what} {peer}: the link is down ({hint}); the connection is over, connect again \
+             once the network is back"
+        ),
+        source: e,
     }
 }
 
@@ -491,6 +520,22 @@ impl<G: Send> FrameReceiver for WithGuard<G> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_socket_given_up_on_a_dead_link_is_link_down_and_a_time_out_stays_timed_out() {
+        let dead = socket_error(Errno::ETIMEDOUT.into(), "tcp:h:1", "read from");
+        assert!(matches!(dead, TransportError::LinkDown { .. }), "{dead:?}");
+        assert!(
+            dead.to_string()
+                .starts_with("read from tcp:h:1: the link is down")
+        );
+        let unreachable = socket_error(Errno::EHOSTUNREACH.into(), "tcp:h:1", "write to");
+        assert!(matches!(unreachable, TransportError::LinkDown { .. }));
+        let timeout = socket_error(Errno::EAGAIN.into(), "tcp:h:1", "read from");
+        assert!(matches!(timeout, TransportError::TimedOut), "{timeout:?}");
+        let reset = socket_error(Errno::ECONNRESET.into(), "tcp:h:1", "read from");
+        assert!(matches!(reset, TransportError::Closed), "{reset:?}");
+    }
 
     #[test]
     fn idle_timeout_is_three_quarters_in_whole_ms_and_none_under_two_ms() {

@@ -3,12 +3,29 @@
 //! TCP has no authentication and no encryption: bind loopback (`127.0.0.1`, `[::1]`)
 //! unless every host that can reach the port is trusted, and put a TLS tunnel or an
 //! SSH forward in front of it otherwise.
+//!
+//! # Dead links
+//!
+//! A connect is bounded by the endpoint's `connect_timeout` (default 5 s). Once
+//! connected, both sides set, on every connection, keepalive probes after
+//! `keepalive` of silence (default 10 s, `?keepalive=`), then every half of it (at
+//! least 1 s), and `TCP_USER_TIMEOUT` (default 20 s, `?user_timeout=`): the kernel gives
+//! the connection up when sent data or probes stay unanswered that long. A link that
+//! dies (a cable pulled, a host frozen or powered off, a route gone) is so noticed
+//! within about `user_timeout` plus half of `keepalive`, 25 s with the defaults,
+//! without any per-call deadline: a call in flight and the calls after it get
+//! `RpcError::Disconnected` saying the link is down, and a server drops the client's
+//! connection (its descriptor and session) in the same time. The server side takes
+//! the options of the endpoint it listens on, the client side those of the endpoint
+//! it connects to.
 
 use std::io;
 use std::net::{TcpListener as StdTcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
+use nix::sys::socket::{setsockopt, sockopt};
+use rpc_core::endpoint::TcpOptions;
 use rpc_core::{Closer, Listener, Parts, Transport, TransportError};
 
 use crate::endpoint::{Endpoint, EndpointKind, wrong_kind};
@@ -43,18 +60,16 @@ impl TcpTransport {
     /// # Ok::<(), rpc_core::TransportError>(())
     /// ```
     pub fn connect(endpoint: &Endpoint) -> Result<Self, TransportError> {
-        let EndpointKind::Tcp { host, port } = endpoint.kind() else {
+        let EndpointKind::Tcp { host, port, opts } = endpoint.kind() else {
             return Err(wrong_kind(endpoint, "TcpTransport", "tcp:"));
         };
         let (host, port) = (host.as_str(), *port);
         let peer = Endpoint::tcp(host, port).to_string();
         let stream = connect_within(host, port, endpoint.connect_timeout(), &peer)?;
-        stream
-            .set_nodelay(true)
-            .map_err(|source| TransportError::Io {
-                context: format!("{peer}: turn Nagle's algorithm off (TCP_NODELAY)"),
-                source,
-            })?;
+        tune(&stream, opts).map_err(|(what, source)| TransportError::Io {
+            context: format!("{peer}: set {what} on the connection"),
+            source,
+        })?;
         Ok(TcpTransport {
             stream,
             peer,
@@ -63,10 +78,50 @@ impl TcpTransport {
     }
 }
 
+/// Sets what every connection gets, on either side: `TCP_NODELAY`, and the keepalive
+/// and user time-out of `opts` (see the module doc). On failure, which option.
+pub(crate) fn tune(stream: &TcpStream, opts: &TcpOptions) -> Result<(), (&'static str, io::Error)> {
+    let keepalive = opts.keepalive().as_secs();
+    let secs = |s: u64| u32::try_from(s).unwrap_or(u32::MAX);
+    let user_timeout_ms = u32::try_from(opts.user_timeout().as_millis()).unwrap_or(u32::MAX);
+    let set = |what: &'static str, r: nix::Result<()>| r.map_err(|e| (what, io::Error::from(e)));
+    stream.set_nodelay(true).map_err(|e| ("TCP_NODELAY", e))?;
+    set(
+        "SO_KEEPALIVE",
+        setsockopt(stream, sockopt::KeepAlive, &true),
+    )?;
+    set(
+        "TCP_KEEPIDLE",
+        setsockopt(stream, sockopt::TcpKeepIdle, &secs(keepalive)),
+    )?;
+    set(
+        "TCP_KEEPINTVL",
+        setsockopt(
+            stream,
+            sockopt::TcpKeepInterval,
+            &secs((keepalive / 2).max(1)),
+        ),
+    )?;
+    // Counted only without a user time-out (which then decides alone); kept for
+    // kernels that ignore it.
+    set(
+        "TCP_KEEPCNT",
+        setsockopt(stream, sockopt::TcpKeepCount, &KEEPALIVE_PROBES),
+    )?;
+    set(
+        "TCP_USER_TIMEOUT",
+        setsockopt(stream, sockopt::TcpUserTimeout, &user_timeout_ms),
+    )
+}
+
+/// Unanswered keepalive probes after which a kernel that ignores the user time-out
+/// gives a connection up.
+const KEEPALIVE_PROBES: u32 = 3;
+
 /// A TCP connection to `host:port`, to each address it resolves to in turn, all
 /// within `timeout` (a host that drops SYNs would otherwise hold `connect` for about
 /// two minutes).
-fn connect_within(
+pub(crate) fn connect_within(
     host: &str,
     port: u16,
     timeout: Duration,
@@ -131,6 +186,8 @@ impl Transport for TcpTransport {
 /// A listening TCP socket.
 pub struct TcpListener {
     listener: StdTcpListener,
+    /// Set on every accepted connection.
+    opts: TcpOptions,
     endpoint: Endpoint,
     wakeup: Wakeup,
     reserve: FdReserve,
@@ -158,7 +215,7 @@ impl TcpListener {
     /// # Ok::<(), rpc_core::TransportError>(())
     /// ```
     pub fn bind(endpoint: &Endpoint) -> Result<Self, TransportError> {
-        let EndpointKind::Tcp { host, port } = endpoint.kind() else {
+        let EndpointKind::Tcp { host, port, opts } = endpoint.kind() else {
             return Err(wrong_kind(endpoint, "TcpListener", "tcp:"));
         };
         let (host, port) = (host.as_str(), *port);
@@ -181,9 +238,11 @@ impl TcpListener {
         let endpoint = endpoint.with_kind(EndpointKind::Tcp {
             host: bound.ip().to_string(),
             port: bound.port(),
+            opts: opts.clone(),
         });
         Ok(TcpListener {
             listener,
+            opts: opts.clone(),
             endpoint,
             wakeup: Wakeup::new()?,
             reserve: FdReserve::new(Refusal::Frame, 0),
@@ -191,8 +250,10 @@ impl TcpListener {
     }
 }
 
-impl Listener for TcpListener {
-    fn accept(&mut self) -> Result<Box<dyn Transport>, TransportError> {
+impl TcpListener {
+    /// Waits for the next connection and returns it tuned (see [`tune`]), with a
+    /// description of the client for messages.
+    pub(crate) fn accept_stream(&mut self) -> Result<(TcpStream, String), TransportError> {
         let name = self.endpoint.to_string();
         let listener = &self.listener;
         let (stream, addr) = accept_blocking(
@@ -202,13 +263,20 @@ impl Listener for TcpListener {
             &mut self.reserve,
             || listener.accept(),
         )?;
-        stream.set_nodelay(true).map_err(|e| TransportError::Io {
-            context: format!("{name}: turn Nagle's algorithm off for a connection"),
-            source: e,
+        tune(&stream, &self.opts).map_err(|(what, source)| TransportError::Io {
+            context: format!("{name}: set {what} on a connection from {addr}"),
+            source,
         })?;
+        Ok((stream, format!("{name} (client {addr})")))
+    }
+}
+
+impl Listener for TcpListener {
+    fn accept(&mut self) -> Result<Box<dyn Transport>, TransportError> {
+        let (stream, peer) = self.accept_stream()?;
         Ok(Box::new(TcpTransport {
             stream,
-            peer: format!("{name} (client {addr})"),
+            peer,
             max_frame: self.endpoint.max_frame(),
         }))
     }

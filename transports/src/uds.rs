@@ -110,7 +110,7 @@ impl Transport for UdsTransport {
     }
 
     fn credentials(&self) -> PeerCredentials {
-        self.credentials
+        self.credentials.clone()
     }
 
     fn split(self: Box<Self>) -> Result<Parts, TransportError> {
@@ -266,6 +266,7 @@ pub(crate) fn peer_credentials(stream: &UnixStream) -> PeerCredentials {
             pid: u32::try_from(c.pid()).ok(),
             uid: Some(c.uid()),
             gid: Some(c.gid()),
+            subject: None,
         },
         Err(_) => PeerCredentials::default(),
     }

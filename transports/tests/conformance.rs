@@ -36,8 +36,13 @@ macro_rules! conformance {
     };
 }
 
-conformance! {
-    transports: [mem, pipe, unix, tcp, fifo, mq, shm],
+#[cfg(feature = "tls")]
+#[path = "support/certs.rs"]
+mod certs;
+
+/// The contract's tests, handed to `conformance!` with the transports they run over.
+macro_rules! every_test {
+    ($($transports:tt)*) => { conformance! { $($transports)*
     tests: [
         frames_arrive_whole_and_in_order,
         frames_sent_in_two_parts_arrive_as_their_bytes,
@@ -58,7 +63,12 @@ conformance! {
         a_parked_receiver_wakes_when_the_peer_process_is_killed,
         a_receive_without_deadline_after_one_with_a_deadline_waits_for_the_frame,
     ]
-}
+} } }
+
+every_test! { transports: [mem, pipe, unix, tcp, fifo, mq, shm], }
+
+#[cfg(feature = "tls")]
+every_test! { transports: [tls], }
 
 /// Every test is done well within this; past it something hangs.
 const WATCHDOG: Duration = Duration::from_secs(60);
@@ -96,6 +106,8 @@ enum Kind {
     fifo,
     mq,
     shm,
+    #[cfg(feature = "tls")]
+    tls,
 }
 
 /// A connected pair, and what must outlive it (a listener, a directory).
@@ -110,7 +122,14 @@ struct Place {
     endpoint: Option<Endpoint>,
     listener: Option<Box<dyn rpc_core::Listener>>,
     dir: Option<PathBuf>,
+    /// A `tls:` pair's certificates.
+    _certs: Option<Certs>,
 }
+
+#[cfg(feature = "tls")]
+type Certs = certs::Certs;
+#[cfg(not(feature = "tls"))]
+type Certs = ();
 
 impl Drop for Place {
     fn drop(&mut self) {
@@ -119,6 +138,14 @@ impl Drop for Place {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// A bound listener, and the endpoint a client connects to (a `tls:` client's has the
+/// authority, the listener's the server's certificate).
+struct Listening {
+    listener: Box<dyn rpc_core::Listener>,
+    to: Endpoint,
+    place: Place,
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -138,6 +165,7 @@ impl Kind {
             endpoint: None,
             listener: None,
             dir: None,
+            _certs: None,
         };
         match self {
             Kind::mem => {
@@ -162,49 +190,85 @@ impl Kind {
 
     /// Binds a fresh endpoint, connects to it, accepts the connection.
     fn over_listener(self) -> Pair {
-        let (mut listener, dir) = self.listen();
-        let bound = listener.local_endpoint();
-        let to = bound.clone();
+        let Listening {
+            mut listener,
+            to,
+            mut place,
+        } = self.listen();
         // Some transports finish their set-up only when both sides are at it.
         let connector = thread::spawn(move || transports::connect(&to).unwrap().split().unwrap());
         let server = listener.accept().unwrap().split().unwrap();
         let client = connector.join().unwrap();
+        place.endpoint = Some(listener.local_endpoint());
+        place.listener = Some(listener);
         Pair {
             client,
             server,
-            place: Place {
-                endpoint: Some(bound),
-                listener: Some(listener),
-                dir,
-            },
+            place,
         }
     }
 
-    /// Binds a fresh endpoint of this kind; returns the listener and the directory
-    /// to remove afterwards, if any.
-    fn listen(self) -> (Box<dyn rpc_core::Listener>, Option<PathBuf>) {
+    /// Binds a fresh endpoint of this kind.
+    fn listen(self) -> Listening {
         let name = unique();
         let dir = std::env::temp_dir().join(&name);
         let q = format!("?max_frame={MAX_FRAME}");
+        #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
+        let mut certs = None;
         let (text, dir) = match self {
             Kind::unix => (format!("unix:{}/c.sock{q}", dir.display()), Some(dir)),
             Kind::fifo => (format!("fifo:{}/c{q}", dir.display()), Some(dir)),
             Kind::tcp => (format!("tcp:127.0.0.1:0{q}"), None),
             Kind::mq => (format!("mq:/{name}{q}"), None),
             Kind::shm => (format!("shm:/{name}{q}"), None),
+            #[cfg(feature = "tls")]
+            Kind::tls => {
+                let made = certs.insert(certs::Certs::new());
+                (
+                    format!("tls:127.0.0.1:0{q}&{}", made.identity("server")),
+                    None,
+                )
+            }
             Kind::mem | Kind::pipe => unreachable!("no listener"),
         };
         if let Some(dir) = &dir {
             std::fs::create_dir_all(dir).unwrap();
         }
         let endpoint: Endpoint = text.parse().unwrap();
-        (transports::listen(&endpoint).unwrap(), dir)
+        let listener = transports::listen(&endpoint).unwrap();
+        let to = client_endpoint(&listener.local_endpoint(), certs.as_ref());
+        Listening {
+            listener,
+            to,
+            place: Place {
+                endpoint: None,
+                listener: None,
+                dir,
+                _certs: certs,
+            },
+        }
     }
 
     /// Whether a send can block (its peer's buffers are bounded).
     fn sends_can_block(self) -> bool {
         self != Kind::mem
     }
+}
+
+/// The endpoint a client connects to for a bound one: the same, but a `tls:` client
+/// trusts the test authority instead of holding the server's certificate.
+fn client_endpoint(bound: &Endpoint, certs: Option<&Certs>) -> Endpoint {
+    #[cfg(feature = "tls")]
+    if let (transports::EndpointKind::Tls { port, .. }, Some(certs)) = (bound.kind(), certs) {
+        return format!(
+            "tls:127.0.0.1:{port}?max_frame={MAX_FRAME}&{}",
+            certs.ca("ca.pem")
+        )
+        .parse()
+        .unwrap();
+    }
+    let _ = certs;
+    bound.clone()
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
@@ -818,15 +882,14 @@ fn a_parked_receiver_wakes_when_the_peer_process_is_killed(kind: Kind) {
     if matches!(kind, Kind::mem | Kind::pipe) {
         return eprintln!("skipped: {kind:?} has no listener to connect a child to");
     }
-    let (mut listener, dir) = kind.listen();
-    let _place = Place {
-        endpoint: None,
-        listener: None,
-        dir,
-    };
+    let Listening {
+        mut listener,
+        to,
+        place: _place,
+    } = kind.listen();
     let mut child = killed_client::spawn(
         &format!("{kind:?}::a_parked_receiver_wakes_when_the_peer_process_is_killed"),
-        &listener.local_endpoint(),
+        &to,
     );
     let mut server = listener.accept().unwrap().split().unwrap();
     killed_client::wait_ready(&mut child);

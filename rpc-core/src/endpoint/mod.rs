@@ -8,6 +8,7 @@
 //! | `shm:/name` | a shared-memory ring pair per client |
 //! | `unix:/path.sock` | a UNIX stream socket |
 //! | `tcp:host:port` | TCP (`tcp:127.0.0.1:0` picks a free port; `[::1]` for IPv6) |
+//! | `tls:host:port?cert=…&key=…&ca=…` | TLS over TCP (feature `tls` of the transports), PEM paths |
 //!
 //! Options follow as `?key=value&key=value`: `max_frame` (bytes, default 16 MiB),
 //! `max_in_flight` (calls of one connection a server runs at once, default 32) and
@@ -17,7 +18,9 @@
 //! `connect_timeout` (how long a client waits for the server to take its connection and
 //! answer the handshake, written `500ms`, `5s` or `2m`, default 5 s) for every kind; the others belong to one kind and live in its [`EndpointKind`] variant:
 //! [`UnixOptions`] (`allow_uid`), [`ShmOptions`] (`ring`, `spin_us`, `allow_uid`),
-//! [`MqOptions`] (`depth` and `msgsize`, the queues a client creates).
+//! [`MqOptions`] (`depth` and `msgsize`, the queues a client creates),
+//! [`TcpOptions`] (`keepalive` and `user_timeout`: how soon a dead link is noticed,
+//! default 10 s and 20 s), [`TlsOptions`] (`cert`, `key`, `ca`, and the TCP ones).
 //! `Display` writes the canonical form, and parsing it gives the same endpoint back.
 //!
 //! Parsing is strict: paths are absolute, URL forms (`tcp://…`) and whitespace are
@@ -31,6 +34,7 @@ mod mq;
 mod shm;
 mod syntax;
 mod tcp;
+mod tls;
 mod unix;
 
 use std::fmt;
@@ -48,6 +52,8 @@ use syntax::{KindOptions, OptionError, Query};
 pub use mq::MqOptions;
 pub use shm::ShmOptions;
 pub use syntax::MAX_POSIX_NAME;
+pub use tcp::TcpOptions;
+pub use tls::TlsOptions;
 pub use unix::{MAX_UNIX_PATH, UnixOptions};
 
 /// Smallest accepted `max_frame`: room for the handshake.
@@ -132,13 +138,20 @@ const MAX_WORKERS: Bound = Bound {
 };
 
 /// The forms an endpoint string can take, for error messages.
-const FORMS: &str = "pipe, fifo:/dir/name, mq:/name, shm:/name, unix:/path.sock or tcp:host:port";
+const FORMS: &str =
+    "pipe, fifo:/dir/name, mq:/name, shm:/name, unix:/path.sock, tcp:host:port or tls:host:port";
 
 /// How to write a FIFO endpoint, for error messages.
 const FIFO_FORM: &str = "fifo:/dir/name";
 
 /// The kinds that take options besides `max_frame`, and their keys.
-const KIND_KEYS: &[(&str, &[&str])] = &[("unix", unix::KEYS), ("shm", shm::KEYS), ("mq", mq::KEYS)];
+const KIND_KEYS: &[(&str, &[&str])] = &[
+    ("unix", unix::KEYS),
+    ("shm", shm::KEYS),
+    ("mq", mq::KEYS),
+    ("tcp", tcp::KEYS),
+    ("tls", tls::KEYS),
+];
 
 /// Where a server listens and a client connects: a mechanism, its address and options.
 ///
@@ -147,7 +160,8 @@ const KIND_KEYS: &[(&str, &[&str])] = &[("unix", unix::KEYS), ("shm", shm::KEYS)
 /// ```
 /// use rpc_core::endpoint::{Endpoint, EndpointKind};
 /// let ep: Endpoint = "tcp:127.0.0.1:0?max_frame=65536".parse().unwrap();
-/// assert_eq!(ep.kind(), &EndpointKind::Tcp { host: "127.0.0.1".into(), port: 0 });
+/// let EndpointKind::Tcp { host, port, .. } = ep.kind() else { unreachable!() };
+/// assert_eq!((host.as_str(), *port), ("127.0.0.1", 0));
 /// assert_eq!(ep.max_frame(), 65536);
 /// assert_eq!(ep.to_string().parse::<Endpoint>().unwrap(), ep);
 /// assert!("udp:1.2.3.4:5".parse::<Endpoint>().is_err());
@@ -201,11 +215,24 @@ pub enum EndpointKind {
         host: String,
         /// Port number.
         port: u16,
+        /// Keepalive and user time-out.
+        opts: TcpOptions,
+    },
+    /// TLS over TCP; `port` 0 asks the OS for a free port when binding.
+    Tls {
+        /// Host name or IP address (IPv6 without brackets): the name the server's
+        /// certificate must be valid for.
+        host: String,
+        /// Port number.
+        port: u16,
+        /// Certificates and TCP options.
+        opts: TlsOptions,
     },
 }
 
 impl EndpointKind {
-    /// The scheme as written in endpoint strings: `pipe`, `fifo`, `mq`, `shm`, `unix`, `tcp`.
+    /// The scheme as written in endpoint strings: `pipe`, `fifo`, `mq`, `shm`, `unix`,
+    /// `tcp`, `tls`.
     pub fn scheme(&self) -> &'static str {
         match self {
             EndpointKind::Pipe => "pipe",
@@ -214,6 +241,7 @@ impl EndpointKind {
             EndpointKind::Shm { .. } => "shm",
             EndpointKind::Unix { .. } => "unix",
             EndpointKind::Tcp { .. } => "tcp",
+            EndpointKind::Tls { .. } => "tls",
         }
     }
 
@@ -230,7 +258,7 @@ impl EndpointKind {
         match self {
             EndpointKind::Fifo { path } | EndpointKind::Unix { path, .. } => Some(path),
             EndpointKind::Mq { name, .. } | EndpointKind::Shm { name, .. } => Some(name),
-            EndpointKind::Pipe | EndpointKind::Tcp { .. } => None,
+            EndpointKind::Pipe | EndpointKind::Tcp { .. } | EndpointKind::Tls { .. } => None,
         }
     }
 
@@ -239,7 +267,9 @@ impl EndpointKind {
             EndpointKind::Unix { opts, .. } => Some(opts),
             EndpointKind::Shm { opts, .. } => Some(opts),
             EndpointKind::Mq { opts, .. } => Some(opts),
-            EndpointKind::Pipe | EndpointKind::Fifo { .. } | EndpointKind::Tcp { .. } => None,
+            EndpointKind::Tcp { opts, .. } => Some(opts),
+            EndpointKind::Tls { opts, .. } => Some(opts),
+            EndpointKind::Pipe | EndpointKind::Fifo { .. } => None,
         }
     }
 
@@ -248,7 +278,9 @@ impl EndpointKind {
             EndpointKind::Unix { opts, .. } => Some(opts),
             EndpointKind::Shm { opts, .. } => Some(opts),
             EndpointKind::Mq { opts, .. } => Some(opts),
-            EndpointKind::Pipe | EndpointKind::Fifo { .. } | EndpointKind::Tcp { .. } => None,
+            EndpointKind::Tcp { opts, .. } => Some(opts),
+            EndpointKind::Tls { opts, .. } => Some(opts),
+            EndpointKind::Pipe | EndpointKind::Fifo { .. } => None,
         }
     }
 }
@@ -304,6 +336,24 @@ impl Endpoint {
         Endpoint::new(EndpointKind::Tcp {
             host: host.into(),
             port,
+            opts: TcpOptions::default(),
+        })
+    }
+
+    /// `tls:<host>:<port>` with `opts` (certificates, see [`TlsOptions`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rpc_core::endpoint::{Endpoint, TlsOptions};
+    /// let ep = Endpoint::tls("db1.example", 7000, TlsOptions::default().with_ca("/etc/x/ca.pem"));
+    /// assert_eq!(ep.to_string(), "tls:db1.example:7000?ca=/etc/x/ca.pem");
+    /// ```
+    pub fn tls(host: impl Into<String>, port: u16, opts: TlsOptions) -> Self {
+        Endpoint::new(EndpointKind::Tls {
+            host: host.into(),
+            port,
+            opts,
         })
     }
 
@@ -498,7 +548,7 @@ impl Endpoint {
                 *slot = name;
                 syntax::posix_name(slot, "shm")
             }
-            EndpointKind::Pipe | EndpointKind::Tcp { .. } => {
+            EndpointKind::Pipe | EndpointKind::Tcp { .. } | EndpointKind::Tls { .. } => {
                 return Err(EndpointError::new(
                     &self.to_string(),
                     format!("a `{}` endpoint has no name to replace", self.scheme()),
@@ -608,8 +658,12 @@ impl fmt::Display for Endpoint {
             EndpointKind::Mq { name, .. } => write!(f, "mq:{name}")?,
             EndpointKind::Shm { name, .. } => write!(f, "shm:{name}")?,
             EndpointKind::Unix { path, .. } => write!(f, "unix:{path}")?,
-            EndpointKind::Tcp { host, port } => {
+            EndpointKind::Tcp { host, port, .. } => {
                 f.write_str("tcp:")?;
+                tcp::write(f, host, *port)?;
+            }
+            EndpointKind::Tls { host, port, .. } => {
+                f.write_str("tls:")?;
                 tcp::write(f, host, *port)?;
             }
         }
@@ -676,10 +730,22 @@ impl FromStr for Endpoint {
                 opts: ShmOptions::default(),
             },
             ("tcp", Some(a)) => {
-                let (host, port) = tcp::parse(a).map_err(err)?;
-                EndpointKind::Tcp { host, port }
+                let (host, port) = tcp::parse(a, "tcp").map_err(err)?;
+                EndpointKind::Tcp {
+                    host,
+                    port,
+                    opts: TcpOptions::default(),
+                }
             }
-            ("fifo" | "unix" | "mq" | "shm" | "tcp", None) => {
+            ("tls", Some(a)) => {
+                let (host, port) = tcp::parse(a, "tls").map_err(err)?;
+                EndpointKind::Tls {
+                    host,
+                    port,
+                    opts: TlsOptions::default(),
+                }
+            }
+            ("fifo" | "unix" | "mq" | "shm" | "tcp" | "tls", None) => {
                 return Err(err(format!(
                     "`{scheme}` needs an address, e.g. {}",
                     example(scheme)
@@ -701,6 +767,9 @@ impl FromStr for Endpoint {
             })?;
             endpoint.set(key, value).map_err(err)?;
         }
+        if let EndpointKind::Tls { opts, .. } = &endpoint.kind {
+            opts.check().map_err(err)?;
+        }
         Ok(endpoint)
     }
 }
@@ -711,6 +780,7 @@ fn example(scheme: &str) -> &'static str {
         "unix" => "unix:/tmp/calc.sock",
         "mq" => "mq:/calc",
         "shm" => "shm:/calc",
+        "tls" => "tls:127.0.0.1:7000?ca=/etc/calc/ca.pem",
         _ => "tcp:127.0.0.1:7000",
     }
 }
@@ -889,6 +959,68 @@ mod tests {
     }
 
     #[test]
+    fn tcp_options_read_their_units_and_display_canonically() {
+        let ep: Endpoint = "tcp:[fd00::1]:7000?keepalive=2s&user_timeout=4500ms"
+            .parse()
+            .unwrap();
+        let EndpointKind::Tcp { host, opts, .. } = ep.kind() else {
+            unreachable!()
+        };
+        assert_eq!(host, "fd00::1");
+        assert_eq!(opts.keepalive(), Duration::from_secs(2));
+        assert_eq!(opts.user_timeout(), Duration::from_millis(4500));
+        assert_eq!(
+            ep.to_string(),
+            "tcp:[fd00::1]:7000?keepalive=2s&user_timeout=4500ms"
+        );
+        let defaults = TcpOptions::default();
+        assert_eq!(
+            (defaults.keepalive(), defaults.user_timeout()),
+            (Duration::from_secs(10), Duration::from_secs(20))
+        );
+        for (bad, want) in [
+            ("keepalive=1500ms", "keepalive takes whole seconds"),
+            ("keepalive=0s", "from 1ms to 7200s"),
+            ("user_timeout=3h", "user_timeout takes a duration"),
+        ] {
+            let e = format!("tcp:h:1?{bad}").parse::<Endpoint>().unwrap_err();
+            assert!(e.to_string().contains(want), "{bad}: {e}");
+        }
+        let e = "unix:/x?keepalive=1s".parse::<Endpoint>().unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("option `keepalive` applies to `tcp:` and `tls:` endpoints only"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn tls_endpoints_round_trip_and_pair_cert_with_key() {
+        let text = "tls:[::1]:7000?max_frame=4096&cert=/c.pem&key=/k.pem&ca=/ca.pem&keepalive=2s";
+        let ep: Endpoint = text.parse().unwrap();
+        assert_eq!(ep.to_string(), text);
+        assert_eq!(ep.scheme(), "tls");
+        let EndpointKind::Tls { host, port, opts } = ep.kind() else {
+            unreachable!()
+        };
+        assert_eq!((host.as_str(), *port), ("::1", 7000));
+        assert_eq!(opts.tcp().keepalive(), Duration::from_secs(2));
+        for (bad, want) in [
+            ("tls:h:1?key=/k.pem", "`key` needs its certificate"),
+            ("tls:h:1?cert=/c.pem", "`cert` needs its private key"),
+            ("tls:h:1?ca=", "`ca` takes the path of a PEM file"),
+            ("tls:h", "expected `tls:host:port`"),
+            (
+                "tcp:h:1?ca=/ca.pem",
+                "option `ca` applies to `tls:` endpoints only",
+            ),
+        ] {
+            let e = bad.parse::<Endpoint>().unwrap_err().to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn from_env_names_the_variable() {
         let e = Endpoint::from_env("IPC_RPC_TEST_SURELY_UNSET_VARIABLE").unwrap_err();
         assert!(
@@ -914,7 +1046,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "invalid endpoint `tcp:1.2.3.4:80?bogus=1`: unknown option `bogus`; known options: \
-             max_frame, max_in_flight, max_connections, workers, max_workers, connect_timeout, for unix and shm: allow_uid, for shm: ring, spin_us, for mq: depth, msgsize"
+             max_frame, max_in_flight, max_connections, workers, max_workers, connect_timeout, for unix and shm: allow_uid, for shm: ring, spin_us, for mq: depth, msgsize, for tcp and tls: keepalive, user_timeout, for tls: cert, key, ca"
         );
         let e = "pipe?allow_uid=1".parse::<Endpoint>().unwrap_err();
         assert!(

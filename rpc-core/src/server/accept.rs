@@ -132,7 +132,13 @@ impl Accept {
     }
 
     /// Splits the transport and starts its session.
-    fn serve(self: &Arc<Self>, id: u64, transport: Box<dyn Transport>, shake_by: Instant) {
+    fn serve(self: &Arc<Self>, id: u64, mut transport: Box<dyn Transport>, shake_by: Instant) {
+        // A TLS handshake authenticates the client here; one that fails ends this
+        // connection only.
+        if transport.establish(shake_by).is_err() {
+            self.registry.remove(None);
+            return;
+        }
         let peer = transport.credentials();
         // Splitting may do the transport's own set-up (shared memory maps the
         // client's segment, with a time-out).
@@ -167,8 +173,8 @@ impl Accept {
             crate::__event!(
                 info,
                 connection = id,
-                peer_pid = ?peer.pid,
-                peer_uid = ?peer.uid,
+                peer_pid = ?session.peer().pid,
+                peer_uid = ?session.peer().uid,
                 open = table.sessions.len(),
                 "connection opened"
             );

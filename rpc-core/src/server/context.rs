@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use crate::transport::PeerCredentials;
 
 thread_local! {
-    static PEER: Cell<Option<PeerCredentials>> = const { Cell::new(None) };
+    /// The caller of the call this thread runs, or of its last one (kept, like
+    /// `CANCEL`, so that a connection's calls cost no copy each); read only while
+    /// `IN_CALL`.
+    static PEER: RefCell<Option<Arc<PeerCredentials>>> = const { RefCell::new(None) };
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
     /// The cancel flag of the call this thread runs, or of its last one (kept so that
     /// a connection's calls, which share one flag while they run one at a time, cost no
@@ -28,7 +31,10 @@ thread_local! {
 /// assert!(rpc_core::server::current_peer().is_none());
 /// ```
 pub fn current_peer() -> Option<PeerCredentials> {
-    PEER.with(Cell::get)
+    if !IN_CALL.with(Cell::get) {
+        return None;
+    }
+    PEER.with(|p| p.borrow().as_deref().cloned())
 }
 
 /// Inside a handler: how long the caller still waits for this call's reply, counted
@@ -76,11 +82,17 @@ pub(super) struct Entered(());
 
 impl Entered {
     pub(super) fn enter(
-        peer: PeerCredentials,
+        peer: &Arc<PeerCredentials>,
         deadline: Option<Instant>,
         cancel: &Arc<AtomicBool>,
     ) -> Self {
-        PEER.with(|p| p.set(Some(peer)));
+        PEER.with(|p| {
+            let mut slot = p.borrow_mut();
+            match &*slot {
+                Some(current) if Arc::ptr_eq(current, peer) => {}
+                _ => *slot = Some(peer.clone()),
+            }
+        });
         DEADLINE.with(|d| d.set(deadline));
         CANCEL.with(|c| {
             let mut slot = c.borrow_mut();
@@ -97,7 +109,6 @@ impl Entered {
 impl Drop for Entered {
     fn drop(&mut self) {
         IN_CALL.with(|i| i.set(false));
-        PEER.with(|p| p.set(None));
         DEADLINE.with(|d| d.set(None));
     }
 }

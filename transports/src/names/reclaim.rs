@@ -38,7 +38,7 @@ pub const MQUEUE_DIR: &str = "/dev/mqueue";
 pub fn reclaim_stale(endpoint: &Endpoint) -> Result<(), TransportError> {
     let shown = endpoint.to_string();
     match endpoint.kind() {
-        EndpointKind::Pipe | EndpointKind::Tcp { .. } => Ok(()),
+        EndpointKind::Pipe | EndpointKind::Tcp { .. } | EndpointKind::Tls { .. } => Ok(()),
         EndpointKind::Unix { path, .. } => unix_socket(Path::new(path), &shown, || {}),
         EndpointKind::Shm { name, .. } => {
             let names = shm::Names::new(name, &shown)?;

@@ -433,7 +433,7 @@ impl Transport for Offered {
     }
 
     fn credentials(&self) -> rpc_core::PeerCredentials {
-        self.credentials
+        self.credentials.clone()
     }
 
     fn split(self: Box<Self>) -> Result<Parts, TransportError> {

@@ -77,7 +77,7 @@ pub(super) struct ServerLink {
 /// One connection's server side.
 pub(super) struct Session {
     id: u64,
-    peer: PeerCredentials,
+    peer: Arc<PeerCredentials>,
     link: ServerLink,
     replies: Mutex<ReplySender>,
     receiver: Mutex<Box<dyn FrameReceiver>>,
@@ -156,7 +156,7 @@ impl Session {
         let frame_limit = receiver.frame_limit();
         Arc::new(Session {
             id,
-            peer,
+            peer: Arc::new(peer),
             link,
             frame_limit,
             replies: Mutex::new(ReplySender {
@@ -304,6 +304,12 @@ impl Session {
         for flag in state.handed.values() {
             flag.store(true, Ordering::Relaxed);
         }
+    }
+
+    /// What the OS says about the client (for the log).
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(super) fn peer(&self) -> &PeerCredentials {
+        &self.peer
     }
 
     /// The reader stops: the connection ended (or failed, or never shook hands).

@@ -379,7 +379,7 @@ impl Session {
         cancel: &Arc<AtomicBool>,
         running: Option<(&AtomicU64, u64)>,
     ) {
-        let _context = Entered::enter(self.peer, deadline, cancel);
+        let _context = Entered::enter(&self.peer, deadline, cancel);
         let dispatch = &*self.link.dispatch;
         if let Some(error) = call::run(
             header.id,

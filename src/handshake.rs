@@ -87,6 +87,15 @@ fn connect_error(endpoint: &Endpoint, timeout: Duration, e: TransportError) -> R
                 after: timeout,
             }
         }
+        // A transport's own set-up (a TLS handshake) that got no answer in time.
+        TransportError::TimedOut => RpcError::ConnectTimeout {
+            detail: "the server took the connection but did not answer its set-up (a TLS \
+                     handshake): it is stopped (SIGSTOP?) or overloaded; check that it runs, \
+                     or raise `connect_timeout` in the endpoint (e.g. `?connect_timeout=10s`)"
+                .into(),
+            endpoint: shown,
+            after: timeout,
+        },
         TransportError::NoServer { context, source } => RpcError::NoServer {
             detail: detail(context),
             endpoint: shown,

@@ -548,10 +548,10 @@ pub fn connect_to_missing_server_fails_clearly(t: Transport, _: String) {
 /// generic I/O error. Shared memory's rendezvous is abstract: nothing is left, and
 /// connecting says `NoServer`.
 pub fn connect_to_a_killed_servers_endpoint_says_stale(t: Transport, name: String) {
-    if !t.multi_client() || t == Transport::tcp {
+    if !t.multi_client() || matches!(t.endpoint().endpoint.scheme(), "tcp" | "tls") {
         return skip(
             t,
-            "a pipe has no address, and a TCP port leaves nothing behind",
+            "a pipe has no address, and a TCP (or TLS) port leaves nothing behind",
         );
     }
     watchdog(WATCHDOG, move || {
@@ -1403,6 +1403,10 @@ fn objects_of(ep: &TestEndpoint) -> Vec<String> {
             })
             .unwrap_or_default()
     };
+    // A port has no named object (a `tls:` endpoint's directory holds its certificates).
+    if matches!(ep.endpoint.scheme(), "tcp" | "tls") {
+        return Vec::new();
+    }
     match (&ep.dir, ep.endpoint.kind().name()) {
         (Some(dir), _) => list(dir, None),
         (None, Some(name)) => {
@@ -1472,7 +1476,7 @@ pub fn a_signal_shuts_the_server_down_and_removes_its_objects(t: Transport, name
             };
             thread::sleep(Duration::from_millis(50));
             // TCP has no named object, shared memory's rendezvous is abstract.
-            if t != Transport::tcp && t != Transport::shm {
+            if !matches!(ep.endpoint.scheme(), "tcp" | "tls" | "shm") {
                 assert!(!objects_of(&ep).is_empty(), "{t:?}");
             }
             kill(Pid::from_raw(child.id() as i32), signal).unwrap();
@@ -1546,7 +1550,8 @@ pub fn cleanup_removes_a_killed_servers_objects_and_refuses_a_live_ones(
         let live = ipc_rpc::serve(&ep.endpoint, ProbeServer::new(ProbeImpl)).unwrap();
         let before = objects_of(&ep);
         let refused = ipc_rpc::cleanup(&live.endpoint());
-        if t == Transport::tcp {
+        let port_only = matches!(ep.endpoint.scheme(), "tcp" | "tls");
+        if port_only {
             // A port leaves nothing behind: nothing to do, nothing to refuse.
             assert!(refused.is_ok(), "{refused:?}");
         } else {
@@ -1573,7 +1578,7 @@ pub fn cleanup_removes_a_killed_servers_objects_and_refuses_a_live_ones(
         let endpoint = killed.endpoint.clone();
         killed.kill();
         // TCP leaves nothing, nor does shared memory (an abstract rendezvous).
-        if t != Transport::tcp && t != Transport::shm {
+        if !port_only && t != Transport::shm {
             assert!(!objects_of(&ep).is_empty(), "{t:?}: SIGKILL left nothing?");
         }
         ipc_rpc::cleanup(&endpoint).unwrap();

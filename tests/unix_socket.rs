@@ -82,3 +82,65 @@ fn missing_directory_is_reported() {
     assert!(chain.contains("does not exist; create it first"), "{chain}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `wait_for_signal` handles the first SIGTERM (a graceful shutdown, which waits for a
+/// call in flight) and puts the default disposition back: a second SIGTERM during that
+/// shutdown ends the process at once.
+#[test]
+fn a_second_signal_during_a_slow_shutdown_ends_the_server_at_once() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    serve_if_child();
+    let test = "a_second_signal_during_a_slow_shutdown_ends_the_server_at_once";
+    watchdog(Duration::from_secs(30), move || {
+        let ep = Transport::unix.endpoint();
+        let mut child = KillOnDrop(
+            Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", test, "--nocapture", "--test-threads=1"])
+                .env(ROLE_VAR, "signal-server")
+                .env(ENDPOINT_VAR, ep.endpoint.to_string())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let bound: Endpoint = loop {
+            let line = lines.next().expect("the child said nothing").unwrap();
+            if let Some((_, ep)) = line.split_once("READY ") {
+                break ep.parse().unwrap();
+            }
+        };
+        let client = ProbeClient::connect(&bound).unwrap();
+        // A call that keeps the graceful shutdown waiting (its grace is 2 s).
+        let slow = std::thread::spawn(move || client.sleep_ms(1500));
+        std::thread::sleep(Duration::from_millis(100));
+        let pid = Pid::from_raw(child.id() as i32);
+        kill(pid, Signal::SIGTERM).unwrap();
+        // The first signal was taken (and the default disposition put back) once the
+        // shutdown removed the socket file; the call in flight keeps it going.
+        let ipc_rpc::EndpointKind::Unix { path, .. } = bound.kind() else {
+            unreachable!()
+        };
+        let until = Instant::now() + Duration::from_secs(5);
+        while std::path::Path::new(path).exists() {
+            assert!(Instant::now() < until, "the first SIGTERM was not taken");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let second = Instant::now();
+        kill(pid, Signal::SIGTERM).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(Signal::SIGTERM as i32), "{status:?}");
+        assert!(
+            second.elapsed() < Duration::from_millis(1000),
+            "{:?}",
+            second.elapsed()
+        );
+        // The call in flight lost its server.
+        assert!(slow.join().unwrap().is_err());
+    });
+}

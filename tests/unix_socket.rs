@@ -88,9 +88,7 @@ fn missing_directory_is_reported() {
 /// shutdown ends the process at once.
 #[test]
 fn a_second_signal_during_a_slow_shutdown_ends_the_server_at_once() {
-    use std::io::{BufRead, BufReader};
     use std::os::unix::process::ExitStatusExt;
-    use std::process::{Command, Stdio};
     use std::time::Instant;
 
     use nix::sys::signal::{Signal, kill};
@@ -99,22 +97,7 @@ fn a_second_signal_during_a_slow_shutdown_ends_the_server_at_once() {
     let test = "a_second_signal_during_a_slow_shutdown_ends_the_server_at_once";
     watchdog(Duration::from_secs(30), move || {
         let ep = Transport::unix.endpoint();
-        let mut child = KillOnDrop(
-            Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", test, "--nocapture", "--test-threads=1"])
-                .env(ROLE_VAR, "signal-server")
-                .env(ENDPOINT_VAR, ep.endpoint.to_string())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        );
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let bound: Endpoint = loop {
-            let line = lines.next().expect("the child said nothing").unwrap();
-            if let Some((_, ep)) = line.split_once("READY ") {
-                break ep.parse().unwrap();
-            }
-        };
+        let (mut child, _lines, bound) = spawn_signal_server(test, &ep.endpoint);
         let client = ProbeClient::connect(&bound).unwrap();
         // A call that keeps the graceful shutdown waiting (its grace is 2 s).
         let slow = std::thread::spawn(move || client.sleep_ms(1500));

@@ -770,3 +770,34 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Starts this test binary, re-run for `test_name`, as a child that serves `Probe` on
+/// `endpoint` until SIGTERM or SIGINT (`ServerHandle::wait_for_signal`, role
+/// `signal-server`), and waits until it says `READY`. Returns the child (killed if the
+/// test fails first), the rest of its output, and the endpoint as bound.
+pub fn spawn_signal_server(
+    test_name: &str,
+    endpoint: &Endpoint,
+) -> (
+    KillOnDrop,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+    Endpoint,
+) {
+    let mut child = KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+            .env(ROLE_VAR, "signal-server")
+            .env(ENDPOINT_VAR, endpoint.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let bound = loop {
+        let line = lines.next().expect("the child said nothing").unwrap();
+        if let Some((_, ep)) = line.split_once("READY ") {
+            break ep.parse().unwrap();
+        }
+    };
+    (child, lines, bound)
+}

@@ -1423,7 +1423,7 @@ fn objects_of(ep: &TestEndpoint) -> Vec<String> {
 /// flight answered, and removes every object of its endpoint; a `pipe` child's wait
 /// also ends when its parent closes the pipe.
 pub fn a_signal_shuts_the_server_down_and_removes_its_objects(t: Transport, name: String) {
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::Read;
     use std::process::{Command, Stdio};
 
     use nix::sys::signal::{Signal, kill};
@@ -1449,16 +1449,7 @@ pub fn a_signal_shuts_the_server_down_and_removes_its_objects(t: Transport, name
         for signal in [Signal::SIGTERM, Signal::SIGINT] {
             let ep = t.endpoint();
             // Killed if this test fails before it signals the child.
-            let mut child = KillOnDrop(
-                Command::new(std::env::current_exe().unwrap())
-                    .args(["--exact", &name, "--nocapture", "--test-threads=1"])
-                    .env(ROLE_VAR, "signal-server")
-                    .env(ENDPOINT_VAR, ep.endpoint.to_string())
-                    .stdout(Stdio::piped())
-                    .spawn()
-                    .unwrap(),
-            );
-            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            let (mut child, mut lines, bound) = spawn_signal_server(&name, &ep.endpoint);
             let mut said = |word: &str| -> String {
                 for line in lines.by_ref() {
                     let line = line.unwrap();
@@ -1468,7 +1459,6 @@ pub fn a_signal_shuts_the_server_down_and_removes_its_objects(t: Transport, name
                 }
                 panic!("{t:?}: the child exited before saying {word}");
             };
-            let bound: ipc_rpc::Endpoint = said("READY ").parse().unwrap();
             let client = ProbeClient::connect(&bound).unwrap();
             let slow = {
                 let client = client.clone();

@@ -825,12 +825,7 @@ mod poller {
         watchdog(Duration::from_secs(30), || {
             let endpoint = unique("");
             let mut listener = transports::listen(&endpoint).unwrap();
-            let name = endpoint
-                .kind()
-                .name()
-                .unwrap()
-                .trim_start_matches('/')
-                .to_owned();
+            let name = endpoint.kind().name().unwrap().to_owned();
             let silent = transports::test_util::shm::connect_rendezvous(&name).unwrap();
             let offered = listener.accept().unwrap();
             let fds = owned(
@@ -862,12 +857,7 @@ mod poller {
         watchdog(Duration::from_secs(30), || {
             let endpoint = unique("");
             let mut listener = transports::listen(&endpoint).unwrap();
-            let name = endpoint
-                .kind()
-                .name()
-                .unwrap()
-                .trim_start_matches('/')
-                .to_owned();
+            let name = endpoint.kind().name().unwrap().to_owned();
             let mut dribbler = transports::test_util::shm::connect_rendezvous(&name).unwrap();
             std::io::Write::write_all(&mut dribbler, b"IPC").unwrap();
             let offered = listener.accept().unwrap();

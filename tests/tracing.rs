@@ -118,3 +118,20 @@ fn servers_and_clients_report_what_happens_to_their_connections() {
     assert!(ProbeClient::connect(&at).is_err());
     logged(&["WARN ipc_rpc:", "ipc_rpc: connect failed", "no server"]);
 }
+
+/// A client over `max_connections` is refused, and the server says so.
+#[test]
+fn a_refusal_at_max_connections_is_reported() {
+    install();
+    let ep = Transport::unix.endpoint_with("max_connections=1");
+    let server = ipc_rpc::serve(&ep.endpoint, ProbeServer::new(ProbeImpl)).unwrap();
+    let first = ProbeClient::connect(&server.endpoint()).unwrap();
+    assert_eq!(first.add(1, 1).unwrap(), 2);
+    assert!(ProbeClient::connect(&server.endpoint()).is_err());
+    logged(&[
+        "WARN ipc_rpc:",
+        "connection refused: server at max_connections=1",
+    ]);
+    drop(first);
+    server.shutdown();
+}

@@ -26,7 +26,7 @@ use ipc_rpc::{Endpoint, ipc_service};
 use serde::{Deserialize, Serialize};
 
 /// What can go wrong in the calculator itself (an application error, sent as a value).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ipc_rpc::Schema)]
 pub enum MathError {
     /// The divisor was zero.
     DivideByZero,

@@ -6,7 +6,7 @@ pub use crate::handshake::connect;
 #[cfg(feature = "tokio")]
 pub use crate::handshake::connect_async;
 pub use rpc_core::codec::FrameBuf;
-pub use rpc_core::fingerprint;
+pub use rpc_core::schema::{Arg, MethodInfo, NamedType};
 
 use rpc_core::codec::{BytesRef, Payload, encode_frame};
 use rpc_core::{Client, CodecError, RpcError};

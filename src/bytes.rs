@@ -86,6 +86,15 @@ impl Bytes {
     }
 }
 
+/// A byte string: the same structure as `Vec<u8>` (see `rpc_core::schema`), so the
+/// two stay interchangeable between client and server.
+impl rpc_core::Schema for Bytes {
+    const SCHEMA: &'static rpc_core::schema::NamedType = &rpc_core::schema::NamedType {
+        name: "Bytes",
+        ty: &rpc_core::schema::DataModelType::ByteArray,
+    };
+}
+
 impl fmt::Debug for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)

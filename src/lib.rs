@@ -56,12 +56,14 @@ pub use child::{ServiceClient, connect, serve_parent, spawn_child, spawn_child_w
 pub use child_async::{AsyncServiceClient, spawn_child_async, spawn_child_async_with};
 #[cfg(feature = "tokio")]
 pub use rpc_core::async_client::AsyncClient;
+pub use rpc_core::schema;
+pub use rpc_core::schema::Schema;
 pub use rpc_core::server::{cancelled, current_peer as peer, deadline};
 pub use rpc_core::{
-    Client, CodecError, FrameLimit, PeerCredentials, RemoteError, RpcError, ServeError,
+    Client, CodecError, FrameLimit, MethodInfo, PeerCredentials, RemoteError, RpcError, ServeError,
     ServiceInfo, TransportError,
 };
-pub use rpc_macros::ipc_service;
+pub use rpc_macros::{Schema, ipc_service};
 pub use server::{ServerHandle, Stopped, cleanup, serve};
 pub use transports::{
     Endpoint, EndpointError, EndpointKind, MqOptions, ShmOptions, TcpOptions, TlsOptions,

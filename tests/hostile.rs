@@ -456,7 +456,7 @@ fn ask_for_a_reply_and_never_read_it(endpoint: &ipc_rpc::Endpoint) -> rpc_core::
     let fill = ProbeClient::SERVICE
         .methods
         .iter()
-        .position(|m| *m == "fill")
+        .position(|m| m.name == "fill")
         .unwrap() as u16;
     let mut request = Vec::new();
     let mut buf = FrameBuf::vec(&mut request);

@@ -50,6 +50,11 @@ impl Serialize for Msg {
     }
 }
 
+/// Written as a byte string (above), so its schema is one.
+impl ipc_rpc::Schema for Msg {
+    const SCHEMA: &'static ipc_rpc::schema::NamedType = <ipc_rpc::Bytes as ipc_rpc::Schema>::SCHEMA;
+}
+
 impl<'de> Deserialize<'de> for Msg {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;

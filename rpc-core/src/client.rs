@@ -48,7 +48,7 @@ impl Client {
     ///
     /// ```
     /// use rpc_core::{Client, ServiceInfo, transport::mem};
-    /// static INFO: ServiceInfo = ServiceInfo { name: "Nothing", fingerprint: 1, methods: &[] };
+    /// static INFO: ServiceInfo = ServiceInfo { name: "Nothing", methods: &[] };
     /// let (client_end, server_end) = mem::pair();
     /// drop(server_end); // nobody answers the handshake
     /// assert!(Client::handshake(Box::new(client_end), &INFO).unwrap_err().is_disconnected());
@@ -73,7 +73,7 @@ impl Client {
     /// ```
     /// use std::time::Duration;
     /// use rpc_core::{Client, RpcError, ServiceInfo, transport::mem};
-    /// static INFO: ServiceInfo = ServiceInfo { name: "Nothing", fingerprint: 1, methods: &[] };
+    /// static INFO: ServiceInfo = ServiceInfo { name: "Nothing", methods: &[] };
     /// let (client_end, _server_end) = mem::pair(); // connected, but never answers
     /// let e = Client::handshake_within(Box::new(client_end), &INFO, Duration::from_millis(50));
     /// assert!(matches!(e, Err(RpcError::ConnectTimeout { .. })));

@@ -29,7 +29,7 @@ use crate::transport::closed::{ClosedCloser, ClosedReceiver, ClosedSender};
 use crate::transport::{Closer, FrameReceiver, FrameSender, Parts, Transport};
 use crate::wire::{self, Hello, MAGIC, PROTOCOL_VERSION, Preamble, STATUS_ERR, STATUS_OK, Welcome};
 
-use crate::wire::HANDSHAKE_MAX_FRAME;
+use crate::schema::{MethodRoutes, ServerMethod};
 pub use crate::wire::HANDSHAKE_TIMEOUT;
 
 /// How long a call that timed out tries to tell the server it gave up.
@@ -69,6 +69,8 @@ pub(crate) struct Connection {
     server_limit: Option<usize>,
     /// This side's own `max_frame` (the transport's).
     frame_limit: usize,
+    /// Where this client's methods are on the server (learned from its welcome).
+    routes: MethodRoutes,
     /// The CPU the caller reading replies for others ran on when it last handed one
     /// over ([`NO_CPU`] before): a caller on the same CPU does not spin, since it would
     /// only take the time the reader (or the callers it wakes) needs.
@@ -144,6 +146,8 @@ pub(crate) struct Handshaken {
     pub(crate) frame_limit: usize,
     /// The server's `max_frame` where it is under this side's.
     pub(crate) server_limit: Option<usize>,
+    /// Where this client's methods are on the server.
+    pub(crate) routes: MethodRoutes,
 }
 
 /// Performs the client's half of the handshake over a connected transport, within
@@ -158,6 +162,7 @@ pub(crate) fn handshake(
     Ok(Arc::new_cyclic(|me| Connection {
         server_limit: shaken.server_limit,
         frame_limit: shaken.frame_limit,
+        routes: shaken.routes,
         me: me.clone(),
         peer: shaken.peer,
         service,
@@ -207,7 +212,9 @@ pub(crate) fn handshake_parts(
         closer,
     } = transport.split().map_err(|e| transport_error(&peer, e))?;
     let frame_limit = receiver.frame_limit();
-    receiver.set_max_frame(HANDSHAKE_MAX_FRAME);
+    // The welcome lists the server's methods: it may be larger than a hello, and
+    // comes from the server this client chose, so it is held to this side's own limit.
+    receiver.set_max_frame(frame_limit);
     sender.set_deadline(Some(deadline));
 
     let mut buf = Vec::with_capacity(256);
@@ -215,7 +222,6 @@ pub(crate) fn handshake_parts(
         magic: MAGIC,
         protocol: PROTOCOL_VERSION,
         service: service.name,
-        fingerprint: service.fingerprint,
         max_frame: frame_limit as u64,
     };
     encode_into(&hello, &mut buf, "handshake")?;
@@ -267,20 +273,22 @@ pub(crate) fn handshake_parts(
     let Ok(welcome) = decode_prefix::<Welcome<'_>>(&mut &frame[..], "welcome") else {
         return Err(not_welcome(peer));
     };
-    if !welcome.accepted
-        || welcome.protocol != PROTOCOL_VERSION
-        || welcome.service != service.name
-        || welcome.fingerprint != service.fingerprint
+    if !welcome.accepted || welcome.protocol != PROTOCOL_VERSION || welcome.service != service.name
     {
         return Err(RpcError::Incompatible {
-            client: format!("{service}, protocol {PROTOCOL_VERSION}"),
-            server: format!(
-                "`{}` (fingerprint {:016x}), protocol {}",
-                welcome.service, welcome.fingerprint, welcome.protocol
-            ),
+            client: format!("`{}`, protocol {PROTOCOL_VERSION}", service.name),
+            server: format!("`{}`, protocol {}", welcome.service, welcome.protocol),
             peer,
         });
     }
+    let routes = MethodRoutes::new(
+        service,
+        welcome.methods.iter().map(|m| ServerMethod {
+            name: m.name,
+            fingerprint: m.fingerprint,
+            signature: m.signature,
+        }),
+    );
 
     let server_limit = usize::try_from(welcome.max_frame).unwrap_or(usize::MAX);
     receiver.set_max_frame(usize::MAX);
@@ -296,6 +304,7 @@ pub(crate) fn handshake_parts(
         server_limit: (server_limit < frame_limit).then_some(server_limit),
         wait_spin,
         buf,
+        routes,
     })
 }
 
@@ -637,6 +646,10 @@ impl Connection {
     {
         let id = call.id;
         let overlaps = call.overlaps;
+        let wire_method = match self.routes.wire_method(request.method, &self.peer) {
+            Ok(at) => at,
+            Err(e) => return Err(SendError::Refused(e)),
+        };
         let Request {
             method,
             encode_args,
@@ -649,7 +662,7 @@ impl Connection {
         let Sending { sender, buf } = &mut *sending;
         sender.set_deadline(deadline);
         let write = |out: &mut FrameBuf<'_>| {
-            wire::encode_request_header(id, method, remaining, overlaps, out)?;
+            wire::encode_request_header(id, wire_method, remaining, overlaps, out)?;
             encode_args(out)?;
             match bulk_bytes {
                 Some(bytes) => encode_bulk_len(bytes.len(), out),
@@ -1104,7 +1117,6 @@ mod tests {
 
     static INFO: ServiceInfo = ServiceInfo {
         name: "Nothing",
-        fingerprint: 7,
         methods: &[],
     };
 
@@ -1167,9 +1179,9 @@ mod tests {
                 magic: MAGIC,
                 protocol: PROTOCOL_VERSION,
                 service: INFO.name,
-                fingerprint: INFO.fingerprint,
                 accepted: true,
                 max_frame: 1 << 20,
+                methods: Vec::new(),
             },
             &mut welcome,
             "welcome",

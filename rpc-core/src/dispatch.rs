@@ -1,6 +1,5 @@
 //! What a generated `{Trait}Server<S>` implements, and what identifies a service.
 
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
@@ -8,56 +7,9 @@ use serde::Serialize;
 
 use crate::codec::{FrameBuf, Payload, encode_bulk_len, encode_frame, send_frame};
 use crate::error::{CodecError, TransportError};
+pub use crate::schema::ServiceInfo;
 use crate::transport::FrameSender;
 use crate::wire::{self, STATUS_OK};
-
-/// Identifies a service: its name, its methods, and a fingerprint of their signatures.
-///
-/// `#[ipc_service]` generates one per trait; the handshake compares name and
-/// fingerprint, so a client built from another trait or another version of it gets
-/// `RpcError::Incompatible` instead of garbled values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ServiceInfo {
-    /// The trait's name.
-    pub name: &'static str,
-    /// [`fingerprint`] of every method's name and signature, in order.
-    pub fingerprint: u64,
-    /// The methods' names, indexed by method number.
-    pub methods: &'static [&'static str],
-}
-
-impl ServiceInfo {
-    /// The name of method `index`, or `"?"` for an unknown index.
-    pub fn method_name(&self, index: u16) -> &'static str {
-        self.methods.get(usize::from(index)).copied().unwrap_or("?")
-    }
-}
-
-impl fmt::Display for ServiceInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}` (fingerprint {:016x})", self.name, self.fingerprint)
-    }
-}
-
-/// FNV-1a over the canonical signature text; `const` so the macro can bake it in.
-///
-/// # Examples
-///
-/// ```
-/// const FP: u64 = rpc_core::fingerprint("Calculator{add(i64,i64)->i64;}");
-/// assert_ne!(FP, rpc_core::fingerprint("Calculator{add(i32,i32)->i32;}"));
-/// ```
-pub const fn fingerprint(signature: &str) -> u64 {
-    let bytes = signature.as_bytes();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0;
-    while i < bytes.len() {
-        hash ^= bytes[i] as u64;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        i += 1;
-    }
-    hash
-}
 
 /// Why a request could not be run.
 #[derive(Debug)]

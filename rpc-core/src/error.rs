@@ -317,10 +317,27 @@ pub enum RpcError {
     Incompatible {
         /// The endpoint of the server.
         peer: Arc<str>,
-        /// This side: service name and fingerprint.
+        /// This side: service name and protocol.
         client: String,
-        /// The server's service name and fingerprint.
+        /// The server's service name and protocol.
         server: String,
+    },
+    /// This method cannot be called on this server: it has no method of that name (it
+    /// runs an older version of the service), or that method's arguments or reply
+    /// have another structure (see `rpc_core::schema`). Only this call fails: the
+    /// connection and the methods both sides agree on stay usable.
+    #[error("{}", method_mismatch(peer, service, method, client, server.as_deref()))]
+    MethodMismatch {
+        /// The endpoint of the server.
+        peer: Arc<str>,
+        /// The service's name.
+        service: &'static str,
+        /// The method's name.
+        method: &'static str,
+        /// This client's signature of it.
+        client: Box<str>,
+        /// The server's, if it has a method of that name.
+        server: Option<Box<str>>,
     },
     /// The handler panicked on the server; the server goes on serving.
     #[error("handler `{method}` panicked on the server: {message}")]
@@ -551,3 +568,26 @@ macro_rules! debug_as_display {
 }
 
 debug_as_display!(TransportError, CodecError, RpcError, ServeError);
+
+/// The text of [`RpcError::MethodMismatch`].
+fn method_mismatch(
+    peer: &str,
+    service: &str,
+    method: &str,
+    client: &str,
+    server: Option<&str>,
+) -> String {
+    match server {
+        Some(server) => format!(
+            "`{service}::{method}` differs between this client and the server at {peer}: \
+             the client has `{client}`, the server `{server}`; build both from the same \
+             version of the types (see \"Compatible changes\" in the README); the other \
+             methods work"
+        ),
+        None => format!(
+            "the server at {peer} has no method `{service}::{method}` (the client's is \
+             `{client}`): it runs an older version of `{service}`; upgrade the server or do \
+             not call `{method}` there; the other methods work"
+        ),
+    }
+}

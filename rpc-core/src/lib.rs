@@ -18,7 +18,7 @@
 //! | layer | modules | what |
 //! |---|---|---|
 //! | 0 | [`error`], [`limits`] | one error type per layer; frame, in-flight and connection limits |
-//! | 1 | [`buf`], [`endpoint`] | [`buf::FrameBuf`] (where encoders write) and [`buf::Payload`] (a received frame left to decode); [`Endpoint`]: a mechanism, its address and its options, parsed and written as a string |
+//! | 1 | [`buf`], [`endpoint`], [`schema`] | [`buf::FrameBuf`] (where encoders write) and [`buf::Payload`] (a received frame left to decode); [`Endpoint`]: a mechanism, its address and its options, parsed and written as a string; [`ServiceInfo`]: a service's methods, their structure and fingerprints, and where a client's methods go on a server ([`schema::MethodRoutes`]) |
 //! | 2 | [`transport`] (+ [`transport::mem`]) | the contract every mechanism implements; a [`Listener`] reports its [`Endpoint`] |
 //! | 3 | [`framing`], [`codec`] | length-prefixed frames on byte streams; postcard behind [`CodecError`] |
 //! | 4 | [`wire`] | the handshake and the request/reply envelope (deadline, overlap flag, cancel) |
@@ -40,6 +40,7 @@ pub mod log;
 
 pub mod buf;
 pub mod endpoint;
+pub mod schema;
 
 pub mod transport;
 
@@ -63,11 +64,12 @@ pub mod server;
 pub mod supervisor;
 
 pub use client::Client;
-pub use dispatch::{Dispatch, DispatchError, Reply, ServiceInfo, fingerprint};
+pub use dispatch::{Dispatch, DispatchError, Reply};
 pub use endpoint::{Endpoint, EndpointError, EndpointKind};
 pub use error::{
     BoxError, CodecError, FrameLimit, RemoteError, RpcError, ServeError, TransportError,
 };
+pub use schema::{MethodInfo, Schema, ServiceInfo};
 pub use server::RunningServer;
 pub use transport::{
     Closer, FrameReceiver, FrameSender, Listener, Parts, PeerCredentials, Readiness, Transport,

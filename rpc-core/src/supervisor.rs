@@ -394,8 +394,14 @@ mod tests {
 
     static INFO: ServiceInfo = ServiceInfo {
         name: "Nap",
-        fingerprint: 42,
-        methods: &["nap"],
+        methods: &[crate::schema::MethodInfo::new(
+            "nap",
+            &[crate::schema::Arg {
+                name: "ms",
+                schema: <u64 as crate::schema::Schema>::SCHEMA,
+            }],
+            <u64 as crate::schema::Schema>::SCHEMA,
+        )],
     };
 
     /// Sleeps the given milliseconds, then answers with its worker number; counts

@@ -4,14 +4,17 @@
 //! connect:   client ── Hello   ──▶ server      then   client ◀── Welcome ── server
 //! each call: client ── Request ──▶ server      then   client ◀── Response ── server
 //!
-//! Hello    = "IPCR" protocol:u16 service:str fingerprint:u64
-//! Welcome  = "IPCR" protocol:u16 service:str fingerprint:u64 accepted:bool
+//! Hello    = "IPCR" protocol:u16 service:str max_frame:varint
+//! Welcome  = "IPCR" protocol:u16 service:str accepted:bool max_frame:varint
+//!            methods:[name:str fingerprint:u64 signature:str]   (the server's, in its order)
 //! Refusal  = "IPCX" reason:str                            (instead of Welcome, then close)
 //! Request  = id:varint method:varint deadline:varint flags:u8 args...  (each argument, postcard, in order)
 //! Cancel   = id:varint 0xFFFF:varint  0:varint 0:u8              (the caller gave up on call `id`)
 //! Response = id:varint status:u8      payload                (0: the return value, 1: RemoteError)
 //! ```
 //!
+//! A request's `method` is the server's number for it (its index in the welcome's
+//! list): the client maps its methods to the server's by name and fingerprint.
 //! A request's `deadline` is the time the caller still waits, in microseconds, plus
 //! one (0: no deadline); the server counts it from when the request arrives, so the
 //! two clocks need not agree. Flag [`FLAG_OVERLAPS`] says that other calls of the
@@ -29,7 +32,7 @@ use crate::codec::{FrameBuf, decode_prefix, encode_frame};
 use crate::error::CodecError;
 
 /// Version of this envelope; a mismatch is reported as `RpcError::Incompatible`.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// How long either side waits for the other's handshake frame (the client for the
 /// welcome, the server for the hello) before it gives up on the connection.
@@ -52,8 +55,6 @@ pub struct Hello<'a> {
     pub protocol: u16,
     /// The service the client was generated for.
     pub service: &'a str,
-    /// The client's signature fingerprint.
-    pub fingerprint: u64,
     /// The largest frame the client takes (its `max_frame`): the server answers a
     /// reply larger than that with an error for that call instead.
     pub max_frame: u64,
@@ -79,13 +80,27 @@ pub struct Welcome<'a> {
     pub protocol: u16,
     /// The service the server runs.
     pub service: &'a str,
-    /// The server's signature fingerprint.
-    pub fingerprint: u64,
     /// Whether the server accepted the client; if not it closes the connection.
     pub accepted: bool,
     /// The largest frame the server takes (its `max_frame`): the client refuses a
     /// request larger than that before sending anything.
     pub max_frame: u64,
+    /// The server's methods, in its order (a request names one by its index here):
+    /// the client maps its own to them by name and fingerprint.
+    #[serde(borrow)]
+    pub methods: Vec<WelcomeMethod<'a>>,
+}
+
+/// One of the server's methods, as its [`Welcome`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WelcomeMethod<'a> {
+    /// The method's name.
+    pub name: &'a str,
+    /// Its fingerprint (`rpc_core::schema::fingerprint`).
+    pub fingerprint: u64,
+    /// Its signature as text, for the client's error if the fingerprints differ; empty
+    /// if the whole welcome would not fit the client's `max_frame` with them.
+    pub signature: &'a str,
 }
 
 /// First bytes of a [`Refusal`]; distinct from [`MAGIC`], so a client tells it from a
@@ -319,7 +334,6 @@ mod tests {
             magic: MAGIC,
             protocol: PROTOCOL_VERSION,
             service: "Calculator",
-            fingerprint: 42,
             max_frame: 65536,
         };
         let mut buf = Vec::new();

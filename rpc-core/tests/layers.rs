@@ -7,7 +7,7 @@ use std::path::Path;
 /// The module map of `src/lib.rs`, bottom layer first.
 const LAYERS: &[&[&str]] = &[
     &["error", "limits"],
-    &["buf", "endpoint"],
+    &["buf", "endpoint", "schema"],
     &["transport"],
     &["framing", "codec"],
     &["wire"],

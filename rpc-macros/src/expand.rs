@@ -4,12 +4,12 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::spanned::Spanned;
 
-use crate::ast::ServiceDef;
 use crate::attr::ServiceArgs;
 use crate::{fallback, valid};
 
 mod async_client;
 mod client;
+mod info;
 mod server;
 
 pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
@@ -70,48 +70,5 @@ fn item_keyword_span(item: &syn::Item) -> proc_macro2::Span {
         syn::Item::Union(u) => u.union_token.span,
         syn::Item::Type(t) => t.type_token.span,
         other => other.span(),
-    }
-}
-
-/// The text the fingerprint is computed over: the service name, then each method's
-/// name and signature (argument and return types as written), in order. The generated
-/// code hashes it with `rpc_core::fingerprint` in a `const`, so the hash is written once.
-pub(crate) fn signature_text(service: &ServiceDef<'_>) -> String {
-    let squash = |t: &dyn quote::ToTokens| {
-        quote!(#t)
-            .to_string()
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect::<String>()
-    };
-    let mut text = format!("{}{{", service.ident());
-    for m in &service.methods {
-        let args: Vec<String> = m.args.iter().map(|a| squash(a.ty)).collect();
-        let ret = m.output.map_or_else(|| "()".to_owned(), |t| squash(t));
-        text.push_str(&format!(
-            "{}({})->{};",
-            crate::names::plain(m.ident()),
-            args.join(","),
-            ret
-        ));
-    }
-    text.push('}');
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signature_text_lists_methods_and_types_without_spaces() {
-        let t: syn::ItemTrait = syn::parse_quote! {
-            trait Calc { fn add(&self, a: i64, b: Vec<u8>) -> Result<i64, E>; fn reset(&self); }
-        };
-        let s = valid::check(&t).unwrap();
-        assert_eq!(
-            signature_text(&s),
-            "Calc{add(i64,Vec<u8>)->Result<i64,E>;reset()->();}"
-        );
     }
 }

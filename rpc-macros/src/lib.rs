@@ -9,6 +9,7 @@ mod attr;
 mod expand;
 mod fallback;
 mod names;
+mod schema_derive;
 mod valid;
 
 /// Turns a trait into a cross-process service: a client stub and a server dispatcher.
@@ -64,13 +65,18 @@ mod valid;
 ///   it to `ipc_rpc::serve`.
 ///
 /// Methods are numbered in declaration order. The handshake compares the service name
-/// and a fingerprint of every method's name and signature (types as written), so a
-/// client built from another trait or another version gets `RpcError::Incompatible`.
+/// (another service is `RpcError::Incompatible`), and the server lists its methods with
+/// a fingerprint of each one's arguments' and reply's *structure*: the client calls each
+/// of its methods by the server's number for it, and a method the server lacks or
+/// whose structure differs fails that call only, with `RpcError::MethodMismatch`
+/// showing both signatures.
 ///
 /// # What it accepts
 ///
 /// Methods taking `&self` and zero or more owned arguments whose types implement
-/// serde's `Serialize` and `Deserialize`; any such return type, `()` or none; default
+/// serde's `Serialize` and `Deserialize`, and `ipc_rpc::Schema` (std types do; derive it
+/// on your own: `#[derive(Serialize, Deserialize, ipc_rpc::Schema)]`); any such return
+/// type, `()` or none; default
 /// method bodies; `pub` or private traits; `#[cfg]` on methods.
 ///
 /// A byte string (`Vec<u8>`, `ipc_rpc::Bytes`, or an alias of either) as the last
@@ -93,6 +99,40 @@ mod valid;
 #[proc_macro_attribute]
 pub fn ipc_service(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(attr.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Derives `ipc_rpc::Schema`: the type's structure on the wire, which
+/// `#[ipc_service]` needs for every argument and return type, so that client and
+/// server find out at connect whether they agree on it.
+///
+/// Put it beside serde's derives; it follows their attributes (`rename`, `skip`,
+/// `transparent`) and refuses those whose bytes it cannot describe (`with`,
+/// `flatten`, `untagged`, ...). `#[schema(crate = "path::to::ipc_rpc")]` names the
+/// facade when it is re-exported.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize, ipc_rpc::Schema)]
+/// pub struct JobSpec { pub name: String, pub priority: u8 }
+///
+/// #[derive(Serialize, Deserialize, ipc_rpc::Schema)]
+/// pub enum JobState { Queued, Running { percent: u8 }, Done(i32) }
+///
+/// #[ipc_rpc::ipc_service]
+/// pub trait Jobs {
+///     fn submit(&self, spec: JobSpec) -> u64;
+///     fn state(&self, id: u64) -> Option<JobState>;
+/// }
+///
+/// let submit = &JobsClient::SERVICE.methods[0];
+/// assert_eq!(submit.signature(), "submit(spec: JobSpec { name: String, priority: u8 }) -> u64");
+/// ```
+#[proc_macro_derive(Schema, attributes(schema))]
+pub fn derive_schema(item: TokenStream) -> TokenStream {
+    schema_derive::derive(item.into())
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

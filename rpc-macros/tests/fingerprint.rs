@@ -1,23 +1,22 @@
-//! Pins the handshake fingerprints of sample services. A client and a server built by
-//! different versions of the macro must still agree, so these values never change;
-//! a failure here means the signature text or the hash changed, not the test.
+//! Per-method fingerprints: what changes them (structure) and what does not (names of
+//! types and arguments, aliases, `Vec<u8>` for `Bytes`), and pinned values, since a
+//! client and a server built by different versions of the macro must still agree.
 // Only the generated `SERVICE` constants are read; nothing is implemented or called.
 #![allow(dead_code)]
-// The fingerprint covers types as written, so the nested types stay spelled out.
 #![allow(clippy::type_complexity)]
 
 use std::collections::HashMap;
 
-use ipc_rpc::ipc_service;
+use ipc_rpc::{MethodInfo, ipc_service};
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, ipc_rpc::Schema)]
 struct Point {
     pub x: i32,
     pub y: i32,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, ipc_rpc::Schema)]
 struct NotFound;
 
 #[ipc_service]
@@ -40,32 +39,164 @@ trait Sample {
     }
     #[cfg(any())]
     fn cfg_disabled(&self, never: TypeThatDoesNotExist) -> AlsoMissing;
+    fn after_cfg(&self) -> bool;
 }
 
-/// Values computed by the macro at 9239981, when it still hashed with its own FNV-1a.
+fn method(info: &ipc_rpc::ServiceInfo, name: &str) -> MethodInfo {
+    *info
+        .methods
+        .iter()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| panic!("no method {name}"))
+}
+
+/// Computed when per-method fingerprints were introduced: a change here means the hash
+/// or the structure it covers changed, which breaks every deployed client.
 #[test]
 fn fingerprints_are_pinned() {
-    assert_eq!(CalculatorClient::SERVICE.name, "Calculator");
-    assert_eq!(CalculatorClient::SERVICE.fingerprint, 0x86b2_dcfe_b195_097c);
-    assert_eq!(SampleClient::SERVICE.name, "Sample");
-    assert_eq!(SampleClient::SERVICE.fingerprint, 0x8bea_92d0_e670_1172);
+    let fps: Vec<(&str, u64)> = CalculatorClient::SERVICE
+        .methods
+        .iter()
+        .chain(SampleClient::SERVICE.methods)
+        .map(|m| (m.name, m.fingerprint))
+        .collect();
+    let text = fps
+        .iter()
+        .map(|(n, f)| format!("{n}={f:016x}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(text, PINNED, "fingerprints changed");
 }
 
-/// `rpc_core::fingerprint` is FNV-1a (64-bit), the hash every released macro used.
-#[test]
-fn fingerprint_is_fnv1a() {
-    assert_eq!(rpc_core::fingerprint(""), 0xcbf2_9ce4_8422_2325);
-    assert_eq!(rpc_core::fingerprint("a"), 0xaf63_dc4c_8601_ec8c);
-}
+const PINNED: &str = "add=910031fc03022e93 div=3aca41899553a1a7 reset=3447e0187e4c6125 \
+    type=21bfecf864fc95eb unit_return=cadebf8d5aa294f5 bytes=214538653cec852d \
+    nested=c1cd2228c06759b6 paths=bb158cd6fac7ec58 with_default=4ed2034e6981a64d \
+    =0000000000000000 after_cfg=2f3bb36c8b8703d4";
 
-/// The fingerprint is `rpc_core::fingerprint` of the signature text: the service name,
-/// then each method's name, argument types and return type, whitespace removed.
+/// The signatures spell the structure out, down to the primitives.
 #[test]
-fn fingerprint_is_rpc_core_fingerprint_of_the_signature_text() {
+fn signatures_spell_out_structure() {
+    let sample = SampleClient::SERVICE;
     assert_eq!(
-        CalculatorClient::SERVICE.fingerprint,
-        rpc_core::fingerprint(
-            "Calculator{add(i64,i64)->i64;div(i64,i64)->Result<i64,NotFound>;reset()->();}"
-        )
+        method(sample, "type").signature(),
+        "type(match: u8, fn: String) -> u8"
+    );
+    assert_eq!(
+        method(sample, "nested").signature(),
+        "nested(v: Vec<Option<(u8, String)>>) -> Option<Vec<Vec<(Point { x: i32, y: i32 }, (u8, u8, u8, u8))>>>"
+    );
+    assert_eq!(
+        method(sample, "paths").signature(),
+        "paths(m: Map<String, Vec<u8>>, d: Duration { secs: u64, nanos: u32 }) -> Result<(), NotFound>"
+    );
+    assert_eq!(
+        method(sample, "unit_return").signature(),
+        "unit_return(value: u32)"
+    );
+    // A method `#[cfg]` leaves out keeps its number: the next one is still 8th.
+    assert_eq!(sample.methods.len(), 8);
+    assert_eq!(sample.methods[6].name, "");
+    assert_eq!(sample.methods[7].name, "after_cfg");
+}
+
+/// Two versions of a type, and one service per version whose single method takes it:
+/// whether the method's fingerprint changes.
+macro_rules! versions {
+    ($name:ident, same: $same:expr, { $($v1:tt)* }, { $($v2:tt)* }) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use serde::{Deserialize, Serialize};
+            pub mod v1 {
+                #[allow(unused_imports)]
+                use super::*;
+                $($v1)*
+                #[ipc_rpc::ipc_service]
+                pub trait Svc { fn call(&self, value: T) -> T; }
+            }
+            pub mod v2 {
+                #[allow(unused_imports)]
+                use super::*;
+                $($v2)*
+                #[ipc_rpc::ipc_service]
+                pub trait Svc { fn call(&self, value: T) -> T; }
+            }
+            #[test]
+            fn fingerprint() {
+                let (a, b) = (&v1::SvcClient::SERVICE.methods[0], &v2::SvcClient::SERVICE.methods[0]);
+                assert_eq!(
+                    a.fingerprint == b.fingerprint,
+                    $same,
+                    "{} vs {}",
+                    a.signature(),
+                    b.signature()
+                );
+            }
+        }
+    };
+}
+
+versions!(field_added, same: false,
+    { #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub struct T { a: u32 } },
+    { #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub struct T { a: u32, b: u32 } });
+versions!(field_removed, same: false,
+    { #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub struct T { a: u32, b: u32 } },
+    { #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub struct T { a: u32 } });
+versions!(fields_reordered, same: false,
+    { #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub struct T { a: u32, b: u32 } },
+    { #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub struct T { b: u32, a: u32 } });
+versions!(field_type_changed, same: false,
+    { #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub struct T { a: u32 } },
+    { #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub struct T { a: u64 } });
+versions!(nested_type_changed, same: false,
+    { #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub struct I { n: i8 }
+      #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub struct T { i: Vec<I> } },
+    { #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub struct I { n: i16 }
+      #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub struct T { i: Vec<I> } });
+versions!(variant_added, same: false,
+    { #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub enum T { A, B } },
+    { #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub enum T { A, B, C } });
+versions!(variants_reordered, same: false,
+    { #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub enum T { A, B } },
+    { #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub enum T { B, A } });
+versions!(field_renamed, same: false,
+    { #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub struct T { a: u32 } },
+    { #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub struct T { b: u32 } });
+versions!(serde_rename_keeps_the_name, same: true,
+    { #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub struct T { a: u32 } },
+    { #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub struct T { #[serde(rename = "a")] b: u32 } });
+versions!(type_renamed, same: true,
+    { #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub struct Old { a: u32 } pub type T = Old; },
+    { #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub struct New { a: u32 } pub type T = New; });
+versions!(alias_of_the_same_type, same: true,
+    { pub type T = u64; },
+    { pub type Id = u64; pub type T = Id; });
+versions!(bytes_for_vec_u8, same: true,
+    { pub type T = Vec<u8>; },
+    { pub type T = ipc_rpc::Bytes; });
+versions!(skipped_field_is_not_sent, same: true,
+    { #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub struct T { a: u32 } },
+    { #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub struct T { a: u32, #[serde(skip)] cache: u8 } });
+versions!(tree_shape_changed, same: false,
+    { #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub struct T { v: u8, kids: Vec<T> } },
+    { #[derive(Serialize, Deserialize, ipc_rpc::Schema)] pub struct T { v: u16, kids: Vec<T> } });
+
+/// An argument renamed is the same method; a method renamed is another one.
+#[test]
+fn argument_names_do_not_count() {
+    mod a {
+        #[ipc_rpc::ipc_service]
+        pub trait Svc {
+            fn f(&self, x: u8) -> u8;
+        }
+    }
+    mod b {
+        #[ipc_rpc::ipc_service]
+        pub trait Svc {
+            fn f(&self, renamed: u8) -> u8;
+        }
+    }
+    assert_eq!(
+        a::SvcClient::SERVICE.methods[0].fingerprint,
+        b::SvcClient::SERVICE.methods[0].fingerprint
     );
 }

@@ -20,14 +20,14 @@ pub const ROLE_VAR: &str = "IPC_RPC_TEST_ROLE";
 /// Env var carrying the endpoint the child server binds.
 pub const ENDPOINT_VAR: &str = "IPC_RPC_TEST_ENDPOINT";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ipc_rpc::Schema)]
 pub enum Shape {
     Point,
     Circle { r: f64 },
     Poly(Vec<(i32, i32)>),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ipc_rpc::Schema)]
 pub struct Nested {
     pub name: String,
     pub shapes: Vec<Shape>,
@@ -36,7 +36,7 @@ pub struct Nested {
     pub pair: (u8, i128),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ipc_rpc::Schema)]
 pub enum MathError {
     DivideByZero,
     Overflow { a: i64, b: i64 },
@@ -706,7 +706,6 @@ pub fn probe_hello() -> Vec<u8> {
             magic: rpc_core::wire::MAGIC,
             protocol: rpc_core::wire::PROTOCOL_VERSION,
             service: ProbeClient::SERVICE.name,
-            fingerprint: ProbeClient::SERVICE.fingerprint,
             max_frame: rpc_core::limits::DEFAULT_MAX_FRAME as u64,
         },
         &mut hello,

@@ -791,7 +791,7 @@ pub fn slow_consumer_does_not_hold_up_others(t: Transport, name: String) {
         let fill = ProbeClient::SERVICE
             .methods
             .iter()
-            .position(|m| *m == "fill")
+            .position(|m| m.name == "fill")
             .unwrap() as u16;
         for id in 1..=20u64 {
             let mut request = Vec::new();
@@ -1070,7 +1070,7 @@ pub fn a_request_whose_deadline_passed_is_not_run(t: Transport, name: String) {
         let panic_now = ProbeClient::SERVICE
             .methods
             .iter()
-            .position(|m| *m == "panic_now")
+            .position(|m| m.name == "panic_now")
             .unwrap() as u16;
         let mut request = Vec::new();
         let mut buf = FrameBuf::vec(&mut request);

@@ -9,6 +9,7 @@ use std::thread;
 use crate::connection::{Handshaken, failure};
 use crate::dispatch::ServiceInfo;
 use crate::error::{FrameLimit, RpcError, TransportError};
+use crate::schema::MethodRoutes;
 use crate::transport::{Closer, FrameReceiver, FrameSender, Parts};
 use crate::wire;
 
@@ -23,6 +24,8 @@ pub(super) struct Shared {
     /// The server's `max_frame` where it is under this side's: a larger request is
     /// refused before it is queued.
     pub(super) server_limit: Option<usize>,
+    /// Where this client's methods are on the server.
+    pub(super) routes: MethodRoutes,
     pub(super) service: &'static ServiceInfo,
     pub(super) calls: Mutex<Calls>,
     outbox: Mutex<Outbox>,
@@ -85,6 +88,7 @@ impl Shared {
             peer: shaken.peer,
             frame_limit: shaken.frame_limit,
             server_limit: shaken.server_limit,
+            routes: shaken.routes,
             service,
             calls: Mutex::new(Calls {
                 next_id: 1,

@@ -56,7 +56,7 @@ use io::{Outgoing, Shared};
 /// use rpc_core::async_client::AsyncClient;
 /// use rpc_core::{ServiceInfo, transport::mem};
 ///
-/// static INFO: ServiceInfo = ServiceInfo { name: "Nothing", fingerprint: 1, methods: &[] };
+/// static INFO: ServiceInfo = ServiceInfo { name: "Nothing", methods: &[] };
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let (client_end, server_end) = mem::pair();
@@ -172,6 +172,7 @@ impl AsyncClient {
         decode: impl FnOnce(Payload<'_>) -> Result<R, CodecError>,
     ) -> Result<R, RpcError> {
         let shared = &self.owner.shared;
+        let method = shared.routes.wire_method(method, &shared.peer)?;
         let (reply, overlaps) = Reply::register(shared)?;
         let mut head = Vec::with_capacity(64);
         {

@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use crate::codec::{decode_prefix, encode_into};
 use crate::dispatch::Dispatch;
+use crate::schema::MethodInfo;
 use crate::transport::FrameSender;
-use crate::wire::{Hello, MAGIC, PROTOCOL_VERSION, Preamble, Welcome};
+use crate::wire::{Hello, MAGIC, PROTOCOL_VERSION, Preamble, Welcome, WelcomeMethod};
 
 pub use crate::wire::{HANDSHAKE_MAX_FRAME, HANDSHAKE_TIMEOUT};
 
@@ -43,22 +44,41 @@ pub(super) fn answer(
             "the client wants service `{}`, this server runs `{}`",
             h.service, info.name
         )),
-        Some(h) if h.fingerprint != info.fingerprint => Some(format!(
-            "the client's `{}` has signature fingerprint {:016x}, this server's {:016x}",
-            h.service, h.fingerprint, info.fingerprint
-        )),
         Some(_) => None,
     };
-    let welcome = Welcome {
+    let client_limit = hello.as_ref().map_or(0, |h| h.max_frame);
+    // A limit too large for this machine's `usize` is no limit.
+    let client_limit = usize::try_from(client_limit).unwrap_or(usize::MAX);
+    let signatures: Vec<String> = match refusal {
+        None => info.methods.iter().map(MethodInfo::signature).collect(),
+        Some(_) => Vec::new(),
+    };
+    let mut welcome = Welcome {
         magic: MAGIC,
         protocol: PROTOCOL_VERSION,
         service: info.name,
-        fingerprint: info.fingerprint,
         accepted: refusal.is_none(),
         max_frame: frame_limit as u64,
+        methods: signatures
+            .iter()
+            .zip(info.methods)
+            .map(|(signature, m)| WelcomeMethod {
+                name: m.name,
+                fingerprint: m.fingerprint,
+                signature,
+            })
+            .collect(),
     };
     buf.clear();
     encode_into(&welcome, buf, "welcome").map_err(|e| e.to_string())?;
+    if buf.len() > client_limit && refusal.is_none() {
+        // The signatures are only for error messages: without them it fits.
+        for m in &mut welcome.methods {
+            m.signature = "";
+        }
+        buf.clear();
+        encode_into(&welcome, buf, "welcome").map_err(|e| e.to_string())?;
+    }
     // A peer that does not read the welcome cannot hold the thread.
     sender.set_deadline(Some(Instant::now() + HANDSHAKE_TIMEOUT));
     let sent = sender.send(buf);
@@ -67,7 +87,5 @@ pub(super) fn answer(
         return Err(refusal);
     }
     sent.map_err(|e| format!("the welcome could not be sent: {e}"))?;
-    let client_limit = hello.map_or(0, |h| h.max_frame);
-    // A limit too large for this machine's `usize` is no limit.
-    Ok(usize::try_from(client_limit).unwrap_or(usize::MAX))
+    Ok(client_limit)
 }

@@ -6,7 +6,8 @@ use syn::Path;
 use syn::spanned::Spanned;
 
 use crate::ast::{MethodDef, ServiceDef};
-use crate::expand::{signature_text, wire_kind};
+use crate::expand::info::service_info;
+use crate::expand::wire_kind;
 use crate::names;
 
 pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
@@ -14,8 +15,7 @@ pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
     let trait_ident = service.ident();
     let name = names::plain(trait_ident);
     let client = names::client(trait_ident);
-    let signature = signature_text(service);
-    let method_names = service.methods.iter().map(|m| names::plain(m.ident()));
+    let info = service_info(service, krate);
     let methods = service
         .methods
         .iter()
@@ -55,13 +55,10 @@ pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
         };
 
         impl #client {
-            /// Name, method names and signature fingerprint of this service, as sent in
-            /// the handshake.
-            pub const SERVICE: &'static #krate::ServiceInfo = &#krate::ServiceInfo {
-                name: #name,
-                fingerprint: #krate::__private::fingerprint(#signature),
-                methods: &[#(#method_names),*],
-            };
+            /// Name and methods of this service, each with the structure of its
+            /// arguments and reply and their fingerprint: the client maps its methods to
+            /// the server's by them at connect.
+            pub const SERVICE: &'static #krate::ServiceInfo = #info;
 
             /// Connects to a server of this service at `endpoint`.
             ///

@@ -4,20 +4,20 @@ use std::collections::HashMap;
 use ipc_rpc::ipc_service;
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, ipc_rpc::Schema)]
 pub struct Point {
     pub x: i32,
     pub y: i32,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, ipc_rpc::Schema)]
 pub enum Shape {
     Dot(Point),
     Line { from: Point, to: Point },
     Empty,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, ipc_rpc::Schema)]
 pub struct NotFound;
 
 #[ipc_service]

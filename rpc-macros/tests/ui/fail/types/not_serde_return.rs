@@ -1,5 +1,6 @@
 use ipc_rpc::ipc_service;
 
+#[derive(ipc_rpc::Schema)]
 pub struct NotSerde;
 
 #[ipc_service]

@@ -42,7 +42,7 @@ macro_rules! every_test {
         timeout_returns_timeout_and_client_stays_usable,
         handler_panic_becomes_remote_panic_and_server_keeps_serving,
         other_service_is_incompatible,
-        other_signature_is_incompatible,
+        changed_and_missing_methods_fail_alone,
         eight_threads_share_one_client,
         eight_connections_at_once,
         server_killed_mid_call_returns_disconnected,

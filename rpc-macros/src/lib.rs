@@ -18,7 +18,7 @@ mod valid;
 /// use ipc_rpc::ipc_service;
 /// use serde::{Deserialize, Serialize};
 ///
-/// #[derive(Debug, PartialEq, Serialize, Deserialize)]
+/// #[derive(Debug, PartialEq, Serialize, Deserialize, ipc_rpc::Schema)]
 /// pub enum MathError { DivideByZero }
 ///
 /// #[ipc_service]

@@ -167,13 +167,16 @@ pub trait Other {
     fn add(&self, a: i64, b: i64) -> i64;
 }
 
-/// The same name as `Probe` with another signature, for handshake tests.
+/// Another version of `Probe`: `add` takes other types, `echo` is unchanged (and
+/// moved), `uptime` is new.
 pub mod probe_v2 {
     use ipc_rpc::ipc_service;
 
     #[ipc_service]
     pub trait Probe {
+        fn echo(&self, bytes: Vec<u8>) -> Vec<u8>;
         fn add(&self, a: i32, b: i32) -> i32;
+        fn uptime(&self) -> u64;
     }
 }
 
@@ -444,6 +447,18 @@ impl Fixture {
                     c
                 })
             }
+        }
+    }
+
+    /// A client of another service type `C` that stays connected: over `pipe`, to a
+    /// new child of its own, killed when the returned guard drops (after the client).
+    pub fn connect_kept<C: ipc_rpc::ServiceClient>(
+        &self,
+    ) -> Result<(C, Option<KillOnDrop>), ipc_rpc::RpcError> {
+        match self.endpoint() {
+            Some(ep) => Ok((ipc_rpc::connect::<C>(&ep)?, None)),
+            None => spawn_pipe_child::<C>(&self.test_name, &self.ep.endpoint)
+                .map(|(c, child)| (c, Some(KillOnDrop(child)))),
         }
     }
 

@@ -188,17 +188,41 @@ pub fn other_service_is_incompatible(t: Transport, name: String) {
     });
 }
 
-pub fn other_signature_is_incompatible(t: Transport, name: String) {
+/// Another version of the service connects: the method both agree on works (at the
+/// server's number for it), a changed one and a missing one fail alone, naming both
+/// signatures, and the connection stays usable.
+pub fn changed_and_missing_methods_fail_alone(t: Transport, name: String) {
     watchdog(WATCHDOG, move || {
         let f = t.start(&name, "");
-        let err = f.connect_as::<probe_v2::ProbeClient>().unwrap_err();
-        match &err {
-            RpcError::Incompatible { client, server, .. } => {
-                assert!(client.contains("`Probe`") && server.contains("`Probe`"));
-                assert_ne!(client, server, "fingerprints must differ");
+        let (v2, child) = f
+            .connect_kept::<probe_v2::ProbeClient>()
+            .expect("another version of the same service connects");
+        assert_eq!(v2.echo(vec![1, 2, 3]).unwrap(), [1, 2, 3]);
+        match v2.add(1, 2).unwrap_err() {
+            RpcError::MethodMismatch {
+                method,
+                client,
+                server,
+                ..
+            } => {
+                assert_eq!(method, "add");
+                assert_eq!(&*client, "add(a: i32, b: i32) -> i32");
+                assert_eq!(server.as_deref(), Some("add(a: i64, b: i64) -> i64"));
             }
-            other => panic!("expected Incompatible, got {other:?}"),
+            other => panic!("expected MethodMismatch, got {other:?}"),
         }
+        let missing = v2.uptime().unwrap_err();
+        assert!(
+            matches!(&missing, RpcError::MethodMismatch { server: None, .. })
+                && missing
+                    .to_string()
+                    .contains("has no method `Probe::uptime`"),
+            "{missing:?}"
+        );
+        assert_eq!(v2.echo(vec![4]).unwrap(), [4], "still usable");
+        assert_eq!(f.client.add(1, 1).unwrap(), 2);
+        drop(v2);
+        drop(child);
         f.shutdown();
     });
 }

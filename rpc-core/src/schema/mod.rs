@@ -48,6 +48,8 @@ pub use routes::{MethodRoutes, ServerMethod};
 ///     const SCHEMA: &'static NamedType = String::SCHEMA;
 /// }
 /// assert_eq!(Version::SCHEMA, String::SCHEMA);
+/// # let v = Version(1, 2);
+/// # assert_eq!(v.0 + v.1, 3);
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has no `ipc_rpc::Schema`, which every argument and return type of an #[ipc_service] needs",

@@ -32,7 +32,7 @@ use crate::server::ServerHandle;
 /// Implemented by every generated `{Trait}Client`: what generic code (spawning,
 /// pools) needs to make one from a connection.
 pub trait ServiceClient: Clone + Send + Sync + Sized + 'static {
-    /// The service's name, method names and fingerprint.
+    /// The service's name and methods, with their structure and fingerprints.
     const SERVICE: &'static ServiceInfo;
 
     /// Wraps a connected, handshaken core client.

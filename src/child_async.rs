@@ -14,7 +14,7 @@ use crate::child::{reap, spawn_pipe};
 /// What a generated `{Trait}AsyncClient` implements, so that [`spawn_child_async`]
 /// can make one.
 pub trait AsyncServiceClient: Clone + Send + Sync + Sized + 'static {
-    /// The service's name, methods and fingerprint.
+    /// The service's name and methods, with their structure and fingerprints.
     const SERVICE: &'static ServiceInfo;
 
     /// Wraps a connected, handshaken core async client.

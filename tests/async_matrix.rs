@@ -45,6 +45,7 @@ with_transports! { async_matrix! {
         server_killed_mid_call_returns_disconnected,
         a_stopped_server_times_calls_out_without_holding_up_the_runtime,
         two_thousand_calls_in_flight_take_no_thread_each,
+        another_version_fails_only_its_changed_methods,
     ]
 } }
 
@@ -73,6 +74,8 @@ enum Server {
 /// A `Probe` server and an async client of it.
 struct AsyncFixture {
     client: ProbeAsyncClient,
+    /// Where the server listens (`None` over `pipe`).
+    endpoint: Option<ipc_rpc::Endpoint>,
     server: common::Server,
     /// The test killed the server: there is nothing left to stop.
     killed: bool,
@@ -83,18 +86,12 @@ impl AsyncFixture {
     fn start(t: Transport, name: &str, server: Server, rt: &Runtime) -> Self {
         if t == Transport::pipe {
             let ep = t.endpoint();
-            let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-            cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
-                .env(ROLE_VAR, "pipe-server")
-                .stdout(std::process::Stdio::null());
             let (client, child) = rt
-                .block_on(ipc_rpc::spawn_child_async_with::<ProbeAsyncClient>(
-                    cmd,
-                    &ep.endpoint,
-                ))
+                .block_on(pipe_child::<ProbeAsyncClient>(name, &ep.endpoint))
                 .expect("spawn a pipe child");
             return AsyncFixture {
                 client,
+                endpoint: None,
                 server: common::Server::Child(child),
                 killed: false,
                 _ep: ep,
@@ -115,6 +112,7 @@ impl AsyncFixture {
             .expect("connect");
         AsyncFixture {
             client,
+            endpoint: Some(ep),
             server,
             killed: false,
             _ep: test_ep,
@@ -125,6 +123,19 @@ impl AsyncFixture {
         self.server.kill();
         self.killed = true;
     }
+}
+
+/// A `Probe` server in a child of this test binary over a pipe pair, and a client `C`
+/// of it.
+async fn pipe_child<C: ipc_rpc::AsyncServiceClient>(
+    name: &str,
+    endpoint: &ipc_rpc::Endpoint,
+) -> Result<(C, std::process::Child), RpcError> {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(ROLE_VAR, "pipe-server")
+        .stdout(std::process::Stdio::null());
+    ipc_rpc::spawn_child_async_with::<C>(cmd, endpoint).await
 }
 
 /// Runs `test` under the watchdog with a runtime like an application's (two worker
@@ -494,4 +505,54 @@ mod hygiene {
         is_client::<StoreAsyncClient>();
         is_client::<reexported::StoreAsyncClient>();
     }
+}
+
+/// An async client of another version of `Probe`: the unchanged method works, a changed
+/// and a missing one fail alone with `MethodMismatch`.
+fn another_version_fails_only_its_changed_methods(t: Transport, name: String) {
+    let test = name.clone();
+    run(t, name, Share::Beside, Server::Here, move |rt, f| {
+        rt.block_on(async {
+            let (v2, child) = match &f.endpoint {
+                Some(ep) => (probe_v2::ProbeAsyncClient::connect(ep).await, None),
+                None => {
+                    match pipe_child::<probe_v2::ProbeAsyncClient>(&test, &t.endpoint().endpoint)
+                        .await
+                    {
+                        Ok((c, child)) => (Ok(c), Some(KillOnDrop(child))),
+                        Err(e) => (Err(e), None),
+                    }
+                }
+            };
+            let v2 = v2.expect("another version of the same service connects");
+            assert_eq!(v2.echo(vec![5, 6]).await.unwrap(), [5, 6]);
+            let changed = v2.add(1, 2).await.unwrap_err();
+            assert!(
+                matches!(
+                    &changed,
+                    RpcError::MethodMismatch {
+                        method: "add",
+                        server: Some(_),
+                        ..
+                    }
+                ),
+                "{changed:?}"
+            );
+            let missing = v2.uptime().await.unwrap_err();
+            assert!(
+                matches!(
+                    &missing,
+                    RpcError::MethodMismatch {
+                        method: "uptime",
+                        server: None,
+                        ..
+                    }
+                ),
+                "{missing:?}"
+            );
+            assert_eq!(v2.echo(vec![7]).await.unwrap(), [7], "still usable");
+            drop(v2);
+            drop(child);
+        });
+    });
 }

@@ -1,7 +1,7 @@
 //! The fingerprint: FNV-1a over a method's name and its types' structure, computed
 //! at compile time.
 
-use super::{Arg, DataModelType, DataModelVariant, NamedType, NamedValue};
+use super::model::{Arg, DataModelType, DataModelVariant, NamedType, NamedValue};
 
 const FNV_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::{
+use super::model::{
     DataModelType as T, DataModelVariant as V, NamedType, NamedValue, NamedVariant, Schema,
 };
 

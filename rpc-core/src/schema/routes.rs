@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::ServiceInfo;
+use super::service::ServiceInfo;
 use crate::error::RpcError;
 
 /// A method as the server described it in its welcome.

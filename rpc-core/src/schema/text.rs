@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{DataModelType, DataModelVariant, NamedType, NamedValue};
+use super::model::{DataModelType, DataModelVariant, NamedType, NamedValue};
 
 /// Writes `ty` as Rust-like text: primitives and std containers by their Rust names,
 /// structs and enums by name with their contents.

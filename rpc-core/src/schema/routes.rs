@@ -10,9 +10,9 @@ use crate::error::RpcError;
 pub struct ServerMethod<'a> {
     /// Its name.
     pub name: &'a str,
-    /// Its [`fingerprint`].
+    /// Its [`fingerprint`](super::fingerprint).
     pub fingerprint: u64,
-    /// Its [`MethodInfo::signature`]; empty if the server left it out.
+    /// Its [`MethodInfo::signature`](super::MethodInfo::signature); empty if the server left it out.
     pub signature: &'a str,
 }
 

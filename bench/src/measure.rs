@@ -231,21 +231,17 @@ pub fn run(pl: Placement, b: Budget, only: &Selection) -> Result<Vec<Row>, Box<d
             ours.finish();
             continue;
         }
-        for (callers, clients) in [(1, 1), (CALLERS, 1), (CALLERS, CALLERS)] {
-            bar.set_message(format!(
-                "{} calls/s, {callers} callers, {clients} clients",
-                t.name()
-            ));
-            let cpu = CpuTimes::now();
-            let (ours_rate, stalls, note) = if clients > 1 && ours.endpoint.is_none() {
-                (None, 0, Some("a pipe connects one client".to_owned()))
-            } else {
-                match rate(&ours, callers, clients, b.rate) {
-                    Ok((r, stalls)) => (Some(Fig::Rate(r)), stalls, None),
-                    // E.g. deep mq queues for 9 clients exceed RLIMIT_MSGQUEUE: the row
-                    // says so, and the run goes on.
-                    Err(e) => (None, 0, Some(e.to_string())),
-                }
+        bar.set_message(format!("{} calls/s: 1 caller, {CALLERS} callers, {CALLERS} clients", t.name()));
+        let configs = [(1, 1), (CALLERS, 1), (CALLERS, CALLERS)];
+        let cpu = CpuTimes::now();
+        let rates = rates(&ours, &configs, b.rate);
+        let steal = cpu.steal_since();
+        for ((callers, clients), result) in configs.into_iter().zip(rates) {
+            let (ours_rate, stalls, note) = match result {
+                Ok((r, stalls)) => (Some(Fig::Rate(r)), stalls, None),
+                // E.g. deep mq queues for 9 clients exceed RLIMIT_MSGQUEUE, or a pipe
+                // connects one client: the row says so, and the run goes on.
+                Err(e) => (None, 0, Some(e)),
             };
             rows.push(Row {
                 transport: t.name(),
@@ -258,7 +254,7 @@ pub fn run(pl: Placement, b: Budget, only: &Selection) -> Result<Vec<Row>, Box<d
                 },
                 ours: ours_rate,
                 load: loadavg(),
-                steal: cpu.steal_since(),
+                steal,
                 stalls,
                 note,
                 detail: None,
@@ -463,37 +459,84 @@ fn rtt_cell(
     Ok((raw, Lat::of(ours_samples)))
 }
 
-/// Calls/s of `callers` threads over `clients` clients, and how many calls stalled.
-fn rate(
+/// How many windows each calls/s figure is measured in: the configurations take turns
+/// window by window, so that a change in the machine (placement, steal) during the run
+/// weighs on each of them alike and their ratios compare like with like.
+const RATE_WINDOWS: u32 = 10;
+
+/// Calls/s of each `(callers, clients)` configuration, and how many calls stalled: the
+/// configurations alternate in [`RATE_WINDOWS`] windows that share `dur` between them
+/// (each gets `dur` in all); clients are connected and warmed once, before the first.
+fn rates(
     ours: &Ours,
-    callers: usize,
-    clients: usize,
+    configs: &[(usize, usize)],
     dur: Duration,
-) -> Result<(f64, usize), Box<dyn Error>> {
-    let mut pool = vec![ours.client.clone()];
-    if clients > 1 {
-        let endpoint = ours.endpoint.as_ref().ok_or("one client only")?;
-        pool = (0..clients)
-            .map(|_| crate::BenchClient::connect(endpoint))
-            .collect::<Result<_, _>>()?;
-    }
+) -> Vec<Result<(f64, usize), String>> {
     let payload = vec![0x5A_u8; 64];
-    for c in &pool {
-        for _ in 0..50 {
-            c.echo(payload.clone())?;
+    let mut pools: Vec<Result<Vec<BenchClient>, String>> = configs
+        .iter()
+        .map(|&(_, clients)| {
+            let pool = if clients > 1 {
+                let endpoint = ours
+                    .endpoint
+                    .as_ref()
+                    .ok_or_else(|| "a pipe connects one client".to_owned())?;
+                (0..clients)
+                    .map(|_| crate::BenchClient::connect(endpoint))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| e.to_string())?
+            } else {
+                vec![ours.client.clone()]
+            };
+            for c in &pool {
+                for _ in 0..50 {
+                    c.echo(payload.clone()).map_err(|e| e.to_string())?;
+                }
+            }
+            Ok(pool)
+        })
+        .collect();
+    let window = dur / RATE_WINDOWS;
+    let mut totals = vec![(0_usize, Duration::ZERO, 0_usize); configs.len()];
+    for _ in 0..RATE_WINDOWS {
+        for (i, &(callers, _)) in configs.iter().enumerate() {
+            let Ok(pool) = &pools[i] else { continue };
+            let (calls, stalls, took) = rate_window(pool, callers, window, &payload);
+            totals[i].0 += calls;
+            totals[i].1 += took;
+            totals[i].2 += stalls;
+            if stalls > 0 && calls == 0 {
+                pools[i] = Err("every call stalled".into());
+            }
         }
     }
+    pools
+        .into_iter()
+        .zip(totals)
+        .map(|(pool, (calls, took, stalls))| {
+            pool.map(|_| (calls as f64 / took.as_secs_f64().max(1e-9), stalls))
+        })
+        .collect()
+}
+
+/// One window of `callers` threads calling over `pool` (round robin) for `dur`: calls
+/// made, calls that stalled, and how long the window took.
+fn rate_window(
+    pool: &[BenchClient],
+    callers: usize,
+    dur: Duration,
+    payload: &[u8],
+) -> (usize, usize, Duration) {
     let start = Instant::now();
     let until = start + dur;
     let (calls, stalls, end) = std::thread::scope(|s| {
         let handles: Vec<_> = (0..callers)
             .map(|i| {
                 let c = pool[i % pool.len()].with_timeout(dur + STALL);
-                let payload = &payload;
                 s.spawn(move || {
                     let mut n = 0_usize;
                     loop {
-                        if c.echo(payload.clone()).is_err() {
+                        if c.echo(payload.to_vec()).is_err() {
                             return (n, 1, until);
                         }
                         n += 1;
@@ -512,7 +555,7 @@ fn rate(
                 (n + n1, s + s1, e.max(e1))
             })
     });
-    Ok((calls as f64 / (end - start).as_secs_f64(), stalls))
+    (calls, stalls, end - start)
 }
 
 /// A concurrency cell: its baseline figure and ours.

@@ -231,7 +231,10 @@ pub fn run(pl: Placement, b: Budget, only: &Selection) -> Result<Vec<Row>, Box<d
             ours.finish();
             continue;
         }
-        bar.set_message(format!("{} calls/s: 1 caller, {CALLERS} callers, {CALLERS} clients", t.name()));
+        bar.set_message(format!(
+            "{} calls/s: 1 caller, {CALLERS} callers, {CALLERS} clients",
+            t.name()
+        ));
         let configs = [(1, 1), (CALLERS, 1), (CALLERS, CALLERS)];
         let cpu = CpuTimes::now();
         let rates = rates(&ours, &configs, b.rate);

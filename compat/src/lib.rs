@@ -9,6 +9,19 @@ use std::fmt::Debug;
 use std::io::{BufRead, Write};
 
 use ipc_rpc::{Endpoint, RpcError, ServeError, ServerHandle};
+use serde::{Deserialize, Serialize};
+
+/// Where a job is: a type both versions take from here unchanged, as two builds of
+/// one code base would.
+#[derive(Debug, Serialize, Deserialize, ipc_rpc::Schema)]
+pub enum JobState {
+    /// Waiting.
+    Queued,
+    /// Running, this far along.
+    Running(u8),
+    /// Finished.
+    Done,
+}
 
 /// Runs `serve` or `call` as the command line asks; `serve` starts this version's
 /// server at an endpoint, `call` runs this version's client against one.

@@ -57,25 +57,11 @@ pub fn derive(input: TokenStream) -> syn::Result<TokenStream> {
                 }
             });
         }
-        Data::Struct(data) => match &data.fields {
-            Fields::Unit => quote!(#s::DataModelType::UnitStruct),
-            Fields::Named(_) => {
-                let fields = named_values(&data.fields, &input.ident, &s)?;
-                quote!(#s::DataModelType::Struct(&[#(#fields),*]))
-            }
-            Fields::Unnamed(_) => {
-                let kept = kept_fields(&data.fields)?;
-                let tys = kept
-                    .iter()
-                    .map(|(_, f)| field_schema(f, &input.ident, &s))
-                    .collect::<syn::Result<Vec<_>>>()?;
-                if kept.len() == 1 {
-                    quote!(#s::DataModelType::NewtypeStruct(#(#tys)*))
-                } else {
-                    quote!(#s::DataModelType::TupleStruct(&[#(#tys),*]))
-                }
-            }
-        },
+        Data::Struct(data) => {
+            let kind = quote!(#s::DataModelType);
+            let names = ["UnitStruct", "Struct", "NewtypeStruct", "TupleStruct"];
+            contents(&data.fields, &input.ident, &s, &kind, names)?
+        }
         Data::Enum(data) => {
             let mut variants = Vec::new();
             for v in &data.variants {
@@ -84,25 +70,14 @@ pub fn derive(input: TokenStream) -> syn::Result<TokenStream> {
                 let vname = attrs
                     .rename
                     .unwrap_or_else(|| LitStr::new(&v.ident.to_string(), v.ident.span()));
-                let vty = match &v.fields {
-                    Fields::Unit => quote!(#s::DataModelVariant::UnitVariant),
-                    Fields::Named(_) => {
-                        let fields = named_values(&v.fields, &input.ident, &s)?;
-                        quote!(#s::DataModelVariant::StructVariant(&[#(#fields),*]))
-                    }
-                    Fields::Unnamed(_) => {
-                        let kept = kept_fields(&v.fields)?;
-                        let tys = kept
-                            .iter()
-                            .map(|(_, f)| field_schema(f, &input.ident, &s))
-                            .collect::<syn::Result<Vec<_>>>()?;
-                        if kept.len() == 1 {
-                            quote!(#s::DataModelVariant::NewtypeVariant(#(#tys)*))
-                        } else {
-                            quote!(#s::DataModelVariant::TupleVariant(&[#(#tys),*]))
-                        }
-                    }
-                };
+                let kind = quote!(#s::DataModelVariant);
+                let names = [
+                    "UnitVariant",
+                    "StructVariant",
+                    "NewtypeVariant",
+                    "TupleVariant",
+                ];
+                let vty = contents(&v.fields, &input.ident, &s, &kind, names)?;
                 variants.push(quote!(&#s::NamedVariant { name: #vname, ty: &#vty }));
             }
             quote!(#s::DataModelType::Enum(&[#(#variants),*]))
@@ -123,6 +98,43 @@ pub fn derive(input: TokenStream) -> syn::Result<TokenStream> {
                 name: #name,
                 ty: &#ty,
             };
+        }
+    })
+}
+
+/// A struct's or a variant's contents: `kind::{unit, named, newtype, tuple}` (the
+/// four constructors of `DataModelType` or `DataModelVariant`, by name) of its fields.
+fn contents(
+    fields: &Fields,
+    me: &syn::Ident,
+    s: &TokenStream,
+    kind: &TokenStream,
+    [unit, named, newtype, tuple]: [&str; 4],
+) -> syn::Result<TokenStream> {
+    let ctor = |name: &str| syn::Ident::new(name, proc_macro2::Span::call_site());
+    Ok(match fields {
+        Fields::Unit => {
+            let unit = ctor(unit);
+            quote!(#kind::#unit)
+        }
+        Fields::Named(_) => {
+            let named = ctor(named);
+            let fields = named_values(fields, me, s)?;
+            quote!(#kind::#named(&[#(#fields),*]))
+        }
+        Fields::Unnamed(_) => {
+            let kept = kept_fields(fields)?;
+            let tys = kept
+                .iter()
+                .map(|(_, f)| field_schema(f, me, s))
+                .collect::<syn::Result<Vec<_>>>()?;
+            if kept.len() == 1 {
+                let newtype = ctor(newtype);
+                quote!(#kind::#newtype(#(#tys)*))
+            } else {
+                let tuple = ctor(tuple);
+                quote!(#kind::#tuple(&[#(#tys),*]))
+            }
         }
     })
 }

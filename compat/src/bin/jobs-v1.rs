@@ -1,6 +1,7 @@
 //! Version 1 of the `Jobs` service (see `src/lib.rs` for the command line).
 
 use ipc_rpc::{Endpoint, RpcError, ipc_service};
+use ipc_rpc_compat::JobState;
 use serde::{Deserialize, Serialize};
 
 /// What to run.
@@ -8,17 +9,6 @@ use serde::{Deserialize, Serialize};
 pub struct JobSpec {
     /// The job's name.
     pub name: String,
-}
-
-/// Where a job is.
-#[derive(Debug, Serialize, Deserialize, ipc_rpc::Schema)]
-pub enum JobState {
-    /// Waiting.
-    Queued,
-    /// Running, this far along.
-    Running(u8),
-    /// Finished.
-    Done,
 }
 
 /// How a job ended.

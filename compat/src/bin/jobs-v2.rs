@@ -3,6 +3,7 @@
 //! `ping` moved to the front and `cancel` is new; `JobState` and `state` are unchanged.
 
 use ipc_rpc::{Endpoint, RpcError, ipc_service};
+use ipc_rpc_compat::JobState;
 use serde::{Deserialize, Serialize};
 
 /// What to run.
@@ -12,17 +13,6 @@ pub struct JobSpec {
     pub name: String,
     /// New in v2.
     pub priority: u8,
-}
-
-/// Where a job is (as in v1).
-#[derive(Debug, Serialize, Deserialize, ipc_rpc::Schema)]
-pub enum JobState {
-    /// Waiting.
-    Queued,
-    /// Running, this far along.
-    Running(u8),
-    /// Finished.
-    Done,
 }
 
 /// How a job ended: v1's variants, reordered.

@@ -568,8 +568,11 @@ pub fn silent_clients_hold_no_thread_and_leave_at_the_handshake_timeout(
         let during = thread_count(pid);
         let workers = rpc_core::limits::default_workers();
         println!("{t:?}: server threads {before} before, {during} with 300 silent clients");
+        // Past `workers` the pool grows only for a job that waited 500 µs at the head of
+        // its queue, which a loaded machine can cause now and then (seen: one thread
+        // more while another build ran): a couple of threads, never one per client.
         assert!(
-            during <= before + workers,
+            during <= before + workers + 2,
             "300 silent clients took the server from {before} to {during} threads \
              (workers: {workers})"
         );

@@ -94,6 +94,7 @@ pub(super) const fn hash_type(state: u64, ty: &NamedType) -> u64 {
         // The same bytes as a sequence of u8 in postcard: a length, then the bytes.
         T::ByteArray => mix(state, b"[u1"),
         T::Option(inner) => hash_type(mix(state, b"?"), inner),
+        T::Events(inner) => hash_type(mix(state, b"~"), inner),
         T::Unit => mix(state, b"()"),
         T::UnitStruct => mix(state, b"U"),
         T::NewtypeStruct(inner) => hash_type(mix(state, b"N"), inner),

@@ -100,6 +100,9 @@ pub enum DataModelType {
     Struct(&'static [&'static NamedValue]),
     /// An enum's variants, in order (postcard writes the index).
     Enum(&'static [&'static NamedVariant]),
+    /// A subscription's `Sink<T>`: the events the server pushes, each a `T` (in the
+    /// request, the sink's place holds the client's buffer size).
+    Events(&'static NamedType),
     /// A type known by its name as written only (a field that refers back to its own
     /// type, or marked `#[schema(recursive)]`).
     ByName,

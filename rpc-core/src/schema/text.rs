@@ -59,6 +59,11 @@ pub(super) fn write_type(out: &mut String, ty: &NamedType) {
             write_type(out, inner);
             out.push('>');
         }
+        T::Events(inner) => {
+            out.push_str("Sink<");
+            write_type(out, inner);
+            out.push('>');
+        }
         T::Seq(inner) => {
             out.push_str("Vec<");
             write_type(out, inner);

@@ -59,7 +59,7 @@ pub use rpc_core::async_client::AsyncClient;
 pub use rpc_core::server::{cancelled, current_peer as peer, deadline};
 pub use rpc_core::{
     Client, CodecError, FrameLimit, PeerCredentials, RemoteError, RpcError, ServeError,
-    ServiceInfo, TransportError,
+    ServiceInfo, Sink, SinkError, Subscription, TransportError,
 };
 pub use rpc_macros::ipc_service;
 pub use server::{ServerHandle, Stopped, cleanup, serve};

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use ipc_rpc::{RpcError, ServeError};
 
 use crate::common::*;
+pub use crate::push::*;
 
 const WATCHDOG: Duration = Duration::from_secs(30);
 

@@ -140,7 +140,7 @@ impl Session {
             if !self.shaken.load(Ordering::Acquire) {
                 let hello = frame.into_contiguous();
                 let accepted = {
-                    let mut out = lock(&self.replies);
+                    let mut out = lock(&self.push.replies);
                     let ReplySender {
                         sender,
                         buf,
@@ -187,6 +187,25 @@ impl Session {
             if header.is_cancel() {
                 drop(receiver);
                 self.cancel(header.id);
+                self.unsubscribe(header.id);
+                room = true;
+                continue;
+            }
+            if header.is_credit() {
+                let credit = wire::decode_credit(head);
+                drop(receiver);
+                match credit {
+                    Ok(events) => self.push.flows.grant(header.id, events),
+                    Err(_) => {
+                        crate::__event!(
+                            warn,
+                            connection = self.id,
+                            "connection ended: a malformed credit frame"
+                        );
+                        lock(&self.closer).close();
+                        return self.stop_reading();
+                    }
+                }
                 room = true;
                 continue;
             }
@@ -386,9 +405,9 @@ impl Session {
             header.method,
             args,
             dispatch,
-            &self.replies,
+            &self.push,
             running,
-        ) && call::send_error(header.id, &error, &self.replies).is_err()
+        ) && call::send_error(header.id, &error, &self.push.replies).is_err()
         {
             // The connection cannot carry replies any more: end it.
             self.abort();
@@ -403,7 +422,13 @@ impl Session {
             .info()
             .method_name(header.method)
             .to_owned();
-        if call::send_error(header.id, &RemoteError::Expired { method }, &self.replies).is_err() {
+        if call::send_error(
+            header.id,
+            &RemoteError::Expired { method },
+            &self.push.replies,
+        )
+        .is_err()
+        {
             self.abort();
         }
     }

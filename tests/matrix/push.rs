@@ -1,0 +1,176 @@
+//! Subscriptions (server push) over every transport: `Sink` on the server,
+//! `Subscription` on the client.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ipc_rpc::RpcError;
+
+use crate::common::*;
+
+const WATCHDOG: Duration = Duration::from_secs(30);
+
+/// More than the subscriber's buffer (64 events), so that the server's sink waits for
+/// credit many times over.
+const MANY: u32 = 1000;
+
+pub fn subscription_events_arrive_in_order_and_complete(t: Transport, name: String) {
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "");
+        let got: Vec<u32> = f
+            .client
+            .count(MANY)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(got, (0..MANY).collect::<Vec<_>>());
+        // An empty stream ends at once; calls go on over the same connection.
+        assert_eq!(f.client.count(0).unwrap().count(), 0);
+        assert_eq!(f.client.add(2, 3).unwrap(), 5);
+        f.shutdown();
+    });
+}
+
+pub fn subscription_events_sent_after_the_handler_returned_arrive(t: Transport, name: String) {
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "");
+        let mut events = f.client.count_later(5, 20).unwrap();
+        // A call between events works, and the stream goes on.
+        assert_eq!(events.next().unwrap().unwrap(), 0);
+        assert_eq!(f.client.add(1, 1).unwrap(), 2);
+        let first = events.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(first, Some(1));
+        let rest: Vec<u32> = events.by_ref().collect::<Result<_, _>>().unwrap();
+        assert_eq!(rest, [2, 3, 4]);
+        assert!(events.is_done());
+        assert!(events.next().is_none(), "ended for good");
+        // No event within the time: Timeout, and the subscription goes on.
+        let mut slow = f.client.count_later(1, 500).unwrap();
+        let early = slow.recv_timeout(Duration::from_millis(10)).unwrap_err();
+        assert!(matches!(early, RpcError::Timeout { .. }), "{early:?}");
+        assert_eq!(slow.recv_timeout(Duration::from_secs(5)).unwrap(), Some(0));
+        assert_eq!(slow.recv_timeout(Duration::from_secs(5)).unwrap(), None);
+        drop((events, slow));
+        f.shutdown();
+    });
+}
+
+pub fn dropping_a_subscription_makes_the_servers_send_fail(t: Transport, name: String) {
+    watchdog(WATCHDOG, move || {
+        let f = t.start_in_child(&name);
+        let tag = unique_tag();
+        let mut events = f.client.flood(tag, 64).unwrap();
+        for _ in 0..3 {
+            assert_eq!(events.next().unwrap().unwrap().len(), 64);
+        }
+        assert_eq!(f.client.flood_ended(tag).unwrap(), None);
+        drop(events);
+        let dropped = Instant::now();
+        let ended = loop {
+            if let Some(how) = f.client.flood_ended(tag).unwrap() {
+                break how;
+            }
+            assert!(
+                dropped.elapsed() < Duration::from_secs(1),
+                "the server's sends still succeed 1 s after the subscription was dropped"
+            );
+            thread::sleep(Duration::from_millis(5));
+        };
+        assert!(ended.contains("dropped the subscription"), "{ended}");
+        // The connection carries on, its late events read and dropped.
+        for i in 0..20 {
+            assert_eq!(f.client.add(i, 1).unwrap(), i + 1);
+        }
+        f.shutdown();
+    });
+}
+
+pub fn server_killed_during_a_subscription_ends_it_disconnected(t: Transport, name: String) {
+    watchdog(WATCHDOG, move || {
+        let mut f = t.start_in_child(&name);
+        let mut events = f.client.count_later(100_000, 5).unwrap();
+        assert_eq!(events.next().unwrap().unwrap(), 0);
+        f.kill_server();
+        let killed = Instant::now();
+        let end = loop {
+            match events.next() {
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => break e,
+                None => panic!("the stream ended normally; the server was killed"),
+            }
+        };
+        assert!(end.is_disconnected(), "{end:?}");
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            killed.elapsed()
+        );
+        assert!(events.next().is_none(), "nothing after the error");
+    });
+}
+
+pub fn a_subscriber_that_stops_reading_does_not_delay_calls(t: Transport, name: String) {
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "");
+        let tag = unique_tag();
+        // 64 KiB events that nobody reads: the subscriber's buffer and the transport
+        // fill up, and the server's sink waits.
+        let stalled = f.client.flood(tag, 64 * 1024).unwrap();
+        thread::sleep(Duration::from_millis(100));
+        // Other calls on the same connection (which read the stalled events into its
+        // buffer, then find their replies) ...
+        let quick = f.client.with_timeout(Duration::from_secs(5));
+        for i in 0..50 {
+            assert_eq!(quick.add(i, 1).unwrap(), i + 1);
+        }
+        // ... and on another connection go on.
+        if let Some(other) = f.connect_another() {
+            let other = other.with_timeout(Duration::from_secs(5));
+            for i in 0..50 {
+                assert_eq!(other.add(i, 2).unwrap(), i + 2);
+            }
+            let got: Vec<u32> = other.count(200).unwrap().collect::<Result<_, _>>().unwrap();
+            assert_eq!(got.len(), 200);
+        }
+        assert_eq!(quick.flood_ended(tag).unwrap(), None, "still open, waiting");
+        drop((stalled, quick));
+        f.shutdown();
+    });
+}
+
+pub fn a_hundred_subscriptions_share_one_connection(t: Transport, name: String) {
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "");
+        let subscriptions: Vec<_> = (0..100)
+            .map(|i| f.client.count(10 + i % 3).unwrap())
+            .collect();
+        // Read in reverse order of subscribing: each one's events wait in its buffer.
+        for (i, events) in subscriptions.into_iter().enumerate().rev() {
+            let got: Vec<u32> = events.collect::<Result<_, _>>().unwrap();
+            assert_eq!(
+                got,
+                (0..10 + i as u32 % 3).collect::<Vec<_>>(),
+                "subscription {i}"
+            );
+        }
+        // From several threads at once, beside calls, sent from the server's threads.
+        let threads: Vec<_> = (0..4)
+            .map(|k| {
+                let client = f.client.clone();
+                thread::spawn(move || {
+                    let subs: Vec<_> = (0..25)
+                        .map(|_| client.count_later(100, 0).unwrap())
+                        .collect();
+                    assert_eq!(client.add(k, k).unwrap(), 2 * k);
+                    for events in subs {
+                        assert_eq!(events.map(Result::unwrap).sum::<u32>(), 4950);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        f.shutdown();
+    });
+}

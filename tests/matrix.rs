@@ -86,6 +86,7 @@ macro_rules! every_test {
         server_killed_during_a_subscription_ends_it_disconnected,
         a_subscriber_that_stops_reading_does_not_delay_calls,
         a_hundred_subscriptions_share_one_connection,
+        a_handler_that_panics_ends_its_subscription_with_remote_panic,
     ]
 } } }
 

@@ -230,16 +230,23 @@ fn check_sinks<'a>(
     errors: &mut Errors,
 ) -> Option<(&'a syn::Ident, &'a Type)> {
     let last = args.len().checked_sub(1)?;
+    let sinks = args.iter().filter(|a| sink_item(a.ty).is_some()).count();
     for a in &args[..last] {
-        if sink_item(a.ty).is_some() {
-            errors.push(
-                a.ty,
-                format!(
-                    "a `Sink` must be the last argument: it makes the method a subscription,                      whose other arguments come first; move `{}` to the end",
-                    names::plain(a.ident)
-                ),
-            );
+        if sink_item(a.ty).is_none() {
+            continue;
         }
+        let message = if sinks > 1 {
+            "a subscription takes one `Sink`, as its last argument; to stream several kinds \
+             of events, send one enum of them"
+                .to_owned()
+        } else {
+            format!(
+                "a `Sink` must be the last argument: it makes the method a subscription, \
+                 whose other arguments come first; move `{}` to the end",
+                names::plain(a.ident)
+            )
+        };
+        errors.push(a.ty, message);
     }
     let item = sink_item(args[last].ty)?;
     if let ReturnType::Type(_, ty) = &sig.output
@@ -247,7 +254,9 @@ fn check_sinks<'a>(
     {
         errors.push(
             ty,
-            "a subscription (a method taking a `Sink`) returns nothing: the client gets a              `Subscription` of the sink's events; remove the return type, and send what it              would carry as an event",
+            "a subscription (a method taking a `Sink`) returns nothing: the client gets a \
+             `Subscription` of the sink's events; remove the return type, and send what it \
+             would carry as an event",
         );
     }
     Some((args[last].ident, item))

@@ -77,6 +77,8 @@ pub trait Probe {
     fn flood(&self, tag: u64, len: u32, events: ipc_rpc::Sink<Vec<u8>>);
     /// How the `flood` tagged `tag` ended (its send's error), if it did.
     fn flood_ended(&self, tag: u64) -> Option<String>;
+    /// Sends `0..n`, then panics with `message`.
+    fn count_then_panic(&self, n: u32, message: String, events: ipc_rpc::Sink<u32>);
 }
 
 /// How each `flood` ended, by tag.
@@ -192,6 +194,12 @@ impl Probe for ProbeImpl {
     }
     fn flood_ended(&self, tag: u64) -> Option<String> {
         FLOODS.lock().unwrap().get(&tag).cloned()
+    }
+    fn count_then_panic(&self, n: u32, message: String, events: ipc_rpc::Sink<u32>) {
+        for i in 0..n {
+            events.send(&i).unwrap();
+        }
+        panic!("{message}")
     }
     fn hold(&self, tag: u64, ms: u64) -> u32 {
         {

@@ -174,3 +174,22 @@ pub fn a_hundred_subscriptions_share_one_connection(t: Transport, name: String) 
         f.shutdown();
     });
 }
+
+pub fn a_handler_that_panics_ends_its_subscription_with_remote_panic(t: Transport, name: String) {
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "");
+        let mut events = f.client.count_then_panic(3, "job failed".into()).unwrap();
+        for i in 0..3 {
+            assert_eq!(events.next().unwrap().unwrap(), i);
+        }
+        let end = events.next().unwrap().unwrap_err();
+        assert!(
+            matches!(&end, RpcError::RemotePanic { message, .. } if message == "job failed"),
+            "{end:?}"
+        );
+        assert!(events.next().is_none());
+        assert_eq!(f.client.add(1, 2).unwrap(), 3, "the server goes on");
+        drop(events);
+        f.shutdown();
+    });
+}

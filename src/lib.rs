@@ -55,7 +55,7 @@ pub use child::{ServiceClient, connect, serve_parent, spawn_child, spawn_child_w
 #[cfg(feature = "tokio")]
 pub use child_async::{AsyncServiceClient, spawn_child_async, spawn_child_async_with};
 #[cfg(feature = "tokio")]
-pub use rpc_core::async_client::AsyncClient;
+pub use rpc_core::async_client::{AsyncClient, AsyncSubscription};
 pub use rpc_core::server::{cancelled, current_peer as peer, deadline};
 pub use rpc_core::{
     Client, CodecError, FrameLimit, PeerCredentials, RemoteError, RpcError, ServeError,

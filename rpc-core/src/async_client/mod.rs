@@ -29,6 +29,9 @@
 
 mod call;
 mod io;
+mod stream;
+
+pub use stream::AsyncSubscription;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -16,11 +16,9 @@ pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
     let name = names::plain(trait_ident);
     let client = names::client(trait_ident);
     let async_client = names::async_client(trait_ident);
-    // Subscriptions are not on the async client yet: the blocking client has them.
     let methods = service
         .methods
         .iter()
-        .filter(|m| m.sink.is_none())
         .map(|m| stub(m, krate, trait_ident, Stub::Async));
     let doc = format!(
         "Async client of the [`{name}`] service (feature `tokio` of ipc-rpc): one `async fn` \

@@ -286,7 +286,7 @@ fn subscription_stub(
         ),
         Stub::Async => (
             quote!(async),
-            quote!(#krate::__private::AsyncSubscription<#item>),
+            quote!(#krate::AsyncSubscription<#item>),
             quote! { self.__client.subscribe::<#item>(#index, __ipc_encode).await },
         ),
     };

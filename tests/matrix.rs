@@ -87,6 +87,7 @@ macro_rules! every_test {
         a_subscriber_that_stops_reading_does_not_delay_calls,
         a_hundred_subscriptions_share_one_connection,
         a_handler_that_panics_ends_its_subscription_with_remote_panic,
+        a_full_subscriber_buffer_fails_try_send_and_times_send_out,
     ]
 } } }
 

@@ -77,6 +77,10 @@ pub trait Probe {
     fn flood(&self, tag: u64, len: u32, events: ipc_rpc::Sink<Vec<u8>>);
     /// How the `flood` tagged `tag` ended (its send's error), if it did.
     fn flood_ended(&self, tag: u64) -> Option<String>;
+    /// Returns at once; a thread `try_send`s `0, 1, …` until the subscriber's buffer is
+    /// full, then `send`s once with a 100 ms timeout; `flood_ended(tag)` then says
+    /// `full after N; then <error>`.
+    fn fill_up(&self, tag: u64, events: ipc_rpc::Sink<u32>);
     /// Sends `0..n`, then panics with `message`.
     fn count_then_panic(&self, n: u32, message: String, events: ipc_rpc::Sink<u32>);
 }
@@ -194,6 +198,27 @@ impl Probe for ProbeImpl {
     }
     fn flood_ended(&self, tag: u64) -> Option<String> {
         FLOODS.lock().unwrap().get(&tag).cloned()
+    }
+    fn fill_up(&self, tag: u64, events: ipc_rpc::Sink<u32>) {
+        thread::spawn(move || {
+            let mut sent = 0;
+            let how = loop {
+                match events.try_send(&sent) {
+                    Ok(()) => sent += 1,
+                    Err(ipc_rpc::SinkError::Full) => {
+                        let waited = events.with_timeout(Duration::from_millis(100)).send(&sent);
+                        break match waited {
+                            Err(e @ ipc_rpc::SinkError::Timeout { .. }) => {
+                                format!("full after {sent}; then {e}")
+                            }
+                            other => format!("full after {sent}; then send gave {other:?}"),
+                        };
+                    }
+                    Err(e) => break format!("failed after {sent}: {e}"),
+                }
+            };
+            FLOODS.lock().unwrap().insert(tag, how);
+        });
     }
     fn count_then_panic(&self, n: u32, message: String, events: ipc_rpc::Sink<u32>) {
         for i in 0..n {

@@ -193,3 +193,27 @@ pub fn a_handler_that_panics_ends_its_subscription_with_remote_panic(t: Transpor
         f.shutdown();
     });
 }
+
+pub fn a_full_subscriber_buffer_fails_try_send_and_times_send_out(t: Transport, name: String) {
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "");
+        let tag = unique_tag();
+        let events = f.client.fill_up(tag).unwrap();
+        // Calls on the connection read the events into the subscription's buffer
+        // (where nobody takes them) and get their replies.
+        let how = loop {
+            assert_eq!(f.client.add(1, 1).unwrap(), 2);
+            if let Some(how) = f.client.flood_ended(tag).unwrap() {
+                break how;
+            }
+            thread::sleep(Duration::from_millis(5));
+        };
+        assert!(
+            how.starts_with("full after 64; then the subscriber consumed no event for 100ms"),
+            "{how}"
+        );
+        let got: Vec<u32> = events.collect::<Result<_, _>>().unwrap();
+        assert_eq!(got, (0..64).collect::<Vec<_>>());
+        f.shutdown();
+    });
+}

@@ -57,6 +57,8 @@ pub use child_async::{AsyncServiceClient, spawn_child_async, spawn_child_async_w
 #[cfg(feature = "tokio")]
 pub use rpc_core::async_client::{AsyncClient, AsyncSubscription};
 pub use rpc_core::server::{cancelled, current_peer as peer, deadline};
+/// Server push: [`Sink`], its errors and its buffer ([`sink::EVENT_WINDOW`]).
+pub use rpc_core::sink;
 pub use rpc_core::{
     Client, CodecError, FrameLimit, PeerCredentials, RemoteError, RpcError, ServeError,
     ServiceInfo, Sink, SinkError, Subscription, TransportError,

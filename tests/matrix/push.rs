@@ -81,6 +81,29 @@ pub fn dropping_a_subscription_makes_the_servers_send_fail(t: Transport, name: S
         for i in 0..20 {
             assert_eq!(f.client.add(i, 1).unwrap(), i + 1);
         }
+        // A subscriber that closes its client: the sink's sends fail too.
+        if let Some(other) = f.connect_another() {
+            let tag = unique_tag();
+            let mut events = other.flood(tag, 64).unwrap();
+            assert_eq!(events.next().unwrap().unwrap().len(), 64);
+            other.close();
+            let closed = Instant::now();
+            let ended = loop {
+                if let Some(how) = f.client.flood_ended(tag).unwrap() {
+                    break how;
+                }
+                assert!(
+                    closed.elapsed() < Duration::from_secs(5),
+                    "the server's sends still succeed 5 s after the subscriber closed its client"
+                );
+                thread::sleep(Duration::from_millis(5));
+            };
+            assert!(ended.contains("connection ended"), "{ended}");
+            let end = events
+                .find_map(Result::err)
+                .expect("an error ends the stream");
+            assert!(end.is_disconnected(), "{end:?}");
+        }
         f.shutdown();
     });
 }

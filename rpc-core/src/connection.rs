@@ -113,8 +113,12 @@ struct Pending {
     /// (see [`YIELD_AFTER`]): it is picked to read again only if nobody else waits.
     yielded: bool,
     /// A subscription's events, read and not yet taken (see `events`); `None` for a
-    /// plain call.
-    events: Option<VecDeque<Handed>>,
+    /// plain call (boxed: a plain call's entry stays as small as before).
+    #[expect(
+        clippy::box_collection,
+        reason = "one pointer in every call's entry, not a VecDeque's four words"
+    )]
+    events: Option<Box<VecDeque<Handed>>>,
 }
 
 /// Replies a reader hands over to other callers in a row, its own not among them,

@@ -88,6 +88,10 @@ pub struct PushLink {
     pub flows: Arc<Flows>,
 }
 
+/// A subscription's flow and the handle that keeps its stream open (see
+/// [`Reply::hold`]).
+pub type Held = (Arc<Flow>, Arc<dyn Any + Send + Sync>);
+
 /// What [`Reply::open_subscription`] gives a sink: the call's id, its flow and the
 /// connection.
 pub struct Opened {
@@ -120,8 +124,9 @@ pub struct Reply<'a> {
     /// Where a subscription's sink sends from, if this reply may carry events.
     push: Option<&'a PushLink>,
     /// The subscription opened by this call, and the handle that keeps its stream open
-    /// while the handler runs (see [`Reply::hold`]).
-    held: Option<(Arc<Flow>, Arc<dyn Any + Send + Sync>)>,
+    /// while the handler runs (see [`Reply::hold`]); boxed, so that a plain call's reply
+    /// stays small.
+    held: Option<Box<Held>>,
 }
 
 enum ReplyOut<'a> {
@@ -197,12 +202,12 @@ impl<'a> Reply<'a> {
     /// that panics ends with `RemotePanic` (see [`Reply::take_held`]), not with the
     /// sink's normal end.
     pub fn hold(&mut self, flow: Arc<Flow>, stream: Arc<dyn Any + Send + Sync>) {
-        self.held = Some((flow, stream));
+        self.held = Some(Box::new((flow, stream)));
     }
 
     /// The subscription this call opened and the handle [`Reply::hold`] kept.
-    pub fn take_held(&mut self) -> Option<(Arc<Flow>, Arc<dyn Any + Send + Sync>)> {
-        self.held.take()
+    pub fn take_held(&mut self) -> Option<Held> {
+        self.held.take().map(|held| *held)
     }
 
     /// The request id this reply answers.

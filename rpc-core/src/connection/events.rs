@@ -13,7 +13,6 @@
 //! drainer's owed replies), like a timed-out call's.
 
 use std::any::Any;
-use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -50,7 +49,7 @@ impl Connection {
     ) -> Result<u64, RpcError> {
         let mut call = self.register()?;
         if let Some(p) = lock(&self.calls).pending.get_mut(&call.id) {
-            p.events = Some(VecDeque::new());
+            p.events = Some(Box::default());
         }
         let request = Request {
             method,
@@ -78,7 +77,7 @@ impl Connection {
             let Some(p) = calls.pending.get_mut(&id) else {
                 unreachable!("a subscription's entry lives until it is dropped")
             };
-            let found = match p.events.as_mut().and_then(VecDeque::pop_front) {
+            let found = match p.events.as_mut().and_then(|queue| queue.pop_front()) {
                 Some((_, head, tail)) => Some(Next::Event(head, tail)),
                 None => p.reply.take().map(Next::End),
             };

@@ -16,7 +16,6 @@ use std::task::{Context, Poll};
 
 use serde::de::DeserializeOwned;
 
-use super::AsyncClient;
 use super::io::{Events, Outgoing, Shared, Slot, lock};
 use crate::buf::{FrameBuf, Payload};
 use crate::codec::encode_frame;
@@ -52,26 +51,27 @@ impl<T> fmt::Debug for AsyncSubscription<T> {
     }
 }
 
-impl AsyncClient {
-    /// Subscribes with subscription method number `method` (one whose last argument is
-    /// a `Sink<T>`): `encode_args` writes the arguments before the sink. See
-    /// [`AsyncSubscription`].
-    ///
-    /// # Errors
-    ///
-    /// `Disconnected` if the connection is closed; a codec error if the arguments do
-    /// not encode; `FrameTooLarge` over the server's limit.
-    pub async fn subscribe<T: DeserializeOwned>(
-        &self,
+impl<T: DeserializeOwned> AsyncSubscription<T> {
+    /// Queues the request of subscription method `method` (see
+    /// [`AsyncClient::subscribe`](super::AsyncClient::subscribe)).
+    pub(super) fn start(
+        shared: &Arc<Shared>,
         method: u16,
         encode_args: impl FnOnce(&mut FrameBuf<'_>) -> Result<(), CodecError>,
-    ) -> Result<AsyncSubscription<T>, RpcError> {
-        let shared = &self.owner.shared;
+    ) -> Result<Self, RpcError> {
+        let closed = || RpcError::Disconnected {
+            peer: shared.peer.clone(),
+            reason: lock(&shared.calls)
+                .closed
+                .clone()
+                .unwrap_or_else(|| "the connection is closed".into()),
+            source: None,
+        };
         let id = {
             let mut calls = lock(&shared.calls);
             if calls.closed.is_some() {
                 drop(calls);
-                return Err(self.closed_error());
+                return Err(closed());
             }
             let id = calls.next_id;
             calls.next_id += 1;
@@ -105,7 +105,7 @@ impl AsyncClient {
             tail: None,
         });
         if !queued {
-            return Err(self.closed_error());
+            return Err(closed());
         }
         Ok(subscription)
     }

@@ -110,6 +110,10 @@ pub fn send_end(link: &PushLink, flow: &Flow) {
 /// [`SinkError::Full`]. A slow subscriber holds up only its own sink: other
 /// subscriptions and calls, on its connection or others, go on.
 ///
+/// Events are encoded with serde (postcard). For byte payloads, use the facade's
+/// `ipc_rpc::Bytes` (a byte string on the wire) rather than `Vec<u8>`, which serde
+/// writes and reads element by element.
+///
 /// # Examples
 ///
 /// (Through the `ipc-rpc` facade, whose doc tests run this; the README's "Server push"

@@ -103,6 +103,29 @@ pub fn dropping_a_subscription_makes_the_servers_send_fail(t: Transport, name: S
                 .find_map(Result::err)
                 .expect("an error ends the stream");
             assert!(end.is_disconnected(), "{end:?}");
+            // A subscriber whose process is killed: the same.
+            let tag = unique_tag();
+            let mut child = spawn_until_marker_with(
+                &name,
+                "IPC_RPC_TEST_DOOMED_CLIENT_OF",
+                &f.endpoint().unwrap(),
+                "SUBSCRIBED",
+                &[("IPC_RPC_TEST_DOOMED_SUBSCRIBER", tag.to_string())],
+            );
+            child.kill().unwrap();
+            child.wait().unwrap();
+            let killed = Instant::now();
+            let ended = loop {
+                if let Some(how) = f.client.flood_ended(tag).unwrap() {
+                    break how;
+                }
+                assert!(
+                    killed.elapsed() < Duration::from_secs(5),
+                    "the server's sends still succeed 5 s after the subscriber was killed"
+                );
+                thread::sleep(Duration::from_millis(5));
+            };
+            assert!(ended.contains("connection ended"), "{ended}");
         }
         f.shutdown();
     });

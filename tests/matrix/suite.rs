@@ -736,6 +736,14 @@ pub fn client_child() {
     };
     let client = ProbeClient::connect(&endpoint.parse().unwrap()).unwrap();
     println!("CALLING");
+    if let Ok(tag) = std::env::var("IPC_RPC_TEST_DOOMED_SUBSCRIBER") {
+        // A subscriber that is killed while subscribed (see `push`).
+        let mut events = client.flood(tag.parse().unwrap(), 64).unwrap();
+        let _ = events.next();
+        println!("SUBSCRIBED");
+        thread::sleep(Duration::from_secs(30));
+        std::process::exit(0);
+    }
     match std::env::var("IPC_RPC_TEST_DOOMED_CLIENT_TAG") {
         Ok(tag) => {
             let _ = client.watch_cancel(tag.parse().unwrap(), 10_000);

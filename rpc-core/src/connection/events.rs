@@ -249,7 +249,8 @@ impl Connection {
 /// arrived before it took them; the server's sink waits while that many are unread.
 /// Calls and other subscriptions share its connection and go on meanwhile.
 ///
-/// The `ipc_rpc` facade's documentation has a runnable example (with `Sink`).
+/// The README's "Server push" section has a runnable example (with `Sink`), run as
+/// one of the facade's doc tests.
 pub struct Subscription<T> {
     conn: Arc<Connection>,
     id: u64,

@@ -143,6 +143,11 @@ impl Flows {
         flow
     }
 
+    /// Whether any subscription of the connection is open.
+    pub fn any_open(&self) -> bool {
+        !lock(&self.open).is_empty()
+    }
+
     /// Forgets subscription `id` (its last sink is gone).
     pub fn remove(&self, id: u64) {
         lock(&self.open).remove(&id);

@@ -263,3 +263,22 @@ pub fn a_full_subscriber_buffer_fails_try_send_and_times_send_out(t: Transport, 
         f.shutdown();
     });
 }
+
+/// Handlers that send their whole stream before they return wait for credit, and count
+/// among the calls of their connection that run at once: with more of them than
+/// `max_in_flight`, the server still reads the credit their subscribers grant (and
+/// keeps the next request until one ends), so every stream completes, calls included.
+pub fn more_handlers_streaming_than_max_in_flight_all_complete(t: Transport, name: String) {
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "max_in_flight=4");
+        let subscriptions: Vec<_> = (0..10).map(|_| f.client.count(300).unwrap()).collect();
+        let quick = f.client.clone();
+        let call = thread::spawn(move || quick.add(2, 2).unwrap());
+        for (i, events) in subscriptions.into_iter().enumerate() {
+            let got: Vec<u32> = events.collect::<Result<_, _>>().unwrap();
+            assert_eq!(got, (0..300).collect::<Vec<_>>(), "subscription {i}");
+        }
+        assert_eq!(call.join().unwrap(), 4);
+        f.shutdown();
+    });
+}

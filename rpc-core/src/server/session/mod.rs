@@ -128,12 +128,32 @@ struct State {
     /// `max_in_flight` calls ran, so the reader gave its role up: the next call to end
     /// reads on.
     room_wait: bool,
+    /// Requests read while `max_in_flight` calls ran (the reader went on reading for
+    /// the connection's subscriptions' credit), in order: the calls that end start them.
+    stashed: std::collections::VecDeque<Stashed>,
+    /// Their bytes, at most about `reading::STASH_MAX`.
+    stashed_bytes: usize,
     /// The cancel flags of the counted calls (see `Session::in_flight`).
     handed: HashMap<u64, Arc<AtomicBool>>,
     /// No more requests will be read.
     ended: bool,
     /// `on_end` was called.
     gone: bool,
+}
+
+/// A request waiting for room (see `State::stashed`).
+struct Stashed {
+    header: crate::wire::RequestHeader,
+    head: Vec<u8>,
+    tail: Option<Vec<u8>>,
+    deadline: Option<Instant>,
+}
+
+impl Stashed {
+    /// Its bytes, as counted against `reading::STASH_MAX`.
+    fn len(&self) -> usize {
+        self.head.len() + self.tail.as_ref().map_or(0, Vec::len)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -323,18 +323,25 @@ impl<T: DeserializeOwned> Subscription<T> {
         self.done
     }
 
+    /// Grants the server the events consumed since the last grant, once they are half
+    /// the window.
+    fn grant_consumed(&mut self) {
+        if self.consumed >= (self.window / 2).max(1) && self.conn.grant(self.id, self.consumed) {
+            self.consumed = 0;
+        }
+    }
+
     fn take(&mut self, deadline: Option<Instant>) -> Option<Result<T, RpcError>> {
         if self.done {
             return None;
         }
+        // Again here: a grant whose send failed (the server read nothing for a second)
+        // is retried before waiting for an event that may wait for it.
+        self.grant_consumed();
         match self.conn.next_event(self.id, deadline) {
             Next::Event(head, tail) => {
                 self.consumed += 1;
-                if self.consumed >= (self.window / 2).max(1)
-                    && self.conn.grant(self.id, self.consumed)
-                {
-                    self.consumed = 0;
-                }
+                self.grant_consumed();
                 let payload = Payload { head: &head, tail };
                 Some(payload.decode_all::<T>("event").map_err(RpcError::from))
             }

@@ -87,7 +87,7 @@ impl Drop for Stream {
 
 /// Sends the final reply of subscription `flow` (the end of its stream) on `link`, for
 /// a subscription that its subscriber cancelled (see [`crate::flow::Flows::cancel`]).
-pub fn send_end(link: &PushLink, flow: &Flow) {
+pub(crate) fn send_end(link: &PushLink, flow: &Flow) {
     let mut out = link.replies.lock().unwrap_or_else(PoisonError::into_inner);
     let ReplySender { sender, buf, .. } = &mut *out;
     let id = flow.id();
@@ -179,11 +179,13 @@ impl<T> fmt::Debug for Sink<T> {
 
 impl<T: Serialize> Sink<T> {
     /// Opens the sink of the subscription that `reply` answers, whose subscriber
-    /// buffers `window` events: what a generated server calls.
+    /// buffers `window` events: what a generated server calls (not for hand-written
+    /// code).
     ///
     /// # Errors
     ///
     /// [`DispatchError::NoPush`] if the reply cannot carry events.
+    #[doc(hidden)]
     pub fn open(reply: &mut Reply<'_>, window: u32) -> Result<Self, DispatchError> {
         let opened = reply.open_subscription(window)?;
         let flow = opened.flow.clone();

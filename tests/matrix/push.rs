@@ -282,3 +282,89 @@ pub fn more_handlers_streaming_than_max_in_flight_all_complete(t: Transport, nam
         f.shutdown();
     });
 }
+
+/// A client that writes subscription frames by hand: credit for no subscription, a huge
+/// credit, a cancel of nothing are ignored; a subscription that grants no window gets
+/// exactly the events it then grants credit for; a malformed credit frame ends only
+/// that connection.
+pub fn hand_written_subscription_frames_are_checked(t: Transport, name: String) {
+    use rpc_core::codec::{FrameBuf, decode_all, encode_frame};
+    use rpc_core::wire;
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "");
+        let count = ProbeClient::SERVICE
+            .methods
+            .iter()
+            .position(|m| *m == "count")
+            .unwrap() as u16;
+        let (mut parts, child) = crate::suite::raw_connection(&f);
+        crate::suite::raw_handshake(&mut parts);
+        let mut send = |encode: &dyn Fn(&mut FrameBuf<'_>)| {
+            let mut buf = Vec::new();
+            encode(&mut FrameBuf::vec(&mut buf));
+            parts.sender.send(&buf).unwrap();
+        };
+        send(&|b| wire::encode_credit(999, 5, b).unwrap());
+        send(&|b| wire::encode_credit(998, u32::MAX, b).unwrap());
+        send(&|b| wire::encode_cancel(997, b).unwrap());
+        // count(10) with a window of 0 events, then 3 of credit, twice.
+        send(&|b| {
+            wire::encode_request_header(1, count, None, false, b).unwrap();
+            encode_frame(&10_u32, b, "n").unwrap();
+            encode_frame(&0_u32, b, "window").unwrap();
+        });
+        send(&|b| wire::encode_credit(1, 3, b).unwrap());
+        let mut events = Vec::new();
+        let next = |parts: &mut rpc_core::Parts| {
+            let frame = parts
+                .receiver
+                .recv(Some(Instant::now() + Duration::from_secs(5)))
+                .expect("an event")
+                .into_contiguous();
+            let (id, status, payload) = wire::decode_response_header(&frame).unwrap();
+            assert_eq!((id, status), (1, wire::STATUS_EVENT));
+            decode_all::<u32>(payload, "event").unwrap()
+        };
+        for _ in 0..3 {
+            events.push(next(&mut parts));
+        }
+        // No credit left: nothing more comes.
+        let early = parts
+            .receiver
+            .recv(Some(Instant::now() + Duration::from_millis(100)));
+        assert!(
+            matches!(early, Err(ipc_rpc::TransportError::TimedOut)),
+            "{:?}",
+            early.map(|p| p.into_contiguous())
+        );
+        let mut buf = Vec::new();
+        wire::encode_credit(1, 3, &mut FrameBuf::vec(&mut buf)).unwrap();
+        parts.sender.send(&buf).unwrap();
+        for _ in 0..3 {
+            events.push(next(&mut parts));
+        }
+        assert_eq!(events, [0, 1, 2, 3, 4, 5]);
+        // A credit frame without its count ends this connection only.
+        let mut buf = Vec::new();
+        let mut out = FrameBuf::vec(&mut buf);
+        wire::encode_request_header(1, wire::CREDIT_METHOD, None, false, &mut out).unwrap();
+        parts.sender.send(&buf).unwrap();
+        let end = loop {
+            match parts
+                .receiver
+                .recv(Some(Instant::now() + Duration::from_secs(5)))
+            {
+                Ok(_) => continue,
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(end, ipc_rpc::TransportError::Closed), "{end:?}");
+        assert_eq!(f.client.add(1, 2).unwrap(), 3);
+        drop(parts);
+        if let Some(mut child) = child {
+            let status = child.wait().unwrap();
+            assert!(status.success(), "the pipe child ended with {status}");
+        }
+        f.shutdown();
+    });
+}

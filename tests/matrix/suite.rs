@@ -348,7 +348,7 @@ pub fn oversized_reply_is_refused_and_connection_survives(t: Transport, name: St
 }
 
 /// Performs the client's half of the handshake by hand on raw parts.
-fn raw_handshake(parts: &mut rpc_core::Parts) {
+pub fn raw_handshake(parts: &mut rpc_core::Parts) {
     parts.sender.send(&crate::common::probe_hello()).unwrap();
     parts
         .receiver
@@ -358,7 +358,7 @@ fn raw_handshake(parts: &mut rpc_core::Parts) {
 
 /// Raw parts of a new connection to the fixture's kind of server (for `pipe`, a new
 /// child of its own), to send bytes no client would.
-fn raw_connection(f: &Fixture) -> (rpc_core::Parts, Option<std::process::Child>) {
+pub fn raw_connection(f: &Fixture) -> (rpc_core::Parts, Option<std::process::Child>) {
     use rpc_core::Transport as _;
     match f.endpoint() {
         Some(ep) => (transports::connect(&ep).unwrap().split().unwrap(), None),

@@ -55,13 +55,15 @@ pub use child::{ServiceClient, connect, serve_parent, spawn_child, spawn_child_w
 #[cfg(feature = "tokio")]
 pub use child_async::{AsyncServiceClient, spawn_child_async, spawn_child_async_with};
 #[cfg(feature = "tokio")]
-pub use rpc_core::async_client::AsyncClient;
+pub use rpc_core::async_client::{AsyncClient, AsyncSubscription};
 pub use rpc_core::schema;
 pub use rpc_core::schema::Schema;
 pub use rpc_core::server::{cancelled, current_peer as peer, deadline};
+/// Server push: [`Sink`], its errors and its buffer ([`sink::EVENT_WINDOW`]).
+pub use rpc_core::sink;
 pub use rpc_core::{
     Client, CodecError, FrameLimit, MethodInfo, PeerCredentials, RemoteError, RpcError, ServeError,
-    ServiceInfo, TransportError,
+    ServiceInfo, Sink, SinkError, Subscription, TransportError,
 };
 pub use rpc_macros::{Schema, ipc_service};
 pub use server::{ServerHandle, Stopped, cleanup, serve};

@@ -46,6 +46,9 @@ with_transports! { async_matrix! {
         a_stopped_server_times_calls_out_without_holding_up_the_runtime,
         two_thousand_calls_in_flight_take_no_thread_each,
         another_version_fails_only_its_changed_methods,
+        a_subscription_is_a_stream_of_events_in_order,
+        dropping_a_subscription_stream_makes_the_servers_send_fail,
+        server_killed_during_a_subscription_stream_ends_it_disconnected,
     ]
 } }
 
@@ -554,5 +557,100 @@ fn another_version_fails_only_its_changed_methods(t: Transport, name: String) {
             drop(v2);
             drop(child);
         });
+    });
+}
+/// A subscription on the async client is a `futures_core::Stream`: its events come in
+/// order (more than its buffer, so credit flows back), calls go on beside it, and many
+/// run at once from tasks.
+fn a_subscription_is_a_stream_of_events_in_order(t: Transport, name: String) {
+    use futures_core::Stream;
+    run(t, name, Share::Beside, Server::Here, |rt, f| {
+        let c = f.client.clone();
+        rt.block_on(async move {
+            let mut events = c.count(1000).await.unwrap();
+            let mut got = Vec::new();
+            // Through the Stream trait, as stream adapters poll it.
+            while let Some(event) =
+                std::future::poll_fn(|cx| std::pin::Pin::new(&mut events).poll_next(cx)).await
+            {
+                got.push(event.unwrap());
+                if got.len() == 10 {
+                    assert_eq!(c.add(2, 2).await.unwrap(), 4);
+                }
+            }
+            assert_eq!(got, (0..1000).collect::<Vec<_>>());
+            assert!(events.is_done() && events.next().await.is_none());
+
+            let tasks: Vec<_> = (0..50)
+                .map(|_| {
+                    let c = c.clone();
+                    tokio::spawn(async move {
+                        let mut events = c.count_later(20, 1).await.unwrap();
+                        let mut sum = 0;
+                        while let Some(event) = events.next().await {
+                            sum += event.unwrap();
+                        }
+                        sum
+                    })
+                })
+                .collect();
+            for task in tasks {
+                assert_eq!(task.await.unwrap(), 190);
+            }
+        });
+    });
+}
+
+/// Dropping the stream tells the server: its sink's sends fail within a second.
+fn dropping_a_subscription_stream_makes_the_servers_send_fail(t: Transport, name: String) {
+    run(t, name, Share::Beside, Server::Child, |rt, f| {
+        let c = f.client.clone();
+        rt.block_on(async move {
+            let tag = unique_tag();
+            let mut events = c.flood(tag, 64).await.unwrap();
+            for _ in 0..3 {
+                assert_eq!(events.next().await.unwrap().unwrap().len(), 64);
+            }
+            drop(events);
+            let dropped = Instant::now();
+            let ended = loop {
+                if let Some(how) = c.flood_ended(tag).await.unwrap() {
+                    break how;
+                }
+                assert!(
+                    dropped.elapsed() < Duration::from_secs(1),
+                    "sends still succeed"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            };
+            assert!(ended.contains("dropped the subscription"), "{ended}");
+            assert_eq!(c.add(1, 2).await.unwrap(), 3);
+        });
+    });
+}
+
+/// A killed server ends the stream with `Disconnected`, never leaving it pending.
+fn server_killed_during_a_subscription_stream_ends_it_disconnected(t: Transport, name: String) {
+    run(t, name, Share::Beside, Server::Child, |rt, f| {
+        let mut events = rt.block_on(f.client.count_later(100_000, 5)).unwrap();
+        assert_eq!(rt.block_on(events.next()).unwrap().unwrap(), 0);
+        f.kill_server();
+        let killed = Instant::now();
+        let end = rt.block_on(async {
+            loop {
+                match events.next().await {
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => break e,
+                    None => panic!("the stream ended normally; the server was killed"),
+                }
+            }
+        });
+        assert!(end.is_disconnected(), "{end:?}");
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            killed.elapsed()
+        );
+        assert!(rt.block_on(events.next()).is_none());
     });
 }

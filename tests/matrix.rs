@@ -7,6 +7,8 @@
 
 #[macro_use]
 mod common;
+#[path = "matrix/push.rs"]
+mod push;
 #[path = "matrix/suite.rs"]
 mod suite;
 
@@ -78,6 +80,16 @@ macro_rules! every_test {
         a_signal_shuts_the_server_down_and_removes_its_objects,
         close_closes_the_connection_for_every_clone,
         cleanup_removes_a_killed_servers_objects_and_refuses_a_live_ones,
+        subscription_events_arrive_in_order_and_complete,
+        subscription_events_sent_after_the_handler_returned_arrive,
+        dropping_a_subscription_makes_the_servers_send_fail,
+        server_killed_during_a_subscription_ends_it_disconnected,
+        a_subscriber_that_stops_reading_does_not_delay_calls,
+        a_hundred_subscriptions_share_one_connection,
+        a_handler_that_panics_ends_its_subscription_with_remote_panic,
+        a_full_subscriber_buffer_fails_try_send_and_times_send_out,
+        more_handlers_streaming_than_max_in_flight_all_complete,
+        hand_written_subscription_frames_are_checked,
     ]
 } } }
 

@@ -36,6 +36,8 @@ pub trait Job {
     fn role(&self) -> String;
     /// The length of `bytes`.
     fn len(&self, bytes: Vec<u8>) -> u64;
+    /// Sends the worker's pid `n` times, 1 ms apart, from another thread.
+    fn pids(&self, n: u32, events: ipc_rpc::Sink<u32>);
 }
 
 struct Worker(String);
@@ -56,6 +58,16 @@ impl Job for Worker {
     }
     fn len(&self, bytes: Vec<u8>) -> u64 {
         bytes.len() as u64
+    }
+    fn pids(&self, n: u32, events: ipc_rpc::Sink<u32>) {
+        thread::spawn(move || {
+            for _ in 0..n {
+                thread::sleep(Duration::from_millis(1));
+                if events.send(&std::process::id()).is_err() {
+                    return;
+                }
+            }
+        });
     }
 }
 
@@ -210,6 +222,31 @@ fn many_callers_get_every_answer() {
             .collect();
         threads.into_iter().for_each(|t| t.join().unwrap());
         assert!(pool.status().iter().all(|w| w.starts == 1));
+        pool.shutdown();
+    });
+}
+
+/// A subscription through a pool's client stays with the worker it went to (every
+/// event comes from one process), counts as that worker's call (so the next one goes
+/// to the other worker), and calls go on beside it.
+#[test]
+fn subscriptions_stay_with_their_worker() {
+    worker_main();
+    watchdog(WATCHDOG, || {
+        let pool = builder("subscriptions_stay_with_their_worker")
+            .workers(2)
+            .spawn()
+            .unwrap();
+        let client = pool.client();
+        let subscriptions: Vec<_> = (0..4).map(|_| client.pids(50).unwrap()).collect();
+        assert_eq!(client.square(7).unwrap(), 49);
+        let mut workers = BTreeSet::new();
+        for events in subscriptions {
+            let pids: BTreeSet<u32> = events.map(Result::unwrap).collect();
+            assert_eq!(pids.len(), 1, "one subscription's events from {pids:?}");
+            workers.extend(pids);
+        }
+        assert_eq!(workers.len(), 2, "the subscriptions went to both workers");
         pool.shutdown();
     });
 }

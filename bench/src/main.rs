@@ -4,6 +4,8 @@
 //! - sequential round trip (echo) at 64 B, 4 KiB, 64 KiB and 1 MiB: p50, p99, mean;
 //! - calls/s with 1 and 8 callers sharing one client, and with 8 clients;
 //! - producer-consumer streaming at 64 B and 64 KiB messages, in MB/s;
+//! - server push: events/s through one subscription at 64 B and 64 KiB, beside the
+//!   raw mechanism's streaming rate in messages/s;
 //! - for shared memory, four ways to wait (spin, spin-futex, futex, POSIX semaphore).
 //!
 //! ```text
@@ -83,6 +85,9 @@ pub trait Bench {
     fn consume(&self, batch: Vec<Msg>) -> u64;
     /// Sleeps `ms` milliseconds: a slow handler.
     fn sleep_ms(&self, ms: u64) -> u64;
+    /// Pushes `count` events of `size` bytes through one subscription, from a thread
+    /// of the server's (the handler returns at once), then ends it: the push rows.
+    fn push(&self, count: u32, size: u32, events: ipc_rpc::Sink<Msg>);
 }
 
 struct Server;
@@ -97,6 +102,16 @@ impl Bench for Server {
     fn sleep_ms(&self, ms: u64) -> u64 {
         std::thread::sleep(std::time::Duration::from_millis(ms));
         ms
+    }
+    fn push(&self, count: u32, size: u32, events: ipc_rpc::Sink<Msg>) {
+        let event = Msg(vec![0x5A; size as usize]);
+        std::thread::spawn(move || {
+            for _ in 0..count {
+                if events.send(&event).is_err() {
+                    return;
+                }
+            }
+        });
     }
 }
 

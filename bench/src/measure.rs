@@ -79,6 +79,10 @@ pub enum Measure {
     },
     /// Producer-consumer MB/s of `size`-byte messages.
     Stream(usize),
+    /// Events/s of `size` bytes pushed by the server through one subscription; its
+    /// baseline (the `raw` figure) is the raw mechanism's streaming rate of the same
+    /// messages, in messages/s.
+    Push(usize),
     /// p50 of 64 B echoes by [`BESIDE`] threads sharing one client while another call
     /// of that client sleeps 1 s on the server; its baseline (the `raw` figure) is the
     /// same threads' p50 with no sleeping call.
@@ -197,7 +201,7 @@ pub fn run(pl: Placement, b: Budget, only: &Selection) -> Result<Vec<Row>, Box<d
     let others = if only.round_trips_only {
         0
     } else {
-        5 + STREAM_SIZES.len()
+        5 + 2 * STREAM_SIZES.len()
     };
     let cells = only.transports.len() * (only.sizes.len() + others);
     let bar = ProgressBar::new(cells as u64);
@@ -315,6 +319,11 @@ pub fn run(pl: Placement, b: Budget, only: &Selection) -> Result<Vec<Row>, Box<d
             let cpu = CpuTimes::now();
             let (raw, ours_rate) = stream_cell(t, &mut ours, size, pl, b)?;
             let steal = cpu.steal_since();
+            let per_msg = 1e6 / size as f64;
+            let raw_msgs: Vec<_> = raw
+                .iter()
+                .map(|&(k, r)| (k, Fig::Rate(r * per_msg)))
+                .collect();
             let raw = raw.into_iter().map(|(k, r)| (k, Fig::Rate(r)));
             rows.extend(compared(
                 t,
@@ -322,6 +331,17 @@ pub fn run(pl: Placement, b: Budget, only: &Selection) -> Result<Vec<Row>, Box<d
                 raw,
                 Fig::Rate(ours_rate),
                 steal,
+            ));
+            bar.inc(1);
+            bar.set_message(format!("{} push {}", t.name(), size_name(size)));
+            let cpu = CpuTimes::now();
+            let events = push_cell(&ours, size, b)?;
+            rows.extend(compared(
+                t,
+                Measure::Push(size),
+                raw_msgs.into_iter(),
+                Fig::Rate(events),
+                cpu.steal_since(),
             ));
             bar.inc(1);
         }
@@ -765,4 +785,37 @@ fn stream_cell(
         .map(|(k, (bytes, time))| (k, mbps(bytes as f64, time)))
         .collect();
     Ok((raw, mbps(ours_bytes as f64, ours_time)))
+}
+
+/// Events per subscription of the push rows: a streaming batch's worth, at least
+/// [`PUSH_MIN`].
+const PUSH_MIN: usize = 256;
+
+/// Server push of `size`-byte events: subscriptions of [`BATCH`] bytes (at least
+/// [`PUSH_MIN`] events) each, one after another, for the cell's streaming time; events/s
+/// from the subscribe call to the stream's end.
+fn push_cell(ours: &Ours, size: usize, b: Budget) -> Result<f64, Box<dyn Error>> {
+    let count = (BATCH / size).max(PUSH_MIN);
+    let one = || -> Result<Duration, Box<dyn Error>> {
+        let t0 = Instant::now();
+        let mut got = 0;
+        for event in ours.client.push(count as u32, size as u32)? {
+            got += usize::from(event?.0.len() == size);
+        }
+        if got != count {
+            return Err(format!("push: {got} of {count} events of {size} B arrived").into());
+        }
+        Ok(t0.elapsed())
+    };
+    let until = Instant::now() + WARM;
+    while Instant::now() < until {
+        one()?;
+    }
+    let (mut events, mut time) = (0_usize, Duration::ZERO);
+    for_slice(b.stream, || {
+        time += one()?;
+        events += count;
+        Ok(())
+    })?;
+    Ok(events as f64 / time.as_secs_f64())
 }

@@ -34,6 +34,10 @@ fn measure_name(m: Measure) -> String {
         } => format!("calls/s, {callers} callers, 1 client"),
         Measure::Rate { clients, .. } => format!("calls/s, {clients} clients"),
         Measure::Stream(size) => format!("stream {} msgs (MB/s)", size_name(size)),
+        Measure::Push(size) => format!(
+            "push {} events (events/s; raw: msgs/s streamed)",
+            size_name(size)
+        ),
         Measure::HeadOfLine => "64 B p50 beside a 1 s call, 7 callers, 1 client (µs)".into(),
         Measure::SlowHandler => "calls/s of a 1 ms handler, 8 callers, 1 client".into(),
         Measure::Idle(n) => format!("fresh client's connect + first call, {n} idle clients (µs)"),
@@ -178,6 +182,7 @@ pub fn json(rows: &[Row], pl: Placement, b: Budget, quick: bool) -> String {
                     ("calls_per_s", None, Some(callers), Some(clients))
                 }
                 Measure::Stream(s) => ("stream_mb_per_s", Some(s), None, None),
+                Measure::Push(s) => ("push_events_per_s", Some(s), None, None),
                 Measure::HeadOfLine => (
                     "head_of_line_p50_us",
                     Some(64),

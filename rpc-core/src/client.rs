@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::codec::{FrameBuf, Payload};
 pub use crate::connection::HANDSHAKE_TIMEOUT;
+pub use crate::connection::Subscription;
 use crate::connection::{self, Connection, Request};
 use crate::dispatch::ServiceInfo;
 use crate::error::{CodecError, RpcError};
@@ -205,6 +206,38 @@ impl Client {
         let result = match &self.backend {
             Backend::Connection(shared) => shared.call(request, decode, deadline),
             Backend::Pool(router) => router.call(request, decode, deadline),
+        };
+        match result {
+            Err(RpcError::Timeout { peer, .. }) => Err(RpcError::Timeout {
+                peer,
+                after: self.timeout.unwrap_or_default(),
+            }),
+            other => other,
+        }
+    }
+}
+
+impl Client {
+    /// Subscribes with subscription method number `method` (one whose last argument is
+    /// a `Sink<T>`): `encode_args` writes the arguments before the sink. The request
+    /// goes within this client's timeout, if it has one; the events then come for as
+    /// long as the server sends them (see [`Subscription`]). Over a pool, the
+    /// subscription stays with the worker it went to.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::call`], for sending the request.
+    pub fn subscribe<T: DeserializeOwned>(
+        &self,
+        method: u16,
+        encode_args: impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+    ) -> Result<Subscription<T>, RpcError> {
+        let deadline = self.timeout.map(|t| Instant::now() + t);
+        let result = match &self.backend {
+            Backend::Connection(shared) => {
+                Subscription::start(shared.clone(), method, encode_args, deadline, None)
+            }
+            Backend::Pool(router) => router.subscribe(method, encode_args, deadline),
         };
         match result {
             Err(RpcError::Timeout { peer, .. }) => Err(RpcError::Timeout {

@@ -15,7 +15,7 @@
 //! owed replies, so that a server never blocks writing a reply that nobody reads. It
 //! ends once nothing is owed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::{self, Thread};
@@ -31,6 +31,9 @@ use crate::wire::{self, Hello, MAGIC, PROTOCOL_VERSION, Preamble, STATUS_ERR, ST
 
 use crate::schema::{MethodRoutes, ServerMethod};
 pub use crate::wire::HANDSHAKE_TIMEOUT;
+
+mod events;
+pub use events::Subscription;
 
 /// How long a call that timed out tries to tell the server it gave up.
 const CANCEL_SEND_TIMEOUT: Duration = Duration::from_millis(20);
@@ -111,6 +114,13 @@ struct Pending {
     /// Its caller gave the reading role up because its own reply was slow to come
     /// (see [`YIELD_AFTER`]): it is picked to read again only if nobody else waits.
     yielded: bool,
+    /// A subscription's events, read and not yet taken (see `events`); `None` for a
+    /// plain call (boxed: a plain call's entry stays as small as before).
+    #[expect(
+        clippy::box_collection,
+        reason = "one pointer in every call's entry, not a VecDeque's four words"
+    )]
+    events: Option<Box<VecDeque<Handed>>>,
 }
 
 /// Replies a reader hands over to other callers in a row, its own not among them,
@@ -870,12 +880,17 @@ impl Connection {
     fn hand_over(&self, id: u64, status: u8, head: &[u8], tail: Option<Vec<u8>>) {
         let mut calls = lock(&self.calls);
         if let Some(p) = calls.pending.get_mut(&id) {
-            p.reply = Some((status, head.to_vec(), tail));
+            let handed = (status, head.to_vec(), tail);
+            match &mut p.events {
+                Some(queue) if status == wire::STATUS_EVENT => queue.push_back(handed),
+                _ => p.reply = Some(handed),
+            }
             self.tell();
             if let Some(t) = &p.waiter {
                 t.unpark();
             }
-        } else {
+        } else if status != wire::STATUS_EVENT {
+            // A dropped subscription's events come before its final reply.
             calls.owed.remove(&id);
         }
     }

@@ -1,12 +1,14 @@
 //! What a generated `{Trait}Server<S>` implements, and what identifies a service.
 
+use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 
 use crate::codec::{FrameBuf, Payload, encode_bulk_len, encode_frame, send_frame};
 use crate::error::{CodecError, TransportError};
+use crate::flow::{Flow, Flows};
 pub use crate::schema::ServiceInfo;
 use crate::transport::FrameSender;
 use crate::wire::{self, STATUS_OK};
@@ -22,6 +24,35 @@ pub enum DispatchError {
     BadReply(CodecError),
     /// Sending the reply failed (`FrameTooLarge` leaves the connection usable).
     Send(TransportError),
+    /// The method is a subscription, and this reply cannot carry events (it was made
+    /// with [`Reply::new`] or [`Reply::shared`] alone, without [`Reply::with_push`]).
+    NoPush,
+}
+
+/// What a subscription's sink keeps of its connection to send events from any thread:
+/// the shared reply sender and the connection's open subscriptions. A server session
+/// has one and lends it to each call's [`Reply`].
+#[derive(Clone)]
+pub struct PushLink {
+    /// The connection's sender, shared by its calls and sinks.
+    pub replies: Arc<Mutex<ReplySender>>,
+    /// The connection's open subscriptions.
+    pub flows: Arc<Flows>,
+}
+
+/// A subscription's flow and the handle that keeps its stream open (see
+/// [`Reply::hold`]).
+pub type Held = (Arc<Flow>, Arc<dyn Any + Send + Sync>);
+
+/// What [`Reply::open_subscription`] gives a sink: the call's id, its flow and the
+/// connection.
+pub struct Opened {
+    /// The subscription's call id.
+    pub id: u64,
+    /// Its credit and state.
+    pub flow: Arc<Flow>,
+    /// Its connection.
+    pub link: PushLink,
 }
 
 /// A connection's sending half and the scratch buffer its replies are encoded in.
@@ -42,6 +73,12 @@ pub struct ReplySender {
 pub struct Reply<'a> {
     id: u64,
     out: ReplyOut<'a>,
+    /// Where a subscription's sink sends from, if this reply may carry events.
+    push: Option<&'a PushLink>,
+    /// The subscription opened by this call, and the handle that keeps its stream open
+    /// while the handler runs (see [`Reply::hold`]); boxed, so that a plain call's reply
+    /// stays small.
+    held: Option<Box<Held>>,
 }
 
 enum ReplyOut<'a> {
@@ -65,6 +102,8 @@ impl<'a> Reply<'a> {
         Reply {
             id,
             out: ReplyOut::Direct { sender, buf },
+            push: None,
+            held: None,
         }
     }
 
@@ -82,7 +121,45 @@ impl<'a> Reply<'a> {
         Reply {
             id,
             out: ReplyOut::Shared { sender, running },
+            push: None,
+            held: None,
         }
+    }
+
+    /// This reply, able to open a subscription whose sink sends over `link` (which must
+    /// share the sender the reply was made with).
+    pub fn with_push(mut self, link: &'a PushLink) -> Self {
+        self.push = Some(link);
+        self
+    }
+
+    /// Opens a subscription for this call, with `window` events of credit: what a
+    /// generated server does for a method that takes a `Sink`. Its final reply is sent
+    /// when the sink is dropped, not by the dispatcher.
+    ///
+    /// # Errors
+    ///
+    /// [`DispatchError::NoPush`] if this reply was not made [`Reply::with_push`].
+    pub fn open_subscription(&mut self, window: u32) -> Result<Opened, DispatchError> {
+        let link = self.push.ok_or(DispatchError::NoPush)?;
+        Ok(Opened {
+            id: self.id,
+            flow: link.flows.open(self.id, window),
+            link: link.clone(),
+        })
+    }
+
+    /// Keeps `stream` (a handle that sends the subscription's final reply when the last
+    /// of its kind is dropped) until this reply is dropped: the stream of a handler
+    /// that panics ends with `RemotePanic` (see [`Reply::take_held`]), not with the
+    /// sink's normal end.
+    pub fn hold(&mut self, flow: Arc<Flow>, stream: Arc<dyn Any + Send + Sync>) {
+        self.held = Some(Box::new((flow, stream)));
+    }
+
+    /// The subscription this call opened and the handle [`Reply::hold`] kept.
+    pub fn take_held(&mut self) -> Option<Held> {
+        self.held.take().map(|held| *held)
     }
 
     /// The request id this reply answers.

@@ -21,8 +21,9 @@
 //! | 1 | [`buf`], [`endpoint`], [`schema`] | [`buf::FrameBuf`] (where encoders write) and [`buf::Payload`] (a received frame left to decode); [`Endpoint`]: a mechanism, its address and its options, parsed and written as a string; [`ServiceInfo`]: a service's methods, their structure and fingerprints, and where a client's methods go on a server ([`schema::MethodRoutes`]) |
 //! | 2 | [`transport`] (+ [`transport::mem`]) | the contract every mechanism implements; a [`Listener`] reports its [`Endpoint`] |
 //! | 3 | [`framing`], [`codec`] | length-prefixed frames on byte streams; postcard behind [`CodecError`] |
-//! | 4 | [`wire`] | the handshake and the request/reply envelope (deadline, overlap flag, cancel) |
+//! | 4 | [`wire`], [`flow`] | the handshake and the request/reply envelope (deadline, overlap flag, cancel, subscription events and credit); a connection's subscriptions' credit on the server |
 //! | 5 | [`dispatch`] | what a generated `{Trait}Server` implements; replies |
+//! | 5½ | [`sink`] | [`Sink`]: where a subscription's handler sends its events, from any thread |
 //! | 6 | [`connection`] | one connection's request/reply mechanics: ids, multiplexing, deadlines, the drainer |
 //! | 7 | [`router`] | spreading calls over a pool's worker connections |
 //! | 8 | [`client`], `async_client` | [`Client`]: over one connection or a router; with feature `tokio`, `AsyncClient`: calls from async tasks, over one connection |
@@ -47,9 +48,12 @@ pub mod transport;
 pub mod codec;
 pub mod framing;
 
+pub mod flow;
 pub mod wire;
 
 pub mod dispatch;
+
+pub mod sink;
 
 pub mod connection;
 
@@ -63,7 +67,7 @@ pub mod async_client;
 pub mod server;
 pub mod supervisor;
 
-pub use client::Client;
+pub use client::{Client, Subscription};
 pub use dispatch::{Dispatch, DispatchError, Reply};
 pub use endpoint::{Endpoint, EndpointError, EndpointKind};
 pub use error::{
@@ -71,6 +75,7 @@ pub use error::{
 };
 pub use schema::{MethodInfo, Schema, ServiceInfo};
 pub use server::RunningServer;
+pub use sink::{Sink, SinkError};
 pub use transport::{
     Closer, FrameReceiver, FrameSender, Listener, Parts, PeerCredentials, Readiness, Transport,
     WaitFds,

@@ -216,6 +216,33 @@ impl Router {
         }
     }
 
+    /// A subscription over the least-busy live worker, counted as one of its calls
+    /// for as long as it lives.
+    pub(crate) fn subscribe<T: serde::de::DeserializeOwned>(
+        &self,
+        method: u16,
+        encode_args: impl Fn(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+        deadline: Option<Instant>,
+    ) -> Result<crate::connection::Subscription<T>, RpcError> {
+        let lease = self.lease(deadline)?;
+        let conn = lease.live.conn.clone();
+        let live = lease.live.clone();
+        crate::connection::Subscription::start(
+            conn,
+            method,
+            encode_args,
+            deadline,
+            Some(Box::new(lease)),
+        )
+        .map_err(|e| {
+            if live.conn.is_closed() {
+                self.worker_lost(&live, e)
+            } else {
+                e
+            }
+        })
+    }
+
     /// Takes the live worker with the fewest calls in flight, waiting for one while
     /// none is live.
     fn lease(&self, deadline: Option<Instant>) -> Result<Lease, RpcError> {

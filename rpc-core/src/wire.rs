@@ -10,11 +10,19 @@
 //! Refusal  = "IPCX" reason:str                            (instead of Welcome, then close)
 //! Request  = id:varint method:varint deadline:varint flags:u8 args...  (each argument, postcard, in order)
 //! Cancel   = id:varint 0xFFFF:varint  0:varint 0:u8              (the caller gave up on call `id`)
-//! Response = id:varint status:u8      payload                (0: the return value, 1: RemoteError)
+//! Credit   = id:varint 0xFFFE:varint  0:varint 0:u8 n:varint     (subscription `id` may send `n` more events)
+//! Response = id:varint status:u8      payload                (0: the return value, 1: RemoteError, 2: an event)
 //! ```
 //!
 //! A request's `method` is the server's number for it (its index in the welcome's
 //! list): the client maps its methods to the server's by name and fingerprint.
+//! A subscription (a method whose last argument is a `Sink<T>`) is a call whose
+//! request carries, in the sink's place, how many events the client buffers (a
+//! `u32`): the server may send that many [`STATUS_EVENT`] replies for the call's id,
+//! one postcard-encoded `T` each, and then one more for each credit the client grants
+//! as it consumes them. The stream ends with the call's final reply (status 0 or 1).
+//! A cancel ends a subscription: the server answers it with the final reply.
+//!
 //! A request's `deadline` is the time the caller still waits, in microseconds, plus
 //! one (0: no deadline); the server counts it from when the request arrives, so the
 //! two clocks need not agree. Flag [`FLAG_OVERLAPS`] says that other calls of the
@@ -169,8 +177,16 @@ pub const STATUS_OK: u8 = 0;
 /// Status byte of a reply carrying a [`crate::RemoteError`].
 pub const STATUS_ERR: u8 = 1;
 
+/// Status byte of a reply carrying one event of a subscription; the call's final
+/// reply (status [`STATUS_OK`] or [`STATUS_ERR`]) follows the last one.
+pub const STATUS_EVENT: u8 = 2;
+
 /// The method number of a [`Cancel`](self) frame: no service has this many methods.
 pub const CANCEL_METHOD: u16 = u16::MAX;
+
+/// The method number of a [`Credit`](self) frame: the client consumed events of a
+/// subscription and takes that many more.
+pub const CREDIT_METHOD: u16 = u16::MAX - 1;
 
 /// Request flag: other calls of the connection were in flight when this one started,
 /// so the server should read on while it runs it.
@@ -193,6 +209,11 @@ impl RequestHeader {
     /// Whether this frame cancels call `id` rather than starting one.
     pub fn is_cancel(&self) -> bool {
         self.method == CANCEL_METHOD
+    }
+
+    /// Whether this frame grants a subscription credit (see [`decode_credit`]).
+    pub fn is_credit(&self) -> bool {
+        self.method == CREDIT_METHOD
     }
 }
 
@@ -218,6 +239,16 @@ pub fn encode_request_header(
 /// Writes the frame that cancels call `id`.
 pub fn encode_cancel(id: u64, buf: &mut FrameBuf<'_>) -> Result<(), CodecError> {
     encode_frame(&(id, CANCEL_METHOD, 0u64, 0u8), buf, "cancel")
+}
+
+/// Writes the frame that lets subscription `id` send `events` more events.
+pub fn encode_credit(id: u64, events: u32, buf: &mut FrameBuf<'_>) -> Result<(), CodecError> {
+    encode_frame(&(id, CREDIT_METHOD, 0u64, 0u8, events), buf, "credit")
+}
+
+/// The number of events a credit frame grants, from the bytes after its header.
+pub fn decode_credit(rest: &[u8]) -> Result<u32, CodecError> {
+    crate::codec::decode_all(rest, "credit")
 }
 
 /// Splits a request frame into its header and the arguments.
@@ -291,6 +322,16 @@ mod tests {
         let (header, args) = decode_request_header(&buf).unwrap();
         assert!(header.is_cancel());
         assert_eq!((header.id, header.deadline, args), (7, None, &[][..]));
+    }
+
+    #[test]
+    fn credit_names_its_subscription_and_count() {
+        let mut buf = Vec::new();
+        encode_credit(11, 32, &mut FrameBuf::vec(&mut buf)).unwrap();
+        let (header, rest) = decode_request_header(&buf).unwrap();
+        assert!(header.is_credit() && !header.is_cancel());
+        assert_eq!((header.id, decode_credit(rest).unwrap()), (11, 32));
+        assert!(decode_credit(&[]).is_err());
     }
 
     #[test]

@@ -16,10 +16,13 @@ pub struct MethodDef<'a> {
     pub original: &'a TraitItemFn,
     /// Position in the trait: the method number on the wire.
     pub index: u16,
-    /// The arguments after `&self`.
+    /// The arguments after `&self`, a subscription's sink included (the fingerprint
+    /// hashes them all).
     pub args: Vec<ArgDef<'a>>,
     /// `None` for `-> ()` or no return type.
     pub output: Option<&'a Type>,
+    /// A subscription's last argument, `events: Sink<T>`: its name and `T`.
+    pub sink: Option<(&'a Ident, &'a Type)>,
 }
 
 /// One argument after `&self`: `ident: ty`.
@@ -42,6 +45,14 @@ impl<'a> MethodDef<'a> {
     /// The arguments' names, in order.
     pub fn arg_idents(&self) -> impl Iterator<Item = &'a Ident> {
         self.args.iter().map(|a| a.ident)
+    }
+
+    /// The arguments sent as values: all but a subscription's sink.
+    pub fn value_args(&self) -> &[ArgDef<'a>] {
+        match self.sink {
+            Some(_) => &self.args[..self.args.len() - 1],
+            None => &self.args,
+        }
     }
 
     /// `#[doc]` attributes, carried over to the client method.

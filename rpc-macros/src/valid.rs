@@ -196,12 +196,70 @@ fn check_method<'a>(original: &'a TraitItemFn, index: u16, errors: &mut Errors) 
             }
         }
     };
+    let sink = check_sinks(sig, &args, output, errors);
     MethodDef {
         original,
         index,
         args,
         output,
+        sink,
     }
+}
+
+/// `T` if `ty` is written as a sink of events, `Sink<T>` (or `ipc_rpc::Sink<T>`).
+fn sink_item(ty: &Type) -> Option<&Type> {
+    let Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    if last.ident != "Sink" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.first() {
+        Some(GenericArgument::Type(t)) if args.args.len() == 1 => Some(t),
+        _ => None,
+    }
+}
+
+/// A subscription takes one `Sink<T>`, last, and returns nothing: its name and `T`.
+fn check_sinks<'a>(
+    sig: &syn::Signature,
+    args: &[ArgDef<'a>],
+    output: Option<&Type>,
+    errors: &mut Errors,
+) -> Option<(&'a syn::Ident, &'a Type)> {
+    let last = args.len().checked_sub(1)?;
+    let sinks = args.iter().filter(|a| sink_item(a.ty).is_some()).count();
+    for a in &args[..last] {
+        if sink_item(a.ty).is_none() {
+            continue;
+        }
+        let message = if sinks > 1 {
+            "a subscription takes one `Sink`, as its last argument; to stream several kinds \
+             of events, send one enum of them"
+                .to_owned()
+        } else {
+            format!(
+                "a `Sink` must be the last argument: it makes the method a subscription, \
+                 whose other arguments come first; move `{}` to the end",
+                names::plain(a.ident)
+            )
+        };
+        errors.push(a.ty, message);
+    }
+    let item = sink_item(args[last].ty)?;
+    if let ReturnType::Type(_, ty) = &sig.output
+        && output.is_some()
+    {
+        errors.push(
+            ty,
+            "a subscription (a method taking a `Sink`) returns nothing: the client gets a \
+             `Subscription` of the sink's events; remove the return type, and send what it \
+             would carry as an event",
+        );
+    }
+    Some((args[last].ident, item))
 }
 
 /// Refuses types that cannot cross a process boundary, anywhere inside `ty`.

@@ -68,7 +68,25 @@ pub trait Probe {
     fn deadline_ms(&self) -> Option<u64>;
     /// Sleeps `ms` and returns the most `hold` calls tagged `tag` that ran at once so far.
     fn hold(&self, tag: u64, ms: u64) -> u32;
+    /// Sends `0..n` as events from the handler itself, then ends the stream.
+    fn count(&self, n: u32, events: ipc_rpc::Sink<u32>);
+    /// Returns at once; a thread sends `0..n`, `every_ms` apart, then ends the stream.
+    fn count_later(&self, n: u32, every_ms: u64, events: ipc_rpc::Sink<u32>);
+    /// Returns at once; a thread sends `len`-byte events, 1 ms apart, until a send
+    /// fails other than by timing out; `flood_ended(tag)` then says how.
+    fn flood(&self, tag: u64, len: u32, events: ipc_rpc::Sink<Vec<u8>>);
+    /// How the `flood` tagged `tag` ended (its send's error), if it did.
+    fn flood_ended(&self, tag: u64) -> Option<String>;
+    /// Returns at once; a thread `try_send`s `0, 1, …` until the subscriber's buffer is
+    /// full, then `send`s once with a 100 ms timeout; `flood_ended(tag)` then says
+    /// `full after N; then <error>`.
+    fn fill_up(&self, tag: u64, events: ipc_rpc::Sink<u32>);
+    /// Sends `0..n`, then panics with `message`.
+    fn count_then_panic(&self, n: u32, message: String, events: ipc_rpc::Sink<u32>);
 }
+
+/// How each `flood` ended, by tag.
+static FLOODS: std::sync::Mutex<BTreeMap<u64, String>> = std::sync::Mutex::new(BTreeMap::new());
 
 /// Per tag: `hold` calls running now, and the most that ran at once.
 static HOLDS: std::sync::Mutex<BTreeMap<u64, (u32, u32)>> = std::sync::Mutex::new(BTreeMap::new());
@@ -145,6 +163,68 @@ impl Probe for ProbeImpl {
     }
     fn deadline_ms(&self) -> Option<u64> {
         ipc_rpc::deadline().map(|d| d.as_millis() as u64)
+    }
+    fn count(&self, n: u32, events: ipc_rpc::Sink<u32>) {
+        for i in 0..n {
+            if events.send(&i).is_err() {
+                return;
+            }
+        }
+    }
+    fn count_later(&self, n: u32, every_ms: u64, events: ipc_rpc::Sink<u32>) {
+        thread::spawn(move || {
+            for i in 0..n {
+                thread::sleep(Duration::from_millis(every_ms));
+                if events.send(&i).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    fn flood(&self, tag: u64, len: u32, events: ipc_rpc::Sink<Vec<u8>>) {
+        thread::spawn(move || {
+            let payload = vec![0x5A; len as usize];
+            loop {
+                match events.send(&payload) {
+                    Ok(()) | Err(ipc_rpc::SinkError::Timeout { .. }) => {}
+                    Err(e) => {
+                        FLOODS.lock().unwrap().insert(tag, e.to_string());
+                        return;
+                    }
+                }
+                thread::sleep(Duration::from_millis(1));
+            }
+        });
+    }
+    fn flood_ended(&self, tag: u64) -> Option<String> {
+        FLOODS.lock().unwrap().get(&tag).cloned()
+    }
+    fn fill_up(&self, tag: u64, events: ipc_rpc::Sink<u32>) {
+        thread::spawn(move || {
+            let mut sent = 0;
+            let how = loop {
+                match events.try_send(&sent) {
+                    Ok(()) => sent += 1,
+                    Err(ipc_rpc::SinkError::Full) => {
+                        let waited = events.with_timeout(Duration::from_millis(100)).send(&sent);
+                        break match waited {
+                            Err(e @ ipc_rpc::SinkError::Timeout { .. }) => {
+                                format!("full after {sent}; then {e}")
+                            }
+                            other => format!("full after {sent}; then send gave {other:?}"),
+                        };
+                    }
+                    Err(e) => break format!("failed after {sent}: {e}"),
+                }
+            };
+            FLOODS.lock().unwrap().insert(tag, how);
+        });
+    }
+    fn count_then_panic(&self, n: u32, message: String, events: ipc_rpc::Sink<u32>) {
+        for i in 0..n {
+            events.send(&i).unwrap();
+        }
+        panic!("{message}")
     }
     fn hold(&self, tag: u64, ms: u64) -> u32 {
         {

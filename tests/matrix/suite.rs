@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use ipc_rpc::{RpcError, ServeError};
 
 use crate::common::*;
+pub use crate::push::*;
 
 const WATCHDOG: Duration = Duration::from_secs(30);
 
@@ -371,7 +372,7 @@ pub fn oversized_reply_is_refused_and_connection_survives(t: Transport, name: St
 }
 
 /// Performs the client's half of the handshake by hand on raw parts.
-fn raw_handshake(parts: &mut rpc_core::Parts) {
+pub fn raw_handshake(parts: &mut rpc_core::Parts) {
     parts.sender.send(&crate::common::probe_hello()).unwrap();
     parts
         .receiver
@@ -381,7 +382,7 @@ fn raw_handshake(parts: &mut rpc_core::Parts) {
 
 /// Raw parts of a new connection to the fixture's kind of server (for `pipe`, a new
 /// child of its own), to send bytes no client would.
-fn raw_connection(f: &Fixture) -> (rpc_core::Parts, Option<std::process::Child>) {
+pub fn raw_connection(f: &Fixture) -> (rpc_core::Parts, Option<std::process::Child>) {
     use rpc_core::Transport as _;
     match f.endpoint() {
         Some(ep) => (transports::connect(&ep).unwrap().split().unwrap(), None),
@@ -759,6 +760,14 @@ pub fn client_child() {
     };
     let client = ProbeClient::connect(&endpoint.parse().unwrap()).unwrap();
     println!("CALLING");
+    if let Ok(tag) = std::env::var("IPC_RPC_TEST_DOOMED_SUBSCRIBER") {
+        // A subscriber that is killed while subscribed (see `push`).
+        let mut events = client.flood(tag.parse().unwrap(), 64).unwrap();
+        let _ = events.next();
+        println!("SUBSCRIBED");
+        thread::sleep(Duration::from_secs(30));
+        std::process::exit(0);
+    }
     match std::env::var("IPC_RPC_TEST_DOOMED_CLIENT_TAG") {
         Ok(tag) => {
             let _ = client.watch_cancel(tag.parse().unwrap(), 10_000);

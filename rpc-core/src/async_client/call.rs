@@ -72,6 +72,7 @@ impl Future for Reply {
                 }
                 Poll::Pending
             }
+            Slot::Stream(_) => unreachable!("a call's slot is never a subscription's"),
             Slot::Done(_) => {
                 let Some(Slot::Done(result)) = calls.pending.remove(&id) else {
                     unreachable!("matched just above")

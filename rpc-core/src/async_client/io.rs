@@ -48,6 +48,18 @@ pub(super) enum Slot {
     Waiting(Option<Waker>),
     /// Here, or the call failed.
     Done(Result<Handed, RpcError>),
+    /// A subscription's events and end (see `stream`).
+    Stream(Events),
+}
+
+/// A subscription's events, read and not yet taken, and its end once it came.
+#[derive(Default)]
+pub(super) struct Events {
+    pub(super) queue: VecDeque<Handed>,
+    /// The final reply, or the error that ended the connection.
+    pub(super) end: Option<Result<Handed, RpcError>>,
+    /// The task that last polled the subscription.
+    pub(super) waker: Option<Waker>,
 }
 
 #[derive(Default)]
@@ -158,17 +170,24 @@ impl Shared {
             calls
                 .pending
                 .values_mut()
-                .filter_map(|slot| match slot {
-                    Slot::Waiting(waker) => {
-                        let waker = waker.take();
-                        *slot = Slot::Done(Err(RpcError::Disconnected {
-                            peer: peer.clone(),
-                            reason: reason.clone(),
-                            source: None,
-                        }));
-                        waker
+                .filter_map(|slot| {
+                    let error = RpcError::Disconnected {
+                        peer: peer.clone(),
+                        reason: reason.clone(),
+                        source: None,
+                    };
+                    match slot {
+                        Slot::Waiting(waker) => {
+                            let waker = waker.take();
+                            *slot = Slot::Done(Err(error));
+                            waker
+                        }
+                        Slot::Stream(events) => {
+                            events.end.get_or_insert(Err(error));
+                            events.waker.take()
+                        }
+                        Slot::Done(_) => None,
                     }
-                    Slot::Done(_) => None,
                 })
                 .collect()
         };
@@ -189,10 +208,25 @@ impl Shared {
             return;
         };
         let waker = match slot {
-            Slot::Waiting(waker) => waker.take(),
-            Slot::Done(_) => None,
+            Slot::Waiting(waker) => {
+                let waker = waker.take();
+                *slot = Slot::Done(result);
+                waker
+            }
+            Slot::Stream(events) => {
+                match result {
+                    Ok(event) if event.0 == wire::STATUS_EVENT => events.queue.push_back(event),
+                    end => {
+                        events.end.get_or_insert(end);
+                    }
+                }
+                events.waker.take()
+            }
+            Slot::Done(_) => {
+                *slot = Slot::Done(result);
+                None
+            }
         };
-        *slot = Slot::Done(result);
         drop(calls);
         if let Some(waker) = waker {
             waker.wake();

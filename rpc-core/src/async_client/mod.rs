@@ -29,6 +29,9 @@
 
 mod call;
 mod io;
+mod stream;
+
+pub use stream::AsyncSubscription;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -227,6 +230,22 @@ impl AsyncClient {
             }),
             other => other,
         }
+    }
+
+    /// Subscribes with subscription method number `method` (one whose last argument is
+    /// a `Sink<T>`): `encode_args` writes the arguments before the sink. See
+    /// [`AsyncSubscription`].
+    ///
+    /// # Errors
+    ///
+    /// `Disconnected` if the connection is closed; a codec error if the arguments do
+    /// not encode; `FrameTooLarge` over the server's limit.
+    pub async fn subscribe<T: serde::de::DeserializeOwned>(
+        &self,
+        method: u16,
+        encode_args: impl FnOnce(&mut FrameBuf<'_>) -> Result<(), CodecError>,
+    ) -> Result<AsyncSubscription<T>, RpcError> {
+        AsyncSubscription::start(&self.owner.shared, method, encode_args)
     }
 
     /// The error of a call on a closed connection.

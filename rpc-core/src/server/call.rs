@@ -7,8 +7,9 @@ use std::sync::{Mutex, PoisonError};
 
 use crate::buf::{FrameBuf, Payload};
 use crate::codec::encode_frame;
-use crate::dispatch::{Dispatch, DispatchError, Reply, ReplySender};
+use crate::dispatch::{Dispatch, DispatchError, PushLink, Reply, ReplySender};
 use crate::error::{RemoteError, TransportError, chain};
+use crate::flow::Gone;
 use crate::wire::{self, STATUS_ERR};
 
 /// Runs the handler, which sends its own reply; returns the error to send instead when
@@ -18,16 +19,34 @@ pub(super) fn run(
     method: u16,
     args: Payload<'_>,
     dispatch: &dyn Dispatch,
-    replies: &Mutex<ReplySender>,
+    push: &PushLink,
     running: Option<(&AtomicU64, u64)>,
 ) -> Option<RemoteError> {
     let info = dispatch.info();
     let name = || info.method_name(method).to_owned();
+    let mut reply = Reply::shared(id, &push.replies, running).with_push(push);
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        dispatch.dispatch(method, args, &mut Reply::shared(id, replies, running))
+        dispatch.dispatch(method, args, &mut reply)
     }));
+    // A subscription's stream: a handler that failed ends it with its error instead.
+    let held = reply.take_held();
+    drop(reply);
+    if let Some((flow, stream)) = held {
+        if matches!(outcome, Ok(Ok(()))) {
+            // The stream ends when the last sink goes, perhaps this one.
+            drop(stream);
+            return None;
+        }
+        flow.close(Gone::Panicked);
+        flow.end();
+        drop(stream);
+    }
     Some(match outcome {
         Ok(Ok(())) => return None,
+        Ok(Err(DispatchError::NoPush)) => RemoteError::BadReply {
+            method: name(),
+            detail: "this server cannot carry a subscription's events".into(),
+        },
         Ok(Err(DispatchError::UnknownMethod)) => RemoteError::UnknownMethod { index: method },
         Ok(Err(DispatchError::BadArguments(e))) => RemoteError::BadArguments {
             method: name(),

@@ -121,6 +121,9 @@ pub(super) fn stub(
     trait_ident: &syn::Ident,
     kind: Stub,
 ) -> TokenStream {
+    if let Some((_, item)) = m.sink {
+        return subscription_stub(m, krate, trait_ident, kind, item);
+    }
     let ident = m.ident();
     let docs = m.docs();
     let cfgs = m.cfgs();
@@ -234,4 +237,66 @@ fn encode_args(m: &MethodDef<'_>, krate: &Path) -> Vec<TokenStream> {
             }
         })
         .collect()
+}
+
+/// A client's method for subscription method `m`: it encodes the arguments but the
+/// sink and returns the subscription to the sink's events (`item`).
+fn subscription_stub(
+    m: &MethodDef<'_>,
+    krate: &Path,
+    trait_ident: &syn::Ident,
+    kind: Stub,
+    item: &syn::Type,
+) -> TokenStream {
+    let ident = m.ident();
+    let docs = m.docs();
+    let cfgs = m.cfgs();
+    let index = m.index;
+    let see = format!(
+        "\n\nSubscribes to [`{trait_ident}::{}`] on the server: its events, in order, until \
+         the server drops the sink.",
+        names::plain(ident)
+    );
+    let args = m.value_args();
+    let arg_idents: Vec<_> = args.iter().map(|a| a.ident).collect();
+    let arg_tys = args.iter().map(|a| a.ty);
+    let buf = if args.is_empty() {
+        format_ident!("_")
+    } else {
+        format_ident!("__ipc_buf")
+    };
+    let encodes = args.iter().map(|a| {
+        let ident = a.ident;
+        let ty = a.ty;
+        let kind = wire_kind(krate, ty);
+        quote_spanned! {ty.span()=>
+            #kind.encode_arg(&#ident, __ipc_buf, |__ipc_v, __ipc_b| {
+                <#ty as #krate::__private::Wire<_>>::encode_arg(__ipc_v, __ipc_b)
+            })?;
+        }
+    });
+    let (asyncness, ret, call) = match kind {
+        Stub::Blocking => (
+            quote!(),
+            quote!(#krate::Subscription<#item>),
+            quote! { self.__client.subscribe::<#item>(#index, __ipc_encode) },
+        ),
+        Stub::Async => (
+            quote!(async),
+            quote!(#krate::AsyncSubscription<#item>),
+            quote! { self.__client.subscribe::<#item>(#index, __ipc_encode).await },
+        ),
+    };
+    quote! {
+        #(#cfgs)*
+        #(#docs)*
+        #[doc = #see]
+        pub #asyncness fn #ident(&self #(, #arg_idents: #arg_tys)*) -> ::core::result::Result<#ret, #krate::RpcError> {
+            let __ipc_encode = move |#buf: &mut #krate::__private::FrameBuf<'_>| -> ::core::result::Result<(), #krate::CodecError> {
+                #(#encodes)*
+                ::core::result::Result::Ok(())
+            };
+            #call
+        }
+    }
 }

@@ -64,6 +64,9 @@ pub fn generate(service: &ServiceDef<'_>, krate: &Path) -> TokenStream {
 }
 
 fn arm(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStream {
+    if let Some((sink, item)) = m.sink {
+        return subscription_arm(m, krate, trait_ident, sink, item);
+    }
     let ident = m.ident();
     let index = m.index;
     let cfgs = m.cfgs();
@@ -105,6 +108,45 @@ fn arm(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStream
             #krate::__private::finish_args(__ipc_rest)?;
             let __ipc_ret: #ret = <__S as #trait_ident>::#ident(&self.__service #(, #arg_idents)*);
             #encode
+        }
+    }
+}
+
+/// The dispatch arm of subscription method `m`: decodes the arguments and the
+/// subscriber's window (sent in the sink's place), opens the sink and hands it to the
+/// handler. The stream's final reply goes when the last clone of the sink is dropped.
+fn subscription_arm(
+    m: &MethodDef<'_>,
+    krate: &Path,
+    trait_ident: &syn::Ident,
+    sink: &syn::Ident,
+    item: &syn::Type,
+) -> TokenStream {
+    let ident = m.ident();
+    let index = m.index;
+    let cfgs = m.cfgs();
+    let args = m.value_args();
+    let arg_idents = args.iter().map(|a| a.ident);
+    let decodes = args.iter().map(|a| {
+        let name = a.ident;
+        let ty = a.ty;
+        let kind = wire_kind(krate, ty);
+        quote_spanned! {ty.span()=>
+            let #name: #ty = #kind.decode_arg(&mut __ipc_rest, |__ipc_r| {
+                <#ty as #krate::__private::Wire<_>>::decode_arg(__ipc_r)
+            })?;
+        }
+    });
+    quote! {
+        #(#cfgs)*
+        #index => {
+            let mut __ipc_rest: #krate::dispatch::Payload<'_> = __ipc_args;
+            #(#decodes)*
+            let __ipc_window: u32 = <u32 as #krate::__private::Wire<_>>::decode_arg(&mut __ipc_rest)?;
+            #krate::__private::finish_args(__ipc_rest)?;
+            let #sink = #krate::Sink::<#item>::open(__ipc_reply, __ipc_window)?;
+            <__S as #trait_ident>::#ident(&self.__service #(, #arg_idents)*, #sink);
+            ::core::result::Result::Ok(())
         }
     }
 }

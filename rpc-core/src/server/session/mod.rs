@@ -54,7 +54,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use crate::dispatch::{Dispatch, ReplySender};
+use crate::dispatch::{Dispatch, PushLink, ReplySender};
 use crate::transport::{Closer, FrameReceiver, Parts, PeerCredentials, Readiness, WaitFds};
 
 use super::alarm::Alarm;
@@ -79,7 +79,9 @@ pub(super) struct Session {
     id: u64,
     peer: Arc<PeerCredentials>,
     link: ServerLink,
-    replies: Mutex<ReplySender>,
+    /// The reply sender, shared with the connection's subscriptions' sinks, and those
+    /// subscriptions' credit.
+    push: PushLink,
     receiver: Mutex<Box<dyn FrameReceiver>>,
     closer: Mutex<Box<dyn Closer>>,
     state: Mutex<State>,
@@ -126,12 +128,32 @@ struct State {
     /// `max_in_flight` calls ran, so the reader gave its role up: the next call to end
     /// reads on.
     room_wait: bool,
+    /// Requests read while `max_in_flight` calls ran (the reader went on reading for
+    /// the connection's subscriptions' credit), in order: the calls that end start them.
+    stashed: std::collections::VecDeque<Stashed>,
+    /// Their bytes, at most about `reading::STASH_MAX`.
+    stashed_bytes: usize,
     /// The cancel flags of the counted calls (see `Session::in_flight`).
     handed: HashMap<u64, Arc<AtomicBool>>,
     /// No more requests will be read.
     ended: bool,
     /// `on_end` was called.
     gone: bool,
+}
+
+/// A request waiting for room (see `State::stashed`).
+struct Stashed {
+    header: crate::wire::RequestHeader,
+    head: Vec<u8>,
+    tail: Option<Vec<u8>>,
+    deadline: Option<Instant>,
+}
+
+impl Stashed {
+    /// Its bytes, as counted against `reading::STASH_MAX`.
+    fn len(&self) -> usize {
+        self.head.len() + self.tail.as_ref().map_or(0, Vec::len)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -159,11 +181,14 @@ impl Session {
             peer: Arc::new(peer),
             link,
             frame_limit,
-            replies: Mutex::new(ReplySender {
-                sender,
-                buf: Vec::with_capacity(256),
-                peer_limit: None,
-            }),
+            push: PushLink {
+                replies: Arc::new(Mutex::new(ReplySender {
+                    sender,
+                    buf: Vec::with_capacity(256),
+                    peer_limit: None,
+                })),
+                flows: Arc::default(),
+            },
             receiver: Mutex::new(receiver),
             closer: Mutex::new(closer),
             state: Mutex::new(State {
@@ -272,7 +297,8 @@ impl Session {
     /// transport's OS objects go. Their later sends fail with `Closed`.
     pub(super) fn dispose(&self) {
         self.link.poller.forget(self.id);
-        let sender = std::mem::replace(&mut lock(&self.replies).sender, Box::new(ClosedSender));
+        let sender =
+            std::mem::replace(&mut lock(&self.push.replies).sender, Box::new(ClosedSender));
         drop(sender);
         // A reader still blocked holds the receiver; it ends by itself once the
         // connection is closed, and drops nothing of ours.
@@ -283,6 +309,14 @@ impl Session {
             &mut *lock(&self.closer),
             Box::new(ClosedCloser),
         ));
+    }
+
+    /// Ends subscription `id` (its subscriber dropped it): its sinks' sends fail, and
+    /// its final reply goes now.
+    fn unsubscribe(&self, id: u64) {
+        if let Some(flow) = self.push.flows.cancel(id) {
+            crate::sink::send_end(&self.push, &flow);
+        }
     }
 
     /// Raises the cancel flag of call `id`, if it runs.
@@ -298,8 +332,10 @@ impl Session {
         self.raise_cancel_flags(&lock(&self.state));
     }
 
-    /// Raises the cancel flag of every call that runs (the caller holds the state).
+    /// Raises the cancel flag of every call that runs (the caller holds the state), and
+    /// ends the connection's subscriptions (their sinks' sends fail).
     fn raise_cancel_flags(&self, state: &State) {
+        self.push.flows.close_all();
         self.inline_cancel.store(true, Ordering::Relaxed);
         for flag in state.handed.values() {
             flag.store(true, Ordering::Relaxed);

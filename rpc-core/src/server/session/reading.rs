@@ -15,7 +15,25 @@ use crate::wire::{self, RequestHeader};
 use super::super::call;
 use super::super::context::Entered;
 use super::super::handshake;
-use super::{Session, lock};
+use super::{Session, Stashed, lock};
+
+/// The most bytes of requests a connection's reader keeps while it reads on for its
+/// subscriptions at `max_in_flight` (see `Session::take_room`); past that it stops
+/// reading until a call ends, as without subscriptions.
+pub(super) const STASH_MAX: usize = 1 << 20;
+
+/// What [`Session::take_room`] found.
+enum Room {
+    /// Under `max_in_flight`: a call may start.
+    Free,
+    /// At `max_in_flight`, with subscriptions open: read their control frames only.
+    ControlOnly,
+    /// At `max_in_flight`: the reader gave its role up.
+    Full,
+    /// A request kept for want of room (see `Session::stash`): start it before reading
+    /// on.
+    Stashed(Stashed),
+}
 
 /// How long a reader with nothing to read waits on its connection before it parks it
 /// in the poller and gives its thread back (at once while jobs wait for a thread).
@@ -98,9 +116,29 @@ impl Session {
         // A request was just read: the next one may follow at once.
         let mut linger = false;
         let mut clock = LingerClock::default();
+        // `max_in_flight` calls run, but the connection has subscriptions: read on for
+        // their credit and cancels (a handler waiting for credit is one of the calls
+        // that run), and keep the next request for when a call ends.
+        let mut control_only = false;
         loop {
-            if !room && !self.take_room() {
-                return;
+            if !room || control_only {
+                match self.take_room() {
+                    Room::Free => control_only = false,
+                    Room::ControlOnly => control_only = true,
+                    Room::Full => return,
+                    Room::Stashed(Stashed {
+                        header,
+                        head,
+                        tail,
+                        deadline,
+                    }) => {
+                        // Read while there was no room, which a call that ended made.
+                        let cancel = self.count(header.id, None);
+                        self.hand_off(header, head, tail, deadline, cancel);
+                        room = false;
+                        continue;
+                    }
+                }
             }
             room = true;
             let mut receiver = lock(&self.receiver);
@@ -140,7 +178,7 @@ impl Session {
             if !self.shaken.load(Ordering::Acquire) {
                 let hello = frame.into_contiguous();
                 let accepted = {
-                    let mut out = lock(&self.replies);
+                    let mut out = lock(&self.push.replies);
                     let ReplySender {
                         sender,
                         buf,
@@ -187,6 +225,25 @@ impl Session {
             if header.is_cancel() {
                 drop(receiver);
                 self.cancel(header.id);
+                self.unsubscribe(header.id);
+                room = true;
+                continue;
+            }
+            if header.is_credit() {
+                let credit = wire::decode_credit(head);
+                drop(receiver);
+                match credit {
+                    Ok(events) => self.push.flows.grant(header.id, events),
+                    Err(_) => {
+                        crate::__event!(
+                            warn,
+                            connection = self.id,
+                            "connection ended: a malformed credit frame"
+                        );
+                        lock(&self.closer).close();
+                        return self.stop_reading();
+                    }
+                }
                 room = true;
                 continue;
             }
@@ -195,6 +252,17 @@ impl Session {
                 drop(receiver);
                 self.expired(header);
                 room = true;
+                continue;
+            }
+            if control_only {
+                let stashed = Stashed {
+                    header,
+                    head: head.to_vec(),
+                    tail: frame.tail,
+                    deadline,
+                };
+                drop(receiver);
+                self.stash(stashed);
                 continue;
             }
             let alone = self.in_flight.load(Ordering::Acquire) == 0;
@@ -309,16 +377,34 @@ impl Session {
         }
     }
 
-    /// Whether a call may start; if `max_in_flight` run, gives the reading role up
-    /// (the next call to end takes it) and says `false`.
-    fn take_room(&self) -> bool {
+    /// Whether a call may start. If `max_in_flight` run: with subscriptions open,
+    /// the reader reads on for their control frames only; else it gives the reading
+    /// role up (the next call to end takes it).
+    fn take_room(&self) -> Room {
         let mut state = lock(&self.state);
         if self.in_flight.load(Ordering::Relaxed) < self.link.max_in_flight {
-            return true;
+            return match state.stashed.pop_front() {
+                Some(stashed) => {
+                    state.stashed_bytes -= stashed.len();
+                    Room::Stashed(stashed)
+                }
+                None => Room::Free,
+            };
+        }
+        if state.stashed_bytes < STASH_MAX && self.push.flows.any_open() {
+            return Room::ControlOnly;
         }
         state.reading = false;
         state.room_wait = true;
-        false
+        Room::Full
+    }
+
+    /// Keeps a request read while `max_in_flight` calls run, after those kept before
+    /// it: the calls that end start them, in order (see `take_room`).
+    fn stash(&self, stashed: Stashed) {
+        let mut state = lock(&self.state);
+        state.stashed_bytes += stashed.len();
+        state.stashed.push_back(stashed);
     }
 
     /// Runs a call on a pool thread (or here, if no thread can be had).
@@ -365,6 +451,14 @@ impl Session {
             state.reading = true;
             return true;
         }
+        if state.parked && !state.stashed.is_empty() && !state.ended {
+            // Requests wait for the room this call made, and the reader parked the
+            // connection: take the role back from the poller and start them.
+            self.link.poller.forget(self.id);
+            state.parked = false;
+            state.reading = true;
+            return true;
+        }
         self.leave(state);
         false
     }
@@ -386,9 +480,9 @@ impl Session {
             header.method,
             args,
             dispatch,
-            &self.replies,
+            &self.push,
             running,
-        ) && call::send_error(header.id, &error, &self.replies).is_err()
+        ) && call::send_error(header.id, &error, &self.push.replies).is_err()
         {
             // The connection cannot carry replies any more: end it.
             self.abort();
@@ -403,7 +497,13 @@ impl Session {
             .info()
             .method_name(header.method)
             .to_owned();
-        if call::send_error(header.id, &RemoteError::Expired { method }, &self.replies).is_err() {
+        if call::send_error(
+            header.id,
+            &RemoteError::Expired { method },
+            &self.push.replies,
+        )
+        .is_err()
+        {
             self.abort();
         }
     }

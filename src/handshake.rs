@@ -25,17 +25,8 @@ pub fn connect(endpoint: &Endpoint, service: &'static ServiceInfo) -> Result<Cli
     let started = Instant::now();
     let connected = open(endpoint, timeout).and_then(|transport| {
         let left = timeout.saturating_sub(started.elapsed());
-        Client::handshake_within(transport, service, left.max(HANDSHAKE_FLOOR)).map_err(|e| {
-            match e {
-                // Named as the user wrote it, with the whole time-out.
-                RpcError::ConnectTimeout { detail, .. } => RpcError::ConnectTimeout {
-                    endpoint: endpoint.to_string(),
-                    after: timeout,
-                    detail,
-                },
-                e => e,
-            }
-        })
+        Client::handshake_within(transport, service, left.max(HANDSHAKE_FLOOR))
+            .map_err(|e| named(endpoint, timeout, e))
     });
     match &connected {
         Ok(_) => rpc_core::__event!(info, %endpoint, service = service.name, "connected"),
@@ -55,11 +46,26 @@ pub async fn connect_async(
     endpoint: &Endpoint,
     service: &'static ServiceInfo,
 ) -> Result<rpc_core::async_client::AsyncClient, RpcError> {
-    let endpoint = endpoint.clone();
-    rpc_core::async_client::AsyncClient::connect_with(service, move || {
-        open(&endpoint, endpoint.connect_timeout())
+    let timeout = endpoint.connect_timeout();
+    let opened = endpoint.clone();
+    rpc_core::async_client::AsyncClient::connect_within(service, timeout, move || {
+        open(&opened, timeout)
     })
     .await
+    .map_err(|e| named(endpoint, timeout, e))
+}
+
+/// A handshake's `ConnectTimeout` named as the user wrote the endpoint, with the whole
+/// time-out; other errors as they are.
+fn named(endpoint: &Endpoint, timeout: Duration, e: RpcError) -> RpcError {
+    match e {
+        RpcError::ConnectTimeout { detail, .. } => RpcError::ConnectTimeout {
+            endpoint: endpoint.to_string(),
+            after: timeout,
+            detail,
+        },
+        e => e,
+    }
 }
 
 /// A connected transport to `endpoint`, its failure as the caller's error.

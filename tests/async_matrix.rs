@@ -46,6 +46,7 @@ with_transports! { async_matrix! {
         a_stopped_server_times_calls_out_without_holding_up_the_runtime,
         two_thousand_calls_in_flight_take_no_thread_each,
         another_version_fails_only_its_changed_methods,
+        connecting_to_a_stopped_server_times_out_within_connect_timeout,
         a_subscription_is_a_stream_of_events_in_order,
         dropping_a_subscription_stream_makes_the_servers_send_fail,
         server_killed_during_a_subscription_stream_ends_it_disconnected,
@@ -652,5 +653,46 @@ fn server_killed_during_a_subscription_stream_ends_it_disconnected(t: Transport,
             killed.elapsed()
         );
         assert!(rt.block_on(events.next()).is_none());
+    });
+}
+
+/// `connect(&ep).await` to a stopped (SIGSTOP) server gives up within the endpoint's
+/// `connect_timeout`, the handshake included, with `ConnectTimeout` naming the endpoint.
+fn connecting_to_a_stopped_server_times_out_within_connect_timeout(t: Transport, name: String) {
+    if t == Transport::pipe {
+        // A pipe child is spawned, not connected to: nothing to time out.
+        return;
+    }
+    watchdog(WATCHDOG, move || {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        let ep = t.endpoint();
+        let server = ChildServer::spawn(&name, &ep.endpoint);
+        let pid = Pid::from_raw(server.child.id() as i32);
+        kill(pid, Signal::SIGSTOP).unwrap();
+        let timeout = Duration::from_millis(300);
+        let endpoint = server.endpoint.clone().with_connect_timeout(timeout);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let started = Instant::now();
+        let err = rt
+            .block_on(ProbeAsyncClient::connect(&endpoint))
+            .unwrap_err();
+        let took = started.elapsed();
+        kill(pid, Signal::SIGCONT).unwrap();
+        let RpcError::ConnectTimeout { after, .. } = &err else {
+            panic!("{t:?}: {err:?}");
+        };
+        assert_eq!(*after, timeout);
+        assert!(
+            took >= timeout && took < timeout + Duration::from_secs(2),
+            "{t:?}: gave up after {took:?} (the handshake used to wait 10 s)"
+        );
+        assert!(err.to_string().contains(&endpoint.to_string()), "{err}");
+        let mut server = server;
+        drop(server.child.stdin.take());
+        assert!(server.child.wait().unwrap().success());
     });
 }

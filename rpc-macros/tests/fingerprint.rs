@@ -200,3 +200,35 @@ fn argument_names_do_not_count() {
         b::SvcClient::SERVICE.methods[0].fingerprint
     );
 }
+
+/// A subscription's fingerprint covers its event type, and a sink never hashes like a
+/// plain argument of that type.
+#[test]
+fn subscriptions_hash_their_events() {
+    mod a {
+        #[ipc_rpc::ipc_service]
+        pub trait Svc {
+            fn watch(&self, id: u64, events: ipc_rpc::Sink<u8>);
+        }
+    }
+    mod b {
+        #[ipc_rpc::ipc_service]
+        pub trait Svc {
+            fn watch(&self, id: u64, events: ipc_rpc::Sink<u16>);
+        }
+    }
+    mod c {
+        #[ipc_rpc::ipc_service]
+        pub trait Svc {
+            fn watch(&self, id: u64, events: u8);
+        }
+    }
+    let [a, b, c] = [
+        a::SvcClient::SERVICE.methods[0],
+        b::SvcClient::SERVICE.methods[0],
+        c::SvcClient::SERVICE.methods[0],
+    ];
+    assert_eq!(a.signature(), "watch(id: u64, events: Sink<u8>)");
+    assert_ne!(a.fingerprint, b.fingerprint);
+    assert_ne!(a.fingerprint, c.fingerprint);
+}

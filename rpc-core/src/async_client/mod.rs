@@ -85,6 +85,10 @@ impl Drop for Owner {
     }
 }
 
+/// The least a handshake is given after a connect that took (almost) all of the
+/// connect time-out.
+const HANDSHAKE_FLOOR: Duration = Duration::from_millis(10);
+
 impl AsyncClient {
     /// Performs the handshake over a connected transport and starts the connection's
     /// two threads. It blocks the calling thread while it waits for the server: in
@@ -98,7 +102,21 @@ impl AsyncClient {
         transport: Box<dyn Transport>,
         service: &'static ServiceInfo,
     ) -> Result<AsyncClient, RpcError> {
-        let shaken = handshake_parts(transport, service, HANDSHAKE_TIMEOUT)?;
+        AsyncClient::handshake_within(transport, service, HANDSHAKE_TIMEOUT)
+    }
+
+    /// [`AsyncClient::handshake`], giving up after `timeout` with
+    /// [`RpcError::ConnectTimeout`].
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncClient::handshake`].
+    pub fn handshake_within(
+        transport: Box<dyn Transport>,
+        service: &'static ServiceInfo,
+        timeout: Duration,
+    ) -> Result<AsyncClient, RpcError> {
+        let shaken = handshake_parts(transport, service, timeout)?;
         let shared = Shared::start(shaken, service)?;
         Ok(AsyncClient {
             owner: Arc::new(Owner { shared }),
@@ -118,12 +136,32 @@ impl AsyncClient {
         service: &'static ServiceInfo,
         connect: impl FnOnce() -> Result<Box<dyn Transport>, RpcError> + Send + 'static,
     ) -> Result<AsyncClient, RpcError> {
-        tokio::task::spawn_blocking(move || AsyncClient::handshake(connect()?, service))
-            .await
-            .map_err(|e| RpcError::Io {
-                context: "connecting on tokio's blocking pool".into(),
-                source: std::io::Error::other(e),
-            })?
+        AsyncClient::connect_within(service, HANDSHAKE_TIMEOUT, connect).await
+    }
+
+    /// [`AsyncClient::connect_with`], the connect and the handshake together within
+    /// `timeout` (what `{Trait}AsyncClient::connect` does with the endpoint's
+    /// `connect_timeout`): the handshake gets what the connect left, at least 10 ms.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncClient::connect_with`]; `ConnectTimeout` once `timeout` passed.
+    pub async fn connect_within(
+        service: &'static ServiceInfo,
+        timeout: Duration,
+        connect: impl FnOnce() -> Result<Box<dyn Transport>, RpcError> + Send + 'static,
+    ) -> Result<AsyncClient, RpcError> {
+        let started = std::time::Instant::now();
+        tokio::task::spawn_blocking(move || {
+            let transport = connect()?;
+            let left = timeout.saturating_sub(started.elapsed());
+            AsyncClient::handshake_within(transport, service, left.max(HANDSHAKE_FLOOR))
+        })
+        .await
+        .map_err(|e| RpcError::Io {
+            context: "connecting on tokio's blocking pool".into(),
+            source: std::io::Error::other(e),
+        })?
     }
 
     /// A client on the same connection whose calls fail with `RpcError::Timeout`

@@ -137,6 +137,11 @@ const YIELD_AFTER: u32 = 2;
 /// [`YIELD_AFTER`]).
 const YIELD_WAIT: Duration = Duration::from_micros(100);
 
+/// Why a client ends a connection whose server sent a subscription more events than
+/// it had credit for.
+pub(crate) const OVER_CREDIT: &str =
+    "the server sent a subscription more events than its credit (it ignores flow control)";
+
 /// A reply handed from the reading caller to its owner: status, head, split tail.
 type Handed = (u8, Vec<u8>, Option<Vec<u8>>);
 
@@ -820,7 +825,10 @@ impl Connection {
                 let decode = decode.take().expect("decoded once");
                 return Some(self.decode_reply(status, payload, decode));
             }
-            self.hand_over(reply_id, status, head, frame.tail);
+            if let Err(e) = self.hand_over(reply_id, status, head, frame.tail) {
+                drop(receiver);
+                return Some(Err(e));
+            }
             if handed == 0 && !self.wait_spin.is_zero() {
                 // Once per turn, and never on a lone caller's path.
                 self.reader_cpu.store(current_cpu(), Ordering::Relaxed);
@@ -876,13 +884,28 @@ impl Connection {
     }
 
     /// Gives a reply read for another call to its owner; drops one nobody waits for
-    /// (its call timed out).
-    fn hand_over(&self, id: u64, status: u8, head: &[u8], tail: Option<Vec<u8>>) {
+    /// (its call timed out). Fails the connection, and says so, if the server sent a
+    /// subscription more events than its credit.
+    fn hand_over(
+        &self,
+        id: u64,
+        status: u8,
+        head: &[u8],
+        tail: Option<Vec<u8>>,
+    ) -> Result<(), RpcError> {
         let mut calls = lock(&self.calls);
         if let Some(p) = calls.pending.get_mut(&id) {
             let handed = (status, head.to_vec(), tail);
             match &mut p.events {
-                Some(queue) if status == wire::STATUS_EVENT => queue.push_back(handed),
+                Some(queue) if status == wire::STATUS_EVENT => {
+                    if queue.len() >= crate::sink::EVENT_WINDOW as usize {
+                        // More than the credit it was given: a server that ignores
+                        // flow control cannot make this client buffer without bound.
+                        drop(calls);
+                        return Err(self.fail(TransportError::Corrupt(OVER_CREDIT)));
+                    }
+                    queue.push_back(handed);
+                }
                 _ => p.reply = Some(handed),
             }
             self.tell();
@@ -893,6 +916,7 @@ impl Connection {
             // A dropped subscription's events come before its final reply.
             calls.owed.remove(&id);
         }
+        Ok(())
     }
 
     /// Starts the drainer thread; `None` if no thread can be had (owed replies are
@@ -926,7 +950,9 @@ impl Connection {
                 self.fail(TransportError::Corrupt("malformed reply header"));
                 return;
             };
-            self.hand_over(id, status, head, frame.tail);
+            if self.hand_over(id, status, head, frame.tail).is_err() {
+                return;
+            }
         }
     }
 
@@ -1224,5 +1250,55 @@ mod tests {
                 "{shown}"
             );
         }
+    }
+
+    /// A server that sends a subscription more events than its credit ends the
+    /// connection (the client would otherwise buffer without bound): the other
+    /// subscription, whose reader handed them over, gets a protocol error saying why,
+    /// and later calls `Disconnected` with that reason.
+    #[test]
+    fn events_past_the_credit_end_the_connection() {
+        let mut frames = VecDeque::new();
+        let mut welcome = Vec::new();
+        encode_into(
+            &Welcome {
+                magic: MAGIC,
+                protocol: PROTOCOL_VERSION,
+                service: INFO.name,
+                accepted: true,
+                max_frame: 1 << 20,
+                methods: Vec::new(),
+            },
+            &mut welcome,
+            "welcome",
+        )
+        .unwrap();
+        frames.push_back(welcome);
+        // Subscription 1 gets one event more than the window, before anything for 2.
+        for n in 0..=crate::sink::EVENT_WINDOW {
+            let mut frame = Vec::new();
+            let mut out = FrameBuf::vec(&mut frame);
+            wire::encode_response_header(1, wire::STATUS_EVENT, &mut out).unwrap();
+            crate::codec::encode_frame(&n, &mut out, "event").unwrap();
+            frames.push_back(frame);
+        }
+        let fake = Fake(Scripted(frames, Vec::new()));
+        let conn = handshake(Box::new(fake), &INFO, Duration::from_secs(1)).unwrap();
+        let no_args = |_: &mut FrameBuf<'_>| Ok(());
+        let first = Subscription::<u32>::start(conn.clone(), 0, no_args, None, None).unwrap();
+        let mut second = Subscription::<u32>::start(conn.clone(), 0, no_args, None, None).unwrap();
+        let err = second.next().expect("an error, not the end").unwrap_err();
+        assert!(matches!(err, RpcError::Protocol { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("more events than its credit"),
+            "{err}"
+        );
+        // The connection is closed for every later call, saying why.
+        let later = Subscription::<u32>::start(conn.clone(), 0, no_args, None, None).unwrap_err();
+        assert!(
+            later.to_string().contains("more events than its credit"),
+            "{later}"
+        );
+        drop(first);
     }
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::thread;
 
-use crate::connection::{Handshaken, failure};
+use crate::connection::{Handshaken, OVER_CREDIT, failure};
 use crate::dispatch::ServiceInfo;
 use crate::error::{FrameLimit, RpcError, TransportError};
 use crate::schema::MethodRoutes;
@@ -215,7 +215,15 @@ impl Shared {
             }
             Slot::Stream(events) => {
                 match result {
-                    Ok(event) if event.0 == wire::STATUS_EVENT => events.queue.push_back(event),
+                    Ok(event) if event.0 == wire::STATUS_EVENT => {
+                        if events.queue.len() >= crate::sink::EVENT_WINDOW as usize {
+                            // Past its credit: see `connection::OVER_CREDIT`.
+                            drop(calls);
+                            self.fail(TransportError::Corrupt(OVER_CREDIT));
+                            return;
+                        }
+                        events.queue.push_back(event);
+                    }
                     end => {
                         events.end.get_or_insert(end);
                     }

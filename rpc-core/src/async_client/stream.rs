@@ -207,3 +207,81 @@ impl<T> Drop for AsyncSubscription<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::async_client::AsyncClient;
+    use crate::buf::FrameBuf;
+    use crate::codec::{encode_frame, encode_into};
+    use crate::schema::ServiceInfo;
+    use crate::sink::EVENT_WINDOW;
+    use crate::transport::{Transport, mem};
+    use crate::wire::{self, MAGIC, PROTOCOL_VERSION, STATUS_EVENT, Welcome};
+
+    static INFO: ServiceInfo = ServiceInfo {
+        name: "Nothing",
+        methods: &[],
+    };
+
+    /// A server that sends a subscription more events than its credit ends the
+    /// connection: the stream gets `Disconnected` saying why, and the client's
+    /// buffer never grows past the window.
+    #[test]
+    fn events_past_the_credit_end_the_connection() {
+        let (client_end, server_end) = mem::pair();
+        let server = std::thread::spawn(move || {
+            let mut parts = Box::new(server_end).split().unwrap();
+            parts.receiver.recv(None).unwrap(); // the hello
+            let mut welcome = Vec::new();
+            let w = Welcome {
+                magic: MAGIC,
+                protocol: PROTOCOL_VERSION,
+                service: INFO.name,
+                accepted: true,
+                max_frame: 1 << 20,
+                methods: Vec::new(),
+            };
+            encode_into(&w, &mut welcome, "welcome").unwrap();
+            parts.sender.send(&welcome).unwrap();
+            let request = parts.receiver.recv(None).unwrap().into_contiguous();
+            let (header, _) = wire::decode_request_header(&request).unwrap();
+            for n in 0..=EVENT_WINDOW * 2 {
+                let mut frame = Vec::new();
+                let mut out = FrameBuf::vec(&mut frame);
+                wire::encode_response_header(header.id, STATUS_EVENT, &mut out).unwrap();
+                encode_frame(&n, &mut out, "event").unwrap();
+                if parts.sender.send(&frame).is_err() {
+                    break; // the client closed the connection
+                }
+            }
+            parts
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let client = AsyncClient::handshake(Box::new(client_end), &INFO).unwrap();
+            let mut events = client
+                .subscribe::<u32>(0, |_: &mut FrameBuf<'_>| Ok(()))
+                .await
+                .unwrap();
+            // Nothing taken until the server has sent past the window.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let mut taken = 0;
+            let err = loop {
+                match events.next().await {
+                    Some(Ok(_)) => taken += 1,
+                    Some(Err(e)) => break e,
+                    None => panic!("the stream ended normally"),
+                }
+            };
+            assert!(taken <= EVENT_WINDOW, "took {taken}");
+            assert!(
+                err.to_string().contains("more events than its credit"),
+                "{err}"
+            );
+        });
+        drop(server.join().unwrap());
+    }
+}

@@ -160,7 +160,11 @@ impl Connection {
                     Next::End((status, head, frame.tail))
                 };
             }
-            self.hand_over(reply_id, status, head, frame.tail);
+            if let Err(error) = self.hand_over(reply_id, status, head, frame.tail) {
+                drop(receiver);
+                self.give_role_up();
+                return Some(Next::Failed(error));
+            }
         };
         drop(receiver);
         self.give_role_up();

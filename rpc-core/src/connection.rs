@@ -1214,20 +1214,7 @@ mod tests {
     /// error every call then gets, the failing one and the later ones.
     #[test]
     fn disconnected_keeps_the_transport_error_that_ended_the_connection() {
-        let mut welcome = Vec::new();
-        encode_into(
-            &Welcome {
-                magic: MAGIC,
-                protocol: PROTOCOL_VERSION,
-                service: INFO.name,
-                accepted: true,
-                max_frame: 1 << 20,
-                methods: Vec::new(),
-            },
-            &mut welcome,
-            "welcome",
-        )
-        .unwrap();
+        let welcome = wire::test_welcome(INFO.name);
         let fake = Fake(Scripted(VecDeque::from([welcome]), Vec::new()));
         let conn = handshake(Box::new(fake), &INFO, Duration::from_secs(1)).unwrap();
         for _ in 0..2 {
@@ -1259,20 +1246,7 @@ mod tests {
     #[test]
     fn events_past_the_credit_end_the_connection() {
         let mut frames = VecDeque::new();
-        let mut welcome = Vec::new();
-        encode_into(
-            &Welcome {
-                magic: MAGIC,
-                protocol: PROTOCOL_VERSION,
-                service: INFO.name,
-                accepted: true,
-                max_frame: 1 << 20,
-                methods: Vec::new(),
-            },
-            &mut welcome,
-            "welcome",
-        )
-        .unwrap();
+        let welcome = wire::test_welcome(INFO.name);
         frames.push_back(welcome);
         // Subscription 1 gets one event more than the window, before anything for 2.
         for n in 0..=crate::sink::EVENT_WINDOW {

@@ -284,6 +284,23 @@ pub fn decode_response_header(frame: &[u8]) -> Result<(u64, u8, &[u8]), CodecErr
     Ok((id, status, rest))
 }
 
+/// A welcome that accepts a client of `service` with no methods listed, encoded: what a
+/// scripted server in a unit test answers a hello with.
+#[cfg(test)]
+pub(crate) fn test_welcome(service: &str) -> Vec<u8> {
+    let mut frame = Vec::new();
+    let welcome = Welcome {
+        magic: MAGIC,
+        protocol: PROTOCOL_VERSION,
+        service,
+        accepted: true,
+        max_frame: 1 << 20,
+        methods: Vec::new(),
+    };
+    crate::codec::encode_into(&welcome, &mut frame, "welcome").expect("a welcome encodes");
+    frame
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

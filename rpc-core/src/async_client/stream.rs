@@ -212,11 +212,11 @@ impl<T> Drop for AsyncSubscription<T> {
 mod tests {
     use crate::async_client::AsyncClient;
     use crate::buf::FrameBuf;
-    use crate::codec::{encode_frame, encode_into};
+    use crate::codec::encode_frame;
     use crate::schema::ServiceInfo;
     use crate::sink::EVENT_WINDOW;
     use crate::transport::{Transport, mem};
-    use crate::wire::{self, MAGIC, PROTOCOL_VERSION, STATUS_EVENT, Welcome};
+    use crate::wire::{self, STATUS_EVENT};
 
     static INFO: ServiceInfo = ServiceInfo {
         name: "Nothing",
@@ -232,17 +232,7 @@ mod tests {
         let server = std::thread::spawn(move || {
             let mut parts = Box::new(server_end).split().unwrap();
             parts.receiver.recv(None).unwrap(); // the hello
-            let mut welcome = Vec::new();
-            let w = Welcome {
-                magic: MAGIC,
-                protocol: PROTOCOL_VERSION,
-                service: INFO.name,
-                accepted: true,
-                max_frame: 1 << 20,
-                methods: Vec::new(),
-            };
-            encode_into(&w, &mut welcome, "welcome").unwrap();
-            parts.sender.send(&welcome).unwrap();
+            parts.sender.send(&wire::test_welcome(INFO.name)).unwrap();
             let request = parts.receiver.recv(None).unwrap().into_contiguous();
             let (header, _) = wire::decode_request_header(&request).unwrap();
             for n in 0..=EVENT_WINDOW * 2 {

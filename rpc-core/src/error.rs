@@ -581,7 +581,7 @@ fn method_mismatch(
         Some(server) => format!(
             "`{service}::{method}` differs between this client and the server at {peer}: \
              the client has `{client}`, the server `{server}`; build both from the same \
-             version of the types (see \"Compatible changes\" in the README); the other \
+             version of the types (see \"Versions and compatible changes\" in the README); the other \
              methods work"
         ),
         None => format!(
@@ -589,5 +589,24 @@ fn method_mismatch(
              `{client}`): it runs an older version of `{service}`; upgrade the server or do \
              not call `{method}` there; the other methods work"
         ),
+    }
+}
+
+#[cfg(test)]
+mod method_mismatch_tests {
+    /// The message sends the reader to a README section: it exists, under that name.
+    #[test]
+    fn the_readme_section_the_message_names_exists() {
+        let text = super::method_mismatch("unix:/x", "Jobs", "f", "f() -> u8", Some("f() -> u16"));
+        let section = "Versions and compatible changes";
+        assert!(
+            text.contains(&format!("see \"{section}\" in the README")),
+            "{text}"
+        );
+        let readme = include_str!("../../README.md");
+        assert!(
+            readme.contains(&format!("\n## {section}\n")),
+            "README has no `## {section}`"
+        );
     }
 }

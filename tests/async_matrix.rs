@@ -664,12 +664,8 @@ fn connecting_to_a_stopped_server_times_out_within_connect_timeout(t: Transport,
         return;
     }
     watchdog(WATCHDOG, move || {
-        use nix::sys::signal::{Signal, kill};
-        use nix::unistd::Pid;
         let ep = t.endpoint();
-        let server = ChildServer::spawn(&name, &ep.endpoint);
-        let pid = Pid::from_raw(server.child.id() as i32);
-        kill(pid, Signal::SIGSTOP).unwrap();
+        let server = ChildServer::spawn_stopped(&name, &ep.endpoint);
         let timeout = Duration::from_millis(300);
         let endpoint = server.endpoint.clone().with_connect_timeout(timeout);
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -681,7 +677,6 @@ fn connecting_to_a_stopped_server_times_out_within_connect_timeout(t: Transport,
             .block_on(ProbeAsyncClient::connect(&endpoint))
             .unwrap_err();
         let took = started.elapsed();
-        kill(pid, Signal::SIGCONT).unwrap();
         let RpcError::ConnectTimeout { after, .. } = &err else {
             panic!("{t:?}: {err:?}");
         };
@@ -691,8 +686,6 @@ fn connecting_to_a_stopped_server_times_out_within_connect_timeout(t: Transport,
             "{t:?}: gave up after {took:?} (the handshake used to wait 10 s)"
         );
         assert!(err.to_string().contains(&endpoint.to_string()), "{err}");
-        let mut server = server;
-        drop(server.child.stdin.take());
-        assert!(server.child.wait().unwrap().success());
+        server.resume_and_stop();
     });
 }

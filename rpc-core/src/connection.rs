@@ -347,13 +347,23 @@ pub(crate) struct CallGuard<'a> {
 impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
         let mut calls = lock(&self.shared.calls);
-        calls.pending.remove(&self.id);
         if self.reading {
             calls.reading = false;
             self.shared.tell();
         }
-        let start_drainer = self.owed && calls.closed.is_none() && {
-            calls.owed.insert(self.id);
+        self.shared.forget(calls, self.id, self.owed);
+    }
+}
+
+impl Connection {
+    /// Removes call `id`'s entry (its caller left); if its reply is `owed` (it gave up
+    /// waiting while the reply is on its way), has the drainer read it. Then, if nobody
+    /// reads, wakes whoever should.
+    #[inline]
+    fn forget(&self, mut calls: MutexGuard<'_, Calls>, id: u64, owed: bool) {
+        calls.pending.remove(&id);
+        let start_drainer = owed && calls.closed.is_none() && {
+            calls.owed.insert(id);
             calls.drainer.is_none()
         };
         let next = if calls.reading {
@@ -362,7 +372,7 @@ impl Drop for CallGuard<'_> {
             next_reader(&calls)
         };
         if start_drainer {
-            calls.drainer = self.shared.start_drainer();
+            calls.drainer = self.start_drainer();
         }
         drop(calls);
         if let Some(t) = next {

@@ -669,6 +669,27 @@ pub struct ChildServer {
 }
 
 impl ChildServer {
+    /// Starts the child like [`ChildServer::spawn`], then stops it (SIGSTOP): it takes
+    /// connections in its backlog and answers nothing. [`ChildServer::resume_and_stop`]
+    /// undoes it.
+    pub fn spawn_stopped(test_name: &str, endpoint: &Endpoint) -> ChildServer {
+        let server = Self::spawn(test_name, endpoint);
+        nix::sys::signal::kill(server.pid(), nix::sys::signal::Signal::SIGSTOP).unwrap();
+        server
+    }
+
+    /// Continues a stopped child, then stops it gracefully (stdin closed), so that it
+    /// removes its objects; checks that it exited well.
+    pub fn resume_and_stop(mut self) {
+        nix::sys::signal::kill(self.pid(), nix::sys::signal::Signal::SIGCONT).unwrap();
+        drop(self.child.stdin.take());
+        assert!(self.child.wait().unwrap().success());
+    }
+
+    fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.id() as i32)
+    }
+
     /// Starts the child for test `test_name` (its full libtest name) and waits until it
     /// reports its bound endpoint.
     pub fn spawn(test_name: &str, endpoint: &Endpoint) -> ChildServer {

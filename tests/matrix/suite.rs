@@ -1302,18 +1302,13 @@ pub fn connect_to_a_stopped_server_times_out_and_says_so(t: Transport, name: Str
         return skip(t, "a pipe has no address to connect to");
     }
     watchdog(WATCHDOG, move || {
-        use nix::sys::signal::{Signal, kill};
-        use nix::unistd::Pid;
         let ep = t.endpoint();
-        let server = ChildServer::spawn(&name, &ep.endpoint);
-        let pid = Pid::from_raw(server.child.id() as i32);
-        kill(pid, Signal::SIGSTOP).unwrap();
+        let server = ChildServer::spawn_stopped(&name, &ep.endpoint);
         let timeout = Duration::from_millis(300);
         let endpoint = server.endpoint.clone().with_connect_timeout(timeout);
         let started = Instant::now();
         let err = ProbeClient::connect(&endpoint).unwrap_err();
         let took = started.elapsed();
-        kill(pid, Signal::SIGCONT).unwrap();
         let RpcError::ConnectTimeout { after, detail, .. } = &err else {
             panic!("{t:?}: {err:?}");
         };
@@ -1329,10 +1324,7 @@ pub fn connect_to_a_stopped_server_times_out_and_says_so(t: Transport, name: Str
             "{message}"
         );
         eprintln!("{t:?}, after {took:?}: {message} [{}]", detail.len());
-        // Stopped gracefully (stdin closed), so that it removes its objects.
-        let mut server = server;
-        drop(server.child.stdin.take());
-        assert!(server.child.wait().unwrap().success());
+        server.resume_and_stop();
     });
 }
 

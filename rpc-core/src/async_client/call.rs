@@ -6,11 +6,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::buf::FrameBuf;
 use crate::error::RpcError;
-use crate::wire;
 
-use super::io::{Handed, Outgoing, Shared, Slot, lock};
+use super::io::{Handed, Shared, Slot, lock};
 
 /// The reply of call `id`, once the reader has it.
 ///
@@ -98,13 +96,6 @@ impl Drop for Reply {
         if answered || self.shared.unqueue(self.id) {
             return;
         }
-        let mut head = Vec::with_capacity(16);
-        if wire::encode_cancel(self.id, &mut FrameBuf::vec(&mut head)).is_ok() {
-            self.shared.queue(Outgoing {
-                call: None,
-                head,
-                tail: None,
-            });
-        }
+        self.shared.queue_cancel(self.id);
     }
 }

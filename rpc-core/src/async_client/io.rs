@@ -6,6 +6,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::thread;
 
+use crate::buf::FrameBuf;
 use crate::connection::{Handshaken, OVER_CREDIT, failure};
 use crate::dispatch::ServiceInfo;
 use crate::error::{FrameLimit, RpcError, TransportError};
@@ -149,6 +150,19 @@ impl Shared {
 
     /// Takes a request out of the queue if the writer has not sent it yet: its caller
     /// gave up, and the server need not hear of it at all.
+    /// Tells the server that call `id` was abandoned (no reply is wanted): a cancel
+    /// frame, queued like any other.
+    pub(super) fn queue_cancel(&self, id: u64) {
+        let mut head = Vec::with_capacity(16);
+        if wire::encode_cancel(id, &mut FrameBuf::vec(&mut head)).is_ok() {
+            self.queue(Outgoing {
+                call: None,
+                head,
+                tail: None,
+            });
+        }
+    }
+
     pub(super) fn unqueue(&self, id: u64) -> bool {
         let mut outbox = lock(&self.outbox);
         match outbox.frames.iter().position(|f| f.call == Some(id)) {

@@ -197,14 +197,7 @@ impl<T> Drop for AsyncSubscription<T> {
         if !open || self.shared.unqueue(self.id) {
             return;
         }
-        let mut head = Vec::with_capacity(16);
-        if wire::encode_cancel(self.id, &mut FrameBuf::vec(&mut head)).is_ok() {
-            self.shared.queue(Outgoing {
-                call: None,
-                head,
-                tail: None,
-            });
-        }
+        self.shared.queue_cancel(self.id);
     }
 }
 

@@ -209,25 +209,9 @@ impl Connection {
     /// told (unless the stream `ended` already), and whatever it still sends is read and
     /// dropped.
     fn unsubscribe(&self, id: u64, ended: bool) {
-        let mut calls = lock(&self.calls);
-        calls.pending.remove(&id);
+        let calls = lock(&self.calls);
         let open = !ended && calls.closed.is_none();
-        let start_drainer = open && {
-            calls.owed.insert(id);
-            calls.drainer.is_none()
-        };
-        let next = if calls.reading {
-            None
-        } else {
-            next_reader(&calls)
-        };
-        if start_drainer {
-            calls.drainer = self.start_drainer();
-        }
-        drop(calls);
-        if let Some(t) = next {
-            t.unpark();
-        }
+        self.forget(calls, id, open);
         if open {
             crate::__event!(debug, peer = %self.peer, call = id, "subscription dropped; telling the server");
             self.control(|buf| wire::encode_cancel(id, buf));

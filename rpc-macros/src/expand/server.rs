@@ -5,7 +5,7 @@ use quote::{quote, quote_spanned};
 use syn::Path;
 use syn::spanned::Spanned;
 
-use crate::ast::{MethodDef, ServiceDef};
+use crate::ast::{ArgDef, MethodDef, ServiceDef};
 use crate::expand::wire_kind;
 use crate::names;
 
@@ -77,16 +77,7 @@ fn arm(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStream
     } else {
         quote!(mut)
     };
-    let decodes = m.args.iter().map(|a| {
-        let name = a.ident;
-        let ty = a.ty;
-        let kind = wire_kind(krate, ty);
-        quote_spanned! {ty.span()=>
-            let #name: #ty = #kind.decode_arg(&mut __ipc_rest, |__ipc_r| {
-                <#ty as #krate::__private::Wire<_>>::decode_arg(__ipc_r)
-            })?;
-        }
-    });
+    let decodes = decode_args(&m.args, krate);
     let encode = match m.output {
         Some(t) => {
             let kind = wire_kind(krate, t);
@@ -112,6 +103,23 @@ fn arm(m: &MethodDef<'_>, krate: &Path, trait_ident: &syn::Ident) -> TokenStream
     }
 }
 
+/// The statements that take `args` off the front of `__ipc_rest`, each into a local of
+/// its name, by its type's path (byte string or serde).
+fn decode_args(args: &[ArgDef<'_>], krate: &Path) -> Vec<TokenStream> {
+    args.iter()
+        .map(|a| {
+            let name = a.ident;
+            let ty = a.ty;
+            let kind = wire_kind(krate, ty);
+            quote_spanned! {ty.span()=>
+                let #name: #ty = #kind.decode_arg(&mut __ipc_rest, |__ipc_r| {
+                    <#ty as #krate::__private::Wire<_>>::decode_arg(__ipc_r)
+                })?;
+            }
+        })
+        .collect()
+}
+
 /// The dispatch arm of subscription method `m`: decodes the arguments and the
 /// subscriber's window (sent in the sink's place), opens the sink and hands it to the
 /// handler. The stream's final reply goes when the last clone of the sink is dropped.
@@ -127,16 +135,7 @@ fn subscription_arm(
     let cfgs = m.cfgs();
     let args = m.value_args();
     let arg_idents = args.iter().map(|a| a.ident);
-    let decodes = args.iter().map(|a| {
-        let name = a.ident;
-        let ty = a.ty;
-        let kind = wire_kind(krate, ty);
-        quote_spanned! {ty.span()=>
-            let #name: #ty = #kind.decode_arg(&mut __ipc_rest, |__ipc_r| {
-                <#ty as #krate::__private::Wire<_>>::decode_arg(__ipc_r)
-            })?;
-        }
-    });
+    let decodes = decode_args(args, krate);
     quote! {
         #(#cfgs)*
         #index => {

@@ -6,6 +6,19 @@ pub struct Stamp {
     pub at: u64,
 }
 
+#[derive(Serialize, Deserialize, ipc_rpc::Schema)]
+pub struct Flattened {
+    #[serde(flatten)]
+    pub inner: Stamp,
+}
+
+#[derive(Serialize, Deserialize, ipc_rpc::Schema)]
+#[serde(untagged)]
+pub enum Either {
+    Number(u64),
+    Text(String),
+}
+
 mod as_text {
     pub fn serialize<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&v.to_string())

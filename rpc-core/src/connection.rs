@@ -16,7 +16,7 @@
 //! ends once nothing is owed.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
@@ -60,13 +60,24 @@ pub(crate) struct Connection {
     /// How long a caller waiting for a reply that another caller reads spins before it
     /// sleeps ([`Transport::wait_spin`]).
     wait_spin: Duration,
-    /// Moves on whenever a waiting caller may have something to take: a reply handed
-    /// over, the reading role freed, the connection closed. A spinning caller watches
-    /// it instead of the lock.
+    /// Moves on whenever a spinning caller may have something to do: the reading role
+    /// freed, the connection closed (a reply handed over says so in `handed`). A
+    /// spinning caller watches it instead of the lock.
     news: AtomicU64,
-    /// A caller spins now: one at a time (more would take the CPUs the reader and the
-    /// server need).
-    spinning: AtomicBool,
+    /// Callers spinning now for their reply or for news (see
+    /// [`Connection::poll_for_reply`]), counted under the calls' lock; while none
+    /// does, `news` and `handed` are not written.
+    spinning: AtomicU32,
+    /// Where a reader tells a spinning caller that its reply was handed over: the
+    /// call's id in slot `id % HANDED_SLOTS`. Two calls in flight in one slot may miss
+    /// their word here; they sleep after their spin, and the unpark that comes with
+    /// the reply wakes them.
+    handed: [AtomicU64; HANDED_SLOTS],
+    /// Moves on (under the calls' lock) whenever a polling caller, which does not hold
+    /// the reading role, handed a frame over: a caller that took the role, and looked
+    /// for its reply under the lock before it held the receiver, looks again when this
+    /// moved meanwhile (its reply may be among them, and would never come again).
+    polled: AtomicU64,
     /// The server's `max_frame` (from its welcome) where it is under this side's: a
     /// request over it is refused before anything is sent.
     server_limit: Option<usize>,
@@ -74,20 +85,15 @@ pub(crate) struct Connection {
     frame_limit: usize,
     /// Where this client's methods are on the server (learned from its welcome).
     routes: MethodRoutes,
-    /// The CPU the caller reading replies for others ran on when it last handed one
-    /// over ([`NO_CPU`] before): a caller on the same CPU does not spin, since it would
-    /// only take the time the reader (or the callers it wakes) needs.
-    reader_cpu: AtomicUsize,
 }
 
-/// [`Connection::reader_cpu`] before any reader handed a reply over, or when the OS
-/// does not say.
-const NO_CPU: usize = usize::MAX;
+/// Slots of [`Connection::handed`].
+const HANDED_SLOTS: usize = 64;
 
-/// The CPU this thread runs on now, [`NO_CPU`] if the OS does not say.
-fn current_cpu() -> usize {
-    nix::sched::sched_getcpu().unwrap_or(NO_CPU)
-}
+/// How long a caller polling for its reply ([`Connection::poll_for_reply`]) spins
+/// before it yields its CPU between looks: a few round trips of shared memory, where
+/// a reply from a server on another CPU comes in 1–2 µs.
+const POLL_TIGHT: Duration = Duration::from_micros(4);
 
 struct Sending {
     sender: Box<dyn FrameSender>,
@@ -192,8 +198,9 @@ pub(crate) fn handshake(
         reader_wait_us: AtomicU64::new(0),
         wait_spin: shaken.wait_spin,
         news: AtomicU64::new(0),
-        spinning: AtomicBool::new(false),
-        reader_cpu: AtomicUsize::new(NO_CPU),
+        spinning: AtomicU32::new(0),
+        handed: [const { AtomicU64::new(u64::MAX) }; HANDED_SLOTS],
+        polled: AtomicU64::new(0),
     }))
 }
 
@@ -342,6 +349,9 @@ pub(crate) struct CallGuard<'a> {
     /// Other calls of this connection were in flight when it started: the server is
     /// told, so that it reads on while it runs this one.
     overlaps: bool,
+    /// Until when its caller may spin for the reply, once it waited (see
+    /// [`Connection::wait_turn`]).
+    spin_until: Option<Instant>,
 }
 
 impl Drop for CallGuard<'_> {
@@ -379,6 +389,16 @@ impl Connection {
             t.unpark();
         }
     }
+}
+
+/// A caller other than call `id`'s that waits for its reply and did not pass the
+/// reading role on itself (see [`YIELD_AFTER`]).
+fn quicker_waiter(calls: &Calls, id: u64) -> Option<Thread> {
+    calls
+        .pending
+        .iter()
+        .find(|(other, p)| **other != id && p.reply.is_none() && p.waiter.is_some() && !p.yielded)
+        .and_then(|(_, p)| p.waiter.clone())
 }
 
 /// Whom to wake when the reading role is free: a caller still waiting for its reply
@@ -428,7 +448,24 @@ impl<F> SendError<F> {
 
 enum Turn {
     Reply(Handed),
-    Read,
+    /// This caller took the reading role; `polled` as it was then.
+    Read {
+        polled: u64,
+    },
+    /// Spin until `until`, polling for everyone (see [`Connection::poll_for_reply`]).
+    Poll {
+        seen: u64,
+        until: Instant,
+    },
+    Failed(RpcError),
+}
+
+/// How a wait for a call's reply ended.
+enum Ended<R> {
+    /// Its reply came: the result it carries.
+    Replied(Result<R, RpcError>),
+    /// No reply will come for this caller: the connection failed, or its deadline
+    /// passed (the reply is then owed).
     Failed(RpcError),
 }
 
@@ -484,40 +521,35 @@ impl Connection {
         // Only now may this caller read for everyone: a reader blocked in `send` (the
         // server's buffer full because it is blocked writing replies nobody reads)
         // would deadlock the connection.
-        match self.wait_turn(call, deadline) {
-            Turn::Reply((status, head, tail)) => {
-                self.decode_reply(status, Payload { head: &head, tail }, decode)
-            }
-            Turn::Read => {
-                let mut decode = Some(decode);
-                let result = loop {
-                    match self.read_replies(call.id, &mut decode, deadline) {
-                        Some(result) => break result,
-                        // Passed the reading role on: wait for the reply, or the role.
-                        None => {
-                            call.reading = false;
-                            match self.wait_turn(call, deadline) {
-                                Turn::Reply((status, head, tail)) => {
-                                    let decode = decode.take().expect("not used yet");
-                                    break self.decode_reply(
-                                        status,
-                                        Payload { head: &head, tail },
-                                        decode,
-                                    );
-                                }
-                                Turn::Read => {}
-                                Turn::Failed(e) => break Err(e),
-                            }
-                        }
-                    }
-                };
-                if matches!(result, Err(RpcError::Timeout { .. })) {
-                    call.owed = true;
-                    self.cancel(call.id);
+        let mut decode = Some(decode);
+        let ended = loop {
+            match self.wait_turn(call, deadline) {
+                Turn::Reply((status, head, tail)) => {
+                    let decode = decode.take().expect("decoded once");
+                    break Ended::Replied(self.decode_reply(
+                        status,
+                        Payload { head: &head, tail },
+                        decode,
+                    ));
                 }
-                result
+                Turn::Read { polled } => {
+                    match self.read_replies(call.id, &mut decode, deadline, polled) {
+                        Some(ended) => break ended,
+                        // Passed the reading role on: wait for the reply, or the role.
+                        None => call.reading = false,
+                    }
+                }
+                Turn::Poll { seen, until } => {
+                    if let Some(ended) = self.poll_for_reply(call.id, seen, until, &mut decode) {
+                        break ended;
+                    }
+                }
+                Turn::Failed(e) => break Ended::Failed(e),
             }
-            Turn::Failed(e) => {
+        };
+        match ended {
+            Ended::Replied(result) => result,
+            Ended::Failed(e) => {
                 if matches!(e, RpcError::Timeout { .. }) {
                     call.owed = true;
                     self.cancel(call.id);
@@ -546,42 +578,103 @@ impl Connection {
     /// Moves `news` on for a spinning caller (the caller holds the calls' lock). With
     /// none spinning it costs a load, not a write: the sequential path frees the
     /// reading role on every call. A caller that starts spinning just after this look
-    /// misses the news and sleeps after its spin; it set its `waiter` first, so the
-    /// unpark that comes with the news is not lost.
+    /// misses the news; it looks again under the lock after its spin, and it set its
+    /// `waiter` first, so the unpark that comes with the news is not lost either.
     fn tell(&self) {
-        if self.spinning.load(Ordering::Relaxed) {
+        if self.spinning.load(Ordering::Relaxed) != 0 {
             // SYNC: Release, paired with the Acquire load of the spinning caller, which
             // then takes the lock and looks.
             self.news.fetch_add(1, Ordering::Release);
         }
     }
 
-    /// Whether this thread runs on the CPU where a caller last read replies for
-    /// others (see [`Connection::reader_cpu`]).
-    fn on_reader_cpu(&self) -> bool {
-        let reader = self.reader_cpu.load(Ordering::Relaxed);
-        reader != NO_CPU && reader == current_cpu()
+    /// Spins, with other calls in flight, until call `id`'s reply comes, `news` moves
+    /// on from `seen` (the reading role may be free, the connection closed), or `until`
+    /// passes: like a caller on a connection of its own spinning on its transport, so
+    /// that a reply costs no wake-up, and nobody holds the reading role while it waits
+    /// (a reader that lost its CPU would hold up every caller). Between its looks at
+    /// its slot in `handed` it reads, when no other caller does, every reply already
+    /// there: its own it decodes with `decode`, and the others it hands over. After
+    /// [`POLL_TIGHT`] it yields its CPU between looks: the server or the other callers
+    /// may need it. `None` when it should look again under the lock. The caller was
+    /// counted in `spinning` by [`Connection::wait_turn`]; this ends the count.
+    fn poll_for_reply<R, D>(
+        &self,
+        id: u64,
+        seen: u64,
+        until: Instant,
+        decode: &mut Option<D>,
+    ) -> Option<Ended<R>>
+    where
+        D: FnOnce(Payload<'_>) -> Result<R, CodecError>,
+    {
+        let slot = &self.handed[(id % HANDED_SLOTS as u64) as usize];
+        let start = Instant::now();
+        let tight_until = start + POLL_TIGHT;
+        let ended = loop {
+            // SYNC: Acquire, paired with the Release stores of a reader that handed the
+            // reply over (taken under the lock), or moved `news` on.
+            if slot.load(Ordering::Acquire) == id || self.news.load(Ordering::Acquire) != seen {
+                break None;
+            }
+            if let Ok(mut receiver) = self.receiver.try_lock()
+                && let Some(ended) = self.poll_replies(&mut **receiver, id, start, decode)
+            {
+                break Some(ended);
+            }
+            let now = Instant::now();
+            if now >= until {
+                break None;
+            }
+            if now >= tight_until {
+                thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        };
+        self.spinning.fetch_sub(1, Ordering::Release);
+        ended
     }
 
-    /// Spins, if no other caller does, until `news` moves on from `seen` or `until`
-    /// passes; whether it moved.
-    fn spin_for_news(&self, seen: u64, until: Instant) -> bool {
-        if self.spinning.swap(true, Ordering::Acquire) {
-            return false;
+    /// Reads the replies already there, without waiting (`past` is an instant that
+    /// has passed: as the deadline, the transport looks and does not wait), handing
+    /// other callers theirs, until call `mine`'s comes (decoded with `decode`, taken
+    /// then). `None` once nothing more is there.
+    fn poll_replies<R, D>(
+        &self,
+        receiver: &mut dyn FrameReceiver,
+        mine: u64,
+        past: Instant,
+        decode: &mut Option<D>,
+    ) -> Option<Ended<R>>
+    where
+        D: FnOnce(Payload<'_>) -> Result<R, CodecError>,
+    {
+        loop {
+            let frame = match receiver.recv(Some(past)) {
+                Ok(frame) => frame,
+                Err(TransportError::TimedOut) => return None,
+                Err(e) => return Some(Ended::Failed(self.fail(e))),
+            };
+            let Ok((id, status, head)) = wire::decode_response_header(frame.head) else {
+                let corrupt = TransportError::Corrupt("malformed reply header");
+                return Some(Ended::Failed(self.fail(corrupt)));
+            };
+            if id == mine {
+                let payload = Payload {
+                    head,
+                    tail: frame.tail,
+                };
+                let decode = decode.take().expect("decoded once");
+                return Some(Ended::Replied(self.decode_reply(status, payload, decode)));
+            }
+            if let Err(e) = self.hand_over(id, status, head, frame.tail) {
+                return Some(Ended::Failed(e));
+            }
+            // SYNC: Release, paired with the Acquire load in `polled_since`; made while
+            // this caller holds the receiver, so a reader that takes it next sees it.
+            self.polled.fetch_add(1, Ordering::Release);
         }
-        let mut spins = 0_u32;
-        let moved = loop {
-            if self.news.load(Ordering::Acquire) != seen {
-                break true;
-            }
-            spins += 1;
-            if spins.is_multiple_of(64) && Instant::now() >= until {
-                break false;
-            }
-            std::hint::spin_loop();
-        };
-        self.spinning.store(false, Ordering::Release);
-        moved
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -654,6 +747,7 @@ impl Connection {
             reading: false,
             owed: false,
             overlaps,
+            spin_until: None,
         })
     }
 
@@ -727,13 +821,17 @@ impl Connection {
     }
 
     /// Waits until this call's reply was handed over, or until it may read itself.
+    ///
+    /// Over a transport whose replies come sooner than a sleeping thread wakes
+    /// ([`Transport::wait_spin`]), a caller whose call overlaps others spins for its
+    /// reply first, for up to `wait_spin`, polling for everyone ([`Turn::Poll`]); a
+    /// lone caller takes the reading role at once and spins in the transport.
     fn wait_turn(&self, call: &mut CallGuard<'_>, deadline: Option<Instant>) -> Turn {
-        // Spin first, once, where a reply comes sooner than a sleeping thread wakes.
-        let mut spin = !self.wait_spin.is_zero();
         let mut calls = lock(&self.calls);
         loop {
             let closed = calls.closed.clone();
             let reader_free = !calls.reading;
+            let crowded = calls.pending.len() > 1;
             let Some(pending) = calls.pending.get_mut(&call.id) else {
                 unreachable!("a call's entry lives until its guard drops")
             };
@@ -747,11 +845,34 @@ impl Connection {
             if let Some(closed) = closed {
                 return Turn::Failed(self.disconnected(&closed));
             }
-            if reader_free {
+            let yielded = pending.yielded;
+            let poll_until = if crowded && !self.wait_spin.is_zero() {
+                let until = *call
+                    .spin_until
+                    .get_or_insert_with(|| Instant::now() + self.wait_spin);
+                let until = deadline.map_or(until, |d| d.min(until));
+                (Instant::now() < until).then_some(until)
+            } else {
+                None
+            };
+            // A caller that passed the role on because its own reply is slow leaves it
+            // to one that waits for a quicker one, while one still waits: taking it
+            // back, it would read (and sleep, and be woken) for them again.
+            let defer_to = if reader_free && poll_until.is_none() && yielded {
+                quicker_waiter(&calls, call.id)
+            } else {
+                None
+            };
+            let Some(pending) = calls.pending.get_mut(&call.id) else {
+                unreachable!("a call's entry lives until its guard drops")
+            };
+            if reader_free && poll_until.is_none() && defer_to.is_none() {
                 pending.waiter = None;
                 calls.reading = true;
                 call.reading = true;
-                return Turn::Read;
+                return Turn::Read {
+                    polled: self.polled.load(Ordering::Relaxed),
+                };
             }
             // Decided under the lock: had we been picked to read meanwhile, we took
             // the role above; if we leave now, our guard hands the role on.
@@ -770,15 +891,16 @@ impl Connection {
             if pending.waiter.is_none() {
                 pending.waiter = Some(thread::current());
             }
-            let seen = self.news.load(Ordering::Acquire);
+            if let Some(until) = poll_until {
+                // Counted under the lock: whoever hands this call's reply over or frees
+                // the role after this (under the lock too) tells it so.
+                self.spinning.fetch_add(1, Ordering::Relaxed);
+                let seen = self.news.load(Ordering::Relaxed);
+                return Turn::Poll { seen, until };
+            }
             drop(calls);
-            // Not on the reader's CPU: the reader needs the time this spin would take.
-            if std::mem::take(&mut spin) && !self.on_reader_cpu() {
-                let until = Instant::now() + self.wait_spin;
-                if self.spin_for_news(seen, deadline.map_or(until, |d| d.min(until))) {
-                    calls = lock(&self.calls);
-                    continue;
-                }
+            if let Some(t) = defer_to {
+                t.unpark();
             }
             match left {
                 None => thread::park(),
@@ -796,7 +918,8 @@ impl Connection {
         id: u64,
         decode: &mut Option<D>,
         deadline: Option<Instant>,
-    ) -> Option<Result<R, RpcError>>
+        mut polled: u64,
+    ) -> Option<Ended<R>>
     where
         D: FnOnce(Payload<'_>) -> Result<R, CodecError>,
     {
@@ -805,23 +928,30 @@ impl Connection {
         // Since the first reply handed over: read from the clock only then.
         let mut waiting_since: Option<Instant> = None;
         loop {
+            // Without the receiver (before it took it, or while it offered the role),
+            // a polling caller may have read this call's reply.
+            if let Some((status, head, tail)) = self.polled_since(&mut polled, id) {
+                let decode = decode.take().expect("decoded once");
+                let payload = Payload { head: &head, tail };
+                return Some(Ended::Replied(self.decode_reply(status, payload, decode)));
+            }
             let frame = match receiver.recv(deadline) {
                 Ok(frame) => frame,
                 Err(TransportError::TimedOut) => {
-                    return Some(Err(RpcError::Timeout {
+                    return Some(Ended::Failed(RpcError::Timeout {
                         peer: self.peer.clone(),
                         after: Duration::ZERO,
                     }));
                 }
                 Err(e) => {
                     drop(receiver);
-                    return Some(Err(self.fail(e)));
+                    return Some(Ended::Failed(self.fail(e)));
                 }
             };
             let Ok((reply_id, status, head)) = wire::decode_response_header(frame.head) else {
                 drop(receiver);
-                return Some(Err(
-                    self.fail(TransportError::Corrupt("malformed reply header"))
+                return Some(Ended::Failed(
+                    self.fail(TransportError::Corrupt("malformed reply header")),
                 ));
             };
             if reply_id == id {
@@ -833,15 +963,11 @@ impl Connection {
                     tail: frame.tail,
                 };
                 let decode = decode.take().expect("decoded once");
-                return Some(self.decode_reply(status, payload, decode));
+                return Some(Ended::Replied(self.decode_reply(status, payload, decode)));
             }
             if let Err(e) = self.hand_over(reply_id, status, head, frame.tail) {
                 drop(receiver);
-                return Some(Err(e));
-            }
-            if handed == 0 && !self.wait_spin.is_zero() {
-                // Once per turn, and never on a lone caller's path.
-                self.reader_cpu.store(current_cpu(), Ordering::Relaxed);
+                return Some(Ended::Failed(e));
             }
             handed += 1;
             let since = *waiting_since.get_or_insert_with(Instant::now);
@@ -854,6 +980,20 @@ impl Connection {
                 receiver = lock(&self.receiver);
             }
         }
+    }
+
+    /// The reply handed over to call `id` by a polling caller since `polled` was read
+    /// (see [`Connection::polled`]), taken; `polled` moves on. One load while nobody
+    /// polls.
+    fn polled_since(&self, polled: &mut u64, id: u64) -> Option<Handed> {
+        // SYNC: Acquire, paired with the Release increment in `hand_over`, made under
+        // the lock after the reply was stored.
+        let now = self.polled.load(Ordering::Acquire);
+        if now == *polled {
+            return None;
+        }
+        *polled = now;
+        lock(&self.calls).pending.get_mut(&id)?.reply.take()
     }
 
     /// How long a reader hands others their replies before it passes the role on.
@@ -874,14 +1014,7 @@ impl Connection {
     /// did not pass it on itself waits; whether it did.
     fn pass_role_on(&self, id: u64) -> bool {
         let mut calls = lock(&self.calls);
-        let next = calls
-            .pending
-            .iter()
-            .find(|(other, p)| {
-                **other != id && p.reply.is_none() && p.waiter.is_some() && !p.yielded
-            })
-            .and_then(|(_, p)| p.waiter.clone());
-        let Some(next) = next else {
+        let Some(next) = quicker_waiter(&calls, id) else {
             return false;
         };
         if let Some(me) = calls.pending.get_mut(&id) {
@@ -918,7 +1051,11 @@ impl Connection {
                 }
                 _ => p.reply = Some(handed),
             }
-            self.tell();
+            if self.spinning.load(Ordering::Relaxed) != 0 {
+                // SYNC: Release, paired with the Acquire load of the spinning caller,
+                // which then takes its reply under the lock.
+                self.handed[(id % HANDED_SLOTS as u64) as usize].store(id, Ordering::Release);
+            }
             if let Some(t) = &p.waiter {
                 t.unpark();
             }

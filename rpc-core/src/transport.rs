@@ -293,11 +293,13 @@ pub trait Transport: Send {
         PeerCredentials::default()
     }
 
-    /// How long a thread waiting for something another thread of this process will
-    /// hand it over this connection (a client's caller whose reply another caller
-    /// reads) spins before it sleeps. Zero (the default) where a reply takes longer than
-    /// a wake-up anyway; shared memory, whose replies come in a microsecond or two where
-    /// waking a sleeping thread costs tens, says its spin budget.
+    /// How long a client's caller whose call overlaps others spins for its reply
+    /// before it sleeps: it then polls the receiver for everyone between its looks,
+    /// calling [`FrameReceiver::recv`] with a deadline that has passed, which must look
+    /// for a frame and return `TimedOut` at once if none is there. Zero (the default)
+    /// where a reply takes longer than a wake-up anyway; shared memory, whose replies
+    /// come in a microsecond or two where waking a sleeping thread costs tens, says its
+    /// spin budget.
     fn wait_spin(&self) -> Duration {
         Duration::ZERO
     }

@@ -16,6 +16,7 @@ use std::any::Any;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -101,8 +102,9 @@ impl Connection {
             if reader_free {
                 p.waiter = None;
                 calls.reading = true;
+                let polled = self.polled.load(Ordering::Relaxed);
                 drop(calls);
-                if let Some(found) = self.read_for(id, deadline) {
+                if let Some(found) = self.read_for(id, deadline, polled) {
                     return found;
                 }
                 continue;
@@ -131,10 +133,18 @@ impl Connection {
     }
 
     /// Holding the reading role: reads until a frame of subscription `id` comes,
-    /// handing the others over, then gives the role up. `None` if the frame read was
-    /// the subscription's after all (handed over before the role was taken: look again).
-    fn read_for(&self, id: u64, deadline: Option<Instant>) -> Option<Next> {
+    /// handing the others over, then gives the role up. `None` if a polling caller
+    /// handed frames over since the role was taken (`polled` then; see
+    /// `Connection::polled`): the subscription's may be among them, so it looks again.
+    fn read_for(&self, id: u64, deadline: Option<Instant>, polled: u64) -> Option<Next> {
         let mut receiver = lock(&self.receiver);
+        // SYNC: Acquire, paired with the Release increment of the polling caller, made
+        // while it held the receiver.
+        if self.polled.load(Ordering::Acquire) != polled {
+            drop(receiver);
+            self.give_role_up();
+            return None;
+        }
         let found = loop {
             let frame = match receiver.recv(deadline) {
                 Ok(frame) => frame,

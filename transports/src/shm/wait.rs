@@ -29,6 +29,10 @@
 //!   other side, instead of bumping the futex, writes one byte (the doorbell) to its
 //!   end of the rendezvous socket, which the poller waits on.
 //!
+//! - **Or only look**, when the deadline has already passed: a client's caller that
+//!   polls for everyone's replies between its own looks (see `Transport::wait_spin`)
+//!   must not spin, yield or sleep here.
+//!
 //! The announce/re-check on the waiting side and the publish/check on the waking side
 //! are each separated by a SeqCst fence, so one of the two always sees the other.
 
@@ -96,6 +100,11 @@ pub fn wait_until(
     if ready()? {
         return Ok(());
     }
+    let start = Instant::now();
+    // A deadline already passed: a look without a wait (a caller polling).
+    if deadline.is_some_and(|d| start >= d) {
+        return Err(TransportError::TimedOut);
+    }
     let me = conn.my_side();
     let peer = conn.peer_side();
     let my_cpu = sys::current_cpu();
@@ -104,7 +113,6 @@ pub fn wait_until(
         me.cpu.store(my_cpu, Ordering::Relaxed);
     }
 
-    let start = Instant::now();
     'spin: loop {
         for _ in 0..SPIN_BATCH {
             if ready()? {

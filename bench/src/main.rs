@@ -266,11 +266,14 @@ pub struct Ours {
 }
 
 impl Ours {
+    /// The server child on CPU `cpu`, or where the kernel puts it if `None` (on any
+    /// CPU, not on this process's).
     fn start(t: Transport, cpu: Option<usize>) -> Result<Self, Box<dyn Error>> {
         let mut cmd = Command::new(std::env::current_exe()?);
-        if let Some(cpu) = cpu {
-            cmd.env(CPU_ENV, cpu.to_string());
-        }
+        match cpu {
+            Some(cpu) => cmd.env(CPU_ENV, cpu.to_string()),
+            None => cmd.env(CPU_ENV, ANY_CPU),
+        };
         let endpoint: Endpoint = t.endpoint().parse()?;
         if t == Transport::Pipe {
             cmd.env(ROLE_ENV, "rpc-pipe");
@@ -317,12 +320,28 @@ fn pin(cpu: Option<usize>) {
     }
 }
 
+/// [`CPU_ENV`]'s value for a child that may run on every CPU.
+const ANY_CPU: &str = "any";
+
+/// Lets the calling thread run on every CPU again (threads and children inherit the
+/// parent's pinning): the kernel keeps the CPUs that exist.
+pub fn unpin() {
+    let mut set = nix::sched::CpuSet::new();
+    for cpu in 0..nix::sched::CpuSet::count() {
+        let _ = set.set(cpu);
+    }
+    let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
+}
+
 /// Serves as a child if this process was started as one; `Ok(true)` then.
 fn child_role() -> Result<bool, Box<dyn Error>> {
     let Ok(role) = std::env::var(ROLE_ENV) else {
         return Ok(false);
     };
-    pin(std::env::var(CPU_ENV).ok().and_then(|c| c.parse().ok()));
+    match std::env::var(CPU_ENV) {
+        Ok(any) if any == ANY_CPU => unpin(),
+        cpu => pin(cpu.ok().and_then(|c| c.parse().ok())),
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     match role.as_str() {
         "raw" => raw::serve(&args)?,

@@ -76,6 +76,9 @@ pub enum Measure {
         callers: usize,
         /// Clients they share.
         clients: usize,
+        /// Run where the kernel puts them, callers and server, in a pinned run (a
+        /// client's threads confined to one CPU are not how an application runs).
+        unpinned: bool,
     },
     /// Producer-consumer MB/s of `size`-byte messages.
     Stream(usize),
@@ -201,7 +204,7 @@ pub fn run(pl: Placement, b: Budget, only: &Selection) -> Result<Vec<Row>, Box<d
     let others = if only.round_trips_only {
         0
     } else {
-        5 + 2 * STREAM_SIZES.len()
+        4 + 2 * STREAM_SIZES.len()
     };
     let cells = only.transports.len() * (only.sizes.len() + others);
     let bar = ProgressBar::new(cells as u64);
@@ -239,35 +242,10 @@ pub fn run(pl: Placement, b: Budget, only: &Selection) -> Result<Vec<Row>, Box<d
             "{} calls/s: 1 caller, {CALLERS} callers, {CALLERS} clients",
             t.name()
         ));
-        let configs = [(1, 1), (CALLERS, 1), (CALLERS, CALLERS)];
-        let cpu = CpuTimes::now();
-        let rates = rates(&ours, &configs, b.rate);
-        let steal = cpu.steal_since();
-        for ((callers, clients), result) in configs.into_iter().zip(rates) {
-            let (ours_rate, stalls, note) = match result {
-                Ok((r, stalls)) => (Some(Fig::Rate(r)), stalls, None),
-                // E.g. deep mq queues for 9 clients exceed RLIMIT_MSGQUEUE, or a pipe
-                // connects one client: the row says so, and the run goes on.
-                Err(e) => (None, 0, Some(e)),
-            };
-            rows.push(Row {
-                transport: t.name(),
-                measure: Measure::Rate { callers, clients },
-                raw_kind: (callers == 1).then(|| t.raw()[0]),
-                raw: if callers == 1 {
-                    raw_rate.map(Fig::Rate)
-                } else {
-                    None
-                },
-                ours: ours_rate,
-                load: loadavg(),
-                steal,
-                stalls,
-                note,
-                detail: None,
-            });
-            bar.inc(1);
-        }
+        rows.extend(rate_rows(t, &ours, b.rate, raw_rate, false));
+        // Where the unpinned rows go, once this transport's server is gone.
+        let unpinned_at = rows.len();
+        bar.inc(1);
         bar.set_message(format!("{} concurrency on one client", t.name()));
         for (measure, cell) in [
             (Measure::HeadOfLine, head_of_line as ConcurrencyCell),
@@ -346,6 +324,16 @@ pub fn run(pl: Placement, b: Budget, only: &Selection) -> Result<Vec<Row>, Box<d
             bar.inc(1);
         }
         ours.finish();
+        if pl.child.is_some() {
+            // The calls/s rows again with the callers and a server of their own where
+            // the kernel puts them: pinned, all of a client's threads share one CPU.
+            bar.set_message(format!("{} calls/s unpinned", t.name()));
+            let free = Ours::start(t, None)?;
+            let unpinned = rate_rows(t, &free, b.rate, None, true);
+            free.finish();
+            rows.splice(unpinned_at..unpinned_at, unpinned);
+        }
+        bar.inc(1);
     }
     bar.finish_and_clear();
     Ok(rows)
@@ -494,6 +482,7 @@ fn rates(
     ours: &Ours,
     configs: &[(usize, usize)],
     dur: Duration,
+    unpinned: bool,
 ) -> Vec<Result<(f64, usize), String>> {
     let payload = vec![0x5A_u8; 64];
     let mut pools: Vec<Result<Vec<BenchClient>, String>> = configs
@@ -524,7 +513,7 @@ fn rates(
     for _ in 0..RATE_WINDOWS {
         for (i, &(callers, _)) in configs.iter().enumerate() {
             let Ok(pool) = &pools[i] else { continue };
-            let (calls, stalls, took) = rate_window(pool, callers, window, &payload);
+            let (calls, stalls, took) = rate_window(pool, callers, window, &payload, unpinned);
             totals[i].0 += calls;
             totals[i].1 += took;
             totals[i].2 += stalls;
@@ -542,6 +531,50 @@ fn rates(
         .collect()
 }
 
+/// The calls/s rows of `t`: 1 caller, [`CALLERS`] callers on one client, as many
+/// clients (see [`rates`]); `raw_rate` is the raw round trip's, for the first.
+fn rate_rows(
+    t: Transport,
+    ours: &Ours,
+    dur: Duration,
+    raw_rate: Option<f64>,
+    unpinned: bool,
+) -> Vec<Row> {
+    let configs = [(1, 1), (CALLERS, 1), (CALLERS, CALLERS)];
+    let cpu = CpuTimes::now();
+    let rates = rates(ours, &configs, dur, unpinned);
+    let steal = cpu.steal_since();
+    configs
+        .into_iter()
+        .zip(rates)
+        .map(|((callers, clients), result)| {
+            let (ours_rate, stalls, note) = match result {
+                Ok((r, stalls)) => (Some(Fig::Rate(r)), stalls, None),
+                // E.g. deep mq queues for 9 clients exceed RLIMIT_MSGQUEUE, or a pipe
+                // connects one client: the row says so, and the run goes on.
+                Err(e) => (None, 0, Some(e)),
+            };
+            let raw = raw_rate.filter(|_| callers == 1);
+            Row {
+                transport: t.name(),
+                measure: Measure::Rate {
+                    callers,
+                    clients,
+                    unpinned,
+                },
+                raw_kind: raw.map(|_| t.raw()[0]),
+                raw: raw.map(Fig::Rate),
+                ours: ours_rate,
+                load: loadavg(),
+                steal,
+                stalls,
+                note,
+                detail: None,
+            }
+        })
+        .collect()
+}
+
 /// One window of `callers` threads calling over `pool` (round robin) for `dur`: calls
 /// made, calls that stalled, and how long the window took.
 fn rate_window(
@@ -549,6 +582,7 @@ fn rate_window(
     callers: usize,
     dur: Duration,
     payload: &[u8],
+    unpinned: bool,
 ) -> (usize, usize, Duration) {
     let start = Instant::now();
     let until = start + dur;
@@ -557,6 +591,9 @@ fn rate_window(
             .map(|i| {
                 let c = pool[i % pool.len()].with_timeout(dur + STALL);
                 s.spawn(move || {
+                    if unpinned {
+                        crate::unpin();
+                    }
                     let mut n = 0_usize;
                     loop {
                         if c.echo(payload.to_vec()).is_err() {

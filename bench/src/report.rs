@@ -25,14 +25,18 @@ fn measure_name(m: Measure) -> String {
     match m {
         Measure::Rtt(size) => format!("round trip {} (µs)", size_name(size)),
         Measure::Rate {
-            callers: 1,
-            clients: 1,
-        } => "calls/s, 1 caller".into(),
-        Measure::Rate {
             callers,
-            clients: 1,
-        } => format!("calls/s, {callers} callers, 1 client"),
-        Measure::Rate { clients, .. } => format!("calls/s, {clients} clients"),
+            clients,
+            unpinned,
+        } => {
+            let who = match (callers, clients) {
+                (1, 1) => "1 caller".to_owned(),
+                (_, 1) => format!("{callers} callers, 1 client"),
+                _ => format!("{clients} clients"),
+            };
+            let unpinned = if unpinned { ", unpinned" } else { "" };
+            format!("calls/s, {who}{unpinned}")
+        }
         Measure::Stream(size) => format!("stream {} msgs (MB/s)", size_name(size)),
         Measure::Push(size) => format!(
             "push {} events (events/s; raw: msgs/s streamed)",
@@ -116,6 +120,8 @@ pub fn print_table(rows: &[Row], pl: Placement) {
          slow call (ratio near 1: no head-of-line blocking); for the 1 ms handler, it is one \
          caller's calls/s (ratio near 8: the handlers ran in parallel). Beside idle clients, \
          the raw column is a fresh client's connect and first call with no idle client. \
+         Unpinned calls/s rows: the same three, with the callers and a server of their own \
+         wherever the kernel puts them (pinned, all of a client's threads share one CPU). \
          steal %: CPU time the hypervisor gave to other guests during the row; rows with \
          much of it are noise."
     );
@@ -178,9 +184,14 @@ pub fn json(rows: &[Row], pl: Placement, b: Budget, quick: bool) -> String {
         .map(|r| {
             let (kind, size, callers, clients) = match r.measure {
                 Measure::Rtt(s) => ("round_trip_us", Some(s), None, None),
-                Measure::Rate { callers, clients } => {
-                    ("calls_per_s", None, Some(callers), Some(clients))
-                }
+                Measure::Rate {
+                    callers,
+                    clients,
+                    unpinned: false,
+                } => ("calls_per_s", None, Some(callers), Some(clients)),
+                Measure::Rate {
+                    callers, clients, ..
+                } => ("calls_per_s_unpinned", None, Some(callers), Some(clients)),
                 Measure::Stream(s) => ("stream_mb_per_s", Some(s), None, None),
                 Measure::Push(s) => ("push_events_per_s", Some(s), None, None),
                 Measure::HeadOfLine => (

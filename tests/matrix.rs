@@ -89,6 +89,7 @@ macro_rules! every_test {
         a_handler_that_panics_ends_its_subscription_with_remote_panic,
         a_full_subscriber_buffer_fails_try_send_and_times_send_out,
         more_handlers_streaming_than_max_in_flight_all_complete,
+        callers_and_subscribers_sharing_a_client_all_get_theirs,
         hand_written_subscription_frames_are_checked,
     ]
 } } }

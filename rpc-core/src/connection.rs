@@ -16,6 +16,7 @@
 //! ends once nothing is owed.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::{self, Thread};
@@ -106,9 +107,9 @@ struct Calls {
     reading: bool,
     /// Why the connection is dead, once it is, and the transport's error that ended it.
     closed: Option<(Arc<str>, Option<Arc<TransportError>>)>,
-    pending: HashMap<u64, Pending>,
+    pending: HashMap<u64, Pending, ById>,
     /// Calls that gave up while their reply is owed: it is read and dropped.
-    owed: HashSet<u64>,
+    owed: HashSet<u64, ById>,
     /// The drainer thread, while one runs.
     drainer: Option<Thread>,
 }
@@ -150,6 +151,33 @@ pub(crate) const OVER_CREDIT: &str =
 
 /// A reply handed from the reading caller to its owner: status, head, split tail.
 type Handed = (u8, Vec<u8>, Option<Vec<u8>>);
+
+/// Hashes the calls' maps by call id with one multiplication, not SipHash (three
+/// lookups a call): their keys are the ids this side numbered in order, and a peer's
+/// reply id only looks up, never inserts, so no peer can choose colliding keys.
+type ById = BuildHasherDefault<IdHasher>;
+
+/// See [`ById`].
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(b));
+        }
+    }
+
+    /// Fibonacci hashing: the multiplication spreads consecutive ids over the high
+    /// bits, which the map's control bytes take.
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -855,10 +883,15 @@ impl Connection {
             } else {
                 None
             };
+            let may_read = reader_free && poll_until.is_none();
+            if may_read && !yielded {
+                pending.waiter = None;
+                return self.take_role(&mut calls, call);
+            }
             // A caller that passed the role on because its own reply is slow leaves it
             // to one that waits for a quicker one, while one still waits: taking it
             // back, it would read (and sleep, and be woken) for them again.
-            let defer_to = if reader_free && poll_until.is_none() && yielded {
+            let defer_to = if may_read {
                 quicker_waiter(&calls, call.id)
             } else {
                 None
@@ -866,13 +899,9 @@ impl Connection {
             let Some(pending) = calls.pending.get_mut(&call.id) else {
                 unreachable!("a call's entry lives until its guard drops")
             };
-            if reader_free && poll_until.is_none() && defer_to.is_none() {
+            if may_read && defer_to.is_none() {
                 pending.waiter = None;
-                calls.reading = true;
-                call.reading = true;
-                return Turn::Read {
-                    polled: self.polled.load(Ordering::Relaxed),
-                };
+                return self.take_role(&mut calls, call);
             }
             // Decided under the lock: had we been picked to read meanwhile, we took
             // the role above; if we leave now, our guard hands the role on.
@@ -907,6 +936,15 @@ impl Connection {
                 Some(left) => thread::park_timeout(left),
             }
             calls = lock(&self.calls);
+        }
+    }
+
+    /// Gives `call`'s caller the reading role (the caller holds the calls' lock).
+    fn take_role(&self, calls: &mut Calls, call: &mut CallGuard<'_>) -> Turn {
+        calls.reading = true;
+        call.reading = true;
+        Turn::Read {
+            polled: self.polled.load(Ordering::Relaxed),
         }
     }
 
@@ -1421,5 +1459,33 @@ mod tests {
             "{later}"
         );
         drop(first);
+    }
+
+    /// A reply that says the server did not run the call because its deadline had
+    /// passed is a `Timeout` for its caller, but it is the reply: nothing more is owed,
+    /// so no drainer is started to wait for one.
+    #[test]
+    fn an_expired_reply_is_a_timeout_that_owes_nothing() {
+        let mut frames = VecDeque::from([wire::test_welcome(INFO.name)]);
+        let mut frame = Vec::new();
+        let mut out = FrameBuf::vec(&mut frame);
+        wire::encode_response_header(1, STATUS_ERR, &mut out).unwrap();
+        let expired = RemoteError::Expired { method: "m".into() };
+        crate::codec::encode_frame(&expired, &mut out, "error").unwrap();
+        frames.push_back(frame);
+        let fake = Fake(Scripted(frames, Vec::new()));
+        let conn = handshake(Box::new(fake), &INFO, Duration::from_secs(1)).unwrap();
+        let request = Request {
+            method: 0,
+            encode_args: |_: &mut FrameBuf<'_>| Ok(()),
+            bulk: None,
+        };
+        let err = conn
+            .call(request, |p| p.decode_all::<()>("reply"), None)
+            .unwrap_err();
+        assert!(matches!(err, RpcError::Timeout { .. }), "{err:?}");
+        let calls = lock(&conn.calls);
+        assert!(calls.owed.is_empty(), "{:?}", calls.owed);
+        assert!(calls.drainer.is_none());
     }
 }

@@ -283,6 +283,46 @@ pub fn more_handlers_streaming_than_max_in_flight_all_complete(t: Transport, nam
     });
 }
 
+/// Threads sharing one client, each a caller or a subscriber, all at once: over shared
+/// memory the callers poll the connection for one another's replies while they spin,
+/// and a caller or subscriber that takes the reading role must still find its reply
+/// or event if a poller read it first. Every call gets its own answer, every stream
+/// all its events in order, and nothing hangs.
+pub fn callers_and_subscribers_sharing_a_client_all_get_theirs(t: Transport, name: String) {
+    const CALLS: i64 = 2000;
+    const EVENTS: u32 = 500;
+    watchdog(WATCHDOG, move || {
+        let f = t.start(&name, "");
+        let mut callers = Vec::new();
+        for n in 0..6i64 {
+            let client = f.client.clone();
+            callers.push(thread::spawn(move || {
+                for i in 0..CALLS {
+                    assert_eq!(client.add(n << 32, i).unwrap(), (n << 32) + i);
+                }
+            }));
+        }
+        let mut subscribers = Vec::new();
+        for _ in 0..2 {
+            let client = f.client.clone();
+            subscribers.push(thread::spawn(move || {
+                for _ in 0..4 {
+                    let got: Vec<u32> = client
+                        .count(EVENTS)
+                        .unwrap()
+                        .collect::<Result<_, _>>()
+                        .unwrap();
+                    assert_eq!(got, (0..EVENTS).collect::<Vec<_>>());
+                }
+            }));
+        }
+        for t in callers.into_iter().chain(subscribers) {
+            t.join().unwrap();
+        }
+        f.shutdown();
+    });
+}
+
 /// A client that writes subscription frames by hand: credit for no subscription, a huge
 /// credit, a cancel of nothing are ignored; a subscription that grants no window gets
 /// exactly the events it then grants credit for; a malformed credit frame ends only

@@ -684,20 +684,8 @@ impl Connection {
                 Err(TransportError::TimedOut) => return None,
                 Err(e) => return Some(Ended::Failed(self.fail(e))),
             };
-            let Ok((id, status, head)) = wire::decode_response_header(frame.head) else {
-                let corrupt = TransportError::Corrupt("malformed reply header");
-                return Some(Ended::Failed(self.fail(corrupt)));
-            };
-            if id == mine {
-                let payload = Payload {
-                    head,
-                    tail: frame.tail,
-                };
-                let decode = decode.take().expect("decoded once");
-                return Some(Ended::Replied(self.decode_reply(status, payload, decode)));
-            }
-            if let Err(e) = self.hand_over(id, status, head, frame.tail) {
-                return Some(Ended::Failed(e));
+            if let Some(ended) = self.take_reply(frame, mine, decode) {
+                return Some(ended);
             }
             // SYNC: Release, paired with the Acquire load in `polled_since`; made while
             // this caller holds the receiver, so a reader that takes it next sees it.
@@ -986,26 +974,18 @@ impl Connection {
                     return Some(Ended::Failed(self.fail(e)));
                 }
             };
-            let Ok((reply_id, status, head)) = wire::decode_response_header(frame.head) else {
-                drop(receiver);
-                return Some(Ended::Failed(
-                    self.fail(TransportError::Corrupt("malformed reply header")),
-                ));
-            };
-            if reply_id == id {
-                if let Some(since) = waiting_since {
-                    self.note_reader_wait(since.elapsed());
+            match self.take_reply(frame, id, decode) {
+                Some(replied @ Ended::Replied(_)) => {
+                    if let Some(since) = waiting_since {
+                        self.note_reader_wait(since.elapsed());
+                    }
+                    return Some(replied);
                 }
-                let payload = Payload {
-                    head,
-                    tail: frame.tail,
-                };
-                let decode = decode.take().expect("decoded once");
-                return Some(Ended::Replied(self.decode_reply(status, payload, decode)));
-            }
-            if let Err(e) = self.hand_over(reply_id, status, head, frame.tail) {
-                drop(receiver);
-                return Some(Ended::Failed(e));
+                Some(failed) => {
+                    drop(receiver);
+                    return Some(failed);
+                }
+                None => {}
             }
             handed += 1;
             let since = *waiting_since.get_or_insert_with(Instant::now);
@@ -1018,6 +998,35 @@ impl Connection {
                 receiver = lock(&self.receiver);
             }
         }
+    }
+
+    /// A frame read for call `mine`: its own reply decoded with `decode` (taken then),
+    /// or `None` once another caller's was handed over. A malformed header, or events
+    /// past a subscription's credit, end the connection (`Failed`).
+    fn take_reply<R, D>(
+        &self,
+        frame: Payload<'_>,
+        mine: u64,
+        decode: &mut Option<D>,
+    ) -> Option<Ended<R>>
+    where
+        D: FnOnce(Payload<'_>) -> Result<R, CodecError>,
+    {
+        let Ok((id, status, head)) = wire::decode_response_header(frame.head) else {
+            let corrupt = TransportError::Corrupt("malformed reply header");
+            return Some(Ended::Failed(self.fail(corrupt)));
+        };
+        if id == mine {
+            let payload = Payload {
+                head,
+                tail: frame.tail,
+            };
+            let decode = decode.take().expect("decoded once");
+            return Some(Ended::Replied(self.decode_reply(status, payload, decode)));
+        }
+        self.hand_over(id, status, head, frame.tail)
+            .err()
+            .map(Ended::Failed)
     }
 
     /// The reply handed over to call `id` by a polling caller since `polled` was read
@@ -1395,6 +1404,16 @@ mod tests {
         }
     }
 
+    /// Calls method 0 with no arguments, for a `()` reply.
+    fn call_method_0(conn: &Connection) -> Result<(), RpcError> {
+        let request = Request {
+            method: 0,
+            encode_args: |_: &mut FrameBuf<'_>| Ok(()),
+            bulk: None,
+        };
+        conn.call(request, |p| p.decode_all::<()>("reply"), None)
+    }
+
     /// A transport error that ends a connection is the source of the `Disconnected`
     /// error every call then gets, the failing one and the later ones.
     #[test]
@@ -1403,14 +1422,7 @@ mod tests {
         let fake = Fake(Scripted(VecDeque::from([welcome]), Vec::new()));
         let conn = handshake(Box::new(fake), &INFO, Duration::from_secs(1)).unwrap();
         for _ in 0..2 {
-            let request = Request {
-                method: 0,
-                encode_args: |_: &mut FrameBuf<'_>| Ok(()),
-                bulk: None,
-            };
-            let err = conn
-                .call(request, |p| p.decode_all::<()>("reply"), None)
-                .unwrap_err();
+            let err = call_method_0(&conn).unwrap_err();
             let RpcError::Disconnected { source, .. } = &err else {
                 panic!("{err:?}");
             };
@@ -1475,14 +1487,7 @@ mod tests {
         frames.push_back(frame);
         let fake = Fake(Scripted(frames, Vec::new()));
         let conn = handshake(Box::new(fake), &INFO, Duration::from_secs(1)).unwrap();
-        let request = Request {
-            method: 0,
-            encode_args: |_: &mut FrameBuf<'_>| Ok(()),
-            bulk: None,
-        };
-        let err = conn
-            .call(request, |p| p.decode_all::<()>("reply"), None)
-            .unwrap_err();
+        let err = call_method_0(&conn).unwrap_err();
         assert!(matches!(err, RpcError::Timeout { .. }), "{err:?}");
         let calls = lock(&conn.calls);
         assert!(calls.owed.is_empty(), "{:?}", calls.owed);

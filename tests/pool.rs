@@ -410,7 +410,7 @@ fn calls_right_after_a_worker_dies_go_to_another_worker() {
             for result in callers.into_iter().flat_map(|t| t.join().unwrap()) {
                 match result {
                     Ok(pid) => assert_ne!(pid, victim, "round {round}: the dead worker answered"),
-                    Err(e) => failures.push(format!("round {round}: {e}")),
+                    Err(e) => failures.push(format!("round {round} (victim {victim}): {e}")),
                 }
             }
         }

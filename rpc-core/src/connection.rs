@@ -863,11 +863,10 @@ impl Connection {
             }
             let yielded = pending.yielded;
             let poll_until = if crowded && !self.wait_spin.is_zero() {
-                let until = *call
-                    .spin_until
-                    .get_or_insert_with(|| Instant::now() + self.wait_spin);
+                let now = Instant::now();
+                let until = *call.spin_until.get_or_insert(now + self.wait_spin);
                 let until = deadline.map_or(until, |d| d.min(until));
-                (Instant::now() < until).then_some(until)
+                (now < until).then_some(until)
             } else {
                 None
             };

@@ -601,6 +601,15 @@ impl Server {
 /// such tests running side by side could exhaust it between them.
 pub static MANY_CONNECTIONS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Makes `calls` calls of `add` whose answers tell caller `n`'s calls apart from every
+/// other caller's, checking each; returns `calls`.
+pub fn add_checked(client: &ProbeClient, n: i64, calls: i64) -> i64 {
+    for i in 0..calls {
+        assert_eq!(client.add(n << 32, i).unwrap(), (n << 32) + i);
+    }
+    calls
+}
+
 /// Runs `f` on its own thread and fails the test if it does not finish within `limit`.
 pub fn watchdog<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = mpsc::channel();

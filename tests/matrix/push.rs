@@ -297,9 +297,7 @@ pub fn callers_and_subscribers_sharing_a_client_all_get_theirs(t: Transport, nam
         for n in 0..6i64 {
             let client = f.client.clone();
             callers.push(thread::spawn(move || {
-                for i in 0..CALLS {
-                    assert_eq!(client.add(n << 32, i).unwrap(), (n << 32) + i);
-                }
+                add_checked(&client, n, CALLS);
             }));
         }
         let mut subscribers = Vec::new();

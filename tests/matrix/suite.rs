@@ -717,23 +717,14 @@ pub fn sixty_four_clients_and_eight_shared_threads_under_load(t: Transport, name
         // Eight threads share the fixture's client.
         for n in 0..8i64 {
             let client = f.client.clone();
-            threads.push(thread::spawn(move || {
-                for i in 0..CALLS {
-                    assert_eq!(client.add(n << 32, i).unwrap(), (n << 32) + i);
-                }
-                CALLS
-            }));
+            threads.push(thread::spawn(move || add_checked(&client, n, CALLS)));
         }
         // Sixty-four more clients, each with its own connection.
         if let Some(endpoint) = f.endpoint() {
             for n in 8..72i64 {
                 let endpoint = endpoint.clone();
                 threads.push(thread::spawn(move || {
-                    let client = ProbeClient::connect(&endpoint).unwrap();
-                    for i in 0..CALLS {
-                        assert_eq!(client.add(n << 32, i).unwrap(), (n << 32) + i);
-                    }
-                    CALLS
+                    add_checked(&ProbeClient::connect(&endpoint).unwrap(), n, CALLS)
                 }));
             }
         } else {

@@ -51,6 +51,7 @@ macro_rules! every_test {
         a_frame_over_the_limit_is_refused_and_the_sender_stays_usable,
         a_lowered_limit_refuses_larger_frames_on_receipt,
         a_receive_deadline_times_out_and_the_receiver_stays_usable,
+        a_receive_whose_deadline_passed_takes_what_is_there,
         after_the_peer_is_gone_frames_drain_then_closed,
         close_ends_a_blocked_receive,
         abort_ends_a_send_blocked_on_a_peer_that_does_not_read,
@@ -505,6 +506,38 @@ fn a_receive_deadline_times_out_and_the_receiver_stays_usable(kind: Kind) {
     assert_eq!(
         joined(pair.server.receiver.recv(soon(10_000)).unwrap()),
         b"late"
+    );
+}
+
+/// `recv` with a deadline that has already passed only looks: it returns a frame that
+/// has arrived, and `TimedOut` while none has, and the receiver stays usable (a client's
+/// callers poll so for each other's replies, see `Transport::wait_spin`).
+fn a_receive_whose_deadline_passed_takes_what_is_there(kind: Kind) {
+    let mut pair = kind.pair();
+    let err = pair.server.receiver.recv(Some(Instant::now())).unwrap_err();
+    assert!(matches!(err, TransportError::TimedOut), "{err:?}");
+    // One at a time: a message queue holds one message by default.
+    for frame in [&b"first"[..], b"second"] {
+        pair.client.sender.send(frame).unwrap();
+        // Looks until the frame has crossed (over TCP it may still be on its way).
+        let until = Instant::now() + Duration::from_secs(10);
+        let got = loop {
+            match pair.server.receiver.recv(Some(Instant::now())) {
+                Ok(got) => break joined(got),
+                Err(TransportError::TimedOut) if Instant::now() < until => {
+                    thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+        };
+        assert_eq!(got, frame);
+    }
+    let err = pair.server.receiver.recv(Some(Instant::now())).unwrap_err();
+    assert!(matches!(err, TransportError::TimedOut), "{err:?}");
+    pair.client.sender.send(b"third").unwrap();
+    assert_eq!(
+        joined(pair.server.receiver.recv(soon(10_000)).unwrap()),
+        b"third"
     );
 }
 

@@ -514,3 +514,35 @@ fn main() -> Result<(), Box<dyn Error>> {
     tls::remove_certs();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use nix::sched::{CpuSet, sched_getaffinity};
+    use nix::unistd::Pid;
+
+    fn cpus() -> Vec<usize> {
+        let set = sched_getaffinity(Pid::from_raw(0)).expect("affinity");
+        (0..CpuSet::count())
+            .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+            .collect()
+    }
+
+    /// The unpinned rows' callers: a thread pinned to one CPU, as a pinned run's
+    /// threads inherit, runs on every CPU it could before once it calls `unpin`.
+    #[test]
+    fn unpin_undoes_pinning_to_one_cpu() {
+        std::thread::spawn(|| {
+            let before = cpus();
+            super::pin(before.first().copied());
+            assert_eq!(cpus().len(), 1);
+            super::unpin();
+            let after = cpus();
+            assert!(
+                before.iter().all(|cpu| after.contains(cpu)),
+                "{before:?} {after:?}"
+            );
+        })
+        .join()
+        .unwrap();
+    }
+}
